@@ -1,0 +1,157 @@
+"""Saved models and training checkpoints: safetensors files, never pickle.
+
+A model file is one `.safetensors` whose metadata holds, under the key
+"lenet", the JSON that rebuilds and feeds the network (its `ModelConfig`),
+how it was trained and what it scored. A `.json` copy is written beside it for
+people to read; loading never needs it. A checkpoint adds the optimizer's
+tensors and the training state, so `--resume` continues exactly.
+
+Loading here is torch-free (NumPy arrays), so inference installs need no torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .config import ModelConfig
+
+FORMAT = "lenet-model/1"
+CHECKPOINT_FORMAT = "lenet-checkpoint/1"
+MODEL_FILE = "model.safetensors"
+CHECKPOINT_FILE = "checkpoint.safetensors"
+MAX_FILE_BYTES = 256 * 1024**2  # far above any LeNet; refuses to read a stray huge file
+
+
+def write_atomic(path: Path, write) -> None:
+    """Call `write(tmp_path)`, then rename over `path`: a crash leaves the old file or the new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    write_atomic(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def resolve_model_path(path: str | Path) -> Path:
+    """A model given as its output folder or as the weights file itself."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        path = path / MODEL_FILE
+    if not path.is_file():
+        raise ValueError(f"{path}: no such model file (train one with `lenet train`, "
+                         f"or pass the folder that holds {MODEL_FILE})")
+    return path
+
+
+def read_safetensors(path: Path, kind: str) -> tuple[dict[str, np.ndarray], dict]:
+    """Tensors and the parsed "lenet" metadata of a file we wrote; anything else is a clear error."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load
+
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise ValueError(f"{path}: {size:,} bytes is too large for a LeNet {kind}")
+    data = path.read_bytes()
+    try:
+        tensors = load(data)
+        # The header is 8 bytes of little-endian length, then JSON; load() has validated it.
+        n = int.from_bytes(data[:8], "little")
+        meta = json.loads(data[8:8 + n]).get("__metadata__") or {}
+    except (SafetensorError, ValueError, OSError) as e:
+        raise ValueError(f"{path}: not a readable safetensors file ({e})") from None
+    if "lenet" not in meta:
+        raise ValueError(f"{path}: a safetensors file, but not a lenet {kind} (no 'lenet' metadata)")
+    try:
+        info = json.loads(meta["lenet"])
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: corrupt lenet metadata ({e})") from None
+    return tensors, info
+
+
+def load_model_file(path: str | Path) -> tuple[dict[str, np.ndarray], ModelConfig, dict]:
+    """(weights as NumPy arrays, config, info) of a saved model."""
+    path = resolve_model_path(path)
+    tensors, info = read_safetensors(path, "model")
+    if info.get("format") not in (FORMAT, CHECKPOINT_FORMAT):
+        raise ValueError(f"{path}: unknown format {info.get('format')!r} (expected {FORMAT})")
+    config = ModelConfig.from_dict(info["model"])
+    weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    return weights, config, info
+
+
+def model_tensors(model) -> dict:
+    return {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
+def save_model(path: str | Path, model, info: dict) -> None:
+    """Write the weights with `info` (which must hold "model": ModelConfig dict) as metadata, and a JSON copy."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    info = {"format": FORMAT, **info}
+    text = json.dumps(info, indent=2)
+    write_atomic(path, lambda tmp: save_file(model_tensors(model), tmp, metadata={"lenet": text}))
+    write_text_atomic(path.with_suffix(".json"), text + "\n")
+
+
+def save_checkpoint(path: str | Path, model, optimizer, state: dict, extra: dict | None = None) -> None:
+    """Model, optimizer tensors and training `state` (JSON-able) in one atomically written file."""
+    from safetensors.torch import save_file
+
+    tensors = model_tensors(model)
+    opt = optimizer.state_dict()
+    opt_scalars = {}
+    for idx, slots in opt["state"].items():
+        for name, value in slots.items():
+            if hasattr(value, "detach"):
+                tensors[f"optim.{idx}.{name}"] = value.detach().cpu().contiguous()
+            else:
+                opt_scalars[f"{idx}.{name}"] = value
+    for key, value in (extra or {}).items():
+        tensors[f"extra.{key}"] = value.detach().cpu().contiguous()
+    info = {"format": CHECKPOINT_FORMAT, **state,
+            "optimizer": {"param_groups": opt["param_groups"], "scalars": opt_scalars}}
+    write_atomic(Path(path), lambda tmp: save_file(tensors, tmp, metadata={"lenet": json.dumps(info)}))
+
+
+def load_checkpoint(path: str | Path) -> tuple[dict, dict, dict, dict]:
+    """(model state_dict, optimizer state_dict, extra tensors, info) as torch tensors."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no checkpoint to resume from")
+    arrays, info = read_safetensors(path, "checkpoint")
+    if info.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not a lenet training checkpoint (format {info.get('format')!r})")
+    model_sd, extra, slots = {}, {}, {}
+    for key, arr in arrays.items():
+        t = torch.from_numpy(arr.copy())
+        group, _, rest = key.partition(".")
+        if group == "model":
+            model_sd[rest] = t
+        elif group == "extra":
+            extra[rest] = t
+        elif group == "optim":
+            idx, _, name = rest.partition(".")
+            slots.setdefault(int(idx), {})[name] = t
+    for key, value in info["optimizer"]["scalars"].items():
+        idx, _, name = key.partition(".")
+        slots.setdefault(int(idx), {})[name] = value
+    optim_sd = {"state": slots, "param_groups": info["optimizer"]["param_groups"]}
+    return model_sd, optim_sd, extra, info

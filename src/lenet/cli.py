@@ -1,0 +1,172 @@
+"""The `lenet` command: parses arguments and calls library functions, nothing more.
+
+Exit codes: 0 success; 1 an error the message explains (bad data, bad model,
+for `predict`: at least one input could not be used); 2 bad usage; 130
+interrupted (a resumable checkpoint was written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from . import __version__
+from .config import ACTIVATIONS, ARCHS, DEFAULT_RECIPE, OPTIMIZERS, RECIPES, SCHEDULES
+
+
+def add_train(sub) -> None:
+    recipes = "; ".join(f"{name}: {r.summary}" for name, r in RECIPES.items())
+    p = sub.add_parser("train", help="train a network on MNIST (or any IDX dataset)",
+                       description="Train LeNet. A recipe sets every hyperparameter; each flag overrides one. "
+                                   f"Recipes: {recipes}.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--recipe", choices=list(RECIPES),
+                   help="named hyperparameters (default: the --arch's own: "
+                        + ", ".join(f"{a} -> {r}" for a, r in DEFAULT_RECIPE.items()) + ")")
+    p.add_argument("--arch", choices=ARCHS, help="network (default: lenet5, or the recipe's)")
+    p.add_argument("--activation", choices=ACTIVATIONS, help="after C3, C5, F6 of lenet5 (default: the recipe's)")
+    p.add_argument("--epochs", type=int, help="epochs to train (default: the recipe's)")
+    p.add_argument("--batch-size", type=int, help="images per step (default: the recipe's)")
+    p.add_argument("--lr", type=float, help="(peak) learning rate (default: the recipe's)")
+    p.add_argument("--momentum", type=float, help="SGD momentum (default: the recipe's)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, help="(default: the recipe's)")
+    p.add_argument("--weight-decay", type=float, help="L2 on weights, not biases (default: the recipe's)")
+    p.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule (default: the recipe's)")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, help="random affine on batches "
+                   "(default: the recipe's)")
+    p.add_argument("--seed", type=int, default=0, help="seeds initialisation, order and augmentation")
+    p.add_argument("--subset", type=int, metavar="N", help="train on the first N images only, for quick runs "
+                   "(validation always uses every image) (default: all)")
+    p.add_argument("--holdout", type=int, default=0, metavar="N",
+                   help="validate on the last N training images instead of the test set (0: the test set)")
+    p.add_argument("--data-dir", help=f"folder with the four IDX files (default: $LENET_DATA_DIR, ./data/MNIST, "
+                   "the user cache, else download)")
+    p.add_argument("--out", default="output", help="folder for the model, checkpoint, metrics and plots")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: CUDA when present")
+    p.add_argument("--resume", action="store_true", help="continue from --out's checkpoint (its settings win)")
+    p.add_argument("--log-every", type=int, default=50, metavar="N", help="print loss and accuracy every N batches")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    p.set_defaults(func=cmd_train)
+
+
+def add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="score saved models on the test set",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", action="append", help="output folder or .safetensors; repeat for an ensemble "
+                   "(default: the bundled pretrained model)")
+    p.add_argument("--data-dir", help="folder with the IDX files (default: as for train)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--report", metavar="DIR", help="also write a confusion matrix, per-class precision/recall "
+                   "and the most confident mistakes to DIR")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.set_defaults(func=cmd_evaluate)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lenet", description="LeNet handwritten digit recognition on MNIST.")
+    parser.add_argument("--version", action="version", version=f"lenet {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_train(sub)
+    add_evaluate(sub)
+    return parser
+
+
+def choose_recipe(args):
+    from .config import Recipe
+
+    name = args.recipe or DEFAULT_RECIPE[args.arch or "lenet5"]
+    recipe: Recipe = RECIPES[name]
+    if args.arch and args.arch != recipe.arch:
+        recipe = recipe.override(arch=args.arch)
+    recipe = recipe.override(activation=args.activation, epochs=args.epochs, batch_size=args.batch_size,
+                             lr=args.lr, momentum=args.momentum, optimizer=args.optimizer,
+                             weight_decay=args.weight_decay, schedule=args.schedule, augment=args.augment)
+    for flag, value in (("--epochs", recipe.epochs), ("--batch-size", recipe.batch_size)):
+        if value < 1:
+            raise ValueError(f"{flag} must be at least 1, got {value}")
+    if recipe.lr <= 0:
+        raise ValueError(f"--lr must be positive, got {recipe.lr}")
+    return recipe
+
+
+def cmd_train(args) -> int:
+    import torch
+
+    from . import data
+    from .checkpoint import CHECKPOINT_FILE, load_checkpoint
+    from .config import ModelConfig, Recipe
+    from .train import Run, fit, make_splits, resolve_device
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    out = Path(args.out)
+    ds = data.load(args.data_dir)
+    command = "lenet " + shlex.join(sys.argv[1:]) if sys.argv[0].endswith("lenet") else shlex.join(sys.argv)
+    if args.resume:
+        _, _, _, info = load_checkpoint(out / CHECKPOINT_FILE)
+        recipe = Recipe(**info["recipe"])
+        if args.epochs:
+            recipe = recipe.override(epochs=args.epochs)
+        config = ModelConfig.from_dict(info["model"])
+        seed, meta = info["seed"], info["meta"]
+        subset, holdout = meta["subset"], meta["holdout"]
+        command = meta.get("command", command)
+    else:
+        recipe = choose_recipe(args)
+        config = recipe.model_config(ds.num_classes, ds.image_shape[0])
+        seed, subset, holdout = args.seed, args.subset, args.holdout
+        if ds.image_shape[0] != ds.image_shape[1]:
+            raise ValueError(f"{ds.root}: images are {ds.image_shape}; LeNet needs square images")
+        meta = {"dataset": ds.root.name, "dataset_sha256": ds.sha256, "subset": subset, "holdout": holdout,
+                "command": command}
+    if subset is not None and subset < 1:
+        raise ValueError(f"--subset must be at least 1, got {subset}")
+    train, val = make_splits(ds, device, subset, holdout)
+    run = Run(out=out, seed=seed, log_every=args.log_every, progress=sys.stderr.isatty(),
+              plots=not args.no_plots, command=command, meta=meta)
+    out.mkdir(parents=True, exist_ok=True)
+    info = fit(recipe, config, train, val, run, resume=args.resume)
+    final = info["metrics"]
+    print(f"saved {out / 'model.safetensors'}: {val.name} accuracy {final.get('val_accuracy', float('nan')):.4f}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from . import data
+    from .evaluate import evaluate_models, format_table
+
+    paths = args.model or [default_model()]
+    ds = data.load(args.data_dir)
+    result = evaluate_models(paths, ds, args.device)
+    if args.report:
+        from .report import write_report
+        result["report"] = write_report(result, ds, Path(args.report))
+    if args.json:
+        print(json.dumps({k: v for k, v in result.items() if not k.startswith("_")}))
+    else:
+        print(format_table(result))
+    return 0
+
+
+def default_model() -> str:
+    from .pretrained import bundled_model_path
+    return str(bundled_model_path())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as e:
+        print(f"lenet {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as e:  # train's Interrupted says where its checkpoint is
+        print(f"lenet {args.command}: {e or 'interrupted'}", file=sys.stderr)
+        return 130

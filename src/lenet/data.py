@@ -1,0 +1,167 @@
+"""MNIST (or any dataset in its IDX layout) held in memory as uint8 tensors.
+
+Where the files are looked for, in this order: an explicit directory
+(`--data-dir`), the `LENET_DATA_DIR` environment variable, `./data/MNIST`
+(the tutorial's path), then the user cache directory. When none has them, the
+four files are downloaded from the public mirrors into the cache directory,
+each checked against its published MD5 and renamed into place only then.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .idx import IMAGES_MAGIC, LABELS_MAGIC, check_pair, read_idx
+
+ENV_VAR = "LENET_DATA_DIR"
+TUTORIAL_DIR = Path("data") / "MNIST"
+
+# The four files under their canonical names (stem) and the MD5 of the
+# canonical .gz as the mirrors serve it (torchvision's table).
+FILES = {
+    "train-images-idx3-ubyte": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte": "ec29112dd5afa0611ce80d1b7f02629c",
+}
+MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+)
+
+
+def candidate_names(stem: str) -> list[str]:
+    """File names a stem may go by: `train-images-idx3-ubyte[.gz]` or `train-images.idx3-ubyte[.gz]`."""
+    dotted = stem.replace("-idx", ".idx")
+    return [stem + ".gz", stem, dotted + ".gz", dotted]
+
+
+def find_file(directory: Path, stem: str) -> Path | None:
+    for name in candidate_names(stem):
+        if (directory / name).is_file():
+            return directory / name
+    return None
+
+
+def has_dataset(directory: Path) -> bool:
+    return all(find_file(directory, stem) for stem in FILES)
+
+
+def cache_dir() -> Path:
+    import platformdirs
+    return Path(platformdirs.user_cache_dir("lenet")) / "MNIST"
+
+
+def missing_message(places: list[Path]) -> str:
+    names = "\n".join(f"  {stem}.gz" for stem in FILES)
+    where = "\n".join(f"  {p}" for p in places)
+    return (f"MNIST not found. Put these four files (gz or uncompressed) in one directory:\n"
+            f"{names}\nand pass it with --data-dir or {ENV_VAR}. Looked in:\n{where}")
+
+
+def locate(data_dir: str | Path | None = None, download: bool = True) -> Path:
+    """The directory that holds the four IDX files, downloading them as a last resort."""
+    explicit = data_dir or os.environ.get(ENV_VAR)
+    if explicit:
+        # A directory the user named is where the data must be; no guessing.
+        path = Path(explicit).expanduser()
+        missing = [stem for stem in FILES if not find_file(path, stem)]
+        if missing:
+            raise ValueError(f"{path}: missing {', '.join(missing)} (gz or uncompressed); "
+                             + ("it does not exist" if not path.is_dir() else "check the names"))
+        return path
+    places = [TUTORIAL_DIR, cache_dir()]
+    for path in places:
+        if has_dataset(path):
+            return path
+    if not download:
+        raise ValueError(missing_message(places))
+    try:
+        return download_mnist(cache_dir())
+    except OSError as e:
+        raise ValueError(f"download failed ({e}).\n" + missing_message(places)) from None
+
+
+def download_mnist(directory: Path, mirrors: tuple[str, ...] = MIRRORS, timeout: float = 30) -> Path:
+    """Fetch the four .gz files, verify each MD5, and rename each into place."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for stem, md5 in FILES.items():
+        target = directory / f"{stem}.gz"
+        if target.is_file():
+            continue
+        errors = []
+        for mirror in mirrors:
+            try:
+                with urllib.request.urlopen(mirror + target.name, timeout=timeout) as r:
+                    body = r.read(64 * 1024 * 1024)
+            except (urllib.error.URLError, OSError) as e:
+                errors.append(f"{mirror}: {getattr(e, 'reason', e)}")
+                continue
+            if hashlib.md5(body).hexdigest() != md5:
+                errors.append(f"{mirror}: MD5 mismatch for {target.name}")
+                continue
+            write_atomic(target, body)
+            break
+        else:
+            raise OSError(f"could not fetch {target.name}: " + "; ".join(errors))
+    return directory
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass
+class Dataset:
+    """A train and a test split as uint8 arrays: images (N, H, W), labels (N,)."""
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    root: Path
+    sha256: str  # of the four decompressed files' contents, in FILES order
+
+    @property
+    def num_classes(self) -> int:
+        # From the labels, so Fashion-MNIST, KMNIST or EMNIST letters need no flag.
+        return int(max(self.train_labels.max(), self.test_labels.max())) + 1
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        return tuple(self.train_images.shape[1:])
+
+
+def load(data_dir: str | Path | None = None, download: bool = True) -> Dataset:
+    """Read the four IDX files into memory and check that they fit together."""
+    root = locate(data_dir, download)
+    arrays, digest = [], hashlib.sha256()
+    for stem in FILES:
+        path = find_file(root, stem)
+        arr = read_idx(path, IMAGES_MAGIC if "images" in stem else LABELS_MAGIC)
+        digest.update(arr.tobytes())
+        arrays.append(arr)
+    train_x, train_y, test_x, test_y = arrays
+    check_pair(train_x, train_y, f"{root} (train)")
+    check_pair(test_x, test_y, f"{root} (t10k)")
+    if train_x.shape[1:] != test_x.shape[1:]:
+        raise ValueError(f"{root}: train images are {train_x.shape[1:]}, test images {test_x.shape[1:]}")
+    return Dataset(train_x, train_y, test_x, test_y, root, digest.hexdigest())

@@ -1,0 +1,58 @@
+"""Score saved models on the test set, alone and as an ensemble (averaged probabilities)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def evaluate_models(paths: list[str], ds, device_name: str = "auto") -> dict:
+    """Test-set metrics of each model and, for several, of their averaged probabilities.
+
+    The top-level `accuracy`, `n` and `per_class_accuracy` are the ensemble's
+    (or the single model's)."""
+    import torch
+
+    from .model import load_model
+    from .train import Split, evaluate, resolve_device
+
+    device = resolve_device(device_name)
+    split = Split(torch.from_numpy(ds.test_images.copy()).to(device),
+                  torch.from_numpy(ds.test_labels.astype(np.int64)).to(device), "test")
+    labels = ds.test_labels.astype(np.int64)
+    models, total = [], None
+    for path in paths:
+        model, config, info = load_model(path, device)
+        if config.num_classes < ds.num_classes:
+            raise ValueError(f"{path}: the model knows {config.num_classes} classes, the data has {ds.num_classes}")
+        if config.image_size != ds.image_shape[0]:
+            raise ValueError(f"{path}: the model takes {config.image_size}px images, the data has {ds.image_shape}")
+        r = evaluate(model, split, config, return_probabilities=True)
+        models.append({"model": str(path), "arch": config.arch, "accuracy": r["accuracy"], "loss": r["loss"],
+                       "recorded": info.get("metrics", {}).get("val_accuracy")})
+        total = r["probabilities"] if total is None else total + r["probabilities"]
+    probs = total / len(paths)
+    pred = probs.argmax(1)
+    hit = pred == labels
+    counts = np.bincount(labels, minlength=probs.shape[1])
+    per_class = np.bincount(labels[hit], minlength=probs.shape[1]) / np.maximum(counts, 1)
+    return {
+        "accuracy": float(hit.mean()),
+        "n": int(len(labels)),
+        "correct": int(hit.sum()),
+        "per_class_accuracy": [round(float(a), 6) for a in per_class],
+        "models": models,
+        "ensemble": len(paths) > 1,
+        "_probabilities": probs,
+        "_labels": labels,
+    }
+
+
+def format_table(result: dict) -> str:
+    lines = []
+    for m in result["models"]:
+        lines.append(f"{m['model']}: accuracy {m['accuracy']:.4f} ({m['arch']})")
+    if result["ensemble"]:
+        lines.append(f"ensemble of {len(result['models'])}: accuracy {result['accuracy']:.4f}")
+    lines.append(f"test accuracy {result['accuracy']:.4f} ({result['correct']:,} / {result['n']:,})")
+    lines.append("per class: " + "  ".join(f"{i}:{a:.4f}" for i, a in enumerate(result["per_class_accuracy"])))
+    return "\n".join(lines)

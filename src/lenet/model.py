@@ -1,0 +1,147 @@
+"""The networks. Each `forward` reads like the text's figure, one step a line.
+
+Every network returns the scores that a softmax turns into probabilities: the
+softmax itself is folded into the loss (`F.cross_entropy`) for numerical
+stability, and applied explicitly by `probabilities()` and the ONNX export.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig
+
+ACTIVATION = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": F.relu}
+
+
+class LeNet5(nn.Module):
+    """LeNet-5 as the tutorial's text describes it: 61,706 parameters for 10 classes."""
+
+    def __init__(self, num_classes: int = 10, activation: str = "sigmoid"):
+        super().__init__()
+        self.act = ACTIVATION[activation]
+        self.c1 = nn.Conv2d(1, 6, 5, padding=2)   # 28x28 zero-padded by 2 is the paper's 32x32
+        self.s2 = nn.AvgPool2d(2, 2)
+        self.c3 = nn.Conv2d(6, 16, 5)
+        self.s4 = nn.MaxPool2d(2, 2)
+        self.c5 = nn.Conv2d(16, 120, 5)           # a convolution: 5x5 input, so 1x1 output
+        self.f6 = nn.Linear(120, 84)
+        self.output = nn.Linear(84, num_classes)
+
+    def forward(self, x):                         # (B, 1, 28, 28)
+        x = self.c1(x)                            # (B, 6, 28, 28)
+        x = torch.sigmoid(self.s2(x))             # (B, 6, 14, 14)
+        x = self.act(self.c3(x))                  # (B, 16, 10, 10)
+        x = self.s4(x)                            # (B, 16, 5, 5)
+        x = self.act(self.c5(x))                  # (B, 120, 1, 1)
+        x = torch.flatten(x, 1)                   # (B, 120)
+        x = self.act(self.f6(x))                  # (B, 84)
+        return self.output(x)                     # (B, classes); softmax in the loss
+
+
+class Seed(nn.Module):
+    """The tutorial's Keras code layer for layer: 'same' padding everywhere, 545,546 parameters."""
+
+    def __init__(self, num_classes: int = 10, image_size: int = 28):
+        super().__init__()
+        side = image_size // 4                    # two 2x2 pools with 'same' padding
+        self.c1 = nn.Conv2d(1, 6, 5, padding=2)   # Keras padding='same' for 5x5, stride 1
+        self.s2 = nn.AvgPool2d(2, 2)
+        self.c3 = nn.Conv2d(6, 16, 5, padding=2)
+        self.s4 = nn.AvgPool2d(2, 2)
+        self.c5 = nn.Conv2d(16, 120, 5, padding=2)
+        self.f6 = nn.Linear(120 * side * side, 84)
+        self.output = nn.Linear(84, num_classes)
+
+    def forward(self, x):                         # (B, 1, 28, 28), raw 0..255 in the tutorial
+        x = self.c1(x)                            # (B, 6, 28, 28)
+        x = torch.sigmoid(self.s2(x))             # (B, 6, 14, 14)
+        x = self.c3(x)                            # (B, 16, 14, 14), no activation in the code
+        x = self.s4(x)                            # (B, 16, 7, 7)
+        x = self.c5(x)                            # (B, 120, 7, 7)
+        x = torch.flatten(x, 1)                   # (B, 5880)
+        x = torch.sigmoid(self.f6(x))             # (B, 84)
+        return torch.sigmoid(self.output(x))      # (B, classes); the code's softmax follows in the loss
+
+
+class Fast(nn.Module):
+    """A LeNet-sized ReLU network with batch norm, for the `fast` and `best` recipes (about 60k parameters).
+
+    Same plan as LeNet-5 (conv, pool, conv, pool, conv, dense, output), wider
+    early layers, max pooling, batch norm after each convolution.
+    """
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 16, 5, padding=2, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.s2 = nn.MaxPool2d(2, 2)
+        self.c3 = nn.Conv2d(16, 32, 5, bias=False)
+        self.bn3 = nn.BatchNorm2d(32)
+        self.s4 = nn.MaxPool2d(2, 2)
+        self.c5 = nn.Conv2d(32, 64, 5, bias=False)
+        self.bn5 = nn.BatchNorm2d(64)
+        self.f6 = nn.Linear(64, 84)
+        self.output = nn.Linear(84, num_classes)
+
+    def forward(self, x):                         # (B, 1, 28, 28)
+        x = F.relu(self.bn1(self.c1(x)))          # (B, 16, 28, 28)
+        x = self.s2(x)                            # (B, 16, 14, 14)
+        x = F.relu(self.bn3(self.c3(x)))          # (B, 32, 10, 10)
+        x = self.s4(x)                            # (B, 32, 5, 5)
+        x = F.relu(self.bn5(self.c5(x)))          # (B, 64, 1, 1)
+        x = torch.flatten(x, 1)                   # (B, 64)
+        x = F.relu(self.f6(x))                    # (B, 84)
+        return self.output(x)                     # (B, classes)
+
+
+def build_model(config: ModelConfig) -> nn.Module:
+    if config.arch == "lenet5":
+        return LeNet5(config.num_classes, config.activation)
+    if config.arch == "seed":
+        return Seed(config.num_classes, config.image_size)
+    if config.arch == "fast":
+        return Fast(config.num_classes)
+    raise ValueError(f"unknown architecture {config.arch!r}")
+
+
+def init_weights(model: nn.Module, scheme: str) -> None:
+    """'xavier': Glorot-uniform weights and zero biases, as Keras does; 'torch': leave PyTorch's default."""
+    if scheme == "torch":
+        return
+    if scheme != "xavier":
+        raise ValueError(f"unknown initialisation {scheme!r}")
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def normalize(images: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+    """uint8 (B, H, W) pixels to the float (B, 1, H, W) input the model was trained on."""
+    x = images.unsqueeze(1).float()
+    return (x * config.scale - config.mean) / config.std
+
+
+def probabilities(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return torch.softmax(model(x), dim=1)
+
+
+def load_model(path, device="cpu") -> tuple[nn.Module, ModelConfig, dict]:
+    """(model in eval mode, its config, its recorded info) from a saved model file or folder."""
+    from .checkpoint import load_model_file
+
+    weights, config, info = load_model_file(path)
+    model = build_model(config)
+    try:
+        model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in weights.items()})
+    except RuntimeError as e:
+        raise ValueError(f"{path}: weights do not fit a {config.arch} network ({str(e).splitlines()[0]})") from None
+    return model.to(device).eval(), config, info
