@@ -50,10 +50,7 @@ def parse_idx(data: bytes, name: str = "<bytes>", expect: int | None = None) -> 
     if expect is not None and magic != expect:
         raise ValueError(f"{name}: this is a {KINDS[magic]} file (magic {magic}), "
                          f"expected {KINDS[expect]} (magic {expect})")
-    ndim = data[3]
-    want_ndim = 3 if magic == IMAGES_MAGIC else 1
-    if ndim != want_ndim:
-        raise ValueError(f"{name}: {KINDS[magic]} must have {want_ndim} dimensions, header says {ndim}")
+    ndim = data[3]  # 3 for images, 1 for labels: part of the magic number checked above
     header = 4 + 4 * ndim
     if len(data) < header:
         raise ValueError(f"{name}: the header needs {header} bytes, the file has {len(data)}")

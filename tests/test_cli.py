@@ -1,0 +1,76 @@
+"""The `lenet` command end to end, as a user runs it: exit codes, messages, files."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def lenet(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "lenet", *args], capture_output=True, text=True,
+                          env=env, timeout=600)
+
+
+@pytest.fixture
+def env(mnist_dir):
+    return dict(os.environ, LENET_DATA_DIR=str(mnist_dir))
+
+
+def test_help_states_every_default():
+    r = lenet("train", "--help")
+    assert r.returncode == 0
+    for text in ("(default: output)", "(default: 50)", "(default: auto)", "(default: 0)", "tutorial:", "lenet5:"):
+        assert text in " ".join(r.stdout.split()), text
+
+
+def test_train_then_evaluate(tmp_path, env):
+    out = tmp_path / "run"
+    r = lenet("train", "--recipe", "fast", "--subset", "3000", "--epochs", "1", "--out", str(out), env=env)
+    assert r.returncode == 0, r.stderr
+    assert "epoch 1/1" in r.stdout and "img/s" in r.stdout
+    for name in ("model.safetensors", "model.json", "checkpoint.safetensors", "metrics.csv", "val_acc.png",
+                 "curves.png"):
+        assert (out / name).is_file(), name
+    assert (out / "val_acc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    info = json.loads((out / "model.json").read_text())
+    assert info["command"].endswith("--out " + str(out))
+
+    r = lenet("evaluate", "--model", str(out), "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert result["n"] == 10_000 and len(result["per_class_accuracy"]) == 10
+    assert result["accuracy"] == pytest.approx(info["metrics"]["val_accuracy"])
+
+    r = lenet("evaluate", "--model", str(out / "model.safetensors"), env=env)
+    assert r.returncode == 0 and "test accuracy" in r.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--data-dir", "/nonexistent"], "missing train-images-idx3-ubyte"),
+    (["train", "--epochs", "0"], "--epochs must be at least 1"),
+    (["evaluate", "--model", "/nonexistent/model"], "no such model file"),
+])
+def test_errors_are_messages_not_tracebacks(args, message, env):
+    r = lenet(*args, env=env)
+    assert r.returncode == 1
+    assert message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_bad_data_is_a_clear_error(tmp_path, env):
+    from conftest import write_dataset
+    write_dataset(tmp_path)
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b\x08\x00" + b"\x00" * 20)
+    r = lenet("train", "--data-dir", str(tmp_path), env=env)
+    assert r.returncode == 1 and "train-images-idx3-ubyte.gz" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_trains_any_idx_dataset_with_its_own_classes(tmp_path, env):
+    from conftest import write_dataset
+    write_dataset(tmp_path / "letters", n_train=64, n_test=26, classes=26)
+    out = tmp_path / "out"
+    r = lenet("train", "--data-dir", str(tmp_path / "letters"), "--recipe", "fast", "--epochs", "1",
+              "--out", str(out), "--no-plots", env=env)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "model.json").read_text())["model"]["num_classes"] == 26

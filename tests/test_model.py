@@ -1,0 +1,56 @@
+import pytest
+import torch
+
+from lenet.config import ModelConfig
+from lenet.model import build_model, count_parameters, init_weights
+
+
+def shapes(model, x):
+    """Output shape of each named layer, recorded by forward hooks."""
+    seen = {}
+    for name, module in model.named_children():
+        module.register_forward_hook(lambda m, i, o, name=name: seen.__setitem__(name, tuple(o.shape[1:])))
+    model(x)
+    return seen
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
+def test_lenet5_matches_the_text(activation):
+    model = build_model(ModelConfig("lenet5", activation))
+    assert count_parameters(model) == 61_706
+    assert shapes(model, torch.zeros(2, 1, 28, 28)) == {
+        "c1": (6, 28, 28), "s2": (6, 14, 14), "c3": (16, 10, 10), "s4": (16, 5, 5),
+        "c5": (120, 1, 1), "f6": (84,), "output": (10,),
+    }
+    assert isinstance(model.c5, torch.nn.Conv2d)  # a convolution, not a dense layer
+    assert isinstance(model.s2, torch.nn.AvgPool2d) and isinstance(model.s4, torch.nn.MaxPool2d)
+
+
+def test_seed_matches_the_keras_code():
+    model = build_model(ModelConfig("seed"))
+    assert count_parameters(model) == 545_546
+    assert shapes(model, torch.zeros(2, 1, 28, 28)) == {
+        "c1": (6, 28, 28), "s2": (6, 14, 14), "c3": (16, 14, 14), "s4": (16, 7, 7),
+        "c5": (120, 7, 7), "f6": (84,), "output": (10,),
+    }
+
+
+def test_fast_is_lenet_sized():
+    assert count_parameters(build_model(ModelConfig("fast"))) <= 100_000
+
+
+@pytest.mark.parametrize("arch", ["lenet5", "seed", "fast"])
+def test_classes_follow_the_config_and_outputs_are_finite(arch):
+    model = build_model(ModelConfig(arch, "relu", num_classes=26))
+    init_weights(model, "xavier")
+    out = model(torch.randn(4, 1, 28, 28) * 100)
+    assert out.shape == (4, 26) and torch.isfinite(out).all()
+
+
+def test_xavier_zeroes_biases_and_bounds_weights():
+    model = build_model(ModelConfig("lenet5"))
+    init_weights(model, "xavier")
+    assert all((m.bias == 0).all() for m in (model.c1, model.c3, model.c5, model.f6, model.output))
+    bound = (6 / (6 * 25 + 16 * 25)) ** 0.5  # Glorot: fan_in = 6*5*5, fan_out = 16*5*5
+    assert model.c3.weight.abs().max() <= bound
+    assert model.c3.weight.abs().max() > 0.9 * bound

@@ -1,0 +1,149 @@
+"""Real training runs on MNIST subsets: accuracy floors, reproducibility, resume, interruption."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from lenet.checkpoint import CHECKPOINT_FILE, load_checkpoint, load_model_file
+from lenet.config import RECIPES
+from lenet.model import load_model
+from lenet.train import Run, Split, evaluate, fit, make_splits
+
+CPU = torch.device("cpu")
+
+
+def lenet(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "lenet", *args], capture_output=True, text=True, **kw)
+
+
+def history(out: Path) -> list[dict]:
+    with open(out / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def train_quick(mnist, out, recipe, subset=3000, seed=0, epochs=1):
+    train, val = make_splits(mnist, CPU, subset=subset)
+    config = recipe.model_config(mnist.num_classes)
+    run = Run(out=out, seed=seed, log_every=0, plots=False, meta={"dataset_sha256": mnist.sha256})
+    return fit(recipe.override(epochs=epochs), config, train, val, run, log=lambda *a: None)
+
+
+@pytest.mark.parametrize("recipe, subset, epochs, floor", [
+    (RECIPES["fast"], 5000, 2, 0.95),
+    (RECIPES["lenet5"].override(activation="relu"), 5000, 2, 0.90),
+    (RECIPES["tutorial"], 20000, 1, 0.80),
+], ids=["fast", "lenet5-relu", "tutorial"])
+def test_short_run_learns(mnist, tmp_path, recipe, subset, epochs, floor):
+    info = train_quick(mnist, tmp_path, recipe, subset=subset, epochs=epochs)
+    assert info["metrics"]["val_accuracy"] >= floor
+    # The validation set is the whole test set, never truncated.
+    model, config, saved = load_model(tmp_path)
+    split = Split(torch.from_numpy(mnist.test_images.copy()), torch.from_numpy(mnist.test_labels.astype("int64")), "test")
+    result = evaluate(model, split, config)
+    assert result["n"] == 10_000
+    assert result["accuracy"] == pytest.approx(saved["metrics"]["val_accuracy"], abs=1e-12)
+
+
+@pytest.mark.slow
+def test_lenet5_default_recipe_reaches_98_percent_in_5_epochs(mnist, tmp_path):
+    """The issue's bar for the text's sigmoid LeNet-5 with its default recipe, on all 60,000 images."""
+    info = train_quick(mnist, tmp_path, RECIPES["lenet5"], subset=None, epochs=5)
+    assert info["metrics"]["val_accuracy"] >= 0.98
+
+
+def test_same_seed_same_metrics_other_seed_differs(mnist, tmp_path):
+    runs = [train_quick(mnist, tmp_path / f"r{i}", RECIPES["fast"], subset=2000, seed=s)
+            for i, s in enumerate((1, 1, 2))]
+    assert runs[0]["metrics"]["val_loss"] == runs[1]["metrics"]["val_loss"]
+    assert runs[0]["metrics"]["val_loss"] != runs[2]["metrics"]["val_loss"]
+
+
+def test_saved_model_carries_everything_to_rebuild_it(mnist, tmp_path):
+    train_quick(mnist, tmp_path, RECIPES["fast"], subset=1000)
+    weights, config, info = load_model_file(tmp_path / "model.safetensors")
+    assert config.arch == "fast" and config.num_classes == 10
+    assert info["dataset_sha256"] == mnist.sha256
+    assert {"torch", "numpy", "python", "lenet"} <= set(info["versions"])
+    assert (tmp_path / "model.json").is_file()
+
+
+TRAIN = ["train", "--recipe", "fast", "--subset", "6000", "--epochs", "3", "--log-every", "5", "--no-plots",
+         "--threads", "1"]
+
+
+def wait_for(predicate, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def test_kill_9_then_resume_ends_like_an_uninterrupted_run(mnist_dir, tmp_path):
+    env = dict(os.environ, LENET_DATA_DIR=str(mnist_dir))
+    whole = lenet(*TRAIN, "--out", str(tmp_path / "whole"), env=env)
+    assert whole.returncode == 0, whole.stderr
+
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "lenet", *TRAIN, "--out", str(out)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Kill as soon as epoch 1's checkpoint is in place: mid-epoch 2.
+    wait_for(lambda: (out / "metrics.csv").exists())
+    proc.kill()
+    proc.wait()
+    assert len(history(out)) < 3
+    _, _, _, info = load_checkpoint(out / CHECKPOINT_FILE)  # intact, whatever the moment of the kill
+    assert info["step"] == 0
+
+    resumed = lenet("train", "--resume", "--out", str(out), "--log-every", "0", "--no-plots", "--threads", "1",
+                    env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming from" in resumed.stdout
+    a, b = history(tmp_path / "whole"), history(out)
+    assert [r["val_loss"] for r in a] == [r["val_loss"] for r in b]
+    assert [r["train_loss"] for r in a] == [r["train_loss"] for r in b]
+
+
+def test_ctrl_c_writes_a_mid_epoch_checkpoint_and_resume_matches(mnist_dir, tmp_path):
+    env = dict(os.environ, LENET_DATA_DIR=str(mnist_dir))
+    whole = lenet(*TRAIN, "--epochs", "2", "--out", str(tmp_path / "whole"), env=env)
+    assert whole.returncode == 0, whole.stderr
+
+    out = tmp_path / "stopped"
+    proc = subprocess.Popen([sys.executable, "-m", "lenet", *TRAIN, "--epochs", "2", "--out", str(out)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: proc.stdout.readline().startswith("epoch 1 batch"))
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "--resume" in err
+    _, _, _, info = load_checkpoint(out / CHECKPOINT_FILE)
+    assert info["epoch"] == 0 and info["step"] > 0  # stopped inside epoch 1
+
+    resumed = lenet("train", "--resume", "--out", str(out), "--log-every", "0", "--no-plots", "--threads", "1",
+                    env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert [r["val_loss"] for r in history(tmp_path / "whole")] == [r["val_loss"] for r in history(out)]
+
+
+def test_corrupt_or_foreign_checkpoint_is_a_clear_error(mnist_dir, tmp_path):
+    from safetensors.numpy import save_file
+    import numpy as np
+
+    env = dict(os.environ, LENET_DATA_DIR=str(mnist_dir))
+    (tmp_path / CHECKPOINT_FILE).write_bytes(b"\x00" * 100)
+    r = lenet("train", "--resume", "--out", str(tmp_path), env=env)
+    assert r.returncode == 1 and "not a readable safetensors file" in r.stderr and "Traceback" not in r.stderr
+    save_file({"w": np.zeros(3, np.float32)}, str(tmp_path / CHECKPOINT_FILE))
+    r = lenet("train", "--resume", "--out", str(tmp_path), env=env)
+    assert r.returncode == 1 and "not a lenet checkpoint" in r.stderr
+    r = lenet("train", "--resume", "--out", str(tmp_path / "none"), env=env)
+    assert r.returncode == 1 and "no checkpoint to resume from" in r.stderr
