@@ -67,12 +67,27 @@ def add_evaluate(sub) -> None:
     p.set_defaults(func=cmd_evaluate)
 
 
+def add_predict(sub) -> None:
+    p = sub.add_parser("predict", help="predict the digit in your own images (no torch needed)",
+                       description="Predict digits in image files (PNG, JPEG, BMP, GIF, WebP, TIFF) and "
+                                   "folders of them. Each image is preprocessed the way MNIST was made. Exit code 0 "
+                                   "when every input was predicted, 1 when at least one could not be used.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
+    p.add_argument("--model", help="output folder or .safetensors (default: the bundled pretrained model)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--top-k", type=int, default=1, metavar="K", help="show the K most probable digits")
+    p.add_argument("--save-preprocessed", metavar="DIR", help="write the 28x28 image the network saw for each input")
+    p.set_defaults(func=cmd_predict)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lenet", description="LeNet handwritten digit recognition on MNIST.")
     parser.add_argument("--version", action="version", version=f"lenet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     add_train(sub)
     add_evaluate(sub)
+    add_predict(sub)
     return parser
 
 
@@ -152,6 +167,28 @@ def cmd_evaluate(args) -> int:
     else:
         print(format_table(result))
     return 0
+
+
+def cmd_predict(args) -> int:
+    from .infer import NumpyModel
+    from .predict import collect_inputs, format_result, predict_files
+
+    if args.top_k < 1:
+        raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
+    model = NumpyModel.load(args.model or default_model())
+    paths = collect_inputs(args.inputs)
+    if not paths:
+        raise ValueError("no image files found in " + ", ".join(args.inputs))
+    save = Path(args.save_preprocessed) if args.save_preprocessed else None
+    results, rate = predict_files(model, paths, min(args.top_k, model.config.num_classes), save)
+    for r in results:
+        if args.json:
+            print(json.dumps(r))
+        else:
+            print(format_result(r), file=sys.stderr if "error" in r else sys.stdout)
+    failed = sum("error" in r for r in results)
+    print(f"{len(results) - failed} predicted, {failed} failed, {rate:,.0f} images/s", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def default_model() -> str:

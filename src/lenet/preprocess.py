@@ -76,8 +76,11 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
                 im.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.LANCZOS)
     except ValueError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ValueError(f"{name}: not an image this tool reads ({', '.join(FORMATS)}): {e}") from None
+    except UnidentifiedImageError:
+        raise ValueError(f"{name}: not an image this tool reads ({', '.join(FORMATS)})") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        # Pillow's own check fires first for images far over its default; ours is lower.
+        raise ValueError(f"{name}: over the limit of {MAX_PIXELS:,} pixels ({e})") from None
     except (OSError, SyntaxError, EOFError) as e:  # truncated or corrupt data, found while decoding
         raise ValueError(f"{name}: cannot decode the image ({e})") from None
     return np.asarray(im)

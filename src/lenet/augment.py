@@ -1,0 +1,43 @@
+"""Augmentation on the batch tensor: one random affine map plus a smooth elastic field per image.
+
+Done as a single `grid_sample` over the whole batch, never per image in Python.
+The affine part (small rotation, scale, shear, shift) and the elastic part
+(Simard, Steinkraus & Platt 2003: random displacements smoothed, here by
+upsampling a coarse 4x4 noise field bicubically) distort the digit the way
+handwriting varies.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+ROTATE_DEG = 10.0   # uniform in +-10 degrees
+SCALE = 0.10        # uniform in 1 +- 0.10
+SHEAR = 0.15        # uniform in +-0.15 (about 8.5 degrees)
+SHIFT_PX = 2.0      # uniform in +-2 pixels each way
+ELASTIC = 0.06      # std of the coarse field, in normalised coordinates (about 0.8 px)
+ELASTIC_GRID = 4    # the coarse field's side: its smoothness
+
+
+def random_affine(x: torch.Tensor, gen: torch.Generator, background: float) -> torch.Tensor:
+    """Distort a batch (B, 1, H, W); `gen` (on the CPU) draws every random number, so a seeded run
+    is reproducible; `background` is the value of an empty pixel in x's normalisation."""
+    b, _, h, w = x.shape
+    u = torch.rand(b, 5, generator=gen) * 2 - 1            # uniform in [-1, 1]
+    angle = u[:, 0] * math.radians(ROTATE_DEG)
+    scale = 1 + u[:, 1] * SCALE
+    shear = u[:, 2] * SHEAR
+    tx, ty = u[:, 3] * SHIFT_PX * 2 / w, u[:, 4] * SHIFT_PX * 2 / h
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin + shear, tx], 1),
+                         torch.stack([sin, cos, ty], 1)], 1)     # (B, 2, 3): output -> input coords
+    field = torch.randn(b, 2, ELASTIC_GRID, ELASTIC_GRID, generator=gen) * ELASTIC
+    theta, field = theta.to(x.device, x.dtype), field.to(x.device, x.dtype)
+    grid = F.affine_grid(theta, (b, 1, h, w), align_corners=False)
+    grid = grid + F.interpolate(field, size=(h, w), mode="bicubic", align_corners=False).permute(0, 2, 3, 1)
+    # grid_sample fills outside with zeros: shift so that zero is the background.
+    out = F.grid_sample(x - background, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out + background

@@ -1,0 +1,14 @@
+"""The pretrained model shipped inside the package, so predict and evaluate work without training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+BUNDLED = "lenet-best.safetensors"
+
+
+def bundled_model_path() -> Path:
+    path = Path(__file__).parent / "weights" / BUNDLED
+    if not path.is_file():
+        raise ValueError(f"the bundled model {path} is missing from this install; pass --model PATH")
+    return path

@@ -1,0 +1,101 @@
+"""`lenet predict` end to end, the NumPy path against torch, and the bundled model."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lenet.infer import NumpyModel
+from lenet.model import load_model
+from lenet.pretrained import bundled_model_path
+from lenet.train import Split, evaluate
+
+from test_preprocess import disguise, png_header_only
+
+
+def lenet(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "lenet", *args], capture_output=True, text=True, timeout=300, **kw)
+
+
+@pytest.fixture
+def folder(tmp_path, mnist):
+    """Five good images of known digits and every kind of bad input."""
+    rng = np.random.default_rng(0)
+    good = tmp_path / "digits"
+    good.mkdir()
+    labels = {}
+    for i in range(5):
+        name = f"photo{i}.png"
+        Image.fromarray(disguise(mnist.test_images[i], "dark-on-light", rng)).save(good / name)
+        labels[str(good / name)] = int(mnist.test_labels[i])
+    (good / "notes.txt").write_text("not an image, and not picked up from a folder")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "text.png").write_text("not an image")
+    (bad / "zero.png").write_bytes(b"")
+    full = (good / "photo0.png").read_bytes()
+    (bad / "truncated.png").write_bytes(full[: len(full) // 2])
+    Image.new("L", (1, 1)).save(bad / "tiny.png")
+    (bad / "bomb.png").write_bytes(png_header_only(20_000, 20_000))
+    return good, bad, labels
+
+
+def test_predict_folder_json_and_bad_inputs(folder, tmp_path):
+    good, bad, labels = folder
+    r = lenet("predict", "--json", "--save-preprocessed", str(tmp_path / "seen"), str(good), str(bad),
+              str(tmp_path / "missing.png"))
+    assert r.returncode == 1  # some inputs failed
+    assert "Traceback" not in r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(rows) == 5 + 5 + 1
+    predicted = {row["file"]: row for row in rows if "digit" in row}
+    assert set(predicted) == set(labels)
+    for file, row in predicted.items():
+        assert row["digit"] == labels[file]
+        assert len(row["probabilities"]) == 10 and abs(sum(row["probabilities"]) - 1) < 1e-4
+    errors = {row["file"].rsplit("/", 1)[1]: row["error"] for row in rows if "error" in row}
+    assert set(errors) == {"text.png", "zero.png", "truncated.png", "tiny.png", "bomb.png", "missing.png"}
+    assert "over the limit" in errors["bomb.png"] and "too small" in errors["tiny.png"]
+    assert "no such file" in errors["missing.png"] and "empty" in errors["zero.png"]
+    assert sorted(p.name for p in (tmp_path / "seen").iterdir()) == [f"photo{i}.png" for i in range(5)]
+
+
+def test_predict_text_and_top_k(folder):
+    good, _, labels = folder
+    r = lenet("predict", "--top-k", "3", str(good / "photo1.png"))
+    assert r.returncode == 0, r.stderr
+    line = r.stdout.strip()
+    assert line.startswith(f"{good / 'photo1.png'}: {labels[str(good / 'photo1.png')]} (")
+    assert line.count("(") == 3
+
+
+def test_predict_does_not_import_torch(folder):
+    good, _, _ = folder
+    code = ("import sys; from lenet.cli import main; rc = main(['predict', sys.argv[1]]); "
+            "assert 'torch' not in sys.modules, 'torch was imported'; sys.exit(rc)")
+    r = subprocess.run([sys.executable, "-c", code, str(good / "photo0.png")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_numpy_and_torch_agree_on_the_test_set(mnist):
+    """The torch-free inference path gives the same predictions as the model it was saved from."""
+    path = bundled_model_path()
+    model, config, _ = load_model(path)
+    split = Split(torch.from_numpy(mnist.test_images.copy()), torch.from_numpy(mnist.test_labels.astype("int64")),
+                  "test")
+    ref = evaluate(model, split, config, return_probabilities=True)
+    probs = NumpyModel.load(path).probabilities(mnist.test_images)
+    assert (probs.argmax(1) == ref["predictions"]).mean() == 1.0
+    assert np.abs(probs - ref["probabilities"]).max() < 1e-4
+
+
+def test_bundled_model_scores_at_least_99_percent(mnist_dir):
+    r = lenet("evaluate", "--json", "--data-dir", str(mnist_dir))
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert result["n"] == 10_000 and result["accuracy"] >= 0.99
+    assert bundled_model_path().stat().st_size < 1_000_000

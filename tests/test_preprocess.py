@@ -1,0 +1,130 @@
+"""Preprocessing against MNIST's own description, and on digits disguised as people's images."""
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lenet.infer import NumpyModel
+from lenet.preprocess import BOX, load_image, plain_resize, preprocess
+from lenet.pretrained import bundled_model_path
+
+N = 300  # test digits per disguise
+
+
+@pytest.fixture(scope="module")
+def model():
+    return NumpyModel.load(bundled_model_path())
+
+
+def disguise(digit: np.ndarray, style: str, rng) -> np.ndarray:
+    """An MNIST digit as a person might hand it over: bigger, off-centre, on paper, in colour."""
+    side = int(rng.integers(60, 200))
+    big = np.asarray(Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC))
+    h, w = side + int(rng.integers(20, 150)), side + int(rng.integers(20, 150))
+    y, x = int(rng.integers(0, h - side)), int(rng.integers(0, w - side))
+    ink = np.zeros((h, w), np.float32)
+    ink[y:y + side, x:x + side] = big / 255
+    if style == "dark-on-light":   # pencil on slightly grey, slightly noisy paper
+        paper = 0.9 + rng.normal(0, 0.02, (h, w))
+        return (np.clip(paper - 0.8 * ink, 0, 1) * 255).astype(np.uint8)
+    if style == "light-on-dark":   # chalk on a board, in colour
+        grey = np.clip(0.15 + 0.8 * ink, 0, 1)
+        return (np.stack([grey, grey * 0.95, grey * 0.9], -1) * 255).astype(np.uint8)
+    if style == "canvas":          # an HTML canvas export: black strokes on transparent pixels
+        rgba = np.zeros((h, w, 4), np.uint8)
+        rgba[..., 3] = (ink * 255).astype(np.uint8)
+        return rgba
+    if style == "jpeg":            # a phone photo: blue ink on white, JPEG-compressed
+        rgb = np.stack([1 - 0.8 * ink, 1 - 0.7 * ink, 1 - 0.2 * ink], -1)
+        buf = io.BytesIO()
+        Image.fromarray((rgb * 255).astype(np.uint8)).save(buf, "JPEG", quality=75)
+        return load_image(buf.getvalue())
+    raise ValueError(style)
+
+
+@pytest.mark.parametrize("style", ["dark-on-light", "light-on-dark", "canvas", "jpeg"])
+def test_disguised_digits_score_about_as_well_as_mnist(mnist, model, style):
+    rng = np.random.default_rng(0)
+    idx = rng.choice(len(mnist.test_labels), N, replace=False)
+    digits, labels = mnist.test_images[idx], mnist.test_labels[idx]
+    baseline = (model.probabilities(digits).argmax(1) == labels).mean()
+    images = [disguise(d, style, rng) for d in digits]
+    ours = (model.probabilities(np.stack([preprocess(im) for im in images])).argmax(1) == labels).mean()
+    naive = (model.probabilities(np.stack([plain_resize(im) for im in images])).argmax(1) == labels).mean()
+    assert ours >= baseline - 0.03, (style, ours, baseline)
+    assert ours > naive + 0.1, (style, ours, naive)  # the point of the recipe
+
+
+def test_output_follows_mnist_recipe(mnist):
+    rng = np.random.default_rng(1)
+    for digit in mnist.test_images[:50]:
+        out = preprocess(disguise(digit, "dark-on-light", rng))
+        assert out.shape == (28, 28) and out.dtype == np.uint8
+        ys, xs = np.nonzero(out > 0)
+        assert max(np.ptp(ys), np.ptp(xs)) + 1 in (BOX, BOX + 1)  # longer side fitted to 20 px
+        mass = out.astype(float)
+        cy = (np.arange(28)[:, None] * mass).sum() / mass.sum()
+        cx = (np.arange(28)[None, :] * mass).sum() / mass.sum()
+        assert abs(cy - 13.5) <= 1.0 and abs(cx - 13.5) <= 1.0  # centre of mass at the centre
+        assert out.max() == 255 and out[0].max() == 0  # white ink, black border
+
+
+@pytest.mark.parametrize("array", [
+    np.full((100, 100), 255, np.uint8),             # blank paper
+    np.zeros((100, 100, 4), np.uint8),              # empty canvas
+    np.full((50, 80, 3), 128, np.uint8),            # grey card
+])
+def test_no_ink_is_an_error_not_a_guess(array):
+    with pytest.raises(ValueError, match="no ink"):
+        preprocess(array)
+
+
+def test_light_noise_is_not_ink():
+    rng = np.random.default_rng(0)
+    paper = np.full((200, 200), 240, np.float32) + rng.normal(0, 6, (200, 200))
+    paper[60:140, 95:105] = 20  # one stroke: a "1"
+    out = preprocess(np.clip(paper, 0, 255).astype(np.uint8))
+    ys, xs = np.nonzero(out > 64)
+    assert np.ptp(ys) + 1 >= 19 and np.ptp(xs) + 1 <= 6  # the stroke, tall and thin, not a noisy square
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height: what a decompression bomb looks like to a decoder."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def png_bytes(array) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"", "empty"),
+    (b"hello, not an image", "not an image this tool reads"),
+    (png_bytes(np.full((64, 64), 200, np.uint8))[:60], "cannot decode"),
+    (png_bytes(np.zeros((1, 1), np.uint8)), "too small"),
+    (png_header_only(20_000, 20_000), "over the limit"),
+    (png_header_only(8_000, 6_000), "over the limit"),  # under Pillow's default, over ours
+    (b"%PDF-1.4 fake", "not an image this tool reads"),
+])
+def test_bad_bytes_are_clear_errors(data, message):
+    with pytest.raises(ValueError, match=message):
+        load_image(data, "upload")
+
+
+def test_modes_grey_palette_alpha_and_16_bit(mnist):
+    digit = 255 - np.asarray(Image.fromarray(mnist.test_images[0]).resize((84, 84)))
+    for im in (Image.fromarray(digit), Image.fromarray(digit).convert("P"), Image.fromarray(digit).convert("LA"),
+               Image.fromarray(digit.astype(np.uint16) * 257)):
+        buf = io.BytesIO()
+        im.save(buf, "PNG")
+        out = preprocess(load_image(buf.getvalue()))
+        assert out.shape == (28, 28) and out.max() == 255
