@@ -74,3 +74,19 @@ def test_trains_any_idx_dataset_with_its_own_classes(tmp_path, env):
               "--out", str(out), "--no-plots", env=env)
     assert r.returncode == 0, r.stderr
     assert json.loads((out / "model.json").read_text())["model"]["num_classes"] == 26
+
+
+def test_evaluate_report_and_ensemble(tmp_path, env):
+    from lenet.pretrained import bundled_model_path
+    model = str(bundled_model_path())
+    r = lenet("evaluate", "--model", model, "--model", model, "--report", str(tmp_path / "rep"), env=env)
+    assert r.returncode == 0, r.stderr
+    assert "ensemble of 2" in r.stdout and "precision" in r.stdout
+    for name in ("confusion.png", "mistakes.png"):
+        assert (tmp_path / "rep" / name).read_bytes()[:4] == b"\x89PNG"
+    report = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert sum(sum(row) for row in report["confusion_matrix"]) == 10_000
+    assert len(report["per_class"]) == 10 and all(0 <= c["precision"] <= 1 for c in report["per_class"])
+    wrong = report["most_confident_mistakes"]
+    assert wrong and all(m["true"] != m["predicted"] for m in wrong)
+    assert [m["probability"] for m in wrong] == sorted((m["probability"] for m in wrong), reverse=True)

@@ -81,6 +81,16 @@ def add_predict(sub) -> None:
     p.set_defaults(func=cmd_predict)
 
 
+def add_export(sub) -> None:
+    p = sub.add_parser("export", help="export a saved model to ONNX",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", help="output folder or .safetensors (default: the bundled pretrained model)")
+    p.add_argument("--format", default="onnx", choices=("onnx",))
+    p.add_argument("--output", required=True, help="the .onnx file to write")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset version")
+    p.set_defaults(func=cmd_export)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lenet", description="LeNet handwritten digit recognition on MNIST.")
     parser.add_argument("--version", action="version", version=f"lenet {__version__}")
@@ -88,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train(sub)
     add_evaluate(sub)
     add_predict(sub)
+    add_export(sub)
     return parser
 
 
@@ -164,8 +175,12 @@ def cmd_evaluate(args) -> int:
         result["report"] = write_report(result, ds, Path(args.report))
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if not k.startswith("_")}))
-    else:
-        print(format_table(result))
+        return 0
+    print(format_table(result))
+    if args.report:
+        from .report import format_per_class
+        print(format_per_class(result["report"]["per_class"]))
+        print(f"report written to {args.report}: confusion.png, mistakes.png, report.json")
     return 0
 
 
@@ -189,6 +204,19 @@ def cmd_predict(args) -> int:
     failed = sum("error" in r for r in results)
     print(f"{len(results) - failed} predicted, {failed} failed, {rate:,.0f} images/s", file=sys.stderr)
     return 1 if failed else 0
+
+
+def cmd_export(args) -> int:
+    try:
+        from .export import export_onnx
+        import onnx  # noqa: F401
+    except ImportError as e:
+        raise ValueError(f"ONNX export needs the export extra: pip install 'lenet[export]' ({e})") from None
+    meta = export_onnx(args.model or default_model(), args.output, args.opset)
+    contract = json.loads(meta["input_contract"])
+    print(f"wrote {args.output}: input {contract['input']} {contract['shape']} {contract['dtype']} "
+          f"(0..255, white on black), output {contract['output']} {contract['output_shape']}")
+    return 0
 
 
 def default_model() -> str:
