@@ -91,6 +91,15 @@ def add_export(sub) -> None:
     p.set_defaults(func=cmd_export)
 
 
+def add_serve(sub) -> None:
+    p = sub.add_parser("serve", help="HTTP prediction API and a drawing page",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", help="output folder or .safetensors (default: the bundled pretrained model)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 exposes it to the network")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(func=cmd_serve)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lenet", description="LeNet handwritten digit recognition on MNIST.")
     parser.add_argument("--version", action="version", version=f"lenet {__version__}")
@@ -99,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_evaluate(sub)
     add_predict(sub)
     add_export(sub)
+    add_serve(sub)
     return parser
 
 
@@ -216,6 +226,20 @@ def cmd_export(args) -> int:
     contract = json.loads(meta["input_contract"])
     print(f"wrote {args.output}: input {contract['input']} {contract['shape']} {contract['dtype']} "
           f"(0..255, white on black), output {contract['output']} {contract['output_shape']}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    # One BLAS thread: batch-1 inference is too small to split, and threads that
+    # outnumber the cores make every request wait (set before NumPy loads).
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    try:
+        from .serve import serve
+        import fastapi  # noqa: F401
+    except ImportError as e:
+        raise ValueError(f"serving needs the serve extra: pip install 'lenet[serve]' ({e})") from None
+    serve(args.model, args.host, args.port)
     return 0
 
 

@@ -1,0 +1,121 @@
+"""The HTTP API: every endpoint and every error code, and that bad requests leave it healthy."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from lenet.serve import MAX_BATCH, MAX_BODY, create_app
+
+from test_preprocess import disguise, png_header_only
+
+
+@pytest.fixture(scope="module")
+def client():
+    with TestClient(create_app()) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def digits(mnist):
+    """PNG bytes of eight disguised MNIST test digits, with their labels."""
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(8):
+        buf = io.BytesIO()
+        Image.fromarray(disguise(mnist.test_images[i], "dark-on-light", rng)).save(buf, "PNG")
+        out.append((buf.getvalue(), int(mnist.test_labels[i])))
+    return out
+
+
+def check_answer(body, label):
+    assert body["digit"] == label
+    assert len(body["probabilities"]) == 10 and abs(sum(body["probabilities"]) - 1) < 1e-4
+    assert body["probability"] == max(body["probabilities"])
+    seen = np.array(body["preprocessed"])
+    assert seen.shape == (28, 28) and seen.max() == 255
+
+
+def test_page_health_model_and_openapi(client):
+    r = client.get("/")
+    assert r.status_code == 200 and "<canvas" in r.text and "/static/app.js" in r.text
+    assert "http" not in r.text.replace("http-equiv", "")  # no CDN: everything is served locally
+    assert client.get("/static/app.js").status_code == 200
+    assert client.get("/health").json()["status"] == "ok"
+    info = client.get("/model").json()
+    assert info["parameters"] > 0 and info["test_accuracy"] >= 0.99 and info["version"]
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/predict", "/predict/batch", "/health", "/model"} <= set(paths)
+
+
+def test_predict_raw_multipart_and_json(client, digits, mnist):
+    data, label = digits[0]
+    check_answer(client.post("/predict", content=data, headers={"content-type": "image/png"}).json(), label)
+    data, label = digits[1]
+    check_answer(client.post("/predict", files={"file": ("d.png", data, "image/png")}).json(), label)
+    pixels = mnist.test_images[2].tolist()
+    check_answer(client.post("/predict", json={"pixels": pixels}).json(), int(mnist.test_labels[2]))
+
+
+def test_batch(client, digits):
+    files = [("file", (f"d{i}.png", data, "image/png")) for i, (data, _) in enumerate(digits)]
+    files.append(("file", ("bad.png", b"not an image", "image/png")))
+    r = client.post("/predict/batch", files=files)
+    assert r.status_code == 200
+    results = r.json()["results"]
+    assert len(results) == len(digits) + 1
+    for result, (_, label) in zip(results, digits):
+        check_answer(result, label)
+    assert results[-1]["status"] == 400 and "not an image" in results[-1]["error"]
+
+
+@pytest.mark.parametrize("kwargs, status, message", [
+    ({"content": b"\0" * (MAX_BODY + 1), "headers": {"content-type": "image/png"}}, 413, "over"),
+    ({"content": b"hello", "headers": {"content-type": "text/plain"}}, 415, "unsupported content type"),
+    ({"content": b"", "headers": {}}, 415, "unsupported content type"),
+    ({"content": b"garbage bytes", "headers": {"content-type": "image/png"}}, 400, "not an image"),
+    ({"content": png_header_only(20_000, 20_000), "headers": {"content-type": "image/png"}}, 413, "over the limit"),
+    ({"json": {"pixels": [[0] * 28] * 28}}, 422, "no ink"),
+    ({"json": {"pixels": [[1, 2], [3]]}}, 422, "pixels"),
+    ({"json": {"pixels": [[300] * 28] * 28}}, 422, "0 to 255"),
+    ({"json": {"image": []}}, 422, "pixels"),
+    ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400, "not valid JSON"),
+])
+def test_errors_are_json_with_the_right_status(client, kwargs, status, message):
+    r = client.post("/predict", **kwargs)
+    assert r.status_code == status, r.text
+    assert message in r.json()["error"]
+
+
+def test_blank_drawing_is_422(client):
+    buf = io.BytesIO()
+    Image.new("RGB", (280, 280), "white").save(buf, "PNG")
+    r = client.post("/predict", content=buf.getvalue(), headers={"content-type": "image/png"})
+    assert r.status_code == 422 and "no ink" in r.json()["error"]
+
+
+def test_batch_errors(client, digits):
+    assert client.post("/predict/batch", content=digits[0][0],
+                       headers={"content-type": "image/png"}).status_code == 415
+    files = [("file", (f"d{i}.png", digits[0][0], "image/png")) for i in range(MAX_BATCH + 1)]
+    assert client.post("/predict/batch", files=files).status_code in (400, 413)
+
+
+def test_still_healthy_and_right_after_a_storm_of_bad_requests(client, digits):
+    rng = np.random.default_rng(0)
+    for i in range(200):  # bounded
+        kind = i % 4
+        if kind == 0:
+            client.post("/predict", content=rng.bytes(int(rng.integers(0, 5000))), headers={"content-type": "image/png"})
+        elif kind == 1:
+            client.post("/predict", content=b"x" * (MAX_BODY + 10), headers={"content-type": "image/jpeg"})
+        elif kind == 2:
+            client.post("/predict", json={"pixels": rng.integers(-5, 400, (28, 28)).tolist()})
+        else:
+            client.post("/predict", content=json.dumps({"pixels": "?"}), headers={"content-type": "application/json"})
+    assert client.get("/health").status_code == 200
+    data, label = digits[3]
+    check_answer(client.post("/predict", content=data, headers={"content-type": "image/png"}).json(), label)
