@@ -22,11 +22,16 @@ ELASTIC = 0.06      # std of the coarse field, in normalised coordinates (about 
 ELASTIC_GRID = 4    # the coarse field's side: its smoothness
 
 
-def random_affine(x: torch.Tensor, gen: torch.Generator, background: float) -> torch.Tensor:
+def random_affine(x: torch.Tensor, gen: torch.Generator, background: float,
+                  draws: int | None = None, select: slice = slice(None)) -> torch.Tensor:
     """Distort a batch (B, 1, H, W); `gen` (on the CPU) draws every random number, so a seeded run
-    is reproducible; `background` is the value of an empty pixel in x's normalisation."""
+    is reproducible; `background` is the value of an empty pixel in x's normalisation.
+
+    Under data parallelism x is this rank's `select` of a global batch of `draws` images:
+    parameters are drawn for all of them, so each image gets what one process would give it."""
     b, _, h, w = x.shape
-    u = torch.rand(b, 5, generator=gen) * 2 - 1            # uniform in [-1, 1]
+    draws = draws or b
+    u = (torch.rand(draws, 5, generator=gen) * 2 - 1)[select]   # uniform in [-1, 1]
     angle = u[:, 0] * math.radians(ROTATE_DEG)
     scale = 1 + u[:, 1] * SCALE
     shear = u[:, 2] * SHEAR
@@ -34,7 +39,7 @@ def random_affine(x: torch.Tensor, gen: torch.Generator, background: float) -> t
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     theta = torch.stack([torch.stack([cos, -sin + shear, tx], 1),
                          torch.stack([sin, cos, ty], 1)], 1)     # (B, 2, 3): output -> input coords
-    field = torch.randn(b, 2, ELASTIC_GRID, ELASTIC_GRID, generator=gen) * ELASTIC
+    field = torch.randn(draws, 2, ELASTIC_GRID, ELASTIC_GRID, generator=gen)[select] * ELASTIC
     theta, field = theta.to(x.device, x.dtype), field.to(x.device, x.dtype)
     grid = F.affine_grid(theta, (b, 1, h, w), align_corners=False)
     grid = grid + F.interpolate(field, size=(h, w), mode="bicubic", align_corners=False).permute(0, 2, 3, 1)

@@ -18,12 +18,21 @@ from . import __version__
 from .config import ACTIVATIONS, ARCHS, DEFAULT_RECIPE, OPTIMIZERS, RECIPES, SCHEDULES
 
 
+class Help(argparse.ArgumentDefaultsHelpFormatter):
+    """States each default once: flags whose help already says it, or that are off by default, are left alone."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or "(default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def add_train(sub) -> None:
     recipes = "; ".join(f"{name}: {r.summary}" for name, r in RECIPES.items())
     p = sub.add_parser("train", help="train a network on MNIST (or any IDX dataset)",
                        description="Train LeNet. A recipe sets every hyperparameter; each flag overrides one. "
                                    f"Recipes: {recipes}.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=Help)
     p.add_argument("--recipe", choices=list(RECIPES),
                    help="named hyperparameters (default: the --arch's own: "
                         + ", ".join(f"{a} -> {r}" for a, r in DEFAULT_RECIPE.items()) + ")")
@@ -56,7 +65,7 @@ def add_train(sub) -> None:
 
 def add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="score saved models on the test set",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=Help)
     p.add_argument("--model", action="append", help="output folder or .safetensors; repeat for an ensemble "
                    "(default: the bundled pretrained model)")
     p.add_argument("--data-dir", help="folder with the IDX files (default: as for train)")
@@ -72,7 +81,7 @@ def add_predict(sub) -> None:
                        description="Predict digits in image files (PNG, JPEG, BMP, GIF, WebP, TIFF) and "
                                    "folders of them. Each image is preprocessed the way MNIST was made. Exit code 0 "
                                    "when every input was predicted, 1 when at least one could not be used.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=Help)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
     p.add_argument("--model", help="output folder or .safetensors (default: the bundled pretrained model)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -83,7 +92,7 @@ def add_predict(sub) -> None:
 
 def add_export(sub) -> None:
     p = sub.add_parser("export", help="export a saved model to ONNX",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=Help)
     p.add_argument("--model", help="output folder or .safetensors (default: the bundled pretrained model)")
     p.add_argument("--format", default="onnx", choices=("onnx",))
     p.add_argument("--output", required=True, help="the .onnx file to write")
@@ -93,7 +102,7 @@ def add_export(sub) -> None:
 
 def add_serve(sub) -> None:
     p = sub.add_parser("serve", help="HTTP prediction API and a drawing page",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=Help)
     p.add_argument("--model", help="output folder or .safetensors (default: the bundled pretrained model)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 exposes it to the network")
     p.add_argument("--port", type=int, default=8000)
@@ -136,40 +145,55 @@ def cmd_train(args) -> int:
     from . import data
     from .checkpoint import CHECKPOINT_FILE, load_checkpoint
     from .config import ModelConfig, Recipe
+    from .distributed import setup
     from .train import Run, fit, make_splits, resolve_device
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
+    dist = setup(resolve_device(args.device))  # one process, or one rank of a torchrun job
     out = Path(args.out)
-    ds = data.load(args.data_dir)
-    command = "lenet " + shlex.join(sys.argv[1:]) if sys.argv[0].endswith("lenet") else shlex.join(sys.argv)
-    if args.resume:
-        _, _, _, info = load_checkpoint(out / CHECKPOINT_FILE)
-        recipe = Recipe(**info["recipe"])
-        if args.epochs:
-            recipe = recipe.override(epochs=args.epochs)
-        config = ModelConfig.from_dict(info["model"])
-        seed, meta = info["seed"], info["meta"]
-        subset, holdout = meta["subset"], meta["holdout"]
-        command = meta.get("command", command)
-    else:
-        recipe = choose_recipe(args)
-        config = recipe.model_config(ds.num_classes, ds.image_shape[0])
-        seed, subset, holdout = args.seed, args.subset, args.holdout
-        if ds.image_shape[0] != ds.image_shape[1]:
-            raise ValueError(f"{ds.root}: images are {ds.image_shape}; LeNet needs square images")
-        meta = {"dataset": ds.root.name, "dataset_sha256": ds.sha256, "subset": subset, "holdout": holdout,
-                "command": command}
-    if subset is not None and subset < 1:
-        raise ValueError(f"--subset must be at least 1, got {subset}")
-    train, val = make_splits(ds, device, subset, holdout)
-    run = Run(out=out, seed=seed, log_every=args.log_every, progress=sys.stderr.isatty(),
-              plots=not args.no_plots, command=command, meta=meta)
-    out.mkdir(parents=True, exist_ok=True)
-    info = fit(recipe, config, train, val, run, resume=args.resume)
-    final = info["metrics"]
-    print(f"saved {out / 'model.safetensors'}: {val.name} accuracy {final.get('val_accuracy', float('nan')):.4f}")
+    try:
+        ds = data.load(args.data_dir, download=dist.is_main)
+        command = "lenet " + shlex.join(args.argv)  # `python -m lenet` and torchrun run the same command
+        if args.resume:
+            _, _, _, info = load_checkpoint(out / CHECKPOINT_FILE)
+            recipe = Recipe(**info["recipe"])
+            if args.epochs:
+                recipe = recipe.override(epochs=args.epochs)
+            config = ModelConfig.from_dict(info["model"])
+            seed, meta = info["seed"], info["meta"]
+            subset, holdout = meta["subset"], meta["holdout"]
+            command = meta.get("command", command)
+        else:
+            recipe = choose_recipe(args)
+            config = recipe.model_config(ds.num_classes, ds.image_shape[0])
+            seed, subset, holdout = args.seed, args.subset, args.holdout
+            if ds.image_shape[0] != ds.image_shape[1]:
+                raise ValueError(f"{ds.root}: images are {ds.image_shape}; LeNet needs square images")
+            meta = {"dataset": ds.root.name, "dataset_sha256": ds.sha256, "subset": subset, "holdout": holdout,
+                    "command": command}
+        if subset is not None and subset < 1:
+            raise ValueError(f"--subset must be at least 1, got {subset}")
+        if dist.active and recipe.batch_size % dist.world:
+            raise ValueError(f"--batch-size {recipe.batch_size} is the global batch: it must divide evenly "
+                             f"among {dist.world} processes")
+        train, val = make_splits(ds, dist.device, subset, holdout)
+        run = Run(out=out, seed=seed, log_every=args.log_every, progress=sys.stderr.isatty(),
+                  plots=not args.no_plots, command=command, meta=meta)
+        if dist.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+        info = fit(recipe, config, train, val, run, resume=args.resume, dist=dist)
+    except RuntimeError as e:  # torch.distributed.DistError and gloo's connection errors
+        if not dist.active:
+            raise
+        # Another rank died or hung: end this one with a message; torchrun ends the job.
+        raise ValueError(f"rank {dist.rank}: lost contact with another process ({str(e).splitlines()[0]}); "
+                         f"the last checkpoint in {out} is intact: continue with --resume") from None
+    finally:
+        dist.close()
+    if dist.is_main:
+        final = info["metrics"]
+        print(f"saved {out / 'model.safetensors'}: {val.name} accuracy {final.get('val_accuracy', float('nan')):.4f}")
     return 0
 
 
@@ -251,6 +275,7 @@ def default_model() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)
     try:
         return args.func(args)
     except ValueError as e:

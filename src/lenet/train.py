@@ -27,6 +27,7 @@ from . import __version__
 from .checkpoint import CHECKPOINT_FILE, MODEL_FILE, load_checkpoint, save_checkpoint, save_model, write_text_atomic
 from .config import ModelConfig, Recipe
 from .data import Dataset
+from .distributed import Dist
 from .model import build_model, count_parameters, init_weights, normalize
 
 EVAL_BATCH = 1000
@@ -147,9 +148,15 @@ def train_one_epoch(model, optimizer, train: Split, config: ModelConfig, recipe:
                     epoch: int, seed: int, start_step: int = 0, running: Running | None = None,
                     generator_state: torch.Tensor | None = None, steps_before: int = 0, total_steps: int = 1,
                     log_every: int = 50, log=print, progress: bool = False,
-                    stop: StopRequest | None = None, channels_last: bool = False) -> Running:
+                    stop: StopRequest | None = None, channels_last: bool = False,
+                    dist: Dist | None = None) -> Running:
     """One pass over `train` in the order (seed, epoch) fixes; returns the epoch's sums.
-    When `stop` is requested, raises _Stopped between two batches with where it stopped."""
+    When `stop` is requested, raises _Stopped between two batches with where it stopped.
+
+    Under torchrun (`dist.active`), every rank draws the same order and takes every
+    world-th image of each global batch of `recipe.batch_size`: distinct shards that
+    together make the same global batches as one process would see."""
+    dist = dist or Dist(device=train.labels.device)
     model.train()
     device = train.labels.device
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -157,7 +164,8 @@ def train_one_epoch(model, optimizer, train: Split, config: ModelConfig, recipe:
     order = torch.randperm(len(train), generator=gen).to(device)
     if generator_state is not None:
         gen.set_state(generator_state)
-    n_batches = math.ceil(len(train) / recipe.batch_size)
+    n_batches = batches_per_epoch(len(train), recipe.batch_size, dist.world)
+    mine = slice(dist.rank, None, dist.world)
     run = running or Running(torch.zeros((), dtype=torch.float64, device=device),
                              torch.zeros((), dtype=torch.int64, device=device), 0)
     augment = None
@@ -166,7 +174,7 @@ def train_one_epoch(model, optimizer, train: Split, config: ModelConfig, recipe:
         augment = random_affine
         background = (0 - config.mean) / config.std  # an empty pixel after normalisation
     bar = None
-    if progress:
+    if progress and dist.is_main:
         from tqdm import tqdm
         bar = tqdm(total=n_batches, initial=start_step, desc=f"epoch {epoch + 1}", unit="batch",
                    leave=False, dynamic_ncols=True)
@@ -175,11 +183,13 @@ def train_one_epoch(model, optimizer, train: Split, config: ModelConfig, recipe:
         for step in range(start_step, n_batches):
             if stop is not None and stop.requested:
                 raise _Stopped(step, run, gen.get_state())
-            idx = order[step * recipe.batch_size:(step + 1) * recipe.batch_size]
+            batch = order[step * recipe.batch_size:(step + 1) * recipe.batch_size]
+            idx = batch[mine]
             x = normalize(train.images[idx], config).contiguous(memory_format=memory_format)
             y = train.labels[idx]
             if augment is not None:
-                x = augment(x, gen, background)
+                # Draws for the whole global batch, so every rank's stream stays the same.
+                x = augment(x, gen, background, draws=len(batch), select=mine)
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(steps_before + step, total_steps, recipe)
             logits = model(x)
@@ -193,44 +203,67 @@ def train_one_epoch(model, optimizer, train: Split, config: ModelConfig, recipe:
             if bar is not None:
                 bar.update(1)
             if log_every and (step + 1) % log_every == 0:
-                log(f"epoch {epoch + 1} batch {step + 1}/{n_batches}  "
-                    f"loss {float(run.loss) / run.seen:.4f}  acc {int(run.correct) / run.seen:.4f}")
+                loss_sum, correct, seen = reduce_sums(run, dist)
+                if dist.is_main:
+                    log(f"epoch {epoch + 1} batch {step + 1}/{n_batches}  "
+                        f"loss {loss_sum / seen:.4f}  acc {correct / seen:.4f}")
     finally:
         if bar is not None:
             bar.close()
     return run
 
 
+def batches_per_epoch(n: int, batch_size: int, world: int = 1) -> int:
+    """Every image once; under torchrun a last batch too small to give each rank an image is dropped."""
+    full, rest = divmod(n, batch_size)
+    return full + (1 if rest >= world else 0)
+
+
+def reduce_sums(run: Running, dist: Dist) -> tuple[float, int, int]:
+    """(loss sum, correct, seen) over all ranks."""
+    t = torch.stack([run.loss, run.correct.double(), torch.tensor(float(run.seen), dtype=torch.float64,
+                                                                 device=run.loss.device)])
+    dist.all_reduce(t)
+    return float(t[0]), int(t[1]), int(t[2])
+
+
 @torch.inference_mode()
 def evaluate(model, split: Split, config: ModelConfig, batch_size: int = EVAL_BATCH,
-             return_probabilities: bool = False) -> dict:
-    """Loss, accuracy and per-class accuracy over every image of `split` (no batch is dropped)."""
+             return_probabilities: bool = False, dist: Dist | None = None) -> dict:
+    """Loss, accuracy and per-class accuracy over every image of `split` (no batch is dropped).
+    Under torchrun each rank scores every world-th image and the sums are reduced: each image
+    is scored exactly once. Predictions and probabilities are single-process only."""
     model.eval()
+    dist = dist or Dist(device=split.labels.device)
+    images, labels = split.images[dist.rank::dist.world], split.labels[dist.rank::dist.world]
     n = len(split)
     num_classes = config.num_classes
     loss = torch.zeros((), dtype=torch.float64, device=split.labels.device)
     preds, probs = [], []
-    for i in range(0, n, batch_size):
-        x = normalize(split.images[i:i + batch_size], config)
-        y = split.labels[i:i + batch_size]
+    for i in range(0, len(labels), batch_size):
+        x = normalize(images[i:i + batch_size], config)
+        y = labels[i:i + batch_size]
         logits = model(x)
         loss += F.cross_entropy(logits, y, reduction="sum").double()
         preds.append(logits.argmax(1))
         if return_probabilities:
             probs.append(torch.softmax(logits.float(), 1))
-    pred = torch.cat(preds)
-    hit = pred == split.labels
-    per_class_total = torch.bincount(split.labels, minlength=num_classes)
-    per_class_hit = torch.bincount(split.labels[hit], minlength=num_classes)
+    pred = torch.cat(preds) if preds else labels[:0]
+    hit = pred == labels
+    sums = torch.cat([loss.view(1), torch.bincount(labels, minlength=num_classes).double(),
+                      torch.bincount(labels[hit], minlength=num_classes).double()])
+    dist.all_reduce(sums)
+    per_class_total, per_class_hit = sums[1:1 + num_classes], sums[1 + num_classes:]
+    correct = int(per_class_hit.sum())
     result = {
         "n": n,
-        "loss": float(loss) / n,
-        "accuracy": float(hit.sum()) / n,
-        "correct": int(hit.sum()),
-        "per_class_accuracy": (per_class_hit.double() / per_class_total.clamp(min=1)).tolist(),
-        "predictions": pred.cpu().numpy(),
+        "loss": float(sums[0]) / n,
+        "accuracy": correct / n,
+        "correct": correct,
+        "per_class_accuracy": (per_class_hit / per_class_total.clamp(min=1)).tolist(),
+        "predictions": None if dist.active else pred.cpu().numpy(),
     }
-    if return_probabilities:
+    if return_probabilities and not dist.active:
         result["probabilities"] = torch.cat(probs).cpu().numpy()
     return result
 
@@ -257,6 +290,19 @@ def write_metrics_csv(path: Path, history: list[dict]) -> None:
     write_text_atomic(path, buf.getvalue())
 
 
+def dist_max():
+    return torch.distributed.ReduceOp.MAX
+
+
+def weights_digest(model) -> str:
+    import hashlib
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 @dataclass
 class Run:
     """What `fit` needs besides the model: where to write, and what to record."""
@@ -271,10 +317,16 @@ class Run:
 
 
 def fit(recipe: Recipe, config: ModelConfig, train: Split, val: Split, run: Run, *,
-        resume: bool = False, log=print) -> dict:
+        resume: bool = False, log=print, dist: Dist | None = None) -> dict:
     """Train from scratch (or from `run.out`'s checkpoint), writing checkpoints every epoch and
-    the final model, metrics and plots. Returns the saved model's info."""
+    the final model, metrics and plots. Returns the saved model's info.
+
+    Under torchrun (`dist.active`) every rank trains its shard through DistributedDataParallel;
+    rank 0 alone logs and writes files."""
     device = train.labels.device
+    dist = dist or Dist(device=device)
+    if not dist.is_main:
+        log = lambda *a, **k: None  # noqa: E731 - rank 0 speaks for the job
     torch.manual_seed(run.seed)
     model = build_model(config)
     init_weights(model, recipe.init)
@@ -282,6 +334,10 @@ def fit(recipe: Recipe, config: ModelConfig, train: Split, val: Split, run: Run,
     if run.channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, recipe)
+    net = model
+    if dist.active:
+        from torch.nn.parallel import DistributedDataParallel
+        net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
     ckpt_path = run.out / CHECKPOINT_FILE
     history, start_epoch, start_step, running, gen_state = [], 0, 0, None, None
     if resume:
@@ -299,6 +355,8 @@ def fit(recipe: Recipe, config: ModelConfig, train: Split, val: Split, run: Run,
         log(f"resuming from {ckpt_path}: epoch {start_epoch + 1}, batch {start_step}")
 
     def checkpoint(epoch: int, step: int, running: Running | None, gen: torch.Tensor | None) -> None:
+        if not dist.is_main:
+            return
         state = {"epoch": epoch, "step": step, "history": history, "recipe": recipe.to_dict(),
                  "model": config.to_dict(), "seed": run.seed, "meta": run.meta,
                  "running": running.to_dict() if running else None}
@@ -307,31 +365,35 @@ def fit(recipe: Recipe, config: ModelConfig, train: Split, val: Split, run: Run,
             extra["generator"] = gen
         save_checkpoint(ckpt_path, model, optimizer, state, extra)
 
-    n_batches = math.ceil(len(train) / recipe.batch_size)
+    n_batches = batches_per_epoch(len(train), recipe.batch_size, dist.world)
     total_steps = n_batches * recipe.epochs
     log(f"{config.arch} ({config.activation}), {count_parameters(model):,} parameters, recipe {recipe.name}; "
-        f"{len(train):,} training images, validation on {val.name} ({len(val):,}); device {device}")
+        f"{len(train):,} training images, validation on {val.name} ({len(val):,}); device {device}"
+        + (f"; {dist.world} processes, global batch {recipe.batch_size}" if dist.active else ""))
     with StopRequest() as stop:
         for epoch in range(start_epoch, recipe.epochs):
             t0 = time.perf_counter()
             already = running.seen if running else 0
             try:
                 result = train_one_epoch(
-                    model, optimizer, train, config, recipe, epoch=epoch, seed=run.seed,
+                    net, optimizer, train, config, recipe, epoch=epoch, seed=run.seed,
                     start_step=start_step, running=running, generator_state=gen_state,
                     steps_before=epoch * n_batches, total_steps=total_steps,
-                    log_every=run.log_every, log=log, progress=run.progress, stop=stop,
-                    channels_last=run.channels_last)
+                    log_every=run.log_every, log=log, progress=run.progress,
+                    stop=None if dist.active else stop,  # ranks must stop together: at epoch ends
+                    channels_last=run.channels_last, dist=dist)
             except _Stopped as where:
                 checkpoint(epoch, where.step, where.running, where.generator)
                 raise Interrupted(f"interrupted in epoch {epoch + 1} at batch {where.step}; checkpoint "
                                   f"written to {ckpt_path}; continue with: lenet train --resume --out {run.out}")
             seconds = time.perf_counter() - t0
-            trained = result.seen - already
+            loss_sum, correct, seen = reduce_sums(result, dist)
+            trained = seen - already * dist.world
             start_step, running, gen_state = 0, None, None
-            metrics = evaluate(model, val, config)
-            row = {"epoch": epoch + 1, "train_loss": float(result.loss) / result.seen,
-                   "train_accuracy": int(result.correct) / result.seen, "val_loss": metrics["loss"],
+            dist.broadcast_buffers(model)
+            metrics = evaluate(model, val, config, dist=dist)
+            row = {"epoch": epoch + 1, "train_loss": loss_sum / seen,
+                   "train_accuracy": correct / seen, "val_loss": metrics["loss"],
                    "val_accuracy": metrics["accuracy"], "seconds": round(seconds, 3),
                    "images_per_second": round(trained / seconds), "lr": optimizer.param_groups[0]["lr"]}
             history.append(row)
@@ -339,8 +401,10 @@ def fit(recipe: Recipe, config: ModelConfig, train: Split, val: Split, run: Run,
                 f"val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f}  "
                 f"{seconds:.1f} s  {row['images_per_second']:,} img/s")
             checkpoint(epoch + 1, 0, None, None)
-            write_metrics_csv(run.out / "metrics.csv", history)
-            if stop.requested and epoch + 1 < recipe.epochs:
+            if dist.is_main:
+                write_metrics_csv(run.out / "metrics.csv", history)
+            stopping = dist.all_reduce(torch.tensor(float(stop.requested), device=device), dist_max()) > 0
+            if stopping and epoch + 1 < recipe.epochs:
                 raise Interrupted(f"interrupted after epoch {epoch + 1}; checkpoint written to {ckpt_path}; "
                                   f"continue with: lenet train --resume --out {run.out}")
 
@@ -357,6 +421,14 @@ def fit(recipe: Recipe, config: ModelConfig, train: Split, val: Split, run: Run,
         "versions": versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    if dist.active:
+        digests = dist.all_gather_object(weights_digest(model))
+        if len(set(digests)) != 1:
+            raise ValueError(f"ranks ended with different weights: {digests}")
+        info["distributed"] = {"world_size": dist.world, "backend": torch.distributed.get_backend(),
+                               "weights_sha256": digests[0], "weights_identical_across_ranks": True}
+    if not dist.is_main:
+        return info
     save_model(run.out / MODEL_FILE, model, info)
     write_metrics_csv(run.out / "metrics.csv", history)
     if run.plots and history:

@@ -1,0 +1,224 @@
+"""The speed benchmark suite: training, time to 99%, evaluation, predict, and the data path.
+
+Every speed figure is printed next to the machine, core count and versions, and
+the training figures also as ratios against a plain PyTorch eager NCHW loop
+that lives here, measured side by side in the same run.
+
+    python benchmarks/bench.py [--data-dir DIR] [--json benchmarks/results/bench.json] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lenet import data
+from lenet.config import RECIPES, ModelConfig
+from lenet.model import build_model, init_weights, normalize
+from lenet.pretrained import bundled_model_path
+from lenet.train import Run, Split, evaluate, fit, make_optimizer, make_splits, train_one_epoch
+
+CPU = torch.device("cpu")
+
+
+def forward_macs(model, shape=(1, 1, 28, 28)) -> int:
+    """Multiply-accumulates of one forward pass, counted from the conv and linear layers' outputs."""
+    macs = 0
+
+    def hook(m, i, o):
+        nonlocal macs
+        if isinstance(m, torch.nn.Conv2d):
+            macs += o.numel() * m.in_channels * m.kernel_size[0] * m.kernel_size[1]
+        elif isinstance(m, torch.nn.Linear):
+            macs += o.numel() * m.in_features
+
+    hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    with torch.no_grad():
+        model(torch.zeros(shape))
+    for h in hooks:
+        h.remove()
+    return macs
+
+
+def gemm_gflops(n: int = 1024, seconds: float = 2.0) -> float:
+    """The measured single-precision matrix-multiply rate: the ceiling a convnet can approach."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    count, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        count += 1
+    return 2 * n**3 * count / (time.perf_counter() - t0) / 1e9
+
+
+def plain_eager(config: ModelConfig, train: Split, batch: int, images: int) -> float:
+    """The reference: the textbook PyTorch loop, NCHW, float conversion per batch, .item() each step."""
+    torch.manual_seed(0)
+    model = build_model(config)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    n = len(train)
+    t0, seen = time.perf_counter(), 0
+    while seen < images:
+        perm = torch.randperm(n)
+        for i in range(0, n - batch + 1, batch):
+            idx = perm[i:i + batch]
+            x = normalize(train.images[idx], config)
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), train.labels[idx])
+            loss.backward()
+            opt.step()
+            loss.item()
+            seen += batch
+            if seen >= images:
+                break
+    return seen / (time.perf_counter() - t0)
+
+
+def library_train(recipe, train: Split, channels_last: bool = True) -> float:
+    """Images/s of lenet.train.train_one_epoch over `train`, one epoch."""
+    torch.manual_seed(0)
+    config = recipe.model_config()
+    model = build_model(config)
+    init_weights(model, recipe.init)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    opt = make_optimizer(model, recipe)
+    t0 = time.perf_counter()
+    run = train_one_epoch(model, opt, train, config, recipe, epoch=0, seed=0, log_every=0,
+                          channels_last=channels_last)
+    return run.seen / (time.perf_counter() - t0)
+
+
+def data_path_only(train: Split, config: ModelConfig, batch: int) -> float:
+    """Batches/s of the loader alone: permutation, slice, float conversion, normalisation; no model."""
+    gen = torch.Generator().manual_seed(0)
+    order = torch.randperm(len(train), generator=gen)
+    t0, n = time.perf_counter(), 0
+    for i in range(0, len(train), batch):
+        idx = order[i:i + batch]
+        x = normalize(train.images[idx], config).contiguous(memory_format=torch.channels_last)
+        _ = train.labels[idx]
+        n += 1
+    return n / (time.perf_counter() - t0)
+
+
+def time_to_99(ds, seeds=(0, 1, 2)) -> list[dict]:
+    """Training wall seconds (evaluation excluded) and final test accuracy of the `fast` recipe."""
+    out = []
+    train, val = make_splits(ds, CPU)
+    recipe = RECIPES["fast"]
+    for seed in seeds:
+        with tempfile.TemporaryDirectory() as tmp:
+            info = fit(recipe, recipe.model_config(), train, val,
+                       Run(out=Path(tmp), seed=seed, log_every=0, plots=False), log=lambda *a: None)
+        seconds = sum(h["seconds"] for h in info["history"])
+        out.append({"seed": seed, "train_seconds": round(seconds, 1), "accuracy": info["metrics"]["val_accuracy"]})
+    return out
+
+
+def predict_process(args: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak resident memory (MB) of one `lenet predict` process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "lenet", "predict", *args], capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise RuntimeError(r.stderr)
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return wall, max(peak, before) / 1024
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-dir", help="MNIST folder (default: as for lenet train)")
+    ap.add_argument("--json", help="write the results here too")
+    ap.add_argument("--quick", action="store_true", help="smaller measurements, one seed for time-to-99%%")
+    args = ap.parse_args()
+
+    ds = data.load(args.data_dir)
+    subset = 10_000 if args.quick else 30_000
+    train, _ = make_splits(ds, CPU, subset=subset)
+    results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads",
+               "versions": {"torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()}}
+
+    results["gemm_gflops"] = round(gemm_gflops(), 1)
+    rows = []
+    for name, recipe in (("lenet5 relu", RECIPES["lenet5"].override(activation="relu")),
+                         ("lenet5 sigmoid", RECIPES["lenet5"]), ("seed", RECIPES["tutorial"]),
+                         ("fast", RECIPES["fast"])):
+        config = recipe.model_config()
+        flops_per_image = 3 * 2 * forward_macs(build_model(config))  # forward + backward ~ 3x forward
+        eager = plain_eager(config, train, 64, subset // 2)
+        ours = library_train(recipe, train)
+        ours_nchw = library_train(recipe, train, channels_last=False)
+        big = library_train(recipe.override(batch_size=256), train)
+        rows.append({"network": name, "recipe_batch": recipe.batch_size, "eager_b64": round(eager),
+                     "library": round(ours), "library_nchw": round(ours_nchw), "library_b256": round(big),
+                     "best_ratio_vs_eager": round(max(ours, big) / eager, 2),
+                     "ceiling_images_per_s": round(results["gemm_gflops"] * 1e9 / flops_per_image),
+                     "fraction_of_ceiling": round(max(ours, big) * flops_per_image / (results["gemm_gflops"] * 1e9), 3)})
+    results["training"] = rows
+    results["data_path_batches_per_s_b64"] = round(data_path_only(train, ModelConfig(), 64))
+
+    model, config, _ = __import__("lenet.model", fromlist=["load_model"]).load_model(bundled_model_path())
+    test = Split(torch.from_numpy(ds.test_images.copy()), torch.from_numpy(ds.test_labels.astype(np.int64)), "test")
+    evaluate(model, test, config)
+    t0 = time.perf_counter()
+    evaluate(model, test, config)
+    results["evaluate_images_per_s"] = round(10_000 / (time.perf_counter() - t0))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        from PIL import Image
+        folder = Path(tmp) / "pngs"
+        folder.mkdir()
+        for i in range(1000):
+            Image.fromarray(ds.test_images[i]).resize((56, 56)).save(folder / f"{i:04d}.png")
+        predict_process([str(folder / "0000.png")])  # warm the file cache
+        walls = [predict_process([str(folder / "0000.png")])[0] for _ in range(3)]
+        results["predict_one_png_wall_s"] = round(statistics.median(walls), 3)
+        results["predict_one_png_peak_mb"] = round(predict_process([str(folder / "0000.png")])[1], 1)
+        wall, _ = predict_process([str(folder)])
+        results["predict_1000_pngs_images_per_s"] = round(1000 / wall)
+
+    runs = time_to_99(ds, seeds=(0,) if args.quick else (0, 1, 2))
+    results["time_to_99"] = {"recipe": "fast", "runs": runs,
+                             "median_train_seconds": statistics.median(r["train_seconds"] for r in runs),
+                             "median_accuracy": statistics.median(r["accuracy"] for r in runs)}
+
+    print(f"machine: {results['machine']}; torch {torch.__version__}, numpy {np.__version__}, "
+          f"Python {platform.python_version()}")
+    print(f"GEMM ceiling: {results['gemm_gflops']} GFLOP/s (fp32, 1024x1024)")
+    print(f"{'training images/s':<16} {'eager b64':>9} {'lenet':>7} {'NCHW':>7} {'b256':>7} {'ratio':>6} {'ceiling':>8} {'frac':>6}")
+    for r in rows:
+        print(f"{r['network']:<16} {r['eager_b64']:>9,} {r['library']:>7,} {r['library_nchw']:>7,} "
+              f"{r['library_b256']:>7,} {r['best_ratio_vs_eager']:>6} {r['ceiling_images_per_s']:>8,} "
+              f"{r['fraction_of_ceiling']:>6}")
+    print(f"data path alone: {results['data_path_batches_per_s_b64']:,} batches/s of 64")
+    print(f"evaluate (torch, bundled model): {results['evaluate_images_per_s']:,} images/s over 10,000")
+    print(f"lenet predict one.png: {results['predict_one_png_wall_s']} s wall, "
+          f"{results['predict_one_png_peak_mb']} MB peak; 1,000 PNGs: {results['predict_1000_pngs_images_per_s']:,} images/s")
+    t = results["time_to_99"]
+    print(f"time to 99% (fast recipe): median {t['median_train_seconds']} s of training, accuracy "
+          + ", ".join(f"{r['accuracy']:.4f} in {r['train_seconds']} s" for r in runs))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
