@@ -37,6 +37,14 @@ def digit_png() -> bytes:
     return buf.getvalue()
 
 
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, from /proc (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 async def client(port: int, body: bytes, deadline: float, budget: list[int], latencies: list[float], errors: list):
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     head = (f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
@@ -91,6 +99,7 @@ def main() -> int:
                 break
             except OSError:
                 time.sleep(0.1)
+        rest_mb = rss_mb(server.pid)
         body = digit_png()
         asyncio.run(level(port, body, 1, 1.0, 200))  # warm-up
         rows = [asyncio.run(level(port, body, int(c), args.seconds, args.max_requests))
@@ -100,13 +109,14 @@ def main() -> int:
         server.wait(timeout=10)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     print(f"lenet serve, one 28x28 PNG per POST /predict, client on the same machine ({machine})")
+    print(f"server memory at rest: {rest_mb:.1f} MB resident")
     print(f"{'clients':>7} {'requests':>8} {'errors':>6} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7}")
     for r in rows:
         print(f"{r['clients']:>7} {r['requests']:>8} {r['errors']:>6} {r['requests_per_second']:>8} "
               f"{r['p50_ms']:>7} {r['p99_ms']:>7}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"machine": machine, "levels": rows}, indent=2) + "\n")
+        Path(args.json).write_text(json.dumps({"machine": machine, "rest_rss_mb": rest_mb, "levels": rows}, indent=2) + "\n")
     return 0
 
 

@@ -81,8 +81,10 @@ RECIPES = {
         "tutorial", "seed", standardize=False, optimizer="sgd", lr=0.1, batch_size=64, epochs=5,
         summary="the tutorial's Keras code: seed network, raw 0..255 pixels, Glorot init, SGD 0.1, batch 64"),
     "lenet5": Recipe(
-        "lenet5", "lenet5", activation="sigmoid", optimizer="sgd", lr=0.1, momentum=0.9, batch_size=64, epochs=5,
-        summary="the text's LeNet-5 (sigmoid): standardised pixels, Xavier init, SGD 0.1 with momentum 0.9"),
+        "lenet5", "lenet5", activation="sigmoid", optimizer="sgd", lr=0.1, momentum=0.9, batch_size=64, epochs=20,
+        schedule="onecycle", augment=True,
+        summary="the text's LeNet-5 (sigmoid): standardised pixels, Xavier init, SGD 0.1 with momentum 0.9, "
+                "one-cycle, augmentation, 20 epochs"),
     "fast": Recipe(
         "fast", "fast", activation="relu", optimizer="sgd", lr=0.2, momentum=0.9, nesterov=True,
         weight_decay=5e-4, batch_size=128, epochs=2, schedule="onecycle", label_smoothing=0.1,

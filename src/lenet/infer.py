@@ -105,8 +105,8 @@ class NumpyModel:
 
     def _fast(self, x):
         relu = ACTIVATION["relu"]
-        x = pool2(relu(self._bn("bn1", self._conv("c1", x, 2))), np.max)  # (B, 16, 14, 14)
-        x = pool2(relu(self._bn("bn3", self._conv("c3", x, 0))), np.max)  # (B, 32, 5, 5)
+        x = relu(pool2(self._bn("bn1", self._conv("c1", x, 2)), np.max))  # (B, 16, 14, 14)
+        x = relu(pool2(self._bn("bn3", self._conv("c3", x, 0)), np.max))  # (B, 32, 5, 5)
         x = relu(self._bn("bn5", self._conv("c5", x, 0)))                 # (B, 64, 1, 1)
         x = relu(self._dense("f6", x.reshape(len(x), -1)))                # (B, 84)
         return self._dense("output", x)                                   # (B, classes)

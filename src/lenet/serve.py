@@ -127,6 +127,10 @@ def create_app(model_path: str | Path | None = None):
             r["preprocessed"] = image.tolist()
         return results
 
+    def predict_one(prepare, *args) -> dict:
+        """Decode and predict in one worker-thread hop; errors become RequestError."""
+        return answer([prepare(*args)])[0]
+
     @app.get("/", include_in_schema=False)
     async def page():
         return FileResponse(STATIC / "index.html")
@@ -156,19 +160,19 @@ def create_app(model_path: str | Path | None = None):
                 payload = json.loads(await request.body())
             except (json.JSONDecodeError, UnicodeDecodeError):
                 raise RequestError(400, "the body is not valid JSON") from None
-            pixels = pixels_from_json(payload)
-            image = await run_in_threadpool(from_pixels, pixels)
+            result = await run_in_threadpool(predict_one, from_pixels, pixels_from_json(payload))
         elif kind == "multipart/form-data":
             files = await form_files(request)
             if len(files) != 1:
                 raise RequestError(422, f"expected one file in the form, got {len(files)}")
-            image = await run_in_threadpool(decode, *files[0])
+            result = await run_in_threadpool(predict_one, decode, *files[0])
         elif kind in IMAGE_TYPES:
-            image = await run_in_threadpool(decode, await request.body())
+            result = await run_in_threadpool(predict_one, decode, await request.body())
         else:
             raise RequestError(415, f"unsupported content type {kind or '(none)'}: send an image "
                                     "(image/png, image/jpeg, ...), multipart/form-data or application/json")
-        return (await run_in_threadpool(answer, [image]))[0]
+        # A JSONResponse as is: FastAPI's generic encoder would walk the 784 pixels in Python.
+        return JSONResponse(result)
 
     @app.post("/predict/batch", summary="Predict several digits",
               description=f"multipart/form-data with up to {MAX_BATCH} files; one result (or error) per file.")
@@ -195,7 +199,7 @@ def create_app(model_path: str | Path | None = None):
                 results[i].update(r)
             return results
 
-        return {"results": await run_in_threadpool(work)}
+        return JSONResponse({"results": await run_in_threadpool(work)})
 
     async def form_files(request) -> list[tuple[bytes, str]]:
         try:

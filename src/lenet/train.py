@@ -241,7 +241,8 @@ def evaluate(model, split: Split, config: ModelConfig, batch_size: int = EVAL_BA
     loss = torch.zeros((), dtype=torch.float64, device=split.labels.device)
     preds, probs = [], []
     for i in range(0, len(labels), batch_size):
-        x = normalize(images[i:i + batch_size], config)
+        # Channels-last input (and model, see evaluate_models and fit): 2.4x faster on CPU for lenet5.
+        x = normalize(images[i:i + batch_size], config).contiguous(memory_format=torch.channels_last)
         y = labels[i:i + batch_size]
         logits = model(x)
         loss += F.cross_entropy(logits, y, reduction="sum").double()
@@ -373,7 +374,9 @@ def fit(recipe: Recipe, config: ModelConfig, train: Split, val: Split, run: Run,
     with StopRequest() as stop:
         for epoch in range(start_epoch, recipe.epochs):
             t0 = time.perf_counter()
-            already = running.seen if running else 0
+            already = running.seen if running else 0  # images of this epoch trained before a resume
+            if running and not dist.is_main:
+                running = None  # a resumed epoch's partial sums count once, on rank 0
             try:
                 result = train_one_epoch(
                     net, optimizer, train, config, recipe, epoch=epoch, seed=run.seed,
@@ -388,7 +391,7 @@ def fit(recipe: Recipe, config: ModelConfig, train: Split, val: Split, run: Run,
                                   f"written to {ckpt_path}; continue with: lenet train --resume --out {run.out}")
             seconds = time.perf_counter() - t0
             loss_sum, correct, seen = reduce_sums(result, dist)
-            trained = seen - already * dist.world
+            trained = seen - already
             start_step, running, gen_state = 0, None, None
             dist.broadcast_buffers(model)
             metrics = evaluate(model, val, config, dist=dist)
