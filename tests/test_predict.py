@@ -99,3 +99,21 @@ def test_bundled_model_scores_at_least_99_percent(mnist_dir):
     result = json.loads(r.stdout)
     assert result["n"] == 10_000 and result["accuracy"] >= 0.99
     assert bundled_model_path().stat().st_size < 1_000_000
+
+
+def without_torch(*args, env=None):
+    """Run the CLI in a process where `import torch` fails, as on the inference-only install."""
+    code = "import sys; sys.modules['torch'] = None; from lenet.cli import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_evaluate_without_torch_uses_numpy(mnist_dir):
+    import os
+    r = without_torch("evaluate", "--json", env=dict(os.environ, LENET_DATA_DIR=str(mnist_dir)))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["accuracy"] >= 0.99
+
+
+def test_training_without_torch_says_which_extra(mnist_dir):
+    r = without_torch("train")
+    assert r.returncode == 1 and "pip install 'lenet[train]'" in r.stderr and "Traceback" not in r.stderr

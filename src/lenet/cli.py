@@ -19,6 +19,12 @@ from . import __version__
 from .config import ACTIVATIONS, ARCHS, DEFAULT_RECIPE, OPTIMIZERS, RECIPES, SCHEDULES
 
 
+# Which extra brings an optional dependency (pyproject.toml).
+EXTRAS = {"torch": "train", "tqdm": "train", "matplotlib": "train", "onnx": "export", "onnxscript": "export",
+          "onnxruntime": "export", "fastapi": "serve", "uvicorn": "serve", "starlette": "serve",
+          "multipart": "serve", "python_multipart": "serve"}
+
+
 class Help(argparse.ArgumentDefaultsHelpFormatter):
     """States each default once: flags whose help already says it, or that are off by default, are left alone."""
 
@@ -242,11 +248,10 @@ def cmd_predict(args) -> int:
 
 
 def cmd_export(args) -> int:
-    try:
-        from .export import export_onnx
-        import onnx  # noqa: F401
-    except ImportError as e:
-        raise ValueError(f"ONNX export needs the export extra: pip install 'lenet[export]' ({e})") from None
+    import onnx  # noqa: F401 - fail early, before torch loads, when the export extra is missing
+
+    from .export import export_onnx
+
     meta = export_onnx(args.model or default_model(), args.output, args.opset)
     contract = json.loads(meta["input_contract"])
     print(f"wrote {args.output}: input {contract['input']} {contract['shape']} {contract['dtype']} "
@@ -259,11 +264,8 @@ def cmd_serve(args) -> int:
     # outnumber the cores make every request wait (set before NumPy loads).
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
-    try:
-        from .serve import serve
-        import fastapi  # noqa: F401
-    except ImportError as e:
-        raise ValueError(f"serving needs the serve extra: pip install 'lenet[serve]' ({e})") from None
+    from .serve import serve
+
     serve(args.model, args.host, args.port)
     return 0
 
@@ -283,6 +285,11 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except ValueError as e:
         print(f"lenet {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except ImportError as e:  # an optional dependency of this command is not installed
+        extra = EXTRAS.get((e.name or "").split(".")[0], "dev")
+        print(f"lenet {args.command}: error: needs {e.name}, which is not installed: "
+              f"pip install 'lenet[{extra}]'", file=sys.stderr)
         return 1
     except KeyboardInterrupt as e:  # train's Interrupted says where its checkpoint is
         print(f"lenet {args.command}: {e or 'interrupted'}", file=sys.stderr)

@@ -9,28 +9,19 @@ def evaluate_models(paths: list[str], ds, device_name: str = "auto") -> dict:
     """Test-set metrics of each model and, for several, of their averaged probabilities.
 
     The top-level `accuracy`, `n` and `per_class_accuracy` are the ensemble's
-    (or the single model's)."""
-    import torch
-
-    from .model import load_model
-    from .train import Split, evaluate, resolve_device
-
-    device = resolve_device(device_name)
-    split = Split(torch.from_numpy(ds.test_images.copy()).to(device),
-                  torch.from_numpy(ds.test_labels.astype(np.int64)).to(device), "test")
+    (or the single model's). Runs on torch when it is installed, else on the
+    NumPy forward pass (the inference-only install)."""
     labels = ds.test_labels.astype(np.int64)
     models, total = [], None
     for path in paths:
-        model, config, info = load_model(path, device)
-        model.to(memory_format=torch.channels_last)  # the layout the CPU convolutions are fastest in
+        probs, config, info = model_probabilities(path, ds, device_name)
         if config.num_classes < ds.num_classes:
             raise ValueError(f"{path}: the model knows {config.num_classes} classes, the data has {ds.num_classes}")
-        if config.image_size != ds.image_shape[0]:
-            raise ValueError(f"{path}: the model takes {config.image_size}px images, the data has {ds.image_shape}")
-        r = evaluate(model, split, config, return_probabilities=True)
-        models.append({"model": str(path), "arch": config.arch, "accuracy": r["accuracy"], "loss": r["loss"],
+        hit = probs.argmax(1) == labels
+        loss = float(-np.log(np.maximum(probs[np.arange(len(labels)), labels], 1e-12)).mean())
+        models.append({"model": str(path), "arch": config.arch, "accuracy": float(hit.mean()), "loss": loss,
                        "recorded": info.get("metrics", {}).get("val_accuracy")})
-        total = r["probabilities"] if total is None else total + r["probabilities"]
+        total = probs if total is None else total + probs
     probs = total / len(paths)
     pred = probs.argmax(1)
     hit = pred == labels
@@ -46,6 +37,33 @@ def evaluate_models(paths: list[str], ds, device_name: str = "auto") -> dict:
         "_probabilities": probs,
         "_labels": labels,
     }
+
+
+def model_probabilities(path, ds, device_name: str):
+    """(probabilities (N, classes) on the test set, config, info) of one saved model."""
+    try:
+        import torch
+    except ImportError:
+        from .infer import NumpyModel
+        model = NumpyModel.load(path)
+        check_images(path, model.config, ds)
+        return model.probabilities(ds.test_images), model.config, model.info
+
+    from .model import load_model
+    from .train import Split, evaluate, resolve_device
+
+    device = resolve_device(device_name)
+    model, config, info = load_model(path, device)
+    check_images(path, config, ds)
+    model.to(memory_format=torch.channels_last)  # the layout the CPU convolutions are fastest in
+    split = Split(torch.from_numpy(ds.test_images.copy()).to(device),
+                  torch.from_numpy(ds.test_labels.astype(np.int64)).to(device), "test")
+    return evaluate(model, split, config, return_probabilities=True)["probabilities"], config, info
+
+
+def check_images(path, config, ds) -> None:
+    if config.image_size != ds.image_shape[0]:
+        raise ValueError(f"{path}: the model takes {config.image_size}px images, the data has {ds.image_shape}")
 
 
 def format_table(result: dict) -> str:
