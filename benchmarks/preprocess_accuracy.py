@@ -1,0 +1,51 @@
+"""Accuracy of the bundled model on MNIST test digits disguised as people's images:
+MNIST-style preprocessing against a plain resize to 28x28.
+
+    python benchmarks/preprocess_accuracy.py [--n 300] [--data-dir DIR]
+
+The disguises are the tests' (tests/test_preprocess.py): pencil on grey paper,
+chalk on a dark board, an RGBA canvas export, a blue-ink JPEG photo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from lenet import data  # noqa: E402
+from lenet.infer import NumpyModel  # noqa: E402
+from lenet.preprocess import plain_resize, preprocess  # noqa: E402
+from lenet.pretrained import bundled_model_path  # noqa: E402
+from test_preprocess import disguise  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=300, help="test digits per disguise (default: 300)")
+    ap.add_argument("--data-dir", help="MNIST folder (default: as for lenet train)")
+    args = ap.parse_args()
+    ds = data.load(args.data_dir)
+    model = NumpyModel.load(bundled_model_path())
+    rng = np.random.default_rng(0)
+    idx = rng.choice(len(ds.test_labels), args.n, replace=False)
+    digits, labels = ds.test_images[idx], ds.test_labels[idx]
+
+    def accuracy(images):
+        return float((model.probabilities(np.stack(images)).argmax(1) == labels).mean())
+
+    print(f"{args.n} MNIST test digits, bundled model; as MNIST itself: {accuracy(list(digits)):.4f}")
+    print(f"{'disguise':<15} {'preprocess':>10} {'plain resize':>12}")
+    for style in ("dark-on-light", "light-on-dark", "canvas", "jpeg"):
+        images = [disguise(d, style, rng) for d in digits]
+        print(f"{style:<15} {accuracy([preprocess(i) for i in images]):>10.4f} "
+              f"{accuracy([plain_resize(i) for i in images]):>12.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
