@@ -10,7 +10,6 @@ that lives here, measured side by side in the same run.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import platform
@@ -28,7 +27,6 @@ import torch.nn.functional as F
 from lenet import data
 from lenet.config import RECIPES, ModelConfig
 from lenet.model import build_model, init_weights, normalize
-from lenet.pretrained import bundled_model_path
 from lenet.train import Run, Split, evaluate, fit, make_optimizer, make_splits, train_one_epoch
 
 CPU = torch.device("cpu")
@@ -110,8 +108,8 @@ def data_path_only(train: Split, config: ModelConfig, batch: int) -> float:
     t0, n = time.perf_counter(), 0
     for i in range(0, len(train), batch):
         idx = order[i:i + batch]
-        x = normalize(train.images[idx], config).contiguous(memory_format=torch.channels_last)
-        _ = train.labels[idx]
+        normalize(train.images[idx], config).contiguous(memory_format=torch.channels_last)
+        train.labels[idx]
         n += 1
     return n / (time.perf_counter() - t0)
 

@@ -7,7 +7,7 @@ override its fields one by one.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 
 ARCHS = ("lenet5", "seed", "fast")
 ACTIVATIONS = ("sigmoid", "tanh", "relu")

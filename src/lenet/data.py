@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .checkpoint import write_atomic
 from .idx import IMAGES_MAGIC, LABELS_MAGIC, check_pair, read_idx
 
 ENV_VAR = "LENET_DATA_DIR"
@@ -108,26 +108,11 @@ def download_mnist(directory: Path, mirrors: tuple[str, ...] = MIRRORS, timeout:
             if hashlib.md5(body).hexdigest() != md5:
                 errors.append(f"{mirror}: MD5 mismatch for {target.name}")
                 continue
-            write_atomic(target, body)
+            write_atomic(target, lambda tmp, body=body: Path(tmp).write_bytes(body))
             break
         else:
             raise OSError(f"could not fetch {target.name}: " + "; ".join(errors))
     return directory
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass

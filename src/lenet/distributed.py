@@ -54,10 +54,6 @@ class Dist:
             for buf in model.buffers():
                 dist.broadcast(buf, 0)
 
-    def barrier(self) -> None:
-        if self.active:
-            dist.barrier()
-
     def close(self) -> None:
         if self.active and dist.is_initialized():
             dist.destroy_process_group()

@@ -2,7 +2,7 @@
 
 Every network returns the scores that a softmax turns into probabilities: the
 softmax itself is folded into the loss (`F.cross_entropy`) for numerical
-stability, and applied explicitly by `probabilities()` and the ONNX export.
+stability, and applied explicitly in evaluation, in infer.py and in the ONNX export.
 """
 
 from __future__ import annotations
@@ -130,10 +130,6 @@ def normalize(images: torch.Tensor, config: ModelConfig) -> torch.Tensor:
     """uint8 (B, H, W) pixels to the float (B, 1, H, W) input the model was trained on."""
     x = images.unsqueeze(1).float()
     return (x * config.scale - config.mean) / config.std
-
-
-def probabilities(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return torch.softmax(model(x), dim=1)
 
 
 def load_model(path, device="cpu") -> tuple[nn.Module, ModelConfig, dict]:

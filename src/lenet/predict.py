@@ -44,7 +44,7 @@ def top_k(probabilities: np.ndarray, k: int) -> list[dict]:
 
 def predict_images(model, images: np.ndarray, k: int = 1) -> list[dict]:
     """Results for preprocessed uint8 images (N, 28, 28), one batched forward pass."""
-    probs = model.probabilities(images) if len(images) else np.zeros((0, 10))
+    probs = model.probabilities(images)
     results = []
     for p in probs:
         best = int(p.argmax())
