@@ -26,17 +26,6 @@ def collect_inputs(inputs: list[str]) -> list[Path]:
     return paths
 
 
-def prepare(source, name: str | None = None) -> np.ndarray:
-    """A file path or image bytes -> the 28x28 uint8 image the network sees."""
-    try:
-        return preprocess(load_image(source, name))
-    except ValueError as e:
-        # preprocess's messages do not know the file's name; load_image's already start with it.
-        text = str(e)
-        label = name or str(source)
-        raise ValueError(text if text.startswith(label) else f"{label}: {text}") from None
-
-
 def top_k(probabilities: np.ndarray, k: int) -> list[dict]:
     order = np.argsort(-probabilities)[:k]
     return [{"digit": int(d), "probability": float(probabilities[d])} for d in order]
@@ -63,11 +52,11 @@ def predict_files(model, paths: list[Path], k: int = 1, save_dir: Path | None = 
     images, where = [], []
     for path in paths:
         try:
-            images.append(prepare(path))
+            images.append(preprocess(load_image(path)))
             where.append(len(results))
             results.append({"file": str(path)})
         except ValueError as e:
-            message = str(e).removeprefix(f"{path}: ")  # the entry names the file already
+            message = str(e).removeprefix(f"{path}: ")  # load_image names the file; the entry does already
             results.append({"file": str(path), "error": message})
     predictions = predict_images(model, np.stack(images) if images else np.zeros((0, 28, 28), np.uint8), k)
     for i, pred in zip(where, predictions):

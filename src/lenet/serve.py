@@ -152,8 +152,7 @@ def create_app(model_path: str | Path | None = None):
     async def model_info():
         info = model.info
         return {"arch": model.config.arch, "activation": model.config.activation,
-                "parameters": int(sum(v.size for k, v in model.w.items() if not k.endswith(("running_mean",
-                                      "running_var", "num_batches_tracked")))),
+                "parameters": info.get("parameters"),
                 "classes": model.config.num_classes,
                 "test_accuracy": info.get("metrics", {}).get("val_accuracy"),
                 "recipe": info.get("recipe", {}).get("name"), "command": info.get("command"),
