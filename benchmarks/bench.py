@@ -33,7 +33,8 @@ CPU = torch.device("cpu")
 
 
 def forward_macs(model, shape=(1, 1, 28, 28)) -> int:
-    """Multiply-accumulates of one forward pass, counted from the conv and linear layers' outputs."""
+    """Multiply-accumulates of one forward pass of the network as written in the text (its `layers`,
+    before forward's fusions), counted from the conv and linear layers' outputs."""
     macs = 0
 
     def hook(m, i, o):
@@ -46,7 +47,7 @@ def forward_macs(model, shape=(1, 1, 28, 28)) -> int:
     model.eval()  # batch norm cannot train on one image
     hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
     with torch.no_grad():
-        model(torch.zeros(shape))
+        list(model.layers(torch.zeros(shape))) if hasattr(model, "layers") else model(torch.zeros(shape))
     for h in hooks:
         h.remove()
     return macs
@@ -63,10 +64,26 @@ def gemm_gflops(n: int = 1024, seconds: float = 2.0) -> float:
     return 2 * n**3 * count / (time.perf_counter() - t0) / 1e9
 
 
+class Textbook(torch.nn.Module):
+    """The network as the text draws it, one layer after another (its `layers`), without the
+    fusions of lenet's `forward`: what a plain PyTorch implementation computes."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        if not hasattr(self.net, "layers"):
+            return self.net(x)
+        for _, x in self.net.layers(x):
+            pass
+        return x
+
+
 def plain_eager(config: ModelConfig, train: Split, batch: int, images: int) -> float:
-    """The reference: the textbook PyTorch loop, NCHW, float conversion per batch, .item() each step."""
+    """The reference: the textbook network and loop, NCHW, float conversion per batch, .item() each step."""
     torch.manual_seed(0)
-    model = build_model(config)
+    model = Textbook(build_model(config))
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     n = len(train)
     t0, seen = time.perf_counter(), 0

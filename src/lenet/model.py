@@ -30,6 +30,36 @@ def conv_then_avgpool(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     return F.conv2d(x, pooled, conv.bias, stride=2, padding=conv.padding)
 
 
+class _SplitLayoutConv(torch.autograd.Function):
+    """A stride-1 convolution whose passes each run in the memory layout fastest for them
+    on CPU (oneDNN): the forward pass and the weight gradient channels-last, the input
+    gradient NCHW, where computing 6 channels channels-last is 2x slower (benchmarks/)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, padding):
+        x = x.contiguous(memory_format=torch.channels_last)
+        ctx.save_for_backward(x, weight)
+        ctx.padding, ctx.has_bias = padding, bias is not None
+        return F.conv2d(x, weight.contiguous(memory_format=torch.channels_last), bias, padding=padding)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.nn.grad.conv2d_input(x.shape, weight.contiguous(), grad.contiguous(), padding=ctx.padding)
+        grad_w = torch.nn.grad.conv2d_weight(x, weight.shape, grad.contiguous(memory_format=torch.channels_last),
+                                             padding=ctx.padding)
+        return grad_x, grad_w, grad.sum((0, 2, 3)) if ctx.has_bias else None, None
+
+
+def conv_for_training(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """conv(x); on CPU with gradients on, through _SplitLayoutConv (the same result, faster)."""
+    if x.device.type == "cpu" and torch.is_grad_enabled() and conv.weight.requires_grad:
+        return _SplitLayoutConv.apply(x, conv.weight, conv.bias, conv.padding)
+    return conv(x)
+
+
 class LeNet5(nn.Module):
     """LeNet-5 as the tutorial's text describes it: 61,706 parameters for 10 classes."""
 
@@ -61,7 +91,7 @@ class LeNet5(nn.Module):
         # many values are left to activate; C5, whose 5x5 kernel covers its whole 5x5 input,
         # as one matrix product with its own weights flattened.
         x = torch.sigmoid(conv_then_avgpool(self.c1, x))         # C1, S2: (B, 6, 14, 14)
-        x = self.act(self.s4(self.c3(x)))                         # C3, S4: (B, 16, 5, 5)
+        x = self.act(self.s4(conv_for_training(self.c3, x)))      # C3, S4: (B, 16, 5, 5)
         x = self.act(F.linear(torch.flatten(x, 1), self.c5.weight.flatten(1), self.c5.bias))  # C5: (B, 120)
         x = self.act(self.f6(x))                                  # F6: (B, 84)
         return self.output(x)                                     # (B, classes); softmax in the loss

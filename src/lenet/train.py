@@ -114,14 +114,27 @@ def make_optimizer(model, recipe: Recipe) -> torch.optim.Optimizer:
     decay = [p for p in model.parameters() if p.ndim > 1]
     rest = [p for p in model.parameters() if p.ndim <= 1]
     groups = [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    # One fused kernel for all parameters instead of a loop over them: the step costs
+    # 75 instead of 200 us for lenet5 on CPU, a few % of a training step (benchmarks/).
+    fused = all(p.device.type in ("cpu", "cuda") for p in model.parameters())
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum,
-                               nesterov=recipe.nesterov and recipe.momentum > 0)
+                               nesterov=recipe.nesterov and recipe.momentum > 0, fused=fused)
     if recipe.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=recipe.lr)
+        return torch.optim.Adam(groups, lr=recipe.lr, fused=fused)
     if recipe.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=recipe.lr)
+        return torch.optim.AdamW(groups, lr=recipe.lr, fused=fused)
     raise ValueError(f"unknown optimizer {recipe.optimizer!r}")
+
+
+def match_parameter_layouts(optimizer: torch.optim.Optimizer) -> None:
+    """Give each per-parameter state tensor (momentum, Adam's moments) its parameter's memory
+    layout. A checkpoint stores them contiguous; a fused step walks parameter and state as
+    flat memory, so a channels-last weight with a contiguous momentum would be updated wrongly."""
+    for p, slots in optimizer.state.items():
+        for name, value in slots.items():
+            if torch.is_tensor(value) and value.shape == p.shape:
+                slots[name] = torch.empty_like(p, dtype=value.dtype).copy_(value)
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -348,6 +361,7 @@ def fit(recipe: Recipe, config: ModelConfig, train: Split, val: Split, run: Run,
                              f"(dataset checksum differs); point --data-dir at the same files")
         model.load_state_dict(model_sd)
         optimizer.load_state_dict(optim_sd)
+        match_parameter_layouts(optimizer)
         history, start_epoch, start_step = info["history"], info["epoch"], info["step"]
         if start_step:
             running = Running.from_dict(info["running"], device)
