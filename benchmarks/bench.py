@@ -1,8 +1,9 @@
 """The speed benchmark suite: training, time to 99%, evaluation, predict, and the data path.
 
 Every speed figure is printed next to the machine, core count and versions, and
-the training figures also as ratios against a plain PyTorch eager NCHW loop
-that lives here, measured side by side in the same run.
+the training figures also as ratios against a plain PyTorch eager NCHW loop of
+the textbook network (layer after layer, as the text draws it) that lives here,
+measured side by side in the same run: medians of 3 interleaved rounds.
 
     python benchmarks/bench.py [--data-dir DIR] [--json benchmarks/results/bench.json] [--quick]
 """
@@ -103,19 +104,31 @@ def plain_eager(config: ModelConfig, train: Split, batch: int, images: int) -> f
     return seen / (time.perf_counter() - t0)
 
 
-def library_train(recipe, train: Split, channels_last: bool = True) -> float:
-    """Images/s of lenet.train.train_one_epoch over `train`, one epoch."""
+def library_train(recipe, train: Split, channels_last: bool = True, model=None, optimizer=None) -> float:
+    """Images/s of lenet.train.train_one_epoch over `train`, one epoch, with the recipe's
+    network and optimizer unless others are given (benchmarks/ablation.py swaps them)."""
     torch.manual_seed(0)
     config = recipe.model_config()
-    model = build_model(config)
-    init_weights(model, recipe.init)
+    if model is None:
+        model = build_model(config)
+        init_weights(model, recipe.init)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    opt = make_optimizer(model, recipe)
+    opt = optimizer(model) if optimizer else make_optimizer(model, recipe)
     t0 = time.perf_counter()
     run = train_one_epoch(model, opt, train, config, recipe, epoch=0, seed=0, log_every=0,
                           channels_last=channels_last)
     return run.seen / (time.perf_counter() - t0)
+
+
+def median_of_rounds(measures: dict, rounds: int) -> dict:
+    """{name: median images/s} over `rounds` rounds, each round running every measure once in
+    turn, so that a slow spell of this shared machine falls on all of them alike."""
+    seen = {name: [] for name in measures}
+    for _ in range(rounds):
+        for name, measure in measures.items():
+            seen[name].append(measure())
+    return {name: statistics.median(v) for name, v in seen.items()}
 
 
 def data_path_only(train: Split, config: ModelConfig, batch: int) -> float:
@@ -161,11 +174,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", help="MNIST folder (default: as for lenet train)")
     ap.add_argument("--json", help="write the results here too")
-    ap.add_argument("--quick", action="store_true", help="smaller measurements, one seed for time-to-99%%")
+    ap.add_argument("--quick", action="store_true", help="smaller measurements, one round, one seed for time-to-99%%")
     args = ap.parse_args()
 
     ds = data.load(args.data_dir)
     subset = 10_000 if args.quick else 30_000
+    rounds = 1 if args.quick else 3
     train, _ = make_splits(ds, CPU, subset=subset)
     results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads",
                "versions": {"torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()}}
@@ -179,10 +193,12 @@ def main() -> int:
                          ("fast", RECIPES["fast"]), ("fast + augment", RECIPES["best"])):
         config = recipe.model_config()
         flops_per_image = 3 * 2 * forward_macs(build_model(config))  # forward + backward ~ 3x forward
-        eager = plain_eager(config, train, 64, subset // 2)
-        ours = library_train(recipe, train)
-        ours_nchw = library_train(recipe, train, channels_last=False)
-        big = library_train(recipe.override(batch_size=256), train)
+        rate = median_of_rounds({
+            "eager": lambda: plain_eager(config, train, 64, subset // 2),
+            "ours": lambda: library_train(recipe, train),
+            "ours_nchw": lambda: library_train(recipe, train, channels_last=False),
+            "big": lambda: library_train(recipe.override(batch_size=256), train)}, rounds)
+        eager, ours, ours_nchw, big = rate["eager"], rate["ours"], rate["ours_nchw"], rate["big"]
         rows.append({"network": name, "recipe_batch": recipe.batch_size, "eager_b64": round(eager),
                      "library": round(ours), "library_nchw": round(ours_nchw), "library_b256": round(big),
                      "best_ratio_vs_eager": round(max(ours, big) / eager, 2),

@@ -53,6 +53,23 @@ def test_forward_is_the_figure_computed_faster(arch, activation):
     torch.testing.assert_close(model(x.contiguous(memory_format=torch.channels_last)), reference, rtol=1e-5, atol=1e-5)
 
 
+def test_fast_in_evaluation_folds_batch_norm_into_the_convolutions_exactly():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig("fast", "relu"))
+    for _ in range(3):
+        model(torch.randn(64, 1, 28, 28))  # running statistics away from 0 and 1
+    for bn in (model.bn1, model.bn3, model.bn5):
+        torch.nn.init.uniform_(bn.weight, -2, 2)  # negative scales too: the fold must not assume a sign
+        torch.nn.init.uniform_(bn.bias, -1, 1)
+    model.eval()
+    F, m, x = torch.nn.functional, model, torch.randn(16, 1, 28, 28)
+    x_ = F.relu(m.s2(m.bn1(m.c1(x))))
+    x_ = F.relu(m.s4(m.bn3(m.c3(x_))))
+    x_ = F.relu(m.bn5(m.c5(x_))).flatten(1)
+    expected = m.output(F.relu(m.f6(x_)))
+    torch.testing.assert_close(model(x), expected, rtol=1e-5, atol=1e-5)
+
+
 def test_fast_is_lenet_sized():
     assert count_parameters(build_model(ModelConfig("fast"))) <= 100_000
 

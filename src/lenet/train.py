@@ -30,7 +30,7 @@ from .data import Dataset
 from .distributed import Dist
 from .model import build_model, count_parameters, init_weights, normalize
 
-EVAL_BATCH = 1000
+EVAL_BATCH = 256  # batches whose activations stay in cache: fast evaluates 1.6x faster than at 1000
 
 
 class Interrupted(KeyboardInterrupt):
