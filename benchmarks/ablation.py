@@ -62,12 +62,12 @@ def main() -> int:
         "plain eager loop, textbook network, batch 64": lambda: plain_eager(recipe.model_config(), train, 64, len(train)),
         "lenet's loop (no sync per step), same network": lambda: library_train(
             recipe, train, channels_last=False, model=textbook(), optimizer=unfused_sgd),
+        "+ batch 256": lambda: library_train(b256, train, channels_last=False, model=textbook(), optimizer=unfused_sgd),
         "+ forward: C1+S2 one convolution, S4 first, C5 a product": without_split_layout(lambda: library_train(
-            recipe, train, channels_last=False, optimizer=unfused_sgd)),
+            b256, train, channels_last=False, optimizer=unfused_sgd)),
         "+ C3 passes each in its fastest layout": lambda: library_train(
-            recipe, train, channels_last=False, optimizer=unfused_sgd),
-        "+ fused SGD step": lambda: library_train(recipe, train, channels_last=False),
-        "+ batch 256": lambda: library_train(b256, train, channels_last=False),
+            b256, train, channels_last=False, optimizer=unfused_sgd),
+        "+ fused SGD step": lambda: library_train(b256, train, channels_last=False),
         "+ channels-last model and input": lambda: library_train(b256, train, channels_last=True),
     }
     rates = median_of_rounds(steps, args.rounds)
