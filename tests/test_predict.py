@@ -9,8 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
+from lenet.config import RECIPES, ModelConfig
 from lenet.infer import NumpyModel
-from lenet.model import load_model
+from lenet.model import build_model, init_weights, load_model, normalize
 from lenet.pretrained import bundled_model_path
 from lenet.train import Split, evaluate
 
@@ -91,6 +92,29 @@ def test_numpy_and_torch_agree_on_the_test_set(mnist):
     probs = NumpyModel.load(path).probabilities(mnist.test_images)
     assert (probs.argmax(1) == ref["predictions"]).mean() == 1.0
     assert np.abs(probs - ref["probabilities"]).max() < 1e-4
+
+
+@pytest.mark.parametrize("config", [ModelConfig("lenet5", "sigmoid"), ModelConfig("lenet5", "relu"),
+                                    RECIPES["tutorial"].model_config(), ModelConfig("fast", "relu")],
+                         ids=["lenet5-sigmoid", "lenet5-relu", "seed-raw-pixels", "fast"])
+def test_numpy_forward_matches_torch_for_every_network(config):
+    torch.manual_seed(0)
+    model = build_model(config)
+    init_weights(model, "xavier")
+    if config.arch == "fast":  # batch-norm statistics and scales far from 0 and 1, negative scales too
+        model(torch.randn(64, 1, 28, 28) * 3)
+        for bn in (model.bn1, model.bn3, model.bn5):
+            torch.nn.init.uniform_(bn.weight, -2, 2)
+            torch.nn.init.uniform_(bn.bias, -1, 1)
+    model.eval()
+    images = np.random.default_rng(0).integers(0, 256, (64, 28, 28), dtype=np.uint8)
+    with torch.no_grad():
+        expected = model(normalize(torch.from_numpy(images), config)).numpy()
+    numpy_model = NumpyModel({k: v.numpy() for k, v in model.state_dict().items()}, config)
+    got = numpy_model.forward(numpy_model.normalize(images))
+    # Untrained networks answer almost alike for every input, so the bar is relative: the two
+    # disagree by under 1% of how much the scores vary from one image to the next.
+    assert np.abs(got - expected).max() < 0.01 * expected.std(0).mean()
 
 
 def test_bundled_model_scores_at_least_99_percent(mnist_dir):

@@ -19,22 +19,28 @@ BN_EPS = 1e-5  # torch.nn.BatchNorm2d's default
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pad: int) -> np.ndarray:
-    """(B, C, H, W) * (O, C, k, k) -> (B, O, H', W'), stride 1, zero padding `pad`: im2col + one matmul."""
+    """(B, H, W, C) * (O, C, k, k) -> (B, H', W', O), stride 1, zero padding `pad`.
+
+    im2col and one matrix product. With channels-last (NHWC) activations each
+    window row is one contiguous run of k*C values, so gathering the windows
+    copies runs rather than scattered values, and the product's output is
+    already (B, H', W', O): no transposes between layers."""
     k = w.shape[-1]
     if pad:
-        x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    win = sliding_window_view(x, (k, k), axis=(2, 3))             # (B, C, H', W', k, k)
-    bsz, c, h, wd = win.shape[:4]
-    cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(bsz * h * wd, c * k * k)
-    out = cols @ w.reshape(w.shape[0], -1).T                      # (B*H'*W', O)
+        x = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    win = sliding_window_view(x, (k, k), axis=(1, 2)).transpose(0, 1, 2, 4, 5, 3)  # (B, H', W', k, k, C)
+    bsz, h, wd = win.shape[:3]
+    cols = win.reshape(bsz * h * wd, -1)                          # the one copy
+    out = cols @ w.transpose(0, 2, 3, 1).reshape(w.shape[0], -1).T  # (B*H'*W', O)
     if b is not None:
         out += b
-    return out.reshape(bsz, h, wd, -1).transpose(0, 3, 1, 2)
+    return out.reshape(bsz, h, wd, -1)
 
 
 def pool2(x: np.ndarray, reduce) -> np.ndarray:
-    bsz, c, h, w = x.shape
-    return reduce(x.reshape(bsz, c, h // 2, 2, w // 2, 2), axis=(3, 5))
+    """2x2 pooling of (B, H, W, C) with `reduce` (np.mean or np.max)."""
+    bsz, h, w, c = x.shape
+    return reduce(x.reshape(bsz, h // 2, 2, w // 2, 2, c), axis=(2, 4))
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -52,15 +58,28 @@ class NumpyModel:
         self.config = config
         self.info = info or {}
         self.forward = {"lenet5": self._lenet5, "seed": self._seed, "fast": self._fast}[config.arch]
+        if config.arch == "fast":
+            for conv, bn in (("c1", "bn1"), ("c3", "bn3"), ("c5", "bn5")):
+                self._fold_batch_norm(conv, bn)
+
+    def _fold_batch_norm(self, conv: str, bn: str) -> None:
+        """In inference batch norm is a fixed per-channel scale and shift: fold it into the
+        convolution before it (as model.conv_bn does in torch), one pass less per layer."""
+        w = self.w
+        scale = w.pop(f"{bn}.weight") / np.sqrt(w.pop(f"{bn}.running_var") + np.float32(BN_EPS))
+        shift = w.pop(f"{bn}.bias") - w.pop(f"{bn}.running_mean") * scale
+        w[f"{conv}.weight"] = w[f"{conv}.weight"] * scale[:, None, None, None]
+        w[f"{conv}.bias"] = shift + w.get(f"{conv}.bias", 0) * scale
+        w.pop(f"{bn}.num_batches_tracked", None)
 
     @classmethod
     def load(cls, path: str | Path) -> "NumpyModel":
         return cls(*load_model_file(path))
 
     def normalize(self, images: np.ndarray) -> np.ndarray:
-        """uint8 (B, H, W) -> float32 (B, 1, H, W), the input contract of the model."""
+        """uint8 (B, H, W) -> float32 (B, H, W, 1), the input contract of the model, channels-last."""
         c = self.config
-        x = images.astype(np.float32)[:, None]
+        x = images.astype(np.float32)[..., None]
         return (x * np.float32(c.scale) - np.float32(c.mean)) / np.float32(c.std)
 
     def probabilities(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
@@ -79,34 +98,30 @@ class NumpyModel:
     def _dense(self, name, x):
         return x @ self.w[f"{name}.weight"].T + self.w[f"{name}.bias"]
 
-    def _bn(self, name, x):
-        w = self.w
-        scale = w[f"{name}.weight"] / np.sqrt(w[f"{name}.running_var"] + BN_EPS)
-        shift = w[f"{name}.bias"] - w[f"{name}.running_mean"] * scale
-        return x * scale[:, None, None] + shift[:, None, None]
-
     def _lenet5(self, x):
         act = ACTIVATION[self.config.activation]
-        x = self._conv("c1", x, 2)                 # (B, 6, 28, 28)
-        x = sigmoid(pool2(x, np.mean))             # (B, 6, 14, 14)
-        x = act(self._conv("c3", x, 0))            # (B, 16, 10, 10)
-        x = pool2(x, np.max)                       # (B, 16, 5, 5)
-        x = act(self._conv("c5", x, 0))            # (B, 120, 1, 1)
+        x = self._conv("c1", x, 2)                 # (B, 28, 28, 6)
+        x = sigmoid(pool2(x, np.mean))             # (B, 14, 14, 6)
+        x = act(self._conv("c3", x, 0))            # (B, 10, 10, 16)
+        x = pool2(x, np.max)                       # (B, 5, 5, 16)
+        x = act(self._conv("c5", x, 0))            # (B, 1, 1, 120)
         x = act(self._dense("f6", x.reshape(len(x), -1)))  # (B, 84)
         return self._dense("output", x)            # (B, classes)
 
     def _seed(self, x):
-        x = self._conv("c1", x, 2)                 # (B, 6, 28, 28)
-        x = sigmoid(pool2(x, np.mean))             # (B, 6, 14, 14)
-        x = pool2(self._conv("c3", x, 2), np.mean)  # (B, 16, 7, 7)
-        x = self._conv("c5", x, 2)                 # (B, 120, 7, 7)
-        x = sigmoid(self._dense("f6", x.reshape(len(x), -1)))  # (B, 84)
+        x = self._conv("c1", x, 2)                 # (B, 28, 28, 6)
+        x = sigmoid(pool2(x, np.mean))             # (B, 14, 14, 6)
+        x = pool2(self._conv("c3", x, 2), np.mean)  # (B, 7, 7, 16)
+        x = self._conv("c5", x, 2)                 # (B, 7, 7, 120)
+        x = x.transpose(0, 3, 1, 2).reshape(len(x), -1)  # (B, 5880), flattened in torch's (C, H, W) order
+        x = sigmoid(self._dense("f6", x))          # (B, 84)
         return sigmoid(self._dense("output", x))   # (B, classes)
 
     def _fast(self, x):
+        # Batch norm is folded into c1, c3 and c5 (see _fold_batch_norm).
         relu = ACTIVATION["relu"]
-        x = relu(pool2(self._bn("bn1", self._conv("c1", x, 2)), np.max))  # (B, 16, 14, 14)
-        x = relu(pool2(self._bn("bn3", self._conv("c3", x, 0)), np.max))  # (B, 32, 5, 5)
-        x = relu(self._bn("bn5", self._conv("c5", x, 0)))                 # (B, 64, 1, 1)
-        x = relu(self._dense("f6", x.reshape(len(x), -1)))                # (B, 84)
-        return self._dense("output", x)                                   # (B, classes)
+        x = relu(pool2(self._conv("c1", x, 2), np.max))  # (B, 14, 14, 16)
+        x = relu(pool2(self._conv("c3", x, 0), np.max))  # (B, 5, 5, 32)
+        x = relu(self._conv("c5", x, 0))                 # (B, 1, 1, 64)
+        x = relu(self._dense("f6", x.reshape(len(x), -1)))  # (B, 84)
+        return self._dense("output", x)                  # (B, classes)
