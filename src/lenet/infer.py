@@ -1,8 +1,9 @@
 """Inference without torch: the three networks' forward passes in NumPy.
 
 `lenet predict` and `lenet serve` start in a fraction of a second because they
-import NumPy, not torch (whose import alone takes seconds). The layers mirror
-model.py one for one; a test checks both give the same probabilities.
+import NumPy, not torch (whose import alone takes seconds). The layers follow
+model.py's networks as drawn (their `layers`), with fast's batch norm folded
+into its convolutions; tests check that both give the same outputs.
 """
 
 from __future__ import annotations

@@ -304,10 +304,6 @@ def write_metrics_csv(path: Path, history: list[dict]) -> None:
     write_text_atomic(path, buf.getvalue())
 
 
-def dist_max():
-    return torch.distributed.ReduceOp.MAX
-
-
 def weights_digest(model) -> str:
     import hashlib
     h = hashlib.sha256()
@@ -420,7 +416,8 @@ def fit(recipe: Recipe, config: ModelConfig, train: Split, val: Split, run: Run,
             checkpoint(epoch + 1, 0, None, None)
             if dist.is_main:
                 write_metrics_csv(run.out / "metrics.csv", history)
-            stopping = dist.all_reduce(torch.tensor(float(stop.requested), device=device), dist_max()) > 0
+            stopping = dist.all_reduce(torch.tensor(float(stop.requested), device=device),
+                                     torch.distributed.ReduceOp.MAX) > 0
             if stopping and epoch + 1 < recipe.epochs:
                 raise Interrupted(f"interrupted after epoch {epoch + 1}; checkpoint written to {ckpt_path}; "
                                   f"continue with: lenet train --resume --out {run.out}")
