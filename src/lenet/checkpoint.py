@@ -12,40 +12,22 @@ Loading here is torch-free (NumPy arrays), so inference installs need no torch.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from .config import ModelConfig
+from .files import read_bounded, write_atomic, write_text_atomic
+from .network import parameter_shapes
 
 FORMAT = "lenet-model/1"
 CHECKPOINT_FORMAT = "lenet-checkpoint/1"
 MODEL_FILE = "model.safetensors"
 CHECKPOINT_FILE = "checkpoint.safetensors"
 MAX_FILE_BYTES = 256 * 1024**2  # far above any LeNet; refuses to read a stray huge file
-
-
-def write_atomic(path: Path, write) -> None:
-    """Call `write(tmp_path)`, then rename over `path`: a crash leaves the old file or the new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide models and plots from other users
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    write_atomic(path, lambda tmp: Path(tmp).write_text(text))
+# The fields of a model file's metadata that code reads, with the JSON type each must have.
+INFO_TYPES = {"format": str, "model": dict, "metrics": dict, "recipe": dict, "command": str, "parameters": int,
+              "history": list, "seed": int, "validation": str, "versions": dict, "dataset": str}
 
 
 def resolve_model_path(path: str | Path) -> Path:
@@ -64,24 +46,51 @@ def read_safetensors(path: Path, kind: str) -> tuple[dict[str, np.ndarray], dict
     from safetensors import SafetensorError
     from safetensors.numpy import load
 
-    size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise ValueError(f"{path}: {size:,} bytes is too large for a LeNet {kind}")
-    data = path.read_bytes()
+    data = read_bounded(path, MAX_FILE_BYTES, f"LeNet {kind}")
     try:
         tensors = load(data)
         # The header is 8 bytes of little-endian length, then JSON; load() has validated it.
         n = int.from_bytes(data[:8], "little")
         meta = json.loads(data[8:8 + n]).get("__metadata__") or {}
-    except (SafetensorError, ValueError, OSError) as e:
-        raise ValueError(f"{path}: not a readable safetensors file ({e})") from None
-    if "lenet" not in meta:
+    except (SafetensorError, ValueError, OSError, RecursionError, AttributeError) as e:
+        raise ValueError(f"{path}: not a readable safetensors file ({str(e)[:200]})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("lenet"), str):
         raise ValueError(f"{path}: a safetensors file, but not a lenet {kind} (no 'lenet' metadata)")
     try:
         info = json.loads(meta["lenet"])
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: corrupt lenet metadata ({e})") from None
+    except (ValueError, RecursionError) as e:  # also nesting deeper than Python's stack
+        raise ValueError(f"{path}: corrupt lenet metadata ({str(e)[:200]})") from None
+    if not isinstance(info, dict):
+        raise ValueError(f"{path}: corrupt lenet metadata (not a JSON object)")
+    for key, kind_ in INFO_TYPES.items():
+        if key in info and not isinstance(info[key], kind_) or (kind_ is int and isinstance(info.get(key), bool)):
+            raise ValueError(f"{path}: corrupt lenet metadata ({key!r} must be a JSON {kind_.__name__})")
+    accuracy = info.get("metrics", {}).get("val_accuracy")
+    if accuracy is not None and not (isinstance(accuracy, (int, float)) and 0 <= accuracy <= 1):
+        raise ValueError(f"{path}: corrupt lenet metadata (metrics.val_accuracy must be a number from 0 to 1)")
     return tensors, info
+
+
+def check_weights(weights: dict[str, np.ndarray], config: ModelConfig, path) -> None:
+    """Every tensor the architecture needs, by name and shape, and nothing else; all finite.
+    Checked before any network is built, so a file cannot make us allocate what it claims."""
+    expected = parameter_shapes(config)
+    missing, unexpected = sorted(set(expected) - set(weights)), sorted(set(weights) - set(expected))
+    if missing or unexpected:
+        raise ValueError(f"{path}: the weights do not fit a {config.arch} network "
+                         f"(missing {missing[:4]}, unexpected {unexpected[:4]})")
+    for name, shape in expected.items():
+        w = weights[name]
+        if tuple(w.shape) != shape:
+            raise ValueError(f"{path}: {name} has shape {tuple(w.shape)}; a {config.arch} network with "
+                             f"{config.num_classes} classes needs {shape}")
+        if name.endswith("num_batches_tracked"):
+            continue
+        if w.dtype.kind != "f":
+            raise ValueError(f"{path}: {name} holds {w.dtype} values, not floating point")
+        if not np.isfinite(w).all():
+            raise ValueError(f"{path}: {name} holds NaN or infinite values: the training that wrote it "
+                             f"diverged; train again (lower --lr) or use an earlier model")
 
 
 def load_model_file(path: str | Path) -> tuple[dict[str, np.ndarray], ModelConfig, dict]:
@@ -90,8 +99,14 @@ def load_model_file(path: str | Path) -> tuple[dict[str, np.ndarray], ModelConfi
     tensors, info = read_safetensors(path, "model")
     if info.get("format") not in (FORMAT, CHECKPOINT_FORMAT):
         raise ValueError(f"{path}: unknown format {info.get('format')!r} (expected {FORMAT})")
-    config = ModelConfig.from_dict(info["model"])
+    if "model" not in info:
+        raise ValueError(f"{path}: corrupt lenet metadata (no 'model' config)")
+    try:
+        config = ModelConfig.from_dict(info["model"])
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{path}: bad model config ({e})") from None
     weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    check_weights(weights, config, path)
     return weights, config, info
 
 
@@ -104,6 +119,8 @@ def save_model(path: str | Path, model, info: dict) -> None:
     from safetensors.torch import save_file
 
     path = Path(path)
+    if not all(bool(t.isfinite().all()) for t in model.state_dict().values() if t.is_floating_point()):
+        raise ValueError(f"{path}: not written: the weights hold NaN or infinite values")
     info = {"format": FORMAT, **info}
     text = json.dumps(info, indent=2)
     write_atomic(path, lambda tmp: save_file(model_tensors(model), tmp, metadata={"lenet": text}))

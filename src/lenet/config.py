@@ -7,12 +7,15 @@ override its fields one by one.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 
 ARCHS = ("lenet5", "seed", "fast")
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "onecycle")
+
+MAX_CLASSES = 1000  # far above any IDX dataset (EMNIST has 62); bounds what a model file may claim
 
 # MNIST's training-set pixel statistics after /255 (shared/data/mnist/README.md).
 MNIST_MEAN = 0.1307
@@ -30,9 +33,29 @@ class ModelConfig:
     scale: float = 1 / 255        # 1.0 feeds raw 0..255 floats (the tutorial's Keras code)
     mean: float = MNIST_MEAN
     std: float = MNIST_STD
+    bn_eps: float = 1e-5          # batch norm's epsilon (fast), torch.nn.BatchNorm2d's default
+
+    def __post_init__(self):
+        from .network import check_image_size
+
+        _check_choice("model arch", self.arch, ARCHS)
+        _check_choice("model activation", self.activation, ACTIVATIONS)
+        _check_int("model num_classes", self.num_classes, 2, MAX_CLASSES)
+        _check_int("model image_size", self.image_size, 1, 4096)
+        check_image_size(self.arch, self.image_size, self.image_size)
+        _check_number("model scale", self.scale, low=0, low_open=True)
+        _check_number("model mean", self.mean)
+        _check_number("model std", self.std, low=0, low_open=True)
+        _check_number("model bn_eps", self.bn_eps, low=0, low_open=True, high=1)
+
+    def normalize(self, pixels):
+        """The input contract, written once: float pixels 0..255 (NumPy or torch) -> network input."""
+        return (pixels * self.scale - self.mean) / self.std
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
+        if not isinstance(d, dict):
+            raise ValueError(f"the model config must be a JSON object, got {type(d).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -63,6 +86,23 @@ class Recipe:
     augment: bool = False         # random affine on the batch tensor (augment.py)
     summary: str = ""             # one line for --help and the README
 
+    def __post_init__(self):
+        # Checked here, not in the CLI, so fit() from Python refuses what `lenet train` refuses.
+        _check_choice(_flag("arch"), self.arch, ARCHS)
+        _check_choice(_flag("activation"), self.activation, ACTIVATIONS)
+        _check_choice(_flag("init"), self.init, INITS)
+        _check_choice(_flag("optimizer"), self.optimizer, OPTIMIZERS)
+        _check_choice(_flag("schedule"), self.schedule, SCHEDULES)
+        _check_number(_flag("lr"), self.lr, low=0, low_open=True, high=MAX_LR)
+        _check_number(_flag("momentum"), self.momentum, low=0, high=1, high_open=True)
+        _check_number(_flag("weight_decay"), self.weight_decay, low=0, high=1, high_open=True)
+        _check_number(_flag("label_smoothing"), self.label_smoothing, low=0, high=1, high_open=True)
+        _check_int(_flag("batch_size"), self.batch_size, 1, 65536)
+        _check_int(_flag("epochs"), self.epochs, 1, 10000)
+        for name in ("standardize", "nesterov", "augment"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{_flag(name)} must be true or false, got {getattr(self, name)!r}")
+
     def model_config(self, num_classes: int = 10, image_size: int = 28) -> ModelConfig:
         if self.standardize:
             return ModelConfig(self.arch, self.activation, num_classes, image_size)
@@ -74,6 +114,39 @@ class Recipe:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+INITS = ("xavier", "torch")
+MAX_LR = 10.0  # far above any rate that trains these networks; 1e6 only makes NaN
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _check_choice(label: str, value, choices) -> None:
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{label} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _check_int(label: str, value, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{label} must be a whole number from {low:,} to {high:,}; got {value!r}")
+
+
+def _check_number(label: str, value, low: float | None = None, high: float | None = None,
+                  low_open: bool = False, high_open: bool = False) -> None:
+    """A finite number within [low, high] (an open end where asked); else a ValueError naming the flag."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        lo = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
+        hi = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
+        rule = " and ".join(r for r in (lo, hi) if r)
+        raise ValueError(f"{label} must be a finite number{' ' + rule if rule else ''}; got {value!r}")
 
 
 RECIPES = {

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import write_atomic
+from .files import write_atomic
 from .idx import IMAGES_MAGIC, LABELS_MAGIC, check_pair, read_idx
 
 ENV_VAR = "LENET_DATA_DIR"

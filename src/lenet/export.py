@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .checkpoint import write_atomic
+from .files import write_atomic
 
 OPSET = 18
 INPUT, OUTPUT = "pixels", "probabilities"
@@ -45,8 +45,7 @@ def export_onnx(model_path: str | Path, output: str | Path, opset: int = OPSET) 
             self.net = net
 
         def forward(self, pixels):
-            x = (pixels * config.scale - config.mean) / config.std
-            return torch.softmax(self.net(x), dim=1)
+            return torch.softmax(self.net(config.normalize(pixels)), dim=1)
 
     wrapped = WithContract(model).eval()
     example = torch.zeros(2, 1, config.image_size, config.image_size)

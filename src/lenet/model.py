@@ -12,8 +12,45 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
+from .network import describe
 
-ACTIVATION = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": F.relu}
+ACTIVATION = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": F.relu, None: lambda x: x}
+POOL = {"avgpool": nn.AvgPool2d, "maxpool": nn.MaxPool2d}
+
+
+class Described(nn.Module):
+    """A network whose modules are named as its description (network.py) names its layers.
+
+    `layers(x)` walks that description, one layer at a time, yielding each output: the
+    network as drawn, which the explain view, the NumPy pass and the tests read. Each
+    subclass's `forward` computes the same function faster (tests check both agree)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.description = describe(config)
+        for layer in self.description:  # the modules, named and shaped as described
+            if layer.op == "conv":
+                out, c_in, k, _ = layer.kernel
+                setattr(self, layer.name, nn.Conv2d(c_in, out, k, padding=layer.padding, bias=layer.bias))
+                if layer.batch_norm:
+                    setattr(self, layer.batch_norm, nn.BatchNorm2d(out, eps=config.bn_eps))
+            elif layer.op in POOL:
+                setattr(self, layer.name, POOL[layer.op](2, 2))
+            else:
+                setattr(self, layer.name, nn.Linear(layer.kernel[1], layer.kernel[0]))
+
+    def layers(self, x):
+        """Yield (name, output) for input (B, 1, H, W): the figure, one layer a step."""
+        for layer in self.description:
+            module = getattr(self, layer.name)
+            if layer.op == "dense":
+                x = module(torch.flatten(x, 1))
+            else:
+                x = module(x)
+            if layer.batch_norm:
+                x = getattr(self, layer.batch_norm)(x)
+            x = ACTIVATION[layer.activation](x)
+            yield layer.name, x
 
 
 def conv_then_avgpool(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
@@ -60,29 +97,12 @@ def conv_for_training(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     return conv(x)
 
 
-class LeNet5(nn.Module):
+class LeNet5(Described):
     """LeNet-5 as the tutorial's text describes it: 61,706 parameters for 10 classes."""
 
-    def __init__(self, num_classes: int = 10, activation: str = "sigmoid"):
-        super().__init__()
-        self.act = ACTIVATION[activation]
-        self.c1 = nn.Conv2d(1, 6, 5, padding=2)   # 28x28 zero-padded by 2 is the paper's 32x32
-        self.s2 = nn.AvgPool2d(2, 2)
-        self.c3 = nn.Conv2d(6, 16, 5)
-        self.s4 = nn.MaxPool2d(2, 2)
-        self.c5 = nn.Conv2d(16, 120, 5)           # a convolution: 5x5 input, so 1x1 output
-        self.f6 = nn.Linear(120, 84)
-        self.output = nn.Linear(84, num_classes)
-
-    def layers(self, x):
-        """The text's figure, one layer a line: yields (name, output). `forward` is the same function, faster."""
-        x = self.c1(x); yield "c1", x                             # (B, 6, 28, 28)
-        x = torch.sigmoid(self.s2(x)); yield "s2", x              # (B, 6, 14, 14)
-        x = self.act(self.c3(x)); yield "c3", x                   # (B, 16, 10, 10)
-        x = self.s4(x); yield "s4", x                             # (B, 16, 5, 5)
-        x = self.act(self.c5(x)); yield "c5", x                   # (B, 120, 1, 1)
-        x = self.act(self.f6(torch.flatten(x, 1))); yield "f6", x  # (B, 84)
-        yield "output", self.output(x)                            # (B, classes); softmax in the loss
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)  # c1 ... output as network.describe draws them
+        self.act = ACTIVATION[config.activation]
 
     def forward(self, x):
         # `layers` rearranged for speed without changing the function or the weights (tests
@@ -97,29 +117,10 @@ class LeNet5(nn.Module):
         return self.output(x)                                     # (B, classes); softmax in the loss
 
 
-class Seed(nn.Module):
+class Seed(Described):
     """The tutorial's Keras code layer for layer: 'same' padding everywhere, 545,546 parameters."""
 
-    def __init__(self, num_classes: int = 10, image_size: int = 28):
-        super().__init__()
-        side = image_size // 4                    # two 2x2 pools with 'same' padding
-        self.c1 = nn.Conv2d(1, 6, 5, padding=2)   # Keras padding='same' for 5x5, stride 1
-        self.s2 = nn.AvgPool2d(2, 2)
-        self.c3 = nn.Conv2d(6, 16, 5, padding=2)
-        self.s4 = nn.AvgPool2d(2, 2)
-        self.c5 = nn.Conv2d(16, 120, 5, padding=2)
-        self.f6 = nn.Linear(120 * side * side, 84)
-        self.output = nn.Linear(84, num_classes)
-
-    def layers(self, x):
-        """The Keras code, one layer a line: yields (name, output). `forward` is the same function, faster."""
-        x = self.c1(x); yield "c1", x                             # (B, 6, 28, 28), raw 0..255 in the tutorial
-        x = torch.sigmoid(self.s2(x)); yield "s2", x              # (B, 6, 14, 14)
-        x = self.c3(x); yield "c3", x                             # (B, 16, 14, 14), no activation in the code
-        x = self.s4(x); yield "s4", x                             # (B, 16, 7, 7)
-        x = self.c5(x); yield "c5", x                             # (B, 120, 7, 7)
-        x = torch.sigmoid(self.f6(torch.flatten(x, 1))); yield "f6", x  # (B, 84)
-        yield "output", torch.sigmoid(self.output(x))             # (B, classes); the code's softmax follows in the loss
+    # c1 ... output as network.describe draws them.
 
     def forward(self, x):
         # `layers` with each convolution-and-average-pool pair as one convolution (exact; see
@@ -131,25 +132,14 @@ class Seed(nn.Module):
         return torch.sigmoid(self.output(x))                      # (B, classes)
 
 
-class Fast(nn.Module):
+class Fast(Described):
     """A LeNet-sized ReLU network with batch norm, for the `fast` and `best` recipes (about 60k parameters).
 
     Same plan as LeNet-5 (conv, pool, conv, pool, conv, dense, output), wider
     early layers, max pooling, batch norm after each convolution.
     """
 
-    def __init__(self, num_classes: int = 10):
-        super().__init__()
-        self.c1 = nn.Conv2d(1, 16, 5, padding=2, bias=False)
-        self.bn1 = nn.BatchNorm2d(16)
-        self.s2 = nn.MaxPool2d(2, 2)
-        self.c3 = nn.Conv2d(16, 32, 5, bias=False)
-        self.bn3 = nn.BatchNorm2d(32)
-        self.s4 = nn.MaxPool2d(2, 2)
-        self.c5 = nn.Conv2d(32, 64, 5, bias=False)
-        self.bn5 = nn.BatchNorm2d(64)
-        self.f6 = nn.Linear(64, 84)
-        self.output = nn.Linear(84, num_classes)
+    # c1+bn1 ... output as network.describe draws them.
 
     def forward(self, x):                         # (B, 1, 28, 28)
         # Pooling before ReLU gives the same result (max commutes with a monotone function)
@@ -176,14 +166,11 @@ def conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tenso
     return F.conv2d(x, conv.weight * scale.view(-1, 1, 1, 1), shift, padding=conv.padding)
 
 
+NETWORKS = {"lenet5": LeNet5, "seed": Seed, "fast": Fast}
+
+
 def build_model(config: ModelConfig) -> nn.Module:
-    if config.arch == "lenet5":
-        return LeNet5(config.num_classes, config.activation)
-    if config.arch == "seed":
-        return Seed(config.num_classes, config.image_size)
-    if config.arch == "fast":
-        return Fast(config.num_classes)
-    raise ValueError(f"unknown architecture {config.arch!r}")
+    return NETWORKS[config.arch](config)  # ModelConfig has checked the arch
 
 
 def init_weights(model: nn.Module, scheme: str) -> None:
@@ -205,8 +192,7 @@ def count_parameters(model: nn.Module) -> int:
 
 def normalize(images: torch.Tensor, config: ModelConfig) -> torch.Tensor:
     """uint8 (B, H, W) pixels to the float (B, 1, H, W) input the model was trained on."""
-    x = images.unsqueeze(1).float()
-    return (x * config.scale - config.mean) / config.std
+    return config.normalize(images.unsqueeze(1).float())
 
 
 def load_model(path, device="cpu") -> tuple[nn.Module, ModelConfig, dict]:

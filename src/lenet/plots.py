@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .checkpoint import write_atomic
+from .files import write_atomic
 
 
 def _pyplot():

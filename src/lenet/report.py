@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import write_text_atomic
+from .files import write_text_atomic
 from .plots import _pyplot, save
 
 WORST = 36  # mistakes shown in the grid

@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from . import __version__
-from .checkpoint import CHECKPOINT_FILE, MODEL_FILE, load_checkpoint, save_checkpoint, save_model, write_text_atomic
+from .checkpoint import CHECKPOINT_FILE, MODEL_FILE, load_checkpoint, save_checkpoint, save_model
+from .files import write_text_atomic
 from .config import ModelConfig, Recipe
 from .data import Dataset
 from .distributed import Dist
