@@ -49,7 +49,7 @@ def test_train_then_evaluate(tmp_path, env):
 
 @pytest.mark.parametrize("args, message", [
     (["train", "--data-dir", "/nonexistent"], "missing train-images-idx3-ubyte"),
-    (["train", "--epochs", "0"], "--epochs must be at least 1"),
+    (["train", "--epochs", "0"], "--epochs must be a whole number from 1"),
     (["evaluate", "--model", "/nonexistent/model"], "no such model file"),
 ])
 def test_errors_are_messages_not_tracebacks(args, message, env):

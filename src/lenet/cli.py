@@ -34,6 +34,20 @@ class Help(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+def whole(low: int, high: int | None = None):
+    """An argparse type: a whole number from `low` (to `high`), else a usage error."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}" if high is not None
+                                             else f"must be at least {low}, got {value}")
+        return value
+    return parse
+
+
 def add_train(sub) -> None:
     recipes = "; ".join(f"{name}: {r.summary}" for name, r in RECIPES.items())
     p = sub.add_parser("train", help="train a network on MNIST (or any IDX dataset)",
@@ -54,18 +68,18 @@ def add_train(sub) -> None:
     p.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule (default: the recipe's)")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, help="random affine on batches "
                    "(default: the recipe's)")
-    p.add_argument("--seed", type=int, default=0, help="seeds initialisation, order and augmentation")
-    p.add_argument("--subset", type=int, metavar="N", help="train on the first N images only, for quick runs "
+    p.add_argument("--seed", type=whole(0, 2**31 - 1), default=0, help="seeds initialisation, order and augmentation")
+    p.add_argument("--subset", type=whole(1), metavar="N", help="train on the first N images only, for quick runs "
                    "(validation always uses every image) (default: all)")
-    p.add_argument("--holdout", type=int, default=0, metavar="N",
+    p.add_argument("--holdout", type=whole(0), default=0, metavar="N",
                    help="validate on the last N training images instead of the test set (0: the test set)")
     p.add_argument("--data-dir", help="folder with the four IDX files (default: $LENET_DATA_DIR, ./data/MNIST, "
                    "the user cache, else download)")
     p.add_argument("--out", default="output", help="folder for the model, checkpoint, metrics and plots")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: CUDA when present")
     p.add_argument("--resume", action="store_true", help="continue from --out's checkpoint (its settings win)")
-    p.add_argument("--log-every", type=int, default=50, metavar="N", help="print loss and accuracy every N batches")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--log-every", type=whole(0), default=50, metavar="N", help="print loss and accuracy every N batches")
+    p.add_argument("--threads", type=whole(1, 1024), help="torch CPU threads (default: torch's choice)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     p.set_defaults(func=cmd_train)
 
@@ -92,7 +106,7 @@ def add_predict(sub) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
     p.add_argument("--model", help="output folder or .safetensors (default: the bundled pretrained model)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
-    p.add_argument("--top-k", type=int, default=1, metavar="K", help="show the K most probable digits")
+    p.add_argument("--top-k", type=whole(1), default=1, metavar="K", help="show the K most probable digits")
     p.add_argument("--save-preprocessed", metavar="DIR", help="write the 28x28 image the network saw for each input")
     p.set_defaults(func=cmd_predict)
 
@@ -103,7 +117,7 @@ def add_export(sub) -> None:
     p.add_argument("--model", help="output folder or .safetensors (default: the bundled pretrained model)")
     p.add_argument("--format", default="onnx", choices=("onnx",))
     p.add_argument("--output", required=True, help="the .onnx file to write")
-    p.add_argument("--opset", type=int, default=18, help="ONNX opset version")
+    p.add_argument("--opset", type=whole(13, 30), default=18, help="ONNX opset version")
     p.set_defaults(func=cmd_export)
 
 
@@ -112,7 +126,11 @@ def add_serve(sub) -> None:
                        formatter_class=Help)
     p.add_argument("--model", help="output folder or .safetensors (default: the bundled pretrained model)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 exposes it to the network")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=whole(1, 65535), default=8000)
+    p.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="a client must send its whole request within this; slower connections are closed (408)")
+    p.add_argument("--max-connections", type=whole(1, 100_000), default=256, metavar="N",
+                   help="open connections at once; more are answered 503")
     p.set_defaults(func=cmd_serve)
 
 
@@ -138,12 +156,7 @@ def choose_recipe(args):
     recipe = recipe.override(activation=args.activation, epochs=args.epochs, batch_size=args.batch_size,
                              lr=args.lr, momentum=args.momentum, optimizer=args.optimizer,
                              weight_decay=args.weight_decay, schedule=args.schedule, augment=args.augment)
-    for flag, value in (("--epochs", recipe.epochs), ("--batch-size", recipe.batch_size)):
-        if value < 1:
-            raise ValueError(f"{flag} must be at least 1, got {value}")
-    if recipe.lr <= 0:
-        raise ValueError(f"--lr must be positive, got {recipe.lr}")
-    return recipe
+    return recipe  # Recipe has checked every value
 
 
 def cmd_train(args) -> int:
@@ -153,12 +166,16 @@ def cmd_train(args) -> int:
     from .checkpoint import CHECKPOINT_FILE, load_checkpoint
     from .config import ModelConfig, Recipe
     from .distributed import setup
+    from .files import check_writable_dir
+    from .network import check_image_size
     from .train import Run, fit, make_splits, resolve_device
 
     if args.threads:
         torch.set_num_threads(args.threads)
     dist = setup(resolve_device(args.device))  # one process, or one rank of a torchrun job
     out = Path(args.out)
+    if dist.is_main:
+        check_writable_dir(out, "--out")  # now, not after the training
     try:
         ds = data.load(args.data_dir, download=dist.is_main)
         command = "lenet " + shlex.join(args.argv)  # `python -m lenet` and torchrun run the same command
@@ -168,19 +185,20 @@ def cmd_train(args) -> int:
             if args.epochs:
                 recipe = recipe.override(epochs=args.epochs)
             config = ModelConfig.from_dict(info["model"])
-            seed, meta = info["seed"], info["meta"]
+            # The data this run loaded, which fit() checks against the checkpoint's.
+            seed, meta = info["seed"], {**info["meta"], "dataset": ds.root.name, "dataset_sha256": ds.sha256}
             subset, holdout = meta["subset"], meta["holdout"]
             command = meta.get("command", command)
         else:
             recipe = choose_recipe(args)
+            try:
+                check_image_size(recipe.arch, *ds.image_shape)
+            except ValueError as e:
+                raise ValueError(f"{ds.root}: {e}") from None
             config = recipe.model_config(ds.num_classes, ds.image_shape[0])
             seed, subset, holdout = args.seed, args.subset, args.holdout
-            if ds.image_shape[0] != ds.image_shape[1]:
-                raise ValueError(f"{ds.root}: images are {ds.image_shape}; LeNet needs square images")
             meta = {"dataset": ds.root.name, "dataset_sha256": ds.sha256, "subset": subset, "holdout": holdout,
                     "command": command}
-        if subset is not None and subset < 1:
-            raise ValueError(f"--subset must be at least 1, got {subset}")
         if dist.active and recipe.batch_size % dist.world:
             raise ValueError(f"--batch-size {recipe.batch_size} is the global batch: it must divide evenly "
                              f"among {dist.world} processes")
@@ -209,6 +227,9 @@ def cmd_evaluate(args) -> int:
     from .evaluate import evaluate_models, format_table
 
     paths = args.model or [default_model()]
+    if args.report:
+        from .files import check_writable_dir
+        check_writable_dir(args.report, "--report")  # now, not after the evaluation
     ds = data.load(args.data_dir)
     result = evaluate_models(paths, ds, args.device)
     if args.report:
@@ -227,23 +248,27 @@ def cmd_evaluate(args) -> int:
 
 def cmd_predict(args) -> int:
     from .infer import NumpyModel
-    from .predict import collect_inputs, format_result, predict_files
+    from .predict import check_save_dir, collect_inputs, format_result, predict_files, public, save_preprocessed
 
-    if args.top_k < 1:
-        raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
     model = NumpyModel.load(args.model or default_model())
     paths = collect_inputs(args.inputs)
     if not paths:
         raise ValueError("no image files found in " + ", ".join(args.inputs))
-    save = Path(args.save_preprocessed) if args.save_preprocessed else None
-    results, rate = predict_files(model, paths, min(args.top_k, model.config.num_classes), save)
-    for r in results:
+    save = check_save_dir(Path(args.save_preprocessed), paths) if args.save_preprocessed else None
+    results, rate = predict_files(model, paths, min(args.top_k, model.config.num_classes))
+    for r in results:  # printed before anything is saved: a failed save loses no prediction
         if args.json:
-            print(json.dumps(r))
+            print(json.dumps(public(r)))
         else:
             print(format_result(r), file=sys.stderr if "error" in r else sys.stdout)
     failed = sum("error" in r for r in results)
     print(f"{len(results) - failed} predicted, {failed} failed, {rate:,.0f} images/s", file=sys.stderr)
+    if save is not None:
+        written = save_preprocessed(save, results)
+        renamed = sum(p.stem != Path(r["file"]).stem for p, r in zip(written, (r for r in results if "_seen" in r)))
+        print(f"wrote {len(written)} preprocessed images to {save}"
+              + (f" ({renamed} under numbered names: the plain names were taken)" if renamed else ""),
+              file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -251,6 +276,9 @@ def cmd_export(args) -> int:
     import onnx  # noqa: F401 - fail early, before torch loads, when the export extra is missing
 
     from .export import export_onnx
+    from .files import check_writable_file
+
+    check_writable_file(args.output, "--output")  # now, not after the export
 
     meta = export_onnx(args.model or default_model(), args.output, args.opset)
     contract = json.loads(meta["input_contract"])
@@ -266,7 +294,9 @@ def cmd_serve(args) -> int:
         os.environ.setdefault(var, "1")
     from .serve import serve
 
-    serve(args.model, args.host, args.port)
+    if not 0 < args.timeout <= 3600:
+        raise ValueError(f"--timeout must be from 0 to 3600 seconds, got {args.timeout}")
+    serve(args.model, args.host, args.port, args.timeout, args.max_connections)
     return 0
 
 
@@ -278,6 +308,10 @@ def default_model() -> str:
 def main(argv: list[str] | None = None) -> int:
     if hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `lenet ... | head` ends quietly
+    for stream in (sys.stdout, sys.stderr):
+        # A file name that is not valid UTF-8 must not end the run with UnicodeEncodeError.
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else list(argv)
@@ -285,6 +319,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except ValueError as e:
         print(f"lenet {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # disk full, read-only file system, permissions: one line, not a traceback
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"lenet {args.command}: error: {e.strerror or e}{where}", file=sys.stderr)
         return 1
     except ImportError as e:  # an optional dependency of this command is not installed
         extra = EXTRAS.get((e.name or "").split(".")[0], "dev")

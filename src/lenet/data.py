@@ -127,8 +127,9 @@ class Dataset:
 
     @property
     def num_classes(self) -> int:
-        # From the labels, so Fashion-MNIST, KMNIST or EMNIST letters need no flag.
-        return int(max(self.train_labels.max(), self.test_labels.max())) + 1
+        # From the labels, so Fashion-MNIST, KMNIST or EMNIST letters need no flag
+        # (load() has checked that they are 0..K-1 with every class present).
+        return int(self.train_labels.max()) + 1
 
     @property
     def image_shape(self) -> tuple[int, int]:
@@ -149,4 +150,27 @@ def load(data_dir: str | Path | None = None, download: bool = True) -> Dataset:
     check_pair(test_x, test_y, f"{root} (t10k)")
     if train_x.shape[1:] != test_x.shape[1:]:
         raise ValueError(f"{root}: train images are {train_x.shape[1:]}, test images {test_x.shape[1:]}")
+    for split, labels in (("train", train_y), ("t10k", test_y)):
+        if len(labels) == 0:
+            raise ValueError(f"{root} ({split}): the split holds no images")
+    check_classes(train_y, test_y, root)
     return Dataset(train_x, train_y, test_x, test_y, root, digest.hexdigest())
+
+
+def check_classes(train_labels: np.ndarray, test_labels: np.ndarray, root) -> None:
+    """Labels must be 0..K-1 with every class in the training split, so K is the number of classes;
+    a stray 255 would otherwise make a 256-class model without a word."""
+    from .config import MAX_CLASSES
+
+    counts = np.bincount(train_labels, minlength=2)
+    k = len(counts)
+    if k > MAX_CLASSES:
+        raise ValueError(f"{root} (train): labels go up to {k - 1}; at most {MAX_CLASSES} classes are supported")
+    absent = np.flatnonzero(counts == 0)
+    if len(absent):
+        raise ValueError(f"{root} (train): labels must be 0..K-1 with every class present; labels go up to "
+                         f"{k - 1} but {', '.join(map(str, absent[:10]))}{' ...' if len(absent) > 10 else ''} "
+                         f"never occur (a corrupt label file?)")
+    if int(test_labels.max()) >= k:
+        raise ValueError(f"{root} (t10k): label {int(test_labels.max())} does not occur in the training labels "
+                         f"(0..{k - 1})")

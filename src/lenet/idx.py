@@ -13,6 +13,8 @@ gzip. Every problem is a `ValueError` that names the file and what was wrong.
 from __future__ import annotations
 
 import gzip
+import os
+import stat
 import zlib
 from pathlib import Path
 
@@ -68,13 +70,16 @@ def read_bytes(path: str | Path) -> bytes:
     """The file's content, decompressed when it is gzip (detected by its magic, not its name)."""
     path = Path(path)
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode) and not path.is_dir():
+            raise ValueError(f"{path}: not a regular file (a pipe, device or socket)")
         with open(path, "rb") as f:
             head = f.read(2)
             f.seek(0)
             if head != GZIP_MAGIC:
-                return f.read(MAX_BYTES + 1)
-            with gzip.GzipFile(fileobj=f) as g:
-                data = g.read(MAX_BYTES + 1)
+                data = f.read(MAX_BYTES + 1)
+            else:
+                with gzip.GzipFile(fileobj=f) as g:
+                    data = g.read(MAX_BYTES + 1)
     except FileNotFoundError:
         raise ValueError(f"{path}: no such file") from None
     except IsADirectoryError:

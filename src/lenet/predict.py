@@ -45,42 +45,73 @@ def predict_images(model, images: np.ndarray, k: int = 1) -> list[dict]:
     return results
 
 
-def predict_files(model, paths: list[Path], k: int = 1, save_dir: Path | None = None) -> tuple[list[dict], float]:
-    """One result per path, in order, and the images per second of the whole job."""
-    t0 = time.perf_counter()
+def predict_each(model, items, prepare, k: int = 1, error=lambda name, e: {"error": str(e)}) -> list[dict]:
+    """One result per (name, item), in order: `prepare(item)` makes the 28x28 image, and every
+    image that could be made is predicted in one batched pass; an item whose `prepare` raised
+    ValueError keeps its place with `error(name, exception)` instead. One bad input never stops the others.
+    A predicted entry keeps the 28x28 the network saw under "_seen" (not printed; see `public`)."""
     results: list[dict] = []
     images, where = [], []
-    for path in paths:
+    for name, item in items:
         try:
-            images.append(preprocess(load_image(path)))
+            images.append(prepare(item))
             where.append(len(results))
-            results.append({"file": str(path)})
+            results.append({"file": name})
         except ValueError as e:
-            message = str(e).removeprefix(f"{path}: ")  # load_image names the file; the entry does already
-            results.append({"file": str(path), "error": message})
+            results.append({"file": name, **error(name, e)})
     predictions = predict_images(model, np.stack(images) if images else np.zeros((0, 28, 28), np.uint8), k)
-    for i, pred in zip(where, predictions):
-        results[i].update(pred)
-    if save_dir is not None:
-        save_preprocessed(save_dir, [results[i]["file"] for i in where], images)
+    for i, pred, image in zip(where, predictions, images):
+        results[i].update(pred, _seen=image)
+    return results
+
+
+def predict_files(model, paths: list[Path], k: int = 1) -> tuple[list[dict], float]:
+    """One result per path, in order, and the images per second of the whole job."""
+    t0 = time.perf_counter()
+    # load_image names the file in its message; the entry does already.
+    results = predict_each(model, [(str(p), p) for p in paths], lambda p: preprocess(load_image(p)), k,
+                           error=lambda name, e: {"error": str(e).removeprefix(f"{name}: ")})
     seconds = time.perf_counter() - t0
     return results, (len(paths) / seconds if seconds > 0 else 0.0)
 
 
-def save_preprocessed(directory: Path, names: list[str], images: list[np.ndarray]) -> None:
-    """Write each 28x28 image the network saw as DIR/<input name>.png (numbered if names repeat)."""
+def check_save_dir(directory: Path, paths: list[Path]) -> Path:
+    """Refuse, before any work, a folder we cannot write or one that holds the inputs themselves."""
+    from .files import check_writable_dir
+
+    check_writable_dir(directory, "--save-preprocessed")
+    here = directory.resolve()
+    if any(p.resolve().parent == here for p in paths):
+        raise ValueError(f"--save-preprocessed {directory}: the folder holds input images; "
+                         f"choose another folder, so no input can be overwritten")
+    return directory
+
+
+def save_preprocessed(directory: Path, results: list[dict]) -> list[Path]:
+    """Write each 28x28 image the network saw as DIR/<input name>.png. Never overwrites: a name
+    already taken (by an earlier run, or two inputs with one stem) gets a number, -2, -3, ..."""
     from PIL import Image
 
-    directory.mkdir(parents=True, exist_ok=True)
-    used: set[str] = set()
-    for name, image in zip(names, images):
-        stem, n = Path(name).stem, 1
-        target = stem
-        while target in used:
-            n += 1
-            target = f"{stem}-{n}"
-        used.add(target)
-        Image.fromarray(image, "L").save(directory / f"{target}.png")
+    written = []
+    for r in results:
+        if "_seen" not in r:
+            continue
+        stem, n = Path(r["file"]).stem, 1
+        while True:
+            target = directory / (f"{stem}.png" if n == 1 else f"{stem}-{n}.png")
+            try:
+                with open(target, "xb") as f:  # exclusive: fails rather than replace a file
+                    Image.fromarray(r["_seen"], "L").save(f, "PNG")
+                break
+            except FileExistsError:
+                n += 1
+        written.append(target)
+    return written
+
+
+def public(result: dict) -> dict:
+    """A result without its private entries (the image the network saw)."""
+    return {k: v for k, v in result.items() if not k.startswith("_")}
 
 
 def format_result(r: dict) -> str:

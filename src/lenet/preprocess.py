@@ -41,18 +41,11 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
     if isinstance(source, (bytes, bytearray)):
         data, name = bytes(source), name or "<bytes>"
     else:
-        path = Path(source)
-        name = name or str(path)
-        try:
-            if path.stat().st_size > MAX_FILE_BYTES:
-                raise ValueError(f"{name}: larger than {MAX_FILE_BYTES // 1024**2} MB")
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise ValueError(f"{name}: no such file") from None
-        except IsADirectoryError:
-            raise ValueError(f"{name}: is a directory") from None
-        except OSError as e:
-            raise ValueError(f"{name}: cannot read ({e.strerror or e})") from None
+        from .files import read_bounded
+
+        # Regular files only, read with a bound: a FIFO or /dev/zero is an error, not a hang.
+        data = read_bounded(source, MAX_FILE_BYTES, "image")
+        name = name or str(source)
     if not data:
         raise ValueError(f"{name}: empty file")
     if len(data) > MAX_FILE_BYTES:
@@ -84,6 +77,20 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
     except (OSError, SyntaxError, EOFError) as e:  # truncated or corrupt data, found while decoding
         raise ValueError(f"{name}: cannot decode the image ({e})") from None
     return np.asarray(im)
+
+
+def declared_pixels(data: bytes) -> int:
+    """The pixel count an image's header declares, read without decoding (0 when unreadable:
+    decoding will then say what is wrong)."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            w, h = Image.open(io.BytesIO(data), formats=FORMATS).size
+    except Exception:  # noqa: BLE001 - any header Pillow cannot read
+        return 0
+    return w * h
 
 
 def to_array_mode(im):

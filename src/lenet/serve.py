@@ -1,30 +1,39 @@
 """The HTTP prediction service and the drawing page: FastAPI on uvicorn.
 
 Inference is the torch-free NumPy path (infer.py), run in a worker thread so
-the event loop keeps answering while a forward pass runs. Every request is
-bounded: body size (413), content type (415), pixel count (413), and what
-cannot be decoded (400) or holds no digit (422) is a JSON error with a message.
+the event loop keeps answering while a forward pass runs. Routes are defined
+at module level; the model is loaded once in `lifespan` and held in the app's
+state. Every request is bounded: connections, headers and body by guard.py,
+then content type (415), declared pixels (413), decoding time, and what cannot
+be decoded (400) or holds no digit (422) is a JSON error with a message.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-import anyio
 
 from . import __version__
+from .guard import (KEEP_ALIVE, MAX_BODY, MAX_CONNECTIONS, REQUEST_TIMEOUT, BodyTooLarge, Guard, GuardedProtocol,
+                    allowed_hosts)
 from .infer import NumpyModel
-from .predict import predict_images
-from .preprocess import load_image, preprocess
+from .predict import predict_each, predict_images, public
+from .preprocess import declared_pixels, load_image, preprocess
 
-MAX_BODY = 5 * 1024 * 1024   # bytes per request
 MAX_BATCH = 64               # images per /predict/batch request
+# Work per request, bounded before decoding: pixels the images' headers declare, all images
+# together (a 1.7 KB WebP can declare 40 megapixels and cost 677 MB to decode), and the time
+# decoding may take; the rest of a batch past that is answered with an error each.
+MAX_REQUEST_PIXELS = 24_000_000
+BATCH_SECONDS = 5.0
 # Inference threads: the work holds the GIL most of the time, so more threads than
 # this only fight over it. benchmarks/serve_load.py, 2 cores, 8 clients, side by
 # side: 253 req/s (p99 57 ms) with anyio's default 40 threads, 333 (p99 35 ms) with 1.
@@ -34,47 +43,7 @@ IMAGE_TYPES = {"image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp"
 STATIC = Path(__file__).parent / "static"
 
 
-class BodyLimit:
-    """ASGI middleware: refuse bodies over `limit` bytes with 413, by header or while streaming,
-    before any of it reaches a handler."""
-
-    def __init__(self, app, limit: int = MAX_BODY):
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.limit):
-            return await self.refuse(send)
-        seen = 0
-
-        async def limited():
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise BodyTooLarge
-            return message
-
-        try:
-            await self.app(scope, limited, send)
-        except BodyTooLarge:
-            await self.refuse(send)
-
-    async def refuse(self, send):
-        body = json.dumps({"error": f"request body over {self.limit:,} bytes"}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-class RequestError(Exception):
+class RequestError(ValueError):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status, self.message = status, message
@@ -96,13 +65,17 @@ def from_pixels(pixels: np.ndarray) -> np.ndarray:
         raise RequestError(422, str(e)) from None
 
 
-def pixels_from_json(payload) -> np.ndarray:
-    """{"pixels": rows of numbers 0..255} -> uint8 array; any other shape is a 422."""
+def pixels_from_json(body: bytes) -> np.ndarray:
+    """A JSON body {"pixels": rows of numbers 0..255} -> uint8 array; bad JSON is a 400, a bad shape a 422."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):  # also nesting past Python's stack, integers of 5,000 digits
+        raise RequestError(400, "the body is not valid JSON (or nests too deep, or has too long numbers)") from None
     if not isinstance(payload, dict) or "pixels" not in payload:
         raise RequestError(422, 'expected a JSON object {"pixels": [[...28 numbers...], ...28 rows]}')
     try:
         arr = np.asarray(payload["pixels"], dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError, RecursionError):
         raise RequestError(422, "pixels must be rows of numbers") from None
     if arr.ndim != 2 or not (8 <= arr.shape[0] <= 512 and 8 <= arr.shape[1] <= 512):
         raise RequestError(422, f"pixels must be a 2-D grid, 28x28 (8 to 512 a side); got shape {arr.shape}")
@@ -111,119 +84,157 @@ def pixels_from_json(payload) -> np.ndarray:
     return arr.round().astype(np.uint8)
 
 
-def create_app(model_path: str | Path | None = None):
+def content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def form_files(request: Request) -> list[tuple[bytes, str]]:
+    try:
+        form = await request.form(max_files=MAX_BATCH + 1, max_fields=MAX_BATCH + 10)
+    except BodyTooLarge:
+        raise  # Guard answers 413
+    except Exception as e:  # noqa: BLE001 - the multipart parser's errors vary by version
+        raise RequestError(400, f"malformed multipart form ({e})") from None
+    files = []
+    for _, value in form.multi_items():
+        if hasattr(value, "read"):
+            files.append((await value.read(), value.filename or "upload"))
+    return files
+
+
+def check_pixel_budget(files: list[tuple[bytes, str]]) -> None:
+    """413 before any decoding when the images together declare more than MAX_REQUEST_PIXELS."""
+    total = sum(declared_pixels(data) for data, _ in files)
+    if total > MAX_REQUEST_PIXELS:
+        raise RequestError(413, f"the images declare {total:,} pixels together; at most "
+                                f"{MAX_REQUEST_PIXELS:,} per request")
+
+
+async def in_worker(request: Request, fn, *args):
+    """Run blocking work off the event loop, which keeps answering meanwhile."""
+    return await anyio.to_thread.run_sync(fn, *args, limiter=request.app.state.limiter)
+
+
+def answer(model, images: list[np.ndarray]) -> dict:
+    """The result for one prepared 28x28 image."""
+    result = predict_images(model, np.stack(images))[0]
+    result["preprocessed"] = images[0].tolist()
+    return result
+
+
+router = APIRouter()
+
+
+@router.get("/", include_in_schema=False)
+async def page():
+    return FileResponse(STATIC / "index.html")
+
+
+@router.get("/health")
+async def health(request: Request):
+    return {"status": "ok", "uptime_seconds": round(time.time() - request.app.state.started, 1)}
+
+
+@router.get("/model")
+async def model_info(request: Request):
+    model = request.app.state.model
+    info = model.info
+    return {"arch": model.config.arch, "activation": model.config.activation,
+            "parameters": info.get("parameters"),
+            "classes": model.config.num_classes,
+            "test_accuracy": info.get("metrics", {}).get("val_accuracy"),
+            "recipe": info.get("recipe", {}).get("name"), "command": info.get("command"),
+            "version": __version__}
+
+
+@router.post("/predict", summary="Predict one digit",
+             description="Send an image (multipart field `file`, or the raw bytes with an image/* "
+                         'content type), or JSON `{"pixels": 28x28 numbers 0..255}`.')
+async def predict(request: Request):
+    model, kind = request.app.state.model, content_type(request)
+    if kind == "application/json":
+        image = pixels_from_json(await request.body())
+        prepare, args = from_pixels, (image,)
+    elif kind == "multipart/form-data":
+        files = await form_files(request)
+        if len(files) != 1:
+            raise RequestError(422, f"expected one file in the form, got {len(files)}")
+        check_pixel_budget(files)
+        prepare, args = decode, files[0]
+    elif kind in IMAGE_TYPES:
+        data = await request.body()
+        check_pixel_budget([(data, "upload")])
+        prepare, args = decode, (data,)
+    else:
+        raise RequestError(415, f"unsupported content type {kind or '(none)'}: send an image "
+                                "(image/png, image/jpeg, ...), multipart/form-data or application/json")
+    # Decode and predict in one worker-thread hop. A JSONResponse as is: FastAPI's generic
+    # encoder would walk the 784 pixels in Python.
+    return JSONResponse(await in_worker(request, lambda: answer(model, [prepare(*args)])))
+
+
+@router.post("/predict/batch", summary="Predict several digits",
+             description=f"multipart/form-data with up to {MAX_BATCH} files; one result (or error) per file.")
+async def predict_batch(request: Request):
+    if content_type(request) != "multipart/form-data":
+        raise RequestError(415, "send the images as multipart/form-data files")
+    files = await form_files(request)
+    if not files:
+        raise RequestError(422, "no files in the form")
+    if len(files) > MAX_BATCH:
+        raise RequestError(413, f"{len(files)} files; at most {MAX_BATCH} per request")
+    check_pixel_budget(files)
+    deadline = time.monotonic() + BATCH_SECONDS
+
+    def prepare(item):
+        if time.monotonic() > deadline:
+            raise RequestError(503, f"not decoded: the request's {BATCH_SECONDS:g} s of work were spent")
+        return decode(*item)
+
+    def work():
+        results = predict_each(request.app.state.model, [(name, (data, name)) for data, name in files], prepare,
+                               error=lambda name, e: {"error": e.message, "status": e.status})
+        for r in results:
+            if "_seen" in r:
+                r["preprocessed"] = r["_seen"].tolist()
+        return [public(r) for r in results]
+
+    return JSONResponse({"results": await in_worker(request, work)})
+
+
+async def request_error(request, exc: RequestError):
+    return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    """Load the model once, before the first request; hold it in the app's state."""
     from .pretrained import bundled_model_path
 
-    model = NumpyModel.load(model_path or bundled_model_path())
-    limiter = anyio.CapacityLimiter(WORKERS)
+    app.state.model = NumpyModel.load(app.state.model_path or bundled_model_path())
+    app.state.limiter = anyio.CapacityLimiter(WORKERS)
+    app.state.started = time.time()
+    yield
 
-    async def in_worker(fn, *args):
-        """Run blocking work off the event loop, which keeps answering meanwhile."""
-        return await anyio.to_thread.run_sync(fn, *args, limiter=limiter)
-    started = time.time()
-    app = FastAPI(title="lenet", version=__version__,
+
+def create_app(model_path: str | Path | None = None, host: str = "127.0.0.1") -> FastAPI:
+    """The app for a server bound to `host` (which sets the Host names it answers to)."""
+    app = FastAPI(title="lenet", version=__version__, lifespan=lifespan,
                   description="Handwritten digit recognition with LeNet. POST an image, get the digit.")
-    app.add_middleware(BodyLimit, limit=MAX_BODY)
+    app.state.model_path = model_path
+    app.add_middleware(Guard, hosts=allowed_hosts(host), limit=MAX_BODY)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-
-    @app.exception_handler(RequestError)
-    async def request_error(request, exc: RequestError):
-        return JSONResponse({"error": exc.message}, status_code=exc.status)
-
-    def answer(images: list[np.ndarray]) -> list[dict]:
-        results = predict_images(model, np.stack(images))
-        for r, image in zip(results, images):
-            r["preprocessed"] = image.tolist()
-        return results
-
-    def predict_one(prepare, *args) -> dict:
-        """Decode and predict in one worker-thread hop; errors become RequestError."""
-        return answer([prepare(*args)])[0]
-
-    @app.get("/", include_in_schema=False)
-    async def page():
-        return FileResponse(STATIC / "index.html")
-
-    @app.get("/health")
-    async def health():
-        return {"status": "ok", "uptime_seconds": round(time.time() - started, 1)}
-
-    @app.get("/model")
-    async def model_info():
-        info = model.info
-        return {"arch": model.config.arch, "activation": model.config.activation,
-                "parameters": info.get("parameters"),
-                "classes": model.config.num_classes,
-                "test_accuracy": info.get("metrics", {}).get("val_accuracy"),
-                "recipe": info.get("recipe", {}).get("name"), "command": info.get("command"),
-                "version": __version__}
-
-    @app.post("/predict", summary="Predict one digit",
-              description="Send an image (multipart field `file`, or the raw bytes with an image/* "
-                          'content type), or JSON `{"pixels": 28x28 numbers 0..255}`.')
-    async def predict(request: Request):
-        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind == "application/json":
-            try:
-                payload = json.loads(await request.body())
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                raise RequestError(400, "the body is not valid JSON") from None
-            result = await in_worker(predict_one, from_pixels, pixels_from_json(payload))
-        elif kind == "multipart/form-data":
-            files = await form_files(request)
-            if len(files) != 1:
-                raise RequestError(422, f"expected one file in the form, got {len(files)}")
-            result = await in_worker(predict_one, decode, *files[0])
-        elif kind in IMAGE_TYPES:
-            result = await in_worker(predict_one, decode, await request.body())
-        else:
-            raise RequestError(415, f"unsupported content type {kind or '(none)'}: send an image "
-                                    "(image/png, image/jpeg, ...), multipart/form-data or application/json")
-        # A JSONResponse as is: FastAPI's generic encoder would walk the 784 pixels in Python.
-        return JSONResponse(result)
-
-    @app.post("/predict/batch", summary="Predict several digits",
-              description=f"multipart/form-data with up to {MAX_BATCH} files; one result (or error) per file.")
-    async def predict_batch(request: Request):
-        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind != "multipart/form-data":
-            raise RequestError(415, "send the images as multipart/form-data files")
-        files = await form_files(request)
-        if not files:
-            raise RequestError(422, "no files in the form")
-        if len(files) > MAX_BATCH:
-            raise RequestError(413, f"{len(files)} files; at most {MAX_BATCH} per request")
-
-        def work():
-            results, images, where = [], [], []
-            for data, name in files:
-                try:
-                    images.append(decode(data, name))
-                    where.append(len(results))
-                    results.append({"file": name})
-                except RequestError as e:
-                    results.append({"file": name, "error": e.message, "status": e.status})
-            for i, r in zip(where, answer(images) if images else []):
-                results[i].update(r)
-            return results
-
-        return JSONResponse({"results": await in_worker(work)})
-
-    async def form_files(request) -> list[tuple[bytes, str]]:
-        try:
-            form = await request.form(max_files=MAX_BATCH + 1, max_fields=MAX_BATCH + 10)
-        except Exception as e:  # noqa: BLE001 - the multipart parser's errors vary by version
-            raise RequestError(400, f"malformed multipart form ({e})") from None
-        files = []
-        for _, value in form.multi_items():
-            if hasattr(value, "read"):
-                files.append((await value.read(), value.filename or "upload"))
-        return files
-
+    app.include_router(router)
+    app.add_exception_handler(RequestError, request_error)
     return app
 
 
-def serve(model_path: str | None, host: str, port: int) -> None:
+def serve(model_path: str | None, host: str, port: int, request_timeout: float = REQUEST_TIMEOUT,
+          max_connections: int = MAX_CONNECTIONS) -> None:
     import uvicorn
 
-    uvicorn.run(create_app(model_path), host=host, port=port, log_level="info", access_log=False)
+    if model_path is not None:
+        NumpyModel.load(model_path)  # a bad model file is a one-line error before the server starts
+    uvicorn.run(create_app(model_path, host), host=host, port=port, log_level="info", access_log=False,
+                http=GuardedProtocol.with_limits(request_timeout, max_connections),
+                limit_concurrency=max_connections, timeout_keep_alive=KEEP_ALIVE)

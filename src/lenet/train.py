@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from . import __version__
 from .checkpoint import CHECKPOINT_FILE, MODEL_FILE, load_checkpoint, save_checkpoint, save_model
-from .files import write_text_atomic
+from .files import FolderLock, clean_stale_temps, write_text_atomic
 from .config import ModelConfig, Recipe
 from .data import Dataset
 from .distributed import Dist
@@ -60,6 +60,13 @@ class StopRequest:
     def __exit__(self, *exc):
         for sig, old in self._old.items():
             signal.signal(sig, old)
+
+
+class Diverged(ValueError):
+    """The loss became NaN or infinite: nothing from that point on is saved."""
+
+
+CHECK_EVERY = 50  # batches between checks that the loss is still finite (each check waits for the device)
 
 
 class _Stopped(Exception):
@@ -216,6 +223,9 @@ def train_one_epoch(model, optimizer, train: Split, config: ModelConfig, recipe:
             run.seen += len(y)
             if bar is not None:
                 bar.update(1)
+            if (step + 1) % CHECK_EVERY == 0 and not torch.isfinite(run.loss):
+                raise Diverged(f"training diverged: the loss became NaN or infinite in epoch {epoch + 1} "
+                               f"by batch {step + 1} (learning rate {optimizer.param_groups[0]['lr']:g})")
             if log_every and (step + 1) % log_every == 0:
                 loss_sum, correct, seen = reduce_sums(run, dist)
                 if dist.is_main:
@@ -283,6 +293,10 @@ def evaluate(model, split: Split, config: ModelConfig, batch_size: int = EVAL_BA
     return result
 
 
+def all_finite(model) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point())
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -333,9 +347,19 @@ def fit(recipe: Recipe, config: ModelConfig, train: Split, val: Split, run: Run,
     the final model, metrics and plots. Returns the saved model's info.
 
     Under torchrun (`dist.active`) every rank trains its shard through DistributedDataParallel;
-    rank 0 alone logs and writes files."""
+    rank 0 alone logs and writes files, holding the output folder's lock."""
+    dist = dist or Dist(device=train.labels.device)
+    if not dist.is_main:
+        return _fit(recipe, config, train, val, run, resume, log, dist)
+    run.out.mkdir(parents=True, exist_ok=True)
+    with FolderLock(run.out):
+        clean_stale_temps(run.out)  # what a killed run left; the lock says no writer is alive
+        return _fit(recipe, config, train, val, run, resume, log, dist)
+
+
+def _fit(recipe: Recipe, config: ModelConfig, train: Split, val: Split, run: Run,
+         resume: bool, log, dist: Dist) -> dict:
     device = train.labels.device
-    dist = dist or Dist(device=device)
     if not dist.is_main:
         log = lambda *a, **k: None  # noqa: E731 - rank 0 speaks for the job
     torch.manual_seed(run.seed)
@@ -367,6 +391,9 @@ def fit(recipe: Recipe, config: ModelConfig, train: Split, val: Split, run: Run,
         log(f"resuming from {ckpt_path}: epoch {start_epoch + 1}, batch {start_step}")
 
     def checkpoint(epoch: int, step: int, running: Running | None, gen: torch.Tensor | None) -> None:
+        if not all_finite(model) or (running is not None and not torch.isfinite(running.loss)):
+            raise Diverged(f"training diverged in epoch {epoch + 1}: the weights or the loss are NaN or infinite; "
+                           f"nothing was saved from this epoch; try a lower --lr")
         if not dist.is_main:
             return
         state = {"epoch": epoch, "step": step, "history": history, "recipe": recipe.to_dict(),
@@ -400,6 +427,10 @@ def fit(recipe: Recipe, config: ModelConfig, train: Split, val: Split, run: Run,
                 checkpoint(epoch, where.step, where.running, where.generator)
                 raise Interrupted(f"interrupted in epoch {epoch + 1} at batch {where.step}; checkpoint "
                                   f"written to {ckpt_path}; continue with: lenet train --resume --out {run.out}")
+            except Diverged as e:
+                raise Diverged(f"{e}. Nothing from this epoch was saved"
+                               + (f"; {ckpt_path} holds the last good epoch" if ckpt_path.is_file() else "")
+                               + "; try a lower --lr") from None
             seconds = time.perf_counter() - t0
             loss_sum, correct, seen = reduce_sums(result, dist)
             trained = seen - already
