@@ -172,6 +172,7 @@ def cmd_train(args) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    recipe = None if args.resume else choose_recipe(args)  # bad values are refused before any work
     dist = setup(resolve_device(args.device))  # one process, or one rank of a torchrun job
     out = Path(args.out)
     if dist.is_main:
@@ -190,7 +191,6 @@ def cmd_train(args) -> int:
             subset, holdout = meta["subset"], meta["holdout"]
             command = meta.get("command", command)
         else:
-            recipe = choose_recipe(args)
             try:
                 check_image_size(recipe.arch, *ds.image_shape)
             except ValueError as e:

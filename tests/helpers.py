@@ -1,0 +1,48 @@
+"""Helpers the test files share."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+
+def lenet(*args, env=None, timeout=600, **kw):
+    """Run the `lenet` command as a user would; the completed process, text output."""
+    return subprocess.run([sys.executable, "-m", "lenet", *args], capture_output=True, text=True,
+                          env=env, timeout=timeout, **kw)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(*args, env=None):
+    """`lenet serve` on a free loopback port; (process, base URL) once /health answers."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "lenet", "serve", "--port", str(port), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env or dict(os.environ))
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(url + "/health", timeout=1)
+            return proc, url
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                pytest.fail("lenet serve did not start: " + proc.stdout.read().decode(errors="replace"))
+            time.sleep(0.2)
+
+
+def stop_server(proc) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
