@@ -128,16 +128,25 @@ class FolderLock:
             import fcntl
         except ImportError:  # not POSIX: no lock, as before
             return self
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                os.close(fd)
+                if e.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    raise ValueError(f"{self.path.parent}: another lenet process (PID {holder}) is writing there; "
+                                     f"wait for it or choose another --out") from None
+                raise
+            # The holder before us removes the file as it lets go: a lock on a removed file
+            # guards nothing, so try again on the file that is there now.
+            try:
+                if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
             os.close(fd)
-            if e.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise ValueError(f"{self.path.parent}: another lenet process (PID {holder}) is writing there; "
-                                 f"wait for it or choose another --out") from None
-            raise
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self.fd = fd
@@ -145,6 +154,6 @@ class FolderLock:
 
     def __exit__(self, *exc) -> None:
         if self.fd is not None:
-            os.ftruncate(self.fd, 0)
+            self.path.unlink(missing_ok=True)  # still holding the lock: nobody else holds this file
             os.close(self.fd)  # closing releases the flock
             self.fd = None
