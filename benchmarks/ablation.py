@@ -16,14 +16,13 @@ import platform
 from pathlib import Path
 
 import torch
+from bench import Textbook, library_train, median_of_rounds, plain_eager
 
 import lenet.model
-from lenet import data
+from lenet import datasets as data
 from lenet.config import RECIPES
 from lenet.model import build_model, init_weights
-from lenet.train import make_splits
-
-from bench import Textbook, library_train, median_of_rounds, plain_eager
+from lenet.training import make_splits
 
 CPU = torch.device("cpu")
 

@@ -25,10 +25,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lenet import data
+from lenet import datasets as data
 from lenet.config import RECIPES, ModelConfig
+from lenet.distributed import Dist
 from lenet.model import build_model, init_weights, normalize
-from lenet.train import Run, Split, evaluate, fit, make_optimizer, make_splits, train_one_epoch
+from lenet.training import Batches, EpochSums, Run, Split, fit, make_optimizer, make_splits, score, train_one_epoch
 
 CPU = torch.device("cpu")
 
@@ -107,7 +108,7 @@ def plain_eager(config: ModelConfig, train: Split, batch: int, images: int) -> f
 
 
 def library_train(recipe, train: Split, channels_last: bool = True, model=None, optimizer=None) -> float:
-    """Images/s of lenet.train.train_one_epoch over `train`, one epoch, with the recipe's
+    """Images/s of lenet.training.train_one_epoch over `train`, one epoch, with the recipe's
     network and optimizer unless others are given (benchmarks/ablation.py swaps them)."""
     torch.manual_seed(0)
     config = recipe.model_config()
@@ -118,9 +119,9 @@ def library_train(recipe, train: Split, channels_last: bool = True, model=None, 
         model.to(memory_format=torch.channels_last)
     opt = optimizer(model) if optimizer else make_optimizer(model, recipe)
     t0 = time.perf_counter()
-    run = train_one_epoch(model, opt, train, config, recipe, epoch=0, seed=0, log_every=0,
-                          channels_last=channels_last)
-    return run.seen / (time.perf_counter() - t0)
+    batches = Batches(train, config, recipe, seed=0, epoch=0, dist=Dist(), channels_last=channels_last)
+    sums = train_one_epoch(model, opt, batches, recipe, EpochSums.zeros(train.labels.device))
+    return sums.seen / (time.perf_counter() - t0)
 
 
 def median_of_rounds(measures: dict, rounds: int) -> dict:
@@ -209,13 +210,13 @@ def main() -> int:
     results["training"] = rows
     results["data_path_batches_per_s_b64"] = round(data_path_only(train, ModelConfig(), 64))
 
-    test = Split(torch.from_numpy(ds.test_images.copy()), torch.from_numpy(ds.test_labels.astype(np.int64)), "test")
+    test = Split.of(ds.test_images, ds.test_labels, "test")
     results["evaluate_images_per_s"] = {}
     for arch in ("lenet5", "fast"):
         model = build_model(ModelConfig(arch, "relu")).eval().to(memory_format=torch.channels_last)
-        evaluate(model, test, ModelConfig(arch, "relu"))
+        score(model, test, ModelConfig(arch, "relu"))
         t0 = time.perf_counter()
-        evaluate(model, test, ModelConfig(arch, "relu"))
+        score(model, test, ModelConfig(arch, "relu"))
         results["evaluate_images_per_s"][arch] = round(10_000 / (time.perf_counter() - t0))
 
     with tempfile.TemporaryDirectory() as tmp:

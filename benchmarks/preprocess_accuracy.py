@@ -3,25 +3,21 @@ MNIST-style preprocessing against a plain resize to 28x28.
 
     python benchmarks/preprocess_accuracy.py [--n 300] [--data-dir DIR]
 
-The disguises are the tests' (tests/test_preprocess.py): pencil on grey paper,
+The disguises are the tests' (lenet/disguise.py): pencil on grey paper,
 chalk on a dark board, an RGBA canvas export, a blue-ink JPEG photo.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from lenet import data  # noqa: E402
-from lenet.infer import NumpyModel  # noqa: E402
-from lenet.preprocess import plain_resize, preprocess  # noqa: E402
-from lenet.pretrained import bundled_model_path  # noqa: E402
-from test_preprocess import disguise  # noqa: E402
+from lenet import datasets
+from lenet.disguise import disguise
+from lenet.infer import NumpyModel
+from lenet.preprocess import plain_resize, preprocess
+from lenet.pretrained import bundled_model_path
 
 
 def main() -> int:
@@ -29,7 +25,7 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=300, help="test digits per disguise (default: 300)")
     ap.add_argument("--data-dir", help="MNIST folder (default: as for lenet train)")
     args = ap.parse_args()
-    ds = data.load(args.data_dir)
+    ds = datasets.load(args.data_dir)
     model = NumpyModel.load(bundled_model_path())
     rng = np.random.default_rng(0)
     idx = rng.choice(len(ds.test_labels), args.n, replace=False)

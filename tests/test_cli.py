@@ -2,15 +2,10 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
-
-def lenet(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "lenet", *args], capture_output=True, text=True,
-                          env=env, timeout=600)
+from helpers import lenet
 
 
 @pytest.fixture
@@ -25,6 +20,7 @@ def test_help_states_every_default():
         assert text in " ".join(r.stdout.split()), text
 
 
+@pytest.mark.slow
 def test_train_then_evaluate(tmp_path, env):
     out = tmp_path / "run"
     r = lenet("train", "--recipe", "fast", "--subset", "3000", "--epochs", "1", "--out", str(out), env=env)
@@ -76,6 +72,7 @@ def test_trains_any_idx_dataset_with_its_own_classes(tmp_path, env):
     assert json.loads((out / "model.json").read_text())["model"]["num_classes"] == 26
 
 
+@pytest.mark.slow
 def test_evaluate_report_and_ensemble(tmp_path, env):
     from lenet.pretrained import bundled_model_path
     model = str(bundled_model_path())

@@ -7,16 +7,15 @@ import sys
 import numpy as np
 import onnx
 import onnxruntime as ort
-import torch
 
 from lenet.model import load_model
 from lenet.pretrained import bundled_model_path
-from lenet.train import Split, evaluate
+from lenet.training import Split, score
 
 
 def test_onnx_matches_pytorch_on_the_test_set(mnist, tmp_path):
     out = tmp_path / "lenet.onnx"
-    r = subprocess.run([sys.executable, "-m", "lenet", "export", "--format", "onnx", "--output", str(out)],
+    r = subprocess.run([sys.executable, "-m", "lenet", "export", "--output", str(out)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
 
@@ -32,9 +31,8 @@ def test_onnx_matches_pytorch_on_the_test_set(mnist, tmp_path):
                           for i in range(0, len(pixels), 1000)])
 
     model, config, _ = load_model(bundled_model_path())
-    split = Split(torch.from_numpy(mnist.test_images.copy()), torch.from_numpy(mnist.test_labels.astype("int64")),
-                  "test")
-    ref = evaluate(model, split, config, return_probabilities=True)
+    split = Split.of(mnist.test_images, mnist.test_labels, "test")
+    ref = score(model, split, config, return_probabilities=True)
     assert got.shape == (10_000, 10)
     assert (got.argmax(1) == ref["predictions"]).mean() >= 0.999
     assert np.abs(got - ref["probabilities"]).max() < 1e-4

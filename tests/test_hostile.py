@@ -6,11 +6,9 @@ short limits, every loop bounded.
 """
 
 import gzip
-import io
 import json
 import os
 import socket
-import threading
 import time
 from pathlib import Path
 
@@ -19,12 +17,14 @@ import pytest
 from PIL import Image
 from safetensors.numpy import load_file, save_file
 
-from conftest import idx_bytes, write_dataset
-from helpers import lenet, start_server, stop_server
 from lenet.checkpoint import load_model_file
+from lenet.disguise import disguise
 from lenet.files import FolderLock, clean_stale_temps, read_bounded, write_atomic
 from lenet.pretrained import bundled_model_path
-from test_preprocess import disguise, png_header_only
+
+from conftest import idx_bytes, write_dataset
+from helpers import lenet, start_server, stop_server
+from test_preprocess import png_header_only
 
 
 def one_line_error(r, *words):

@@ -3,7 +3,7 @@ import gzip
 import numpy as np
 import pytest
 
-from lenet import data
+from lenet import datasets as data
 from lenet.idx import IMAGES_MAGIC, LABELS_MAGIC, parse_idx, read_idx
 
 from conftest import idx_bytes, write_dataset

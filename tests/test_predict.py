@@ -10,16 +10,14 @@ import torch
 from PIL import Image
 
 from lenet.config import RECIPES, ModelConfig
+from lenet.disguise import disguise
 from lenet.infer import NumpyModel
 from lenet.model import build_model, init_weights, load_model, normalize
 from lenet.pretrained import bundled_model_path
-from lenet.train import Split, evaluate
+from lenet.training import Split, score
 
-from test_preprocess import disguise, png_header_only
-
-
-def lenet(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "lenet", *args], capture_output=True, text=True, timeout=300, **kw)
+from helpers import lenet
+from test_preprocess import png_header_only
 
 
 @pytest.fixture
@@ -86,9 +84,8 @@ def test_numpy_and_torch_agree_on_the_test_set(mnist):
     """The torch-free inference path gives the same predictions as the model it was saved from."""
     path = bundled_model_path()
     model, config, _ = load_model(path)
-    split = Split(torch.from_numpy(mnist.test_images.copy()), torch.from_numpy(mnist.test_labels.astype("int64")),
-                  "test")
-    ref = evaluate(model, split, config, return_probabilities=True)
+    split = Split.of(mnist.test_images, mnist.test_labels, "test")
+    ref = score(model, split, config, return_probabilities=True)
     probs = NumpyModel.load(path).probabilities(mnist.test_images)
     assert (probs.argmax(1) == ref["predictions"]).mean() == 1.0
     assert np.abs(probs - ref["probabilities"]).max() < 1e-4

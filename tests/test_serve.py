@@ -8,9 +8,10 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from lenet.disguise import disguise
 from lenet.serve import MAX_BATCH, MAX_BODY, create_app
 
-from test_preprocess import disguise, png_header_only
+from test_preprocess import png_header_only
 
 
 @pytest.fixture(scope="module")

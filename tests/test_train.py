@@ -14,13 +14,12 @@ import torch
 from lenet.checkpoint import CHECKPOINT_FILE, load_checkpoint, load_model_file
 from lenet.config import RECIPES
 from lenet.model import load_model
-from lenet.train import Run, Split, evaluate, fit, make_splits
+from lenet.training import Run, Split, fit, make_splits, score
 
 CPU = torch.device("cpu")
 
 
-def lenet(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "lenet", *args], capture_output=True, text=True, **kw)
+from helpers import lenet
 
 
 def history(out: Path) -> list[dict]:
@@ -45,8 +44,8 @@ def test_short_run_learns(mnist, tmp_path, recipe, subset, epochs, floor):
     assert info["metrics"]["val_accuracy"] >= floor
     # The validation set is the whole test set, never truncated.
     model, config, saved = load_model(tmp_path)
-    split = Split(torch.from_numpy(mnist.test_images.copy()), torch.from_numpy(mnist.test_labels.astype("int64")), "test")
-    result = evaluate(model, split, config)
+    split = Split.of(mnist.test_images, mnist.test_labels, "test")
+    result = score(model, split, config)
     assert result["n"] == 10_000
     assert result["accuracy"] == pytest.approx(saved["metrics"]["val_accuracy"], abs=1e-12)
 
@@ -87,6 +86,7 @@ def wait_for(predicate, timeout=120.0):
     raise AssertionError("timed out")
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_ends_like_an_uninterrupted_run(mnist_dir, tmp_path):
     env = dict(os.environ, LENET_DATA_DIR=str(mnist_dir))
     whole = lenet(*TRAIN, "--out", str(tmp_path / "whole"), env=env)
@@ -100,7 +100,7 @@ def test_kill_9_then_resume_ends_like_an_uninterrupted_run(mnist_dir, tmp_path):
     proc.kill()
     proc.wait()
     assert len(history(out)) < 3
-    _, _, _, info = load_checkpoint(out / CHECKPOINT_FILE)  # intact, whatever the moment of the kill
+    info = load_checkpoint(out / CHECKPOINT_FILE).info  # intact, whatever the moment of the kill
     assert info["step"] == 0
 
     resumed = lenet("train", "--resume", "--out", str(out), "--log-every", "0", "--no-plots", "--threads", "1",
@@ -112,6 +112,7 @@ def test_kill_9_then_resume_ends_like_an_uninterrupted_run(mnist_dir, tmp_path):
     assert [r["train_loss"] for r in a] == [r["train_loss"] for r in b]
 
 
+@pytest.mark.slow
 def test_ctrl_c_writes_a_mid_epoch_checkpoint_and_resume_matches(mnist_dir, tmp_path):
     env = dict(os.environ, LENET_DATA_DIR=str(mnist_dir))
     whole = lenet(*TRAIN, "--epochs", "2", "--out", str(tmp_path / "whole"), env=env)
@@ -125,7 +126,7 @@ def test_ctrl_c_writes_a_mid_epoch_checkpoint_and_resume_matches(mnist_dir, tmp_
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "--resume" in err
-    _, _, _, info = load_checkpoint(out / CHECKPOINT_FILE)
+    info = load_checkpoint(out / CHECKPOINT_FILE).info
     assert info["epoch"] == 0 and info["step"] > 0  # stopped inside epoch 1
 
     resumed = lenet("train", "--resume", "--out", str(out), "--log-every", "0", "--no-plots", "--threads", "1",
@@ -135,8 +136,8 @@ def test_ctrl_c_writes_a_mid_epoch_checkpoint_and_resume_matches(mnist_dir, tmp_
 
 
 def test_corrupt_or_foreign_checkpoint_is_a_clear_error(mnist_dir, tmp_path):
-    from safetensors.numpy import save_file
     import numpy as np
+    from safetensors.numpy import save_file
 
     env = dict(os.environ, LENET_DATA_DIR=str(mnist_dir))
     (tmp_path / CHECKPOINT_FILE).write_bytes(b"\x00" * 100)

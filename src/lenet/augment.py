@@ -22,7 +22,7 @@ ELASTIC = 0.06      # std of the coarse field, in normalised coordinates (about 
 ELASTIC_GRID = 4    # the coarse field's side: its smoothness
 
 
-def random_affine(x: torch.Tensor, gen: torch.Generator, background: float,
+def distort(x: torch.Tensor, gen: torch.Generator, background: float,
                   draws: int | None = None, select: slice = slice(None)) -> torch.Tensor:
     """Distort a batch (B, 1, H, W); `gen` (on the CPU) draws every random number, so a seeded run
     is reproducible; `background` is the value of an empty pixel in x's normalisation.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -147,16 +148,34 @@ def save_checkpoint(path: str | Path, model, optimizer, state: dict, extra: dict
     write_atomic(Path(path), lambda tmp: save_file(tensors, tmp, metadata={"lenet": json.dumps(info)}))
 
 
-def load_checkpoint(path: str | Path) -> tuple[dict, dict, dict, dict]:
-    """(model state_dict, optimizer state_dict, extra tensors, info) as torch tensors."""
-    import torch
+class Checkpoint(NamedTuple):
+    """A training checkpoint as read: torch tensors, and the JSON state."""
+    model: dict        # the model's state_dict
+    optimizer: dict    # the optimizer's state_dict
+    extra: dict        # RNG states: "torch_rng", and "generator" mid-epoch
+    info: dict         # epoch, step, history, recipe, model config, seed, meta, running sums
+    path: Path
 
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """A checkpoint written by save_checkpoint; anything else is a clear error."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no checkpoint to resume from")
     arrays, info = read_safetensors(path, "checkpoint")
     if info.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a lenet training checkpoint (format {info.get('format')!r})")
+    try:
+        return _unpack_checkpoint(arrays, info, path)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ValueError(f"{path}: corrupt checkpoint ({type(e).__name__}: {e})") from None
+
+
+def _unpack_checkpoint(arrays: dict, info: dict, path: Path) -> Checkpoint:
+    import torch
+
+    for key in ("epoch", "step", "history", "recipe", "model", "seed", "meta"):
+        info[key]  # noqa: B018 - every one must be there
     model_sd, extra, slots = {}, {}, {}
     for key, arr in arrays.items():
         t = torch.from_numpy(arr.copy())
@@ -172,4 +191,4 @@ def load_checkpoint(path: str | Path) -> tuple[dict, dict, dict, dict]:
         idx, _, name = key.partition(".")
         slots.setdefault(int(idx), {})[name] = value
     optim_sd = {"state": slots, "param_groups": info["optimizer"]["param_groups"]}
-    return model_sd, optim_sd, extra, info
+    return Checkpoint(model_sd, optim_sd, extra, info, path)

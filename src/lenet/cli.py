@@ -13,11 +13,11 @@ import os
 import shlex
 import signal
 import sys
+import textwrap
 from pathlib import Path
 
 from . import __version__
-from .config import ACTIVATIONS, ARCHS, DEFAULT_RECIPE, OPTIMIZERS, RECIPES, SCHEDULES
-
+from .config import DEFAULT_RECIPE, RECIPES, Recipe
 
 # Which extra brings an optional dependency (pyproject.toml).
 EXTRAS = {"torch": "train", "tqdm": "train", "matplotlib": "train", "onnx": "export", "onnxscript": "export",
@@ -25,8 +25,29 @@ EXTRAS = {"torch": "train", "tqdm": "train", "matplotlib": "train", "onnx": "exp
           "multipart": "serve", "python_multipart": "serve"}
 
 
-class Help(argparse.ArgumentDefaultsHelpFormatter):
-    """States each default once: flags whose help already says it, or that are off by default, are left alone."""
+EXAMPLES = {  # the end of each command's --help
+    "train": """examples:
+  lenet train                                   # LeNet-5, the text's network, 20 epochs into ./output
+  lenet train --recipe fast --out runs/fast     # 99% in about 20 s on 2 CPU cores
+  lenet train --resume --out runs/fast          # continue after Ctrl-C or a crash""",
+    "evaluate": """examples:
+  lenet evaluate                                # the bundled model on the MNIST test set
+  lenet evaluate --model runs/fast --report report/   # confusion matrix, mistakes""",
+    "predict": """examples:
+  lenet predict docs/examples/photo-9.jpg       # one image
+  lenet predict --json --top-k 3 my-digits/     # every image in a folder""",
+    "export": """examples:
+  lenet export --output lenet.onnx              # the bundled model
+  lenet export --model runs/fast --output fast.onnx""",
+    "serve": """examples:
+  lenet serve                                   # http://127.0.0.1:8000/ : draw a digit
+  lenet serve --model runs/fast --port 9000""",
+}
+
+
+class Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """States each default once: flags whose help already says it, or that are off by default, are left alone.
+    The examples at the end (the epilog) keep their lines."""
 
     def _get_help_string(self, action):
         if action.default is None or action.default is False or "(default" in (action.help or ""):
@@ -49,25 +70,23 @@ def whole(low: int, high: int | None = None):
 
 
 def add_train(sub) -> None:
-    recipes = "; ".join(f"{name}: {r.summary}" for name, r in RECIPES.items())
+    recipes = "\n".join(textwrap.fill(f"{name}: {r.summary}", 78, initial_indent="  ", subsequent_indent="    ")
+                         for name, r in RECIPES.items())
     p = sub.add_parser("train", help="train a network on MNIST (or any IDX dataset)",
-                       description="Train LeNet. A recipe sets every hyperparameter; each flag overrides one. "
-                                   f"Recipes: {recipes}.",
-                       formatter_class=Help)
+                       description="Train LeNet. A recipe sets every hyperparameter; each flag overrides one.\n\n"
+                                   f"recipes:\n{recipes}",
+                       formatter_class=Help,
+                       epilog=EXAMPLES["train"])
     p.add_argument("--recipe", choices=list(RECIPES),
                    help="named hyperparameters (default: the --arch's own: "
                         + ", ".join(f"{a} -> {r}" for a, r in DEFAULT_RECIPE.items()) + ")")
-    p.add_argument("--arch", choices=ARCHS, help="network (default: lenet5, or the recipe's)")
-    p.add_argument("--activation", choices=ACTIVATIONS, help="after C3, C5, F6 of lenet5 (default: the recipe's)")
-    p.add_argument("--epochs", type=int, help="epochs to train (default: the recipe's)")
-    p.add_argument("--batch-size", type=int, help="images per step (default: the recipe's)")
-    p.add_argument("--lr", type=float, help="(peak) learning rate (default: the recipe's)")
-    p.add_argument("--momentum", type=float, help="SGD momentum (default: the recipe's)")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, help="(default: the recipe's)")
-    p.add_argument("--weight-decay", type=float, help="L2 on weights, not biases (default: the recipe's)")
-    p.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule (default: the recipe's)")
-    p.add_argument("--augment", action=argparse.BooleanOptionalAction, help="random affine on batches "
-                   "(default: the recipe's)")
+    for f in Recipe.knobs():  # one flag per recipe field users may set, from the dataclass
+        flag = "--" + f.name.replace("_", "-")
+        help_ = f.metadata["help"].replace("%", "%%") + " (default: the recipe's)"
+        if isinstance(f.default, bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, help=help_)
+        else:
+            p.add_argument(flag, type=type(f.default), choices=f.metadata["choices"], help=help_)
     p.add_argument("--seed", type=whole(0, 2**31 - 1), default=0, help="seeds initialisation, order and augmentation")
     p.add_argument("--subset", type=whole(1), metavar="N", help="train on the first N images only, for quick runs "
                    "(validation always uses every image) (default: all)")
@@ -86,7 +105,8 @@ def add_train(sub) -> None:
 
 def add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="score saved models on the test set",
-                       formatter_class=Help)
+                       formatter_class=Help,
+                       epilog=EXAMPLES["evaluate"])
     p.add_argument("--model", action="append", help="output folder or .safetensors; repeat for an ensemble "
                    "(default: the bundled pretrained model)")
     p.add_argument("--data-dir", help="folder with the IDX files (default: as for train)")
@@ -99,10 +119,12 @@ def add_evaluate(sub) -> None:
 
 def add_predict(sub) -> None:
     p = sub.add_parser("predict", help="predict the digit in your own images (no torch needed)",
-                       description="Predict digits in image files (PNG, JPEG, BMP, GIF, WebP, TIFF) and "
-                                   "folders of them. Each image is preprocessed the way MNIST was made. Exit code 0 "
-                                   "when every input was predicted, 1 when at least one could not be used.",
-                       formatter_class=Help)
+                       description=textwrap.fill(
+                           "Predict digits in image files (PNG, JPEG, BMP, GIF, WebP, TIFF) and folders of them. "
+                           "Each image is preprocessed the way MNIST was made. Exit code 0 when every input was "
+                           "predicted, 1 when at least one could not be used.", 78),
+                       formatter_class=Help,
+                       epilog=EXAMPLES["predict"])
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
     p.add_argument("--model", help="output folder or .safetensors (default: the bundled pretrained model)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -112,18 +134,21 @@ def add_predict(sub) -> None:
 
 
 def add_export(sub) -> None:
+    from .export import OPSET  # torch-free: export.py imports onnx and torch inside its function
+
     p = sub.add_parser("export", help="export a saved model to ONNX",
-                       formatter_class=Help)
+                       formatter_class=Help,
+                       epilog=EXAMPLES["export"])
     p.add_argument("--model", help="output folder or .safetensors (default: the bundled pretrained model)")
-    p.add_argument("--format", default="onnx", choices=("onnx",))
     p.add_argument("--output", required=True, help="the .onnx file to write")
-    p.add_argument("--opset", type=whole(13, 30), default=18, help="ONNX opset version")
+    p.add_argument("--opset", type=whole(13, 30), default=OPSET, help="ONNX opset version")
     p.set_defaults(func=cmd_export)
 
 
 def add_serve(sub) -> None:
     p = sub.add_parser("serve", help="HTTP prediction API and a drawing page",
-                       formatter_class=Help)
+                       formatter_class=Help,
+                       epilog=EXAMPLES["serve"])
     p.add_argument("--model", help="output folder or .safetensors (default: the bundled pretrained model)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 exposes it to the network")
     p.add_argument("--port", type=whole(1, 65535), default=8000)
@@ -146,29 +171,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def choose_recipe(args):
-    from .config import Recipe
-
-    name = args.recipe or DEFAULT_RECIPE[args.arch or "lenet5"]
-    recipe: Recipe = RECIPES[name]
-    if args.arch and args.arch != recipe.arch:
-        recipe = recipe.override(arch=args.arch)
-    recipe = recipe.override(activation=args.activation, epochs=args.epochs, batch_size=args.batch_size,
-                             lr=args.lr, momentum=args.momentum, optimizer=args.optimizer,
-                             weight_decay=args.weight_decay, schedule=args.schedule, augment=args.augment)
-    return recipe  # Recipe has checked every value
+def choose_recipe(args) -> Recipe:
+    """The named recipe (or --arch's own) with each flag given overriding its field."""
+    recipe = RECIPES[args.recipe or DEFAULT_RECIPE[args.arch or "lenet5"]]
+    return recipe.override(**{f.name: getattr(args, f.name) for f in Recipe.knobs()})  # Recipe checks them
 
 
 def cmd_train(args) -> int:
     import torch
 
-    from . import data
-    from .checkpoint import CHECKPOINT_FILE, load_checkpoint
-    from .config import ModelConfig, Recipe
+    from . import datasets
     from .distributed import setup
     from .files import check_writable_dir
-    from .network import check_image_size
-    from .train import Run, fit, make_splits, resolve_device
+    from .training import resolve_device, train_on
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -178,36 +193,12 @@ def cmd_train(args) -> int:
     if dist.is_main:
         check_writable_dir(out, "--out")  # now, not after the training
     try:
-        ds = data.load(args.data_dir, download=dist.is_main)
-        command = "lenet " + shlex.join(args.argv)  # `python -m lenet` and torchrun run the same command
-        if args.resume:
-            _, _, _, info = load_checkpoint(out / CHECKPOINT_FILE)
-            recipe = Recipe(**info["recipe"])
-            if args.epochs:
-                recipe = recipe.override(epochs=args.epochs)
-            config = ModelConfig.from_dict(info["model"])
-            # The data this run loaded, which fit() checks against the checkpoint's.
-            seed, meta = info["seed"], {**info["meta"], "dataset": ds.root.name, "dataset_sha256": ds.sha256}
-            subset, holdout = meta["subset"], meta["holdout"]
-            command = meta.get("command", command)
-        else:
-            try:
-                check_image_size(recipe.arch, *ds.image_shape)
-            except ValueError as e:
-                raise ValueError(f"{ds.root}: {e}") from None
-            config = recipe.model_config(ds.num_classes, ds.image_shape[0])
-            seed, subset, holdout = args.seed, args.subset, args.holdout
-            meta = {"dataset": ds.root.name, "dataset_sha256": ds.sha256, "subset": subset, "holdout": holdout,
-                    "command": command}
-        if dist.active and recipe.batch_size % dist.world:
-            raise ValueError(f"--batch-size {recipe.batch_size} is the global batch: it must divide evenly "
-                             f"among {dist.world} processes")
-        train, val = make_splits(ds, dist.device, subset, holdout)
-        run = Run(out=out, seed=seed, log_every=args.log_every, progress=sys.stderr.isatty(),
-                  plots=not args.no_plots, command=command, meta=meta)
-        if dist.is_main:
-            out.mkdir(parents=True, exist_ok=True)
-        info = fit(recipe, config, train, val, run, resume=args.resume, dist=dist)
+        ds = datasets.load(args.data_dir, download=dist.is_main)
+        info = train_on(ds, recipe, out, resume=args.resume, seed=args.seed, subset=args.subset,
+                        holdout=args.holdout, epochs=args.epochs if args.resume else None,
+                        log_every=args.log_every, progress=sys.stderr.isatty(), plots=not args.no_plots,
+                        # `python -m lenet` and torchrun run the same command
+                        command="lenet " + shlex.join(args.argv), dist=dist)
     except RuntimeError as e:  # torch.distributed.DistError and gloo's connection errors
         if not dist.active:
             raise
@@ -217,20 +208,20 @@ def cmd_train(args) -> int:
     finally:
         dist.close()
     if dist.is_main:
-        final = info["metrics"]
-        print(f"saved {out / 'model.safetensors'}: {val.name} accuracy {final.get('val_accuracy', float('nan')):.4f}")
+        print(f"saved {out / 'model.safetensors'}: {info['validation']} accuracy "
+              f"{info['metrics'].get('val_accuracy', float('nan')):.4f}")
     return 0
 
 
 def cmd_evaluate(args) -> int:
-    from . import data
-    from .evaluate import evaluate_models, format_table
+    from . import datasets
+    from .evaluation import evaluate_models, format_table
 
     paths = args.model or [default_model()]
     if args.report:
         from .files import check_writable_dir
         check_writable_dir(args.report, "--report")  # now, not after the evaluation
-    ds = data.load(args.data_dir)
+    ds = datasets.load(args.data_dir)
     result = evaluate_models(paths, ds, args.device)
     if args.report:
         from .report import write_report

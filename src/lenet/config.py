@@ -8,7 +8,7 @@ override its fields one by one.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 ARCHS = ("lenet5", "seed", "fast")
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
@@ -66,24 +66,36 @@ class ModelConfig:
         return asdict(self)
 
 
+INITS = ("xavier", "torch")
+
+
+def knob(default, help: str, choices: tuple | None = None):
+    """A recipe field that users may set: its default, its help, its choices."""
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
 @dataclass(frozen=True)
 class Recipe:
     """How to train: optimizer, schedule, batch, epochs, initialisation, augmentation."""
+    # Every field with `knob` is a flag of `lenet train` (--name-with-dashes) and a keyword of
+    # lenet.train(); its help is the flag's.
     name: str
-    arch: str
-    activation: str = "sigmoid"
-    standardize: bool = True      # False: the tutorial's raw 0..255 float pixels
-    init: str = "xavier"          # "xavier": Glorot-uniform weights, zero biases (Keras's default); "torch"
-    optimizer: str = "sgd"
-    lr: float = 0.1               # peak learning rate
-    momentum: float = 0.0         # SGD momentum
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    batch_size: int = 64          # the tutorial's
-    epochs: int = 5
-    schedule: str = "constant"    # "onecycle": linear warm-up over 20% of steps, then cosine to 0
-    label_smoothing: float = 0.0
-    augment: bool = False         # random affine on the batch tensor (augment.py)
+    arch: str = knob("lenet5", "network", ARCHS)
+    activation: str = knob("sigmoid", "after C3, C5, F6 of lenet5", ACTIVATIONS)
+    standardize: bool = knob(True, "standardise pixels with MNIST's mean and std; off: the tutorial's raw 0..255")
+    init: str = knob("xavier", "xavier: Glorot-uniform weights, zero biases (Keras's default); torch: "
+                               "PyTorch's default", INITS)
+    optimizer: str = knob("sgd", "optimizer", OPTIMIZERS)
+    lr: float = knob(0.1, "(peak) learning rate")
+    momentum: float = knob(0.0, "SGD momentum")
+    nesterov: bool = knob(False, "Nesterov momentum")
+    weight_decay: float = knob(0.0, "L2 on weights, not biases")
+    batch_size: int = knob(64, "images per step (the global batch under torchrun)")
+    epochs: int = knob(5, "epochs to train")
+    schedule: str = knob("constant", "learning-rate schedule; onecycle: linear warm-up over 20% of the steps, "
+                                     "then cosine to 0", SCHEDULES)
+    label_smoothing: float = knob(0.0, "label smoothing of the cross-entropy")
+    augment: bool = knob(False, "random affine and elastic distortion of each batch (augment.py)")
     summary: str = ""             # one line for --help and the README
 
     def __post_init__(self):
@@ -115,8 +127,12 @@ class Recipe:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def knobs(cls) -> list:
+        """The fields users may set (see `knob`)."""
+        return [f for f in fields(cls) if "help" in f.metadata]
 
-INITS = ("xavier", "torch")
+
 MAX_LR = 10.0  # far above any rate that trains these networks; 1e6 only makes NaN
 
 

@@ -40,6 +40,15 @@ class Dist:
             dist.all_reduce(tensor, op=op or dist.ReduceOp.SUM)
         return tensor
 
+    def any(self, flag: bool) -> bool:
+        """True on every rank when `flag` is true on any."""
+        t = torch.tensor(float(flag), device=self.device)
+        return bool(self.all_reduce(t, dist.ReduceOp.MAX) > 0)
+
+    @property
+    def backend(self) -> str | None:
+        return dist.get_backend() if self.active else None
+
     def all_gather_object(self, obj) -> list:
         if not self.active:
             return [obj]

@@ -16,7 +16,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .checkpoint import load_model_file
 from .config import ModelConfig
-from .network import describe
+from .network import describe, fold_batch_norm
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pad: int) -> np.ndarray:
@@ -74,10 +74,9 @@ class NumpyModel:
         """In inference batch norm is a fixed per-channel scale and shift: fold it into the
         convolution before it (as model.conv_bn does in torch), one pass less per layer."""
         w = self.w
-        scale = w.pop(f"{bn}.weight") / np.sqrt(w.pop(f"{bn}.running_var") + np.float32(self.config.bn_eps))
-        shift = w.pop(f"{bn}.bias") - w.pop(f"{bn}.running_mean") * scale
-        w[f"{conv}.weight"] = w[f"{conv}.weight"] * scale[:, None, None, None]
-        w[f"{conv}.bias"] = shift + w.get(f"{conv}.bias", 0) * scale
+        w[f"{conv}.weight"], w[f"{conv}.bias"] = fold_batch_norm(
+            w[f"{conv}.weight"], w.get(f"{conv}.bias"), w.pop(f"{bn}.weight"), w.pop(f"{bn}.bias"),
+            w.pop(f"{bn}.running_mean"), w.pop(f"{bn}.running_var"), np.float32(self.config.bn_eps))
         w.pop(f"{bn}.num_batches_tracked", None)
 
     @classmethod

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
-from .network import describe
+from .network import describe, fold_batch_norm
 
 ACTIVATION = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": F.relu, None: lambda x: x}
 POOL = {"avgpool": nn.AvgPool2d, "maxpool": nn.MaxPool2d}
@@ -159,11 +159,9 @@ def conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tenso
     folds into the convolution's weights and bias: one pass over the output instead of two."""
     if bn.training:
         return bn(conv(x))
-    scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
-    shift = bn.bias - bn.running_mean * scale
-    if conv.bias is not None:
-        shift = shift + conv.bias * scale
-    return F.conv2d(x, conv.weight * scale.view(-1, 1, 1, 1), shift, padding=conv.padding)
+    weight, bias = fold_batch_norm(conv.weight, conv.bias, bn.weight, bn.bias, bn.running_mean, bn.running_var,
+                                   bn.eps)
+    return F.conv2d(x, weight, bias, padding=conv.padding)
 
 
 NETWORKS = {"lenet5": LeNet5, "seed": Seed, "fast": Fast}

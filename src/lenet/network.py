@@ -90,6 +90,17 @@ def describe(config) -> list[Layer]:
     raise ValueError(f"unknown architecture {arch!r}")
 
 
+def fold_batch_norm(weight, bias, gamma, beta, mean, var, eps: float):
+    """(weight, bias) of the one convolution that computes bn(conv(x)) in inference, where batch
+    norm is a fixed per-channel scale and shift. NumPy arrays and torch tensors alike; `bias`
+    may be None. Written once for model.py's fused evaluation and infer.py's load-time fold."""
+    scale = gamma / (var + eps) ** 0.5
+    shift = beta - mean * scale
+    if bias is not None:
+        shift = shift + bias * scale
+    return weight * scale.reshape(-1, 1, 1, 1), shift
+
+
 def parameter_shapes(config) -> dict[str, tuple[int, ...]]:
     """Every tensor a saved model of `config` holds, by state-dict name."""
     shapes = {}

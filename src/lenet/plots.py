@@ -7,7 +7,7 @@ from pathlib import Path
 from .files import write_atomic
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
     matplotlib.use("Agg")  # files only; never needs a display
     import matplotlib.pyplot as plt
@@ -16,7 +16,7 @@ def _pyplot():
 
 def plot_history(history: list[dict], out: Path) -> list[Path]:
     """Write val_acc.png (the tutorial's plot) and curves.png (train/validation loss and accuracy)."""
-    plt = _pyplot()
+    plt = pyplot()
     epochs = [h["epoch"] for h in history]
     paths = [out / "val_acc.png", out / "curves.png"]
 
@@ -41,7 +41,7 @@ def plot_history(history: list[dict], out: Path) -> list[Path]:
 
 
 def save(fig, path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig.tight_layout()
     write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     plt.close(fig)

@@ -8,14 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from .files import write_text_atomic
-from .plots import _pyplot, save
+from .plots import pyplot, save
 
 WORST = 36  # mistakes shown in the grid
-
-
-def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
-    """counts[true, predicted]."""
-    return np.bincount(labels * num_classes + predictions, minlength=num_classes**2).reshape(num_classes, -1)
 
 
 def per_class(cm: np.ndarray) -> list[dict]:
@@ -29,9 +24,8 @@ def per_class(cm: np.ndarray) -> list[dict]:
 
 def write_report(result: dict, ds, directory: Path) -> dict:
     """Write confusion.png, mistakes.png and report.json to `directory`; return the report."""
-    probs, labels = result["_probabilities"], result["_labels"]
+    probs, labels, cm = result["_probabilities"], result["_labels"], result["_confusion"]
     pred = probs.argmax(1)
-    cm = confusion_matrix(labels, pred, probs.shape[1])
     wrong = np.flatnonzero(pred != labels)
     worst = wrong[np.argsort(-probs[wrong, pred[wrong]])][:WORST]
     report = {
@@ -48,7 +42,7 @@ def write_report(result: dict, ds, directory: Path) -> dict:
 
 
 def plot_confusion(cm: np.ndarray, path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     n = len(cm)
     fig, ax = plt.subplots(figsize=(0.6 * n + 2, 0.6 * n + 1.5))
     # Log colour scale: the diagonal holds ~1,000 per class and mistakes a handful.
@@ -64,7 +58,7 @@ def plot_confusion(cm: np.ndarray, path: Path) -> None:
 
 
 def plot_mistakes(images: np.ndarray, mistakes: list[dict], path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     cols = 9
     rows = max(1, -(-len(mistakes) // cols))
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.2, rows * 1.45), squeeze=False)

@@ -22,8 +22,16 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from . import __version__
-from .guard import (KEEP_ALIVE, MAX_BODY, MAX_CONNECTIONS, REQUEST_TIMEOUT, BodyTooLarge, Guard, GuardedProtocol,
-                    allowed_hosts)
+from .guard import (
+    KEEP_ALIVE,
+    MAX_BODY,
+    MAX_CONNECTIONS,
+    REQUEST_TIMEOUT,
+    BodyTooLarge,
+    Guard,
+    GuardedProtocol,
+    allowed_hosts,
+)
 from .infer import NumpyModel
 from .predict import predict_each, predict_images, public
 from .preprocess import declared_pixels, load_image, preprocess

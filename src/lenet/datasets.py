@@ -174,3 +174,10 @@ def check_classes(train_labels: np.ndarray, test_labels: np.ndarray, root) -> No
     if int(test_labels.max()) >= k:
         raise ValueError(f"{root} (t10k): label {int(test_labels.max())} does not occur in the training labels "
                          f"(0..{k - 1})")
+
+
+def mnist(data_dir: str | Path | None = None) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """((train images, train labels), (test images, test labels)) as uint8 arrays, (N, 28, 28) and (N,),
+    as Keras's mnist.load_data() gives them; found (or downloaded) as `lenet train` finds them."""
+    ds = load(data_dir)
+    return (ds.train_images, ds.train_labels), (ds.test_images, ds.test_labels)

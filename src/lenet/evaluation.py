@@ -25,8 +25,8 @@ def evaluate_models(paths: list[str], ds, device_name: str = "auto") -> dict:
     probs = total / len(paths)
     pred = probs.argmax(1)
     hit = pred == labels
-    counts = np.bincount(labels, minlength=probs.shape[1])
-    per_class = np.bincount(labels[hit], minlength=probs.shape[1]) / np.maximum(counts, 1)
+    cm = confusion_matrix(labels, pred, probs.shape[1])
+    per_class = np.diag(cm) / np.maximum(cm.sum(1), 1)  # each class's recall
     return {
         "accuracy": float(hit.mean()),
         "n": int(len(labels)),
@@ -36,7 +36,13 @@ def evaluate_models(paths: list[str], ds, device_name: str = "auto") -> dict:
         "ensemble": len(paths) > 1,
         "_probabilities": probs,
         "_labels": labels,
+        "_confusion": cm,
     }
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
+    """counts[true, predicted]."""
+    return np.bincount(labels * num_classes + predictions, minlength=num_classes**2).reshape(num_classes, -1)
 
 
 def model_probabilities(path, ds, device_name: str):
@@ -50,15 +56,14 @@ def model_probabilities(path, ds, device_name: str):
         return model.probabilities(ds.test_images), model.config, model.info
 
     from .model import load_model
-    from .train import Split, evaluate, resolve_device
+    from .training import Split, resolve_device, score
 
     device = resolve_device(device_name)
     model, config, info = load_model(path, device)
     check_images(path, config, ds)
     model.to(memory_format=torch.channels_last)  # the layout the CPU convolutions are fastest in
-    split = Split(torch.from_numpy(ds.test_images.copy()).to(device),
-                  torch.from_numpy(ds.test_labels.astype(np.int64)).to(device), "test")
-    return evaluate(model, split, config, return_probabilities=True)["probabilities"], config, info
+    split = Split.of(ds.test_images, ds.test_labels, "test", device)
+    return score(model, split, config, return_probabilities=True)["probabilities"], config, info
 
 
 def check_images(path, config, ds) -> None:

@@ -1,0 +1,154 @@
+"""The Python API: what the `lenet` command does, as functions a notebook can call.
+
+    import lenet
+
+    clf = lenet.load()                          # the bundled model; or lenet.load("runs/fast")
+    p = clf.predict("digit.png")                # also bytes, a PIL image, a NumPy array, or a list
+    print(p.digit, p.probability)
+
+    result = lenet.train("fast", data_dir="data/MNIST", out="runs/fast", epochs=1)
+    print(result.accuracy, result.model_path)
+    print(lenet.evaluate(result.model_path).accuracy)
+
+`load` and `Classifier.predict` run on NumPy alone, like `lenet predict`; `train`
+and `evaluate` import torch when called. Arguments are checked by the library
+functions underneath, so the API and the command give the same errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .infer import NumpyModel
+from .predict import predict_images
+from .preprocess import load_image, preprocess
+
+
+@dataclass
+class Prediction:
+    """What the network made of one image."""
+    digit: int
+    probability: float              # of `digit`
+    probabilities: list[float]      # one per class
+    seen: np.ndarray = field(repr=False)  # the 28x28 uint8 image the network saw (white ink on black)
+
+
+class Classifier:
+    """A saved model, ready to read digits. Build it with `lenet.load`."""
+
+    def __init__(self, model: NumpyModel):
+        self.model = model
+
+    @property
+    def config(self):
+        """The model's ModelConfig: architecture, classes, input normalisation."""
+        return self.model.config
+
+    @property
+    def info(self) -> dict:
+        """What the model file records: recipe, command, metrics per epoch, versions."""
+        return self.model.info
+
+    def predict(self, x) -> Prediction | list[Prediction]:
+        """The digit in `x`: a file path, the file's bytes, a PIL image, or a NumPy array (H, W) grey
+        or (H, W, C) colour, of any size, dark ink on light paper or the reverse; a list of these
+        gives a list. Each image is prepared as MNIST was (lenet.preprocess) before the network sees
+        it. An image that holds no digit, or cannot be read, raises ValueError."""
+        many = isinstance(x, (list, tuple))
+        images = np.stack([preprocess(pixels_of(item)) for item in (x if many else [x])])
+        results = [Prediction(r["digit"], r["probability"], r["probabilities"], image)
+                   for r, image in zip(predict_images(self.model, images), images)]
+        return results if many else results[0]
+
+    def __repr__(self) -> str:
+        c = self.config
+        return f"Classifier({c.arch}, {c.num_classes} classes, test accuracy {self.info.get('metrics', {}).get('val_accuracy')})"
+
+
+def pixels_of(x) -> np.ndarray:
+    """An image given any way the API takes it, as a pixel array."""
+    if isinstance(x, (str, Path)):
+        return load_image(x)
+    if isinstance(x, (bytes, bytearray)):
+        return load_image(bytes(x))
+    if hasattr(x, "mode") and hasattr(x, "size"):  # a PIL image
+        from .preprocess import to_array_mode
+        return np.asarray(to_array_mode(x))
+    if isinstance(x, np.ndarray):
+        return x
+    raise ValueError(f"cannot read a digit from a {type(x).__name__}: give a path, bytes, a PIL image or "
+                     f"a NumPy array")
+
+
+def load(model: str | Path | None = None) -> Classifier:
+    """A classifier from a saved model: an output folder or a .safetensors file; None: the bundled model."""
+    from .pretrained import bundled_model_path
+
+    return Classifier(NumpyModel.load(model or bundled_model_path()))
+
+
+@dataclass
+class TrainResult:
+    """What `lenet.train` produced."""
+    model_path: Path         # the saved model (load it with lenet.load)
+    history: list[dict]      # one row per epoch: train/val loss and accuracy, seconds, images/s, lr
+    info: dict = field(repr=False)  # everything the model file records
+
+    @property
+    def accuracy(self) -> float:
+        """Validation accuracy after the last epoch (the test set unless `holdout` was given)."""
+        return self.history[-1]["val_accuracy"]
+
+
+def train(recipe: str = "lenet5", data_dir: str | Path | None = None, out: str | Path = "output", *,
+          seed: int = 0, subset: int | None = None, holdout: int = 0, resume: bool = False,
+          log_every: int = 50, progress: bool = True, plots: bool = True, device: str = "auto",
+          **overrides) -> TrainResult:
+    """Train as `lenet train` does, with a progress bar that works in a notebook and a terminal.
+
+    `recipe` names a recipe (lenet.config.RECIPES: tutorial, lenet5, fast, best); `overrides`
+    change its fields: arch, activation, lr, momentum, epochs, batch_size, augment, ... (the
+    flags of `lenet train`, with underscores). Ctrl-C (a notebook's interrupt too) stops after
+    the current batch with a resumable checkpoint in `out`: train(..., resume=True) continues."""
+    from . import datasets
+    from .config import RECIPES, Recipe
+    from .distributed import Dist
+    from .training import resolve_device, train_on
+
+    knobs = {f.name for f in Recipe.knobs()}
+    unknown = sorted(set(overrides) - knobs)
+    if unknown:
+        raise ValueError(f"unknown training settings {unknown}; the recipe's are: {', '.join(sorted(knobs))}")
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+    chosen = None if resume else RECIPES[recipe].override(**overrides)  # checks every value
+    ds = datasets.load(data_dir)
+    info = train_on(ds, chosen, out, resume=resume, seed=seed, subset=subset, holdout=holdout,
+                    epochs=overrides.get("epochs") if resume else None, log_every=log_every, progress=progress,
+                    plots=plots, command=f"lenet.train({recipe!r}, ...)", dist=Dist(device=resolve_device(device)))
+    return TrainResult(Path(out) / "model.safetensors", info["history"], info)
+
+
+@dataclass
+class EvalResult:
+    """Test-set scores of a model (or the ensemble of several)."""
+    accuracy: float
+    n: int                          # images scored: every test image
+    per_class: list[float]          # accuracy of each class
+    models: list[dict] = field(repr=False)
+
+
+def evaluate(model: str | Path | list | None = None, data_dir: str | Path | None = None,
+             device: str = "auto") -> EvalResult:
+    """Score a saved model (a list of them: their ensemble) on the test set; None: the bundled model.
+    Runs on torch when installed, else on NumPy."""
+    from . import datasets
+    from .evaluation import evaluate_models
+    from .pretrained import bundled_model_path
+
+    paths = [str(p) for p in (model if isinstance(model, (list, tuple)) else [model or bundled_model_path()])]
+    result = evaluate_models(paths, datasets.load(data_dir), device)
+    return EvalResult(result["accuracy"], result["n"], result["per_class_accuracy"], result["models"])
