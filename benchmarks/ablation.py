@@ -42,7 +42,7 @@ def main() -> int:
 
     def textbook():
         net = build_model(recipe.model_config())
-        init_weights(net, recipe.init)
+        init_weights(net, recipe.init, recipe.activation)
         return Textbook(net)
 
     def unfused_sgd(model):

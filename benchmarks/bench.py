@@ -114,7 +114,7 @@ def library_train(recipe, train: Split, channels_last: bool = True, model=None, 
     config = recipe.model_config()
     if model is None:
         model = build_model(config)
-        init_weights(model, recipe.init)
+        init_weights(model, recipe.init, recipe.activation)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     opt = optimizer(model) if optimizer else make_optimizer(model, recipe)

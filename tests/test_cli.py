@@ -13,6 +13,15 @@ def env(mnist_dir):
     return dict(os.environ, LENET_DATA_DIR=str(mnist_dir))
 
 
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "export", "serve"])
+def test_help_ends_with_examples(command):
+    r = lenet(command, "--help")
+    assert r.returncode == 0
+    tail = r.stdout.rstrip().splitlines()
+    assert "examples:" in tail[-3:-1] or "examples:" in tail[-4:-2]
+    assert tail[-1].lstrip().startswith("lenet " + command)
+
+
 def test_help_states_every_default():
     r = lenet("train", "--help")
     assert r.returncode == 0

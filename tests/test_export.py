@@ -18,6 +18,7 @@ def test_onnx_matches_pytorch_on_the_test_set(mnist, tmp_path):
     r = subprocess.run([sys.executable, "-m", "lenet", "export", "--output", str(out)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
+    assert r.stderr == "" and len(r.stdout.splitlines()) == 1  # one line: what was written, no torch chatter
 
     proto = onnx.load(str(out))
     meta = {p.key: p.value for p in proto.metadata_props}

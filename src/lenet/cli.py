@@ -97,6 +97,8 @@ def add_train(sub) -> None:
     p.add_argument("--out", default="output", help="folder for the model, checkpoint, metrics and plots")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: CUDA when present")
     p.add_argument("--resume", action="store_true", help="continue from --out's checkpoint (its settings win)")
+    p.add_argument("--checkpoint-every", type=whole(0), default=0, metavar="N",
+                   help="write a mid-epoch checkpoint every N batches (0: about every minute of training)")
     p.add_argument("--log-every", type=whole(0), default=50, metavar="N", help="print loss and accuracy every N batches")
     p.add_argument("--threads", type=whole(1, 1024), help="torch CPU threads (default: torch's choice)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
@@ -197,6 +199,7 @@ def cmd_train(args) -> int:
         info = train_on(ds, recipe, out, resume=args.resume, seed=args.seed, subset=args.subset,
                         holdout=args.holdout, epochs=args.epochs if args.resume else None,
                         log_every=args.log_every, progress=sys.stderr.isatty(), plots=not args.no_plots,
+                        checkpoint_every=args.checkpoint_every,
                         # `python -m lenet` and torchrun run the same command
                         command="lenet " + shlex.join(args.argv), dist=dist)
     except RuntimeError as e:  # torch.distributed.DistError and gloo's connection errors

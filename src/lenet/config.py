@@ -66,7 +66,7 @@ class ModelConfig:
         return asdict(self)
 
 
-INITS = ("xavier", "torch")
+INITS = ("xavier", "xavier-gain", "torch")
 
 
 def knob(default, help: str, choices: tuple | None = None):
@@ -83,8 +83,8 @@ class Recipe:
     arch: str = knob("lenet5", "network", ARCHS)
     activation: str = knob("sigmoid", "after C3, C5, F6 of lenet5", ACTIVATIONS)
     standardize: bool = knob(True, "standardise pixels with MNIST's mean and std; off: the tutorial's raw 0..255")
-    init: str = knob("xavier", "xavier: Glorot-uniform weights, zero biases (Keras's default); torch: "
-                               "PyTorch's default", INITS)
+    init: str = knob("xavier", "xavier: Glorot-uniform weights, zero biases (Keras's default); xavier-gain: "
+                               "the same, x4 for sigmoid (Glorot & Bengio 2010); torch: PyTorch's default", INITS)
     optimizer: str = knob("sgd", "optimizer", OPTIMIZERS)
     lr: float = knob(0.1, "(peak) learning rate")
     momentum: float = knob(0.0, "SGD momentum")
@@ -92,8 +92,9 @@ class Recipe:
     weight_decay: float = knob(0.0, "L2 on weights, not biases")
     batch_size: int = knob(64, "images per step (the global batch under torchrun)")
     epochs: int = knob(5, "epochs to train")
-    schedule: str = knob("constant", "learning-rate schedule; onecycle: linear warm-up over 20% of the steps, "
-                                     "then cosine to 0", SCHEDULES)
+    schedule: str = knob("constant", "learning-rate schedule; onecycle: linear warm-up over --warmup of the "
+                                     "steps, then cosine to 0", SCHEDULES)
+    warmup: float = knob(0.2, "fraction of the steps the one-cycle warm-up takes")
     label_smoothing: float = knob(0.0, "label smoothing of the cross-entropy")
     augment: bool = knob(False, "random affine and elastic distortion of each batch (augment.py)")
     summary: str = ""             # one line for --help and the README
@@ -109,6 +110,7 @@ class Recipe:
         _check_number(_flag("momentum"), self.momentum, low=0, high=1, high_open=True)
         _check_number(_flag("weight_decay"), self.weight_decay, low=0, high=1, high_open=True)
         _check_number(_flag("label_smoothing"), self.label_smoothing, low=0, high=1, high_open=True)
+        _check_number(_flag("warmup"), self.warmup, low=0, high=1, high_open=True)
         _check_int(_flag("batch_size"), self.batch_size, 1, 65536)
         _check_int(_flag("epochs"), self.epochs, 1, 10000)
         for name in ("standardize", "nesterov", "augment"):
@@ -170,10 +172,10 @@ RECIPES = {
         "tutorial", "seed", standardize=False, optimizer="sgd", lr=0.1, batch_size=64, epochs=5,
         summary="the tutorial's Keras code: seed network, raw 0..255 pixels, Glorot init, SGD 0.1, batch 64"),
     "lenet5": Recipe(
-        "lenet5", "lenet5", activation="sigmoid", optimizer="sgd", lr=0.1, momentum=0.9, batch_size=64, epochs=20,
-        schedule="onecycle", augment=True,
-        summary="the text's LeNet-5 (sigmoid): standardised pixels, Xavier init, SGD 0.1 with momentum 0.9, "
-                "one-cycle, augmentation, 20 epochs"),
+        "lenet5", "lenet5", activation="sigmoid", init="xavier-gain", optimizer="sgd", lr=0.1, momentum=0.9,
+        batch_size=64, epochs=20, schedule="onecycle", warmup=0.05, augment=True,
+        summary="the text's LeNet-5 (sigmoid): standardised pixels, Xavier init with sigmoid's gain, SGD 0.1 with "
+                "momentum 0.9, one-cycle (1 epoch warm-up), augmentation, 20 epochs"),
     "fast": Recipe(
         "fast", "fast", activation="relu", optimizer="sgd", lr=0.2, momentum=0.9, nesterov=True,
         weight_decay=5e-4, batch_size=128, epochs=2, schedule="onecycle", label_smoothing=0.1,

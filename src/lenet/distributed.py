@@ -40,10 +40,10 @@ class Dist:
             dist.all_reduce(tensor, op=op or dist.ReduceOp.SUM)
         return tensor
 
-    def any(self, flag: bool) -> bool:
-        """True on every rank when `flag` is true on any."""
-        t = torch.tensor(float(flag), device=self.device)
-        return bool(self.all_reduce(t, dist.ReduceOp.MAX) > 0)
+    def any(self, *flags: bool) -> list[bool]:
+        """For each flag, True on every rank when it is true on any: one collective for all."""
+        t = torch.tensor([float(f) for f in flags], device=self.device)
+        return [bool(v > 0) for v in self.all_reduce(t, dist.ReduceOp.MAX)]
 
     @property
     def backend(self) -> str | None:
@@ -77,5 +77,23 @@ def setup(device: torch.device) -> Dist:
     if device.type == "cuda":
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=TIMEOUT)
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    dist.init_process_group(backend, store=attempt_store(rank, world), rank=rank, world_size=world, timeout=TIMEOUT)
     return Dist(rank, world, device)
+
+
+def attempt_store(rank: int, world: int):
+    """The key-value store the ranks meet in, under a prefix of their own per torchrun attempt.
+
+    After an elastic restart the workers reach the same store as the attempt before, which
+    still holds the dead workers' addresses under the same keys; the new ranks would read those
+    and connect to nothing (seen here: gloo's connectFullMesh refused). A prefix per attempt
+    (TORCHELASTIC_RESTART_COUNT) keeps each attempt's keys apart. None outside torchrun: the
+    environment's MASTER_ADDR/MASTER_PORT as usual (e.g. under Slurm)."""
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+    if attempt is None:
+        return None
+    agent_hosts_it = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
+                          is_master=not agent_hosts_it and rank == 0, timeout=TIMEOUT)
+    return dist.PrefixStore(f"lenet/attempt-{attempt}", store)

@@ -9,6 +9,9 @@ ten probabilities. Optional dependencies (onnx, onnxruntime) are imported here o
 from __future__ import annotations
 
 import json
+import logging
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 from .files import write_atomic
@@ -26,6 +29,22 @@ def input_contract(config) -> dict:
         "output": OUTPUT, "output_shape": ["batch", config.num_classes],
         "classes": list(range(config.num_classes)),
     }
+
+
+@contextmanager
+def quiet_exporter():
+    """Silence what torch's exporter says on every run and asks nothing of the user: that
+    torchvision's operators are skipped (we use none) and deprecations inside torch itself."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def export_onnx(model_path: str | Path, output: str | Path, opset: int = OPSET) -> dict:
@@ -54,9 +73,10 @@ def export_onnx(model_path: str | Path, output: str | Path, opset: int = OPSET) 
             "training_command": info.get("command", "")}
 
     def write(tmp):
-        onnx_program = torch.onnx.export(
-            wrapped, (example,), input_names=[INPUT], output_names=[OUTPUT], opset_version=opset,
-            dynamic_shapes={"pixels": {0: torch.export.Dim("batch", min=1)}}, dynamo=True, verbose=False)
+        with quiet_exporter():
+            onnx_program = torch.onnx.export(
+                wrapped, (example,), input_names=[INPUT], output_names=[OUTPUT], opset_version=opset,
+                dynamic_shapes={"pixels": {0: torch.export.Dim("batch", min=1)}}, dynamo=True, verbose=False)
         proto = onnx_program.model_proto
         proto.doc_string = "LeNet digit recognizer (lenet). " + input_contract(config)["polarity"]
         for key, value in meta.items():

@@ -171,15 +171,23 @@ def build_model(config: ModelConfig) -> nn.Module:
     return NETWORKS[config.arch](config)  # ModelConfig has checked the arch
 
 
-def init_weights(model: nn.Module, scheme: str) -> None:
-    """'xavier': Glorot-uniform weights and zero biases, as Keras does; 'torch': leave PyTorch's default."""
+# Glorot & Bengio (2010, section 4.2.1): a sigmoid unit's slope at 0 is 1/4 of tanh's, so its
+# weights need 4x the Glorot bound to pass the same signal; without it LeNet-5 (sigmoid) sits
+# at chance for most of its first epoch. tanh and ReLU keep the plain bound (both learn at once).
+GAIN = {"sigmoid": 4.0, "tanh": 1.0, "relu": 1.0}
+
+
+def init_weights(model: nn.Module, scheme: str, activation: str = "sigmoid") -> None:
+    """'xavier': Glorot-uniform weights and zero biases, as Keras does; 'xavier-gain': the same scaled
+    by the activation's GAIN; 'torch': leave PyTorch's default."""
     if scheme == "torch":
         return
-    if scheme != "xavier":
+    if scheme not in ("xavier", "xavier-gain"):
         raise ValueError(f"unknown initialisation {scheme!r}")
+    gain = GAIN[activation] if scheme == "xavier-gain" else 1.0
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
-            nn.init.xavier_uniform_(m.weight)
+            nn.init.xavier_uniform_(m.weight, gain=gain)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import platform
 import signal
 import threading
@@ -75,6 +76,10 @@ class Diverged(ValueError):
 
 
 CHECK_EVERY = 50  # batches between checks that the loss is still finite (each check waits for the device)
+# Under torchrun, steps between the collective by which every rank agrees to stop or to write a
+# mid-epoch checkpoint at the same step; one tiny all-reduce per 10 steps costs next to nothing.
+SYNC_EVERY = 10
+CHECKPOINT_SECONDS = 60.0  # mid-epoch checkpoints by default: at most this much work is lost
 
 
 class _Stopped(Exception):
@@ -119,10 +124,11 @@ def make_splits(ds: Dataset, device: torch.device, subset: int | None = None,
 
 
 def lr_at(step: int, total: int, recipe: Recipe) -> float:
-    """Learning rate for a global step: constant, or one-cycle (linear warm-up over 20%, cosine to 0)."""
+    """Learning rate for a global step: constant, or one-cycle (linear warm-up over the recipe's
+    `warmup` fraction of the steps, then cosine to 0)."""
     if recipe.schedule == "constant":
         return recipe.lr
-    warm = max(1, int(0.2 * total))
+    warm = max(1, int(recipe.warmup * total))
     if step < warm:
         return recipe.lr * (step + 1) / warm
     return recipe.lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
@@ -253,13 +259,16 @@ def train_one_epoch(model, optimizer, batches: Batches, recipe: Recipe, sums: Ep
 
 class Watch:
     """What happens between two training steps: the progress bar, the log line every
-    `log_every` batches, the check that the loss is still finite, and a stop request, which
-    raises _Stopped where the next batch would begin (so a checkpoint never holds half a step)."""
+    `log_every` batches, the check that the loss is still finite, a mid-epoch checkpoint every
+    `checkpoint_every` batches (0: every CHECKPOINT_SECONDS), and a stop request, which raises
+    _Stopped where the next batch would begin (so a checkpoint never holds half a step). Under
+    torchrun the ranks agree on both at the same step."""
 
     def __init__(self, batches: Batches, dist: Dist, optimizer, *, log, log_every: int, progress: bool,
-                 stop: StopRequest | None):
+                 stop: StopRequest | None, checkpoint_every: int = 0, save=None):
         self.batches, self.dist, self.optimizer = batches, dist, optimizer
         self.log, self.log_every, self.stop = log, log_every, stop
+        self.checkpoint_every, self.save, self.saved_at = checkpoint_every, save, time.monotonic()
         self.bar = None
         if progress and dist.is_main:
             from tqdm.auto import tqdm  # a widget in a notebook, text on a terminal
@@ -278,8 +287,26 @@ class Watch:
             if self.dist.is_main:
                 self.log(f"epoch {self.batches.epoch + 1} batch {step + 1}/{len(self.batches)}  "
                          f"loss {loss_sum / seen:.4f}  acc {correct / seen:.4f}")
-        if self.stop is not None and self.stop.requested and step + 1 < len(self.batches):
+        if step + 1 == len(self.batches):
+            return  # the epoch's end writes its own checkpoint and honours a stop request
+        stop, due = self.agree(step + 1)
+        if stop:
             raise _Stopped(step + 1, sums, self.batches.generator.get_state())
+        if due:
+            self.save(step + 1, sums, self.batches.generator.get_state())
+            self.saved_at = time.monotonic()
+
+    def agree(self, done: int) -> tuple[bool, bool]:
+        """(stop here, checkpoint here) after `done` steps of the epoch, the same on every rank."""
+        every = self.checkpoint_every
+        stop = self.stop is not None and self.stop.requested
+        due = self.save is not None and (done % every == 0 if every
+                                         else time.monotonic() - self.saved_at >= CHECKPOINT_SECONDS)
+        if not self.dist.active:
+            return stop, due
+        if done % SYNC_EVERY and not (every and done % every == 0):
+            return False, False  # only at steps every rank reaches with the same count
+        return tuple(self.dist.any(stop, due))
 
     def close(self) -> None:
         if self.bar is not None:
@@ -379,6 +406,7 @@ class Run:
     progress: bool = False
     plots: bool = True
     channels_last: bool = True  # NHWC activations: faster convolutions on CPU (see benchmarks/)
+    checkpoint_every: int = 0   # batches between mid-epoch checkpoints; 0: every CHECKPOINT_SECONDS
     command: str = ""
     meta: dict = field(default_factory=dict)  # dataset, split and anything else to record
 
@@ -423,7 +451,7 @@ class Trainer:
         self.log = log if dist.is_main else (lambda *a, **k: None)  # rank 0 speaks for the job
         torch.manual_seed(run.seed)
         self.model = build_model(config)
-        init_weights(self.model, recipe.init)
+        init_weights(self.model, recipe.init, recipe.activation)
         self.model.to(device)
         if run.channels_last:
             self.model.to(memory_format=torch.channels_last)
@@ -470,12 +498,13 @@ class Trainer:
                           start_step=self.step, generator_state=self.generator,
                           channels_last=self.run.channels_last)
         watch = Watch(batches, self.dist, self.optimizer, log=self.log, log_every=self.run.log_every,
-                      progress=self.run.progress,
-                      stop=None if self.dist.active else stop)  # ranks must stop together: at epoch ends
+                      progress=self.run.progress, stop=stop, checkpoint_every=self.run.checkpoint_every,
+                      save=lambda step, sums, generator: self.checkpoint(epoch, step, self.global_sums(sums),
+                                                                          generator))
         try:
             train_one_epoch(self.net, self.optimizer, batches, self.recipe, sums, watch)
         except _Stopped as where:
-            self.checkpoint(epoch, where.step, where.sums, where.generator)
+            self.checkpoint(epoch, where.step, self.global_sums(where.sums), where.generator)
             raise Interrupted(f"interrupted in epoch {epoch + 1} at batch {where.step}; checkpoint written to "
                               f"{self.checkpoint_path}; continue with: lenet train --resume --out {self.run.out}")
         except Diverged as e:
@@ -503,9 +532,17 @@ class Trainer:
         self.checkpoint(epoch + 1, 0, None, None)
         if self.dist.is_main:
             write_metrics_csv(self.run.out / "metrics.csv", self.history)
-        if self.dist.any(stop.requested) and epoch + 1 < self.recipe.epochs:
+        if self.dist.any(stop.requested)[0] and epoch + 1 < self.recipe.epochs:
             raise Interrupted(f"interrupted after epoch {epoch + 1}; checkpoint written to {self.checkpoint_path}; "
                               f"continue with: lenet train --resume --out {self.run.out}")
+
+    def global_sums(self, sums: EpochSums) -> EpochSums:
+        """The epoch's sums over all ranks, as a mid-epoch checkpoint records them (on resume,
+        rank 0 carries them and the others start from zero, so the epoch's total is right)."""
+        if not self.dist.active:
+            return sums
+        loss, correct, seen = sums.reduced(self.dist)
+        return EpochSums(torch.tensor(loss, dtype=torch.float64), torch.tensor(correct), seen)
 
     @property
     def checkpoint_path(self) -> Path:
@@ -551,14 +588,24 @@ class Trainer:
 
 def train_on(ds: Dataset, recipe: Recipe | None, out: str | Path, *, resume: bool = False, seed: int = 0,
              subset: int | None = None, holdout: int = 0, epochs: int | None = None, log_every: int = 50,
-             progress: bool = False, plots: bool = True, command: str = "", dist: Dist | None = None,
-             log=print) -> dict:
+             progress: bool = False, plots: bool = True, checkpoint_every: int = 0, command: str = "",
+             dist: Dist | None = None, log=print) -> dict:
     """Everything `lenet train` does once its arguments are parsed: the settings (from `recipe`, or
-    from the checkpoint in `out` when resuming: read once, here), the splits, then `fit`."""
+    from the checkpoint in `out` when resuming: read once, here), the splits, then `fit`.
+
+    When torchrun has restarted the workers (an elastic restart) and `out` holds this run's
+    checkpoint, training resumes from it by itself; a checkpoint of another run is an error."""
     dist = dist or Dist(device=resolve_device("auto"))
     out, ckpt = Path(out), None
-    if resume:
+    restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0)
+    if not resume and restart > 0 and (out / CHECKPOINT_FILE).is_file():
         ckpt = load_checkpoint(out / CHECKPOINT_FILE)
+        check_same_run(ckpt, recipe, ds, seed, subset, holdout)
+        resume = True
+        if dist.is_main:
+            log(f"elastic restart {restart}: resuming from {out / CHECKPOINT_FILE}")
+    if resume:
+        ckpt = ckpt or load_checkpoint(out / CHECKPOINT_FILE)
         recipe = Recipe(**ckpt.info["recipe"]).override(epochs=epochs)
         config = ModelConfig.from_dict(ckpt.info["model"])
         # The data this run loaded, which Trainer.restore checks against the checkpoint's.
@@ -576,5 +623,19 @@ def train_on(ds: Dataset, recipe: Recipe | None, out: str | Path, *, resume: boo
         raise ValueError(f"--batch-size {recipe.batch_size} is the global batch: it must divide evenly "
                          f"among {dist.world} processes")
     train, val = make_splits(ds, dist.device, subset, holdout)
-    run = Run(out=out, seed=seed, log_every=log_every, progress=progress, plots=plots, command=command, meta=meta)
+    run = Run(out=out, seed=seed, log_every=log_every, progress=progress, plots=plots,
+              checkpoint_every=checkpoint_every, command=command, meta=meta)
     return fit(recipe, config, train, val, run, resume=ckpt, log=log, dist=dist)
+
+
+def check_same_run(ckpt: Checkpoint, recipe: Recipe, ds: Dataset, seed: int, subset: int | None,
+                   holdout: int) -> None:
+    """A ValueError unless `ckpt` was written by a run with these settings, on this data."""
+    info, meta = ckpt.info, ckpt.info["meta"]
+    theirs = {"recipe": info["recipe"], "seed": info["seed"], "dataset": meta.get("dataset_sha256"),
+              "subset": meta.get("subset"), "holdout": meta.get("holdout")}
+    ours = {"recipe": recipe.to_dict(), "seed": seed, "dataset": ds.sha256, "subset": subset, "holdout": holdout}
+    differ = [k for k in ours if theirs[k] != ours[k]]
+    if differ:
+        raise ValueError(f"{ckpt.path} is the checkpoint of another run ({', '.join(differ)} differ); "
+                         f"an elastic restart resumes only its own run: remove it or choose another --out")
