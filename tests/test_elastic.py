@@ -10,8 +10,9 @@ import time
 
 import pytest
 
-from helpers import free_port, lenet
 from lenet.checkpoint import CHECKPOINT_FILE, load_checkpoint
+
+from helpers import free_port, lenet
 
 ARGS = ["--recipe", "fast", "--subset", "12000", "--batch-size", "64", "--epochs", "2", "--threads", "1",
         "--no-plots"]

@@ -14,6 +14,7 @@ import os
 import re
 import stat
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 TEMP_SUFFIX = ".tmp"
@@ -59,32 +60,38 @@ def clean_stale_temps(directory: str | Path) -> list[Path]:
     return removed
 
 
-def read_bounded(path: str | Path, limit: int, what: str = "file") -> bytes:
-    """The bytes of a regular file of at most `limit` bytes; anything else is a ValueError.
+@contextmanager
+def open_regular(path: str | Path):
+    """A regular file opened for binary reading; anything else, and any read error, is a ValueError.
 
-    Special files are refused before they are opened for reading (a FIFO would block
-    open() itself, /dev/zero would never end), the open is non-blocking in case the
-    file was swapped in between, and at most limit + 1 bytes are ever read."""
+    Special files are refused before they are opened (a FIFO would block open() itself,
+    /dev/zero would never end), and the open is non-blocking in case the file was swapped
+    in between."""
     path = Path(path)
     try:
         st = os.stat(path)
         if stat.S_ISDIR(st.st_mode):
             raise ValueError(f"{path}: is a directory")
         if not stat.S_ISREG(st.st_mode):
-            raise ValueError(f"{path}: not a regular file (a pipe, device or socket); give an image file")
-        if st.st_size > limit:
-            raise ValueError(f"{path}: {st.st_size:,} bytes is larger than the limit of {limit:,} for a {what}")
+            raise ValueError(f"{path}: not a regular file (a pipe, device or socket); give a file")
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         with os.fdopen(fd, "rb") as f:
             if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
                 raise ValueError(f"{path}: not a regular file")
-            data = f.read(limit + 1)
+            yield f
     except FileNotFoundError:
         raise ValueError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ValueError(f"{path}: is a directory") from None
     except OSError as e:
         raise ValueError(f"{path}: cannot read ({e.strerror or e})") from None
+
+
+def read_bounded(path: str | Path, limit: int, what: str = "file") -> bytes:
+    """The bytes of a regular file of at most `limit` bytes (at most limit + 1 are ever read)."""
+    with open_regular(path) as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > limit:
+            raise ValueError(f"{path}: {size:,} bytes is larger than the limit of {limit:,} for a {what}")
+        data = f.read(limit + 1)
     if len(data) > limit:
         raise ValueError(f"{path}: larger than the limit of {limit:,} bytes for a {what}")
     return data

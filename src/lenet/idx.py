@@ -13,12 +13,12 @@ gzip. Every problem is a `ValueError` that names the file and what was wrong.
 from __future__ import annotations
 
 import gzip
-import os
-import stat
 import zlib
 from pathlib import Path
 
 import numpy as np
+
+from .files import open_regular
 
 IMAGES_MAGIC = 2051  # 0x00000803: unsigned byte, 3 dimensions (count, rows, cols)
 LABELS_MAGIC = 2049  # 0x00000801: unsigned byte, 1 dimension (count)
@@ -68,28 +68,19 @@ def parse_idx(data: bytes, name: str = "<bytes>", expect: int | None = None) -> 
 
 def read_bytes(path: str | Path) -> bytes:
     """The file's content, decompressed when it is gzip (detected by its magic, not its name)."""
-    path = Path(path)
-    try:
-        if not stat.S_ISREG(os.stat(path).st_mode) and not path.is_dir():
-            raise ValueError(f"{path}: not a regular file (a pipe, device or socket)")
-        with open(path, "rb") as f:
-            head = f.read(2)
-            f.seek(0)
-            if head != GZIP_MAGIC:
-                data = f.read(MAX_BYTES + 1)
-            else:
+    with open_regular(path) as f:  # a FIFO or device is an error, not a hang
+        head = f.read(2)
+        f.seek(0)
+        if head != GZIP_MAGIC:
+            data = f.read(MAX_BYTES + 1)
+        else:
+            try:
                 with gzip.GzipFile(fileobj=f) as g:
                     data = g.read(MAX_BYTES + 1)
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ValueError(f"{path}: is a directory, not an IDX file") from None
-    except EOFError:
-        raise ValueError(f"{path}: the gzip stream is truncated (download it again)") from None
-    except (gzip.BadGzipFile, zlib.error) as e:
-        raise ValueError(f"{path}: corrupt gzip data ({e})") from None
-    except OSError as e:
-        raise ValueError(f"{path}: cannot read ({e.strerror or e})") from None
+            except EOFError:
+                raise ValueError(f"{path}: the gzip stream is truncated (download it again)") from None
+            except (gzip.BadGzipFile, zlib.error) as e:
+                raise ValueError(f"{path}: corrupt gzip data ({e})") from None
     if len(data) > MAX_BYTES:
         raise ValueError(f"{path}: more than {MAX_BYTES:,} bytes decompressed; refusing")
     return data
