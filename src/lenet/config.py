@@ -40,8 +40,8 @@ class ModelConfig:
 
         _check_choice("model arch", self.arch, ARCHS)
         _check_choice("model activation", self.activation, ACTIVATIONS)
-        _check_int("model num_classes", self.num_classes, 2, MAX_CLASSES)
-        _check_int("model image_size", self.image_size, 1, 4096)
+        check_int("model num_classes", self.num_classes, 2, MAX_CLASSES)
+        check_int("model image_size", self.image_size, 1, 4096)
         check_image_size(self.arch, self.image_size, self.image_size)
         _check_number("model scale", self.scale, low=0, low_open=True)
         _check_number("model mean", self.mean)
@@ -101,21 +101,21 @@ class Recipe:
 
     def __post_init__(self):
         # Checked here, not in the CLI, so fit() from Python refuses what `lenet train` refuses.
-        _check_choice(_flag("arch"), self.arch, ARCHS)
-        _check_choice(_flag("activation"), self.activation, ACTIVATIONS)
-        _check_choice(_flag("init"), self.init, INITS)
-        _check_choice(_flag("optimizer"), self.optimizer, OPTIMIZERS)
-        _check_choice(_flag("schedule"), self.schedule, SCHEDULES)
-        _check_number(_flag("lr"), self.lr, low=0, low_open=True, high=MAX_LR)
-        _check_number(_flag("momentum"), self.momentum, low=0, high=1, high_open=True)
-        _check_number(_flag("weight_decay"), self.weight_decay, low=0, high=1, high_open=True)
-        _check_number(_flag("label_smoothing"), self.label_smoothing, low=0, high=1, high_open=True)
-        _check_number(_flag("warmup"), self.warmup, low=0, high=1, high_open=True)
-        _check_int(_flag("batch_size"), self.batch_size, 1, 65536)
-        _check_int(_flag("epochs"), self.epochs, 1, 10000)
+        _check_choice(flag("arch"), self.arch, ARCHS)
+        _check_choice(flag("activation"), self.activation, ACTIVATIONS)
+        _check_choice(flag("init"), self.init, INITS)
+        _check_choice(flag("optimizer"), self.optimizer, OPTIMIZERS)
+        _check_choice(flag("schedule"), self.schedule, SCHEDULES)
+        _check_number(flag("lr"), self.lr, low=0, low_open=True, high=MAX_LR)
+        _check_number(flag("momentum"), self.momentum, low=0, high=1, high_open=True)
+        _check_number(flag("weight_decay"), self.weight_decay, low=0, high=1, high_open=True)
+        _check_number(flag("label_smoothing"), self.label_smoothing, low=0, high=1, high_open=True)
+        _check_number(flag("warmup"), self.warmup, low=0, high=1, high_open=True)
+        check_int(flag("batch_size"), self.batch_size, 1, 65536)
+        check_int(flag("epochs"), self.epochs, 1, 10000)
         for name in ("standardize", "nesterov", "augment"):
             if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{_flag(name)} must be true or false, got {getattr(self, name)!r}")
+                raise ValueError(f"{flag(name)} must be true or false, got {getattr(self, name)!r}")
 
     def model_config(self, num_classes: int = 10, image_size: int = 28) -> ModelConfig:
         if self.standardize:
@@ -138,7 +138,7 @@ class Recipe:
 MAX_LR = 10.0  # far above any rate that trains these networks; 1e6 only makes NaN
 
 
-def _flag(name: str) -> str:
+def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
@@ -147,7 +147,7 @@ def _check_choice(label: str, value, choices) -> None:
         raise ValueError(f"{label} must be one of {', '.join(choices)}; got {value!r}")
 
 
-def _check_int(label: str, value, low: int, high: int) -> None:
+def check_int(label: str, value, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ValueError(f"{label} must be a whole number from {low:,} to {high:,}; got {value!r}")
 

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from . import __version__
 from .augment import distort
 from .checkpoint import CHECKPOINT_FILE, MODEL_FILE, Checkpoint, load_checkpoint, save_checkpoint, save_model
-from .config import ModelConfig, Recipe
+from .config import ModelConfig, Recipe, check_int, flag
 from .datasets import Dataset
 from .distributed import Dist
 from .files import FolderLock, clean_stale_temps, write_text_atomic
@@ -595,6 +595,9 @@ def train_on(ds: Dataset, recipe: Recipe | None, out: str | Path, *, resume: boo
 
     When torchrun has restarted the workers (an elastic restart) and `out` holds this run's
     checkpoint, training resumes from it by itself; a checkpoint of another run is an error."""
+    for name, value, low in (("seed", seed, 0), ("holdout", holdout, 0), ("log_every", log_every, 0),
+                             ("checkpoint_every", checkpoint_every, 0), ("subset", 1 if subset is None else subset, 1)):
+        check_int(flag(name), value, low, 2**31 - 1)  # the same bounds and words as the command's
     dist = dist or Dist(device=resolve_device("auto"))
     out, ckpt = Path(out), None
     restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0)
