@@ -38,9 +38,10 @@ def train_quick(mnist, out, recipe, subset=3000, seed=0, epochs=1):
     (RECIPES["fast"], 5000, 2, 0.95),
     (RECIPES["lenet5"].override(activation="relu"), 5000, 2, 0.90),
     (RECIPES["tutorial"], 20000, 1, 0.80),
-    # The text's sigmoid LeNet-5 leaves chance level within its first epoch (sigmoid's init gain).
-    (RECIPES["lenet5"], 10000, 1, 0.85),
-], ids=["fast", "lenet5-relu", "tutorial", "lenet5-sigmoid-first-epoch"])
+    # The text's sigmoid LeNet-5 learns at once (sigmoid's init gain, a short warm-up); before
+    # that change the same run sat at chance: 0.0982, 0.1135.
+    (RECIPES["lenet5"], 20000, 2, 0.90),
+], ids=["fast", "lenet5-relu", "tutorial", "lenet5-sigmoid"])
 def test_short_run_learns(mnist, tmp_path, recipe, subset, epochs, floor):
     info = train_quick(mnist, tmp_path, recipe, subset=subset, epochs=epochs)
     assert info["metrics"]["val_accuracy"] >= floor
