@@ -86,3 +86,45 @@ def test_draw_a_three_then_a_seven(server, viewport):
             expect(page.locator("#digit")).to_have_text("7", timeout=10_000)
         finally:
             browser.close()
+
+
+def bar_widths(page) -> list[float]:
+    """The drawn width of each probability bar's fill, in pixels, as the browser laid it out."""
+    return [page.locator("#bars li .fill").nth(i).bounding_box()["width"] for i in range(10)]
+
+
+def test_bars_uploads_and_errors_as_a_user_sees_them(server, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+    from PIL import Image, ImageDraw
+
+    four = Image.new("L", (200, 200), 255)  # a thick 4 on white paper, to upload
+    ImageDraw.Draw(four).line([(120, 20), (40, 130), (160, 130)], fill=0, width=18)
+    ImageDraw.Draw(four).line([(120, 20), (120, 185)], fill=0, width=18)
+    four.save(tmp_path / "four.png")
+    (tmp_path / "notes.png").write_text("not an image")
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 800})
+            page.goto(server)
+            draw(page, THREE)
+            expect(page.locator("#digit")).to_have_text("3", timeout=10_000)
+            widths = bar_widths(page)
+            assert widths[3] > 20 and all(widths[3] > 2 * w for d, w in enumerate(widths) if d != 3), widths
+
+            page.click("#clear")
+            page.set_input_files("#file", str(tmp_path / "four.png"))
+            expect(page.locator("#digit")).to_have_text("4", timeout=10_000)
+            # The pad shows the uploaded image: dark pixels where the 4's stem is.
+            dark = page.evaluate("""() => {
+                const d = document.getElementById('pad').getContext('2d').getImageData(0, 0, 280, 280).data;
+                let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] < 128) n++; return n; }""")
+            assert dark > 1000, dark
+
+            page.set_input_files("#file", str(tmp_path / "notes.png"))
+            expect(page.locator("#status")).not_to_be_empty(timeout=10_000)
+            expect(page.locator("#digit")).to_have_text("–")
+            assert max(bar_widths(page)) < 1  # the old answer's bars are gone
+        finally:
+            browser.close()

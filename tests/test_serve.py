@@ -52,6 +52,17 @@ def test_page_health_model_and_openapi(client):
     assert {"/predict", "/predict/batch", "/health", "/model"} <= set(paths)
 
 
+def test_the_page_links_nothing_that_needs_the_internet(client):
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+    assert client.get("/docs").status_code == 404  # its viewer loads a CDN script: not served
+    page = client.get("/").text
+    assert 'href="/static/api.html"' in page and 'href="/docs"' not in page
+    api = client.get("/static/api.html")
+    assert api.status_code == 200 and "/predict/batch" in api.text
+    assert "http" not in api.text.replace("http-equiv", "").replace("http://127.0.0.1:8000", "")
+
+
 def test_predict_raw_multipart_and_json(client, digits, mnist):
     data, label = digits[0]
     check_answer(client.post("/predict", content=data, headers={"content-type": "image/png"}).json(), label)

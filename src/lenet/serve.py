@@ -138,6 +138,11 @@ async def page():
     return FileResponse(STATIC / "index.html")
 
 
+@router.get("/favicon.ico", include_in_schema=False)
+async def favicon():
+    return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
+
+
 @router.get("/health")
 async def health(request: Request):
     return {"status": "ok", "uptime_seconds": round(time.time() - request.app.state.started, 1)}
@@ -227,7 +232,9 @@ async def lifespan(app: FastAPI):
 
 def create_app(model_path: str | Path | None = None, host: str = "127.0.0.1") -> FastAPI:
     """The app for a server bound to `host` (which sets the Host names it answers to)."""
-    app = FastAPI(title="lenet", version=__version__, lifespan=lifespan,
+    # No /docs or /redoc: their viewers load scripts from a CDN and are blank offline; the API
+    # page of our own is /static/api.html, the schema /openapi.json.
+    app = FastAPI(title="lenet", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Handwritten digit recognition with LeNet. POST an image, get the digit.")
     app.state.model_path = model_path
     app.add_middleware(Guard, hosts=allowed_hosts(host), limit=MAX_BODY)

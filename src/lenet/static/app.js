@@ -18,6 +18,12 @@ function clearPad() {
   ctx.fillStyle = "#fff";
   ctx.fillRect(0, 0, pad.width, pad.height);
   dirty = false;
+  clearAnswer();
+}
+
+// No answer on screen: after Clear, and after an error, so a refused file never
+// leaves the previous digit looking like its answer.
+function clearAnswer() {
   document.getElementById("digit").textContent = "–";
   document.getElementById("confidence").textContent = "";
   seen.clearRect(0, 0, 28, 28);
@@ -96,8 +102,9 @@ async function predict(body, type) {
     status.textContent = "The server cannot be reached.";
     return;
   }
-  const answer = await response.json();
+  const answer = await response.json().catch(() => ({}));
   if (!response.ok) {
+    clearAnswer();
     status.textContent = answer.error || `Error ${response.status}`;
     return;
   }
@@ -113,9 +120,27 @@ async function predict(body, type) {
 }
 
 document.getElementById("clear").addEventListener("click", clearPad);
+// An uploaded image replaces the drawing on the pad (fitted, on white), so the pad
+// always shows what was read; the file itself is what is sent.
+function showOnPad(file) {
+  return createImageBitmap(file).then((bitmap) => {
+    ctx.fillStyle = "#fff";
+    ctx.fillRect(0, 0, pad.width, pad.height);
+    const scale = Math.min(pad.width / bitmap.width, pad.height / bitmap.height);
+    const w = bitmap.width * scale, h = bitmap.height * scale;
+    ctx.drawImage(bitmap, (pad.width - w) / 2, (pad.height - h) / 2, w, h);
+    dirty = false;  // the pad now shows the file; drawing on it again sends the pad
+  }, () => {
+    clearPad();  // the browser cannot show it either: an empty pad, the server says why
+  });
+}
+
 document.getElementById("file").addEventListener("change", async (e) => {
   const file = e.target.files[0];
-  if (file) await predict(file, file.type || "application/octet-stream");
+  if (file) {
+    await showOnPad(file);
+    await predict(file, file.type || "application/octet-stream");
+  }
   e.target.value = "";
 });
 
