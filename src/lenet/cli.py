@@ -36,6 +36,10 @@ EXAMPLES = {  # the end of each command's --help
     "predict": """examples:
   lenet predict docs/examples/photo-9.jpg       # one image
   lenet predict --json --top-k 3 my-digits/     # every image in a folder""",
+    "explain": """examples:
+  lenet explain docs/examples/photo-9.jpg       # writes explain-photo-9.png here
+  lenet explain digit.png --model runs/fast --output inside.png
+  lenet explain digit.png --json                # every layer's values instead""",
     "export": """examples:
   lenet export --output lenet.onnx              # the bundled model
   lenet export --model runs/fast --output fast.onnx""",
@@ -135,6 +139,20 @@ def add_predict(sub) -> None:
     p.set_defaults(func=cmd_predict)
 
 
+def add_explain(sub) -> None:
+    p = sub.add_parser("explain", help="see inside the network: every layer's maps for an image (no torch needed)",
+                       description=textwrap.fill(
+                           "One figure, top to bottom like the text's: the image as given, the 28x28 the network "
+                           "saw, every layer by its name and shape, the learned C1 and C3 kernels, and which "
+                           "pixels decided (occlusion saliency for the answer and the runner-up).", 78),
+                       formatter_class=Help, epilog=EXAMPLES["explain"])
+    p.add_argument("image", help="an image file of one digit")
+    p.add_argument("--model", help="output folder or .safetensors (default: the bundled pretrained model)")
+    p.add_argument("--output", metavar="FILE", help="the PNG to write (default: explain-<image name>.png here)")
+    p.add_argument("--json", action="store_true", help="print every layer's name, shape and values as JSON instead")
+    p.set_defaults(func=cmd_explain)
+
+
 def add_export(sub) -> None:
     from .export import OPSET  # torch-free: export.py imports onnx and torch inside its function
 
@@ -168,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train(sub)
     add_evaluate(sub)
     add_predict(sub)
+    add_explain(sub)
     add_export(sub)
     add_serve(sub)
     return parser
@@ -264,6 +283,28 @@ def cmd_predict(args) -> int:
               + (f" ({renamed} under numbered names: the plain names were taken)" if renamed else ""),
               file=sys.stderr)
     return 1 if failed else 0
+
+
+def cmd_explain(args) -> int:
+    from .activations import draw_figure, explain, to_json
+    from .files import check_writable_file
+    from .infer import NumpyModel
+    from .preprocess import load_image
+
+    output = Path(args.output or f"explain-{Path(args.image).stem}.png")
+    if not args.json:
+        check_writable_file(output, "--output")
+    model = NumpyModel.load(args.model or default_model())
+    pixels = load_image(args.image)
+    result = explain(model, pixels)
+    if args.json:
+        print(json.dumps(to_json(result)))
+        return 0
+    draw_figure(result, model, pixels, output)
+    p = result["probabilities"]
+    print(f"wrote {output}: {args.image} reads as {result['digit']} ({p[result['digit']]:.4f}), "
+          f"runner-up {result['runner_up']} ({p[result['runner_up']]:.4f})")
+    return 0
 
 
 def cmd_export(args) -> int:

@@ -1,0 +1,162 @@
+"""Inside the network for one image: every layer's output, which pixels decided, and the figure.
+
+`explain` runs the NumPy forward pass layer by layer (the same code that predicts,
+walking network.py's description), so what it shows is what was computed. The
+saliency is occlusion: grey out each 4x4 patch of the 28x28 image in turn and see
+how much each class's score drops (Zeiler & Fergus 2014); a pixel is as important
+as the drops of the patches that cover it, in the class's log-probability (red: the ink
+there spoke for the class, blue: against). It needs no gradients, so no torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .infer import NumpyModel, softmax
+from .preprocess import preprocess
+
+PATCH, STRIDE = 4, 2  # occlusion patch side and step, pixels of the 28x28
+
+
+def layer_outputs(model: NumpyModel, seen: np.ndarray) -> list[tuple[object, np.ndarray]]:
+    """(Layer, output for this image) per layer: maps as (C, H, W), vectors as (N,)."""
+    outputs = []
+    for layer, (_, y) in zip(model.description, model.run_layers(model.normalize(seen[None]))):
+        y = y[0]
+        outputs.append((layer, y.transpose(2, 0, 1) if y.ndim == 3 else y))
+    return outputs
+
+
+def occlusion(model: NumpyModel, seen: np.ndarray) -> np.ndarray:
+    """(classes, 28, 28): how much each class's log-probability drops when the pixel's patches are
+    blanked (positive: the ink there spoke for that class)."""
+    side = seen.shape[0]
+    corners = [(y, x) for y in range(0, side - PATCH + 1, STRIDE) for x in range(0, side - PATCH + 1, STRIDE)]
+    batch = np.repeat(seen[None], len(corners) + 1, axis=0)
+    for i, (y, x) in enumerate(corners, start=1):
+        batch[i, y:y + PATCH, x:x + PATCH] = 0  # background: no ink
+    scores = model.forward(model.normalize(batch)).astype(np.float64)   # (1 + patches, classes)
+    logp = scores - np.log(np.exp(scores - scores.max(1, keepdims=True)).sum(1, keepdims=True)) \
+        - scores.max(1, keepdims=True)                       # log-probabilities: one class against the others
+    drop = logp[0] - logp[1:]                                 # (patches, classes)
+    total = np.zeros((scores.shape[1], side, side), np.float32)
+    count = np.zeros((side, side), np.float32)
+    for (y, x), d in zip(corners, drop):
+        total[:, y:y + PATCH, x:x + PATCH] += d[:, None, None]
+        count[y:y + PATCH, x:x + PATCH] += 1
+    return total / np.maximum(count, 1)
+
+
+def explain(model: NumpyModel, pixels: np.ndarray) -> dict:
+    """Everything the figure and `--json` show for one image array."""
+    seen = preprocess(pixels)
+    layers = layer_outputs(model, seen)
+    probs = softmax(layers[-1][1].astype(np.float64))
+    order = np.argsort(-probs)
+    saliency = occlusion(model, seen)
+    return {"digit": int(order[0]), "probabilities": probs, "runner_up": int(order[1]), "seen": seen,
+            "layers": layers, "saliency": {int(order[0]): saliency[order[0]], int(order[1]): saliency[order[1]]}}
+
+
+def title(layer, values: np.ndarray) -> str:
+    """'C1 6@28x28', 'F6 84': the text's way of naming a layer and its shape."""
+    if values.ndim == 3:
+        c, h, w = values.shape
+        return f"{layer.name.upper() if layer.name != 'output' else 'output'} {c}@{h}x{w}"
+    return f"{layer.name.upper() if layer.name != 'output' else 'output'} {values.shape[0]}"
+
+
+def to_json(result: dict) -> dict:
+    """The activations as JSON: each layer's name, shape and values (rounded)."""
+    return {
+        "digit": result["digit"], "runner_up": result["runner_up"],
+        "probabilities": [round(float(p), 6) for p in result["probabilities"]],
+        "seen": result["seen"].tolist(),
+        "layers": [{"name": layer.name, "title": title(layer, v), "shape": list(v.shape),
+                    "values": np.round(v.astype(np.float64), 5).tolist()} for layer, v in result["layers"]],
+        "saliency": {str(k): np.round(v.astype(np.float64), 5).tolist() for k, v in result["saliency"].items()},
+    }
+
+
+def mosaic(maps: np.ndarray, gap: int = 1) -> np.ndarray:
+    """(C, H, W) -> one (H, C*(W+gap)) image, each map stretched to its own 0..1, NaN between them
+    (drawn as the background) so each tile reads on its own."""
+    c, h, w = maps.shape
+    out = np.full((h, c * (w + gap) - gap), np.nan, np.float32)
+    for i, m in enumerate(maps):
+        lo, hi = float(m.min()), float(m.max())
+        out[:, i * (w + gap):i * (w + gap) + w] = (m - lo) / (hi - lo) if hi > lo else 0.5
+    return out
+
+
+def draw_figure(result: dict, model: NumpyModel, pixels: np.ndarray, path: str | Path) -> Path:
+    """One PNG that reads top to bottom like the text's figure: the input, what the network saw,
+    every layer by its name and shape, the learned C1 and C3 kernels, and the saliency maps.
+    Each layer's maps are one row of tiles (one image, so the figure draws in about a second)."""
+    from .files import write_atomic
+    from .plots import pyplot
+
+    plt = pyplot()
+    maps = [(layer, v) for layer, v in result["layers"] if v.ndim == 3 and v.shape[1] > 1]
+    vectors = [(layer, v.reshape(-1)) for layer, v in result["layers"] if v.ndim == 1 or v.shape[1] == 1]
+    kernels = []
+    for name in ("c1", "c3"):
+        k = model.w[f"{name}.weight"]  # (out, in, k, k); fast's batch norm is folded in
+        kernels.append((f"{name.upper()} kernels" + (", mean over its inputs" if k.shape[1] > 1 else ""),
+                        k[:, 0] if k.shape[1] == 1 else k.mean(1)))
+    rows = 1 + len(maps) + len(vectors) + len(kernels)
+    fig, axes = plt.subplots(rows, 1, figsize=(10, 1.15 * rows + 1.2),
+                             gridspec_kw={"height_ratios": [2.2] + [1] * (rows - 1)})
+    digit, runner, probs = result["digit"], result["runner_up"], result["probabilities"]
+
+    given = np.asarray(pixels)
+    given = given[..., 0] if given.ndim == 3 and given.shape[2] == 2 else given
+    top = axes[0]
+    top.axis("off")
+    panels = [(given, "the image as given", "gray", None), (result["seen"], "what the network saw, 28x28", "gray", None)]
+    for cls, sal in result["saliency"].items():
+        bound = float(np.abs(sal).max()) or 1.0
+        panels.append((sal, f"what spoke for {cls} ({probs[cls]:.2f})", "bwr", (-bound, bound)))
+    for i, (image, label, cmap, lim) in enumerate(panels):
+        ax = top.inset_axes([i * 0.25, 0, 0.22, 1])
+        ax.imshow(image, cmap=cmap, vmin=lim[0] if lim else None, vmax=lim[1] if lim else None)
+        ax.set_title(label, fontsize=7)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    row = 1
+    for layer, v in maps:
+        axes[row].imshow(mosaic(v), cmap="gray", aspect="equal")
+        axes[row].set_title(title(layer, v), fontsize=8, loc="left")
+        row += 1
+    for layer, v in vectors:
+        ax = axes[row]
+        if layer.name == "output":
+            ax.bar(range(len(probs)), probs, color=["#d2691e" if i == digit else "#3a6ea5" for i in range(len(probs))])
+            ax.set_xticks(range(len(probs)))
+            ax.set_ylim(0, 1)
+            ax.set_title(f"output {len(probs)}: probabilities (answer {digit}, runner-up {runner})", fontsize=8,
+                         loc="left")
+        else:
+            ax.imshow(v[None, :], cmap="gray", aspect="auto")
+            ax.set_yticks([])
+            ax.set_title(f"{layer.name.upper()} {len(v)}", fontsize=8, loc="left")
+        ax.tick_params(labelsize=6)
+        row += 1
+    for label, k in kernels:
+        bound = float(np.abs(k).max()) or 1.0
+        tiles = np.full((k.shape[1], len(k) * (k.shape[2] + 1) - 1), np.nan, np.float32)
+        for i, kernel in enumerate(k):
+            tiles[:, i * (k.shape[2] + 1):i * (k.shape[2] + 1) + k.shape[2]] = kernel
+        axes[row].imshow(tiles, cmap="bwr", vmin=-bound, vmax=bound, aspect="equal")
+        axes[row].set_title(label + " (red +, blue -)", fontsize=8, loc="left")
+        row += 1
+    for ax in axes[1:]:
+        if not ax.get_title().startswith("output"):
+            ax.set_xticks([])
+            ax.set_yticks([])
+    path = Path(path)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
+    plt.close(fig)
+    return path
