@@ -94,8 +94,8 @@ def bar_widths(page) -> list[float]:
 
 
 def test_bars_uploads_and_errors_as_a_user_sees_them(server, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
     from PIL import Image, ImageDraw
+    from playwright.sync_api import expect, sync_playwright
 
     four = Image.new("L", (200, 200), 255)  # a thick 4 on white paper, to upload
     ImageDraw.Draw(four).line([(120, 20), (40, 130), (160, 130)], fill=0, width=18)

@@ -10,13 +10,14 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import lenet
 from lenet.activations import explain, layer_outputs
 from lenet.checkpoint import save_model
 from lenet.config import ModelConfig
 from lenet.infer import NumpyModel
 from lenet.model import build_model, init_weights
 from lenet.network import describe
+
+from helpers import lenet
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "photo-9.jpg"
 
