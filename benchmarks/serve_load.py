@@ -6,6 +6,7 @@ posting one 28x28 PNG per request. Each level runs for at most --seconds or
 --max-requests, whichever comes first. Prints a table and writes JSON.
 
     python benchmarks/serve_load.py [--seconds 5] [--json benchmarks/results/serve.json]
+    python benchmarks/serve_load.py --path /explain --clients 1   # the drawing page's request
 """
 
 from __future__ import annotations
@@ -45,9 +46,10 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def client(port: int, body: bytes, deadline: float, budget: list[int], latencies: list[float], errors: list):
+async def client(port: int, body: bytes, deadline: float, budget: list[int], latencies: list[float], errors: list,
+                 path: str = "/predict"):
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    head = (f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
+    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
             f"Content-Length: {len(body)}\r\n\r\n").encode()
     try:
         while time.perf_counter() < deadline and budget[0] > 0:
@@ -68,10 +70,11 @@ async def client(port: int, body: bytes, deadline: float, budget: list[int], lat
         writer.close()
 
 
-async def level(port: int, body: bytes, clients: int, seconds: float, max_requests: int) -> dict:
+async def level(port: int, body: bytes, clients: int, seconds: float, max_requests: int,
+                path: str = "/predict") -> dict:
     latencies, errors, budget = [], [], [max_requests]
     t0 = time.perf_counter()
-    await asyncio.gather(*(client(port, body, t0 + seconds, budget, latencies, errors) for _ in range(clients)))
+    await asyncio.gather(*(client(port, body, t0 + seconds, budget, latencies, errors, path) for _ in range(clients)))
     wall = time.perf_counter() - t0
     lat = np.array(latencies) * 1000
     return {"clients": clients, "requests": len(lat), "errors": len(errors), "seconds": round(wall, 2),
@@ -84,6 +87,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=5.0, help="per concurrency level (default: 5)")
     ap.add_argument("--max-requests", type=int, default=20_000, help="per level, a hard bound (default: 20000)")
     ap.add_argument("--clients", default="1,8,32", help="concurrency levels (default: 1,8,32)")
+    ap.add_argument("--path", default="/predict", help="the endpoint to POST to (default: /predict)")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
 
@@ -101,14 +105,14 @@ def main() -> int:
                 time.sleep(0.1)
         rest_mb = rss_mb(server.pid)
         body = digit_png()
-        asyncio.run(level(port, body, 1, 1.0, 200))  # warm-up
-        rows = [asyncio.run(level(port, body, int(c), args.seconds, args.max_requests))
+        asyncio.run(level(port, body, 1, 1.0, 200, args.path))  # warm-up
+        rows = [asyncio.run(level(port, body, int(c), args.seconds, args.max_requests, args.path))
                 for c in args.clients.split(",")]
     finally:
         server.terminate()
         server.wait(timeout=10)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    print(f"lenet serve, one 28x28 PNG per POST /predict, client on the same machine ({machine})")
+    print(f"lenet serve, one 28x28 PNG per POST {args.path}, client on the same machine ({machine})")
     print(f"server memory at rest: {rest_mb:.1f} MB resident")
     print(f"{'clients':>7} {'requests':>8} {'errors':>6} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7}")
     for r in rows:

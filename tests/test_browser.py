@@ -128,3 +128,46 @@ def test_bars_uploads_and_errors_as_a_user_sees_them(server, tmp_path):
             assert max(bar_widths(page)) < 1  # the old answer's bars are gone
         finally:
             browser.close()
+
+
+TILES_SIGNATURE = """(name) => Array.from(document.querySelectorAll(`.layer[data-name="${name}"] canvas`))
+    .map((c) => c.toDataURL()).join("|")"""
+
+
+@pytest.mark.parametrize("viewport", [{"width": 1000, "height": 900}, {"width": 390, "height": 844}],
+                         ids=["desktop", "phone"])
+def test_see_inside_shows_every_layer_and_follows_the_drawing(server, viewport):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        try:
+            page = browser.new_page(viewport=viewport)
+            page.goto(server)
+            draw(page, THREE)
+            expect(page.locator("#digit")).to_have_text("3", timeout=10_000)
+            expected = {"c1": 16, "s2": 16, "c3": 32, "s4": 32, "c5": 1, "f6": 1}  # the bundled fast network
+            for name, count in expected.items():
+                expect(page.locator(f'.layer[data-name="{name}"] canvas')).to_have_count(count)
+                # Not blank: some tile of the layer has more than one grey level.
+                levels = page.evaluate("""(name) => {
+                    const seen = new Set();
+                    for (const c of document.querySelectorAll(`.layer[data-name="${name}"] canvas`)) {
+                        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                        for (let i = 0; i < d.length; i += 4) seen.add(d[i]);
+                    }
+                    return seen.size; }""", name)
+                assert levels > 2, (name, levels)
+            before = {name: page.evaluate(TILES_SIGNATURE, name) for name in ("c1", "c3", "f6")}
+            page.locator('.layer[data-name="c3"] canvas').nth(5).click()
+            expect(page.locator("#kernel-caption")).to_contain_text("C3")
+            page.click("#clear")
+            draw(page, SEVEN)
+            expect(page.locator("#digit")).to_have_text("7", timeout=10_000)
+            for name, signature in before.items():
+                assert page.evaluate(TILES_SIGNATURE, name) != signature, name
+            page.locator("#inside").scroll_into_view_if_needed()
+            name = "desktop" if viewport["width"] > 500 else "phone"
+            page.screenshot(path=str(ARTIFACTS / f"inside-{name}.png"), full_page=True)
+        finally:
+            browser.close()

@@ -69,3 +69,18 @@ def test_the_command_writes_the_figure_or_json_without_torch(tmp_path):
             "assert 'torch' not in sys.modules")
     r = subprocess.run([sys.executable, "-c", code, str(EXAMPLE)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_snapshots_record_how_c1_learns(tmp_path, mnist_dir):
+    out = tmp_path / "run"
+    r = lenet("train", "--recipe", "lenet5", "--subset", "2000", "--epochs", "2", "--snapshots", "--log-every", "0",
+              "--no-plots", "--data-dir", str(mnist_dir), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    gif = Image.open(out / "learning.gif")
+    assert gif.n_frames == 1 + 8 + 2  # the start, 8 in the first epoch, one per epoch
+    frames = []
+    for i in (0, gif.n_frames - 1):
+        gif.seek(i)
+        frames.append(np.asarray(gif.convert("L"), dtype=np.int16))
+    assert np.abs(frames[0] - frames[1]).mean() > 1  # the filters and maps changed
+    assert Image.open(out / "learning.png").size[1] > 400

@@ -49,15 +49,20 @@ def occlusion(model: NumpyModel, seen: np.ndarray) -> np.ndarray:
     return total / np.maximum(count, 1)
 
 
-def explain(model: NumpyModel, pixels: np.ndarray) -> dict:
+def explain(model: NumpyModel, pixels: np.ndarray, saliency: bool = True) -> dict:
     """Everything the figure and `--json` show for one image array."""
-    seen = preprocess(pixels)
+    return explain_seen(model, preprocess(pixels), saliency)
+
+
+def explain_seen(model: NumpyModel, seen: np.ndarray, saliency: bool = True) -> dict:
+    """The same for an image already prepared (28x28, white on black)."""
     layers = layer_outputs(model, seen)
     probs = softmax(layers[-1][1].astype(np.float64))
     order = np.argsort(-probs)
-    saliency = occlusion(model, seen)
+    maps = occlusion(model, seen) if saliency else None
     return {"digit": int(order[0]), "probabilities": probs, "runner_up": int(order[1]), "seen": seen,
-            "layers": layers, "saliency": {int(order[0]): saliency[order[0]], int(order[1]): saliency[order[1]]}}
+            "layers": layers,
+            "saliency": {int(c): maps[c] for c in order[:2]} if saliency else {}}
 
 
 def title(layer, values: np.ndarray) -> str:
@@ -78,6 +83,39 @@ def to_json(result: dict) -> dict:
                     "values": np.round(v.astype(np.float64), 5).tolist()} for layer, v in result["layers"]],
         "saliency": {str(k): np.round(v.astype(np.float64), 5).tolist() for k, v in result["saliency"].items()},
     }
+
+
+def to_bytes(values: np.ndarray) -> str:
+    """Values as base64 of uint8, each map (or a whole vector) stretched to its own 0..255:
+    what the drawing page draws, about a tenth of the size of the same numbers as JSON."""
+    import base64
+
+    v = values.astype(np.float32)
+    maps = v.reshape(len(v), -1) if v.ndim == 3 and v[0].size > 1 else v.reshape(1, -1)  # C5's 1x1 maps: a vector
+    lo, hi = maps.min(1, keepdims=True), maps.max(1, keepdims=True)
+    scaled = np.where(hi > lo, (maps - lo) / np.where(hi > lo, hi - lo, 1), 0.5)
+    return base64.b64encode(np.round(scaled * 255).astype(np.uint8).tobytes()).decode()
+
+
+def to_tiles(result: dict, model: NumpyModel) -> dict:
+    """The compact answer of POST /explain: the prediction, and each layer's name, shape and values
+    (base64 uint8, C*H*W in that order), with the kernels of each convolution for the page to show
+    when a map is touched (a pooling layer's maps point at the convolution before it)."""
+    layers, kernel = [], None
+    for layer, values in result["layers"]:
+        if layer.op == "conv":
+            k = model.w[f"{layer.name}.weight"]
+            k = k[:, 0] if k.shape[1] == 1 else k.mean(1)
+            kernel = {"of": layer.name, "shape": list(k.shape), "values": to_bytes(k)}
+        entry = {"name": layer.name, "title": title(layer, values), "shape": list(values.shape),
+                 "values": to_bytes(values)}
+        if values.ndim == 3 and kernel is not None:
+            entry["kernel"] = kernel
+        layers.append(entry)
+    probs = result["probabilities"]
+    return {"digit": result["digit"], "probability": round(float(probs[result["digit"]]), 6),
+            "probabilities": [round(float(p), 6) for p in probs], "preprocessed": result["seen"].tolist(),
+            "layers": layers}
 
 
 def mosaic(maps: np.ndarray, gap: int = 1) -> np.ndarray:

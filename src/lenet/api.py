@@ -105,8 +105,8 @@ class TrainResult:
 
 def train(recipe: str = "lenet5", data_dir: str | Path | None = None, out: str | Path = "output", *,
           seed: int = 0, subset: int | None = None, holdout: int = 0, resume: bool = False,
-          log_every: int = 50, progress: bool = True, plots: bool = True, device: str = "auto",
-          **overrides) -> TrainResult:
+          log_every: int = 50, progress: bool = True, plots: bool = True, snapshots: bool = False,
+          device: str = "auto", **overrides) -> TrainResult:
     """Train as `lenet train` does, with a progress bar that works in a notebook and a terminal.
 
     `recipe` names a recipe (lenet.config.RECIPES: tutorial, lenet5, fast, best); `overrides`
@@ -128,7 +128,8 @@ def train(recipe: str = "lenet5", data_dir: str | Path | None = None, out: str |
     ds = datasets.load(data_dir)
     info = train_on(ds, chosen, out, resume=resume, seed=seed, subset=subset, holdout=holdout,
                     epochs=overrides.get("epochs") if resume else None, log_every=log_every, progress=progress,
-                    plots=plots, command=f"lenet.train({recipe!r}, ...)", dist=Dist(device=resolve_device(device)))
+                    plots=plots, snapshots=snapshots, command=f"lenet.train({recipe!r}, ...)",
+                    dist=Dist(device=resolve_device(device)))
     return TrainResult(Path(out) / "model.safetensors", info["history"], info)
 
 

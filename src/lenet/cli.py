@@ -106,6 +106,8 @@ def add_train(sub) -> None:
     p.add_argument("--log-every", type=whole(0), default=50, metavar="N", help="print loss and accuracy every N batches")
     p.add_argument("--threads", type=whole(1, 1024), help="torch CPU threads (default: torch's choice)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    p.add_argument("--snapshots", action="store_true", help="record how C1's filters learn: learning.png and "
+                   "learning.gif in --out (8 snapshots in the first epoch, then one per epoch)")
     p.set_defaults(func=cmd_train)
 
 
@@ -218,7 +220,7 @@ def cmd_train(args) -> int:
         info = train_on(ds, recipe, out, resume=args.resume, seed=args.seed, subset=args.subset,
                         holdout=args.holdout, epochs=args.epochs if args.resume else None,
                         log_every=args.log_every, progress=sys.stderr.isatty(), plots=not args.no_plots,
-                        checkpoint_every=args.checkpoint_every,
+                        checkpoint_every=args.checkpoint_every, snapshots=args.snapshots,
                         # `python -m lenet` and torchrun run the same command
                         command="lenet " + shlex.join(args.argv), dist=dist)
     except RuntimeError as e:  # torch.distributed.DistError and gloo's connection errors

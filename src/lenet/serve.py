@@ -22,6 +22,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from . import __version__
+from .activations import explain_seen, to_tiles
 from .guard import (
     KEEP_ALIVE,
     MAX_BODY,
@@ -164,7 +165,17 @@ async def model_info(request: Request):
              description="Send an image (multipart field `file`, or the raw bytes with an image/* "
                          'content type), or JSON `{"pixels": 28x28 numbers 0..255}`.')
 async def predict(request: Request):
-    model, kind = request.app.state.model, content_type(request)
+    model = request.app.state.model
+    prepare, args = await prepared(request)
+    # Decode and predict in one worker-thread hop. A JSONResponse as is: FastAPI's generic
+    # encoder would walk the 784 pixels in Python.
+    return JSONResponse(await in_worker(request, lambda: answer(model, [prepare(*args)])))
+
+
+async def prepared(request: Request):
+    """(prepare, args) for the one image of a /predict-style request: prepare(*args) is the 28x28,
+    run in the worker thread. Reads the body; refuses bad content types and pixel budgets."""
+    kind = content_type(request)
     if kind == "application/json":
         image = pixels_from_json(await request.body())
         prepare, args = from_pixels, (image,)
@@ -181,9 +192,17 @@ async def predict(request: Request):
     else:
         raise RequestError(415, f"unsupported content type {kind or '(none)'}: send an image "
                                 "(image/png, image/jpeg, ...), multipart/form-data or application/json")
-    # Decode and predict in one worker-thread hop. A JSONResponse as is: FastAPI's generic
-    # encoder would walk the 784 pixels in Python.
-    return JSONResponse(await in_worker(request, lambda: answer(model, [prepare(*args)])))
+    return prepare, args
+
+
+@router.post("/explain", summary="Predict one digit and show every layer",
+             description="The same inputs as /predict. Answers the prediction and each layer's name, shape and "
+                         "values (base64 of uint8, each map stretched to 0..255), with the convolution kernels.")
+async def explain_route(request: Request):
+    model = request.app.state.model
+    prepare, args = await prepared(request)
+    return JSONResponse(await in_worker(request, lambda: to_tiles(explain_seen(model, prepare(*args), False),
+                                                                   model)))
 
 
 @router.post("/predict/batch", summary="Predict several digits",

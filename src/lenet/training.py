@@ -80,6 +80,7 @@ CHECK_EVERY = 50  # batches between checks that the loss is still finite (each c
 # mid-epoch checkpoint at the same step; one tiny all-reduce per 10 steps costs next to nothing.
 SYNC_EVERY = 10
 CHECKPOINT_SECONDS = 60.0  # mid-epoch checkpoints by default: at most this much work is lost
+SNAPSHOTS_IN_FIRST_EPOCH = 8  # --snapshots: where most of the change happens
 
 
 class _Stopped(Exception):
@@ -265,8 +266,10 @@ class Watch:
     torchrun the ranks agree on both at the same step."""
 
     def __init__(self, batches: Batches, dist: Dist, optimizer, *, log, log_every: int, progress: bool,
-                 stop: StopRequest | None, checkpoint_every: int = 0, save=None):
+                 stop: StopRequest | None, checkpoint_every: int = 0, save=None, snapshot=None):
         self.batches, self.dist, self.optimizer = batches, dist, optimizer
+        n, k = len(batches), SNAPSHOTS_IN_FIRST_EPOCH
+        self.snapshot, self.snapshot_at = snapshot, {round(i * n / (k + 1)) for i in range(1, k + 1)} - {0, n}
         self.log, self.log_every, self.stop = log, log_every, stop
         self.checkpoint_every, self.save, self.saved_at = checkpoint_every, save, time.monotonic()
         self.bar = None
@@ -289,6 +292,8 @@ class Watch:
                          f"loss {loss_sum / seen:.4f}  acc {correct / seen:.4f}")
         if step + 1 == len(self.batches):
             return  # the epoch's end writes its own checkpoint and honours a stop request
+        if self.snapshot is not None and step + 1 in self.snapshot_at:
+            self.snapshot(f"epoch {self.batches.epoch + 1}, batch {step + 1}")
         stop, due = self.agree(step + 1)
         if stop:
             raise _Stopped(step + 1, sums, self.batches.generator.get_state())
@@ -407,6 +412,7 @@ class Run:
     plots: bool = True
     channels_last: bool = True  # NHWC activations: faster convolutions on CPU (see benchmarks/)
     checkpoint_every: int = 0   # batches between mid-epoch checkpoints; 0: every CHECKPOINT_SECONDS
+    snapshots: bool = False     # record how C1 learns: learning.png and learning.gif (snapshots.py)
     command: str = ""
     meta: dict = field(default_factory=dict)  # dataset, split and anything else to record
 
@@ -422,6 +428,8 @@ def fit(recipe: Recipe, config: ModelConfig, train: Split, val: Split, run: Run,
     with output_folder(run.out, dist):
         trainer = Trainer(recipe, config, run, dist, train.labels.device, resume, log)
         trainer.log(f"{trainer.summary}; {len(train):,} training images, validation on {val.name} ({len(val):,})")
+        if run.snapshots and dist.is_main:
+            trainer.start_snapshots(val)
         with StopRequest() as stop:
             for epoch in range(trainer.epoch, recipe.epochs):
                 sums, seconds = trainer.train_epoch(train, epoch, stop)
@@ -461,8 +469,16 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel
             self.net = DistributedDataParallel(self.model, device_ids=[device] if device.type == "cuda" else None)
         self.history, self.epoch, self.step, self.sums, self.generator = [], 0, 0, None, None
+        self.snapshots = None
         if resume is not None:
             self.restore(resume)
+
+    def start_snapshots(self, val: Split) -> None:
+        """Record how C1 learns, on the first validation image, from where training stands."""
+        from .snapshots import Snapshots
+
+        self.snapshots = Snapshots(self.model, val.images[0].cpu(), self.config)
+        self.snapshots.take("start" if self.epoch == 0 and self.step == 0 else f"resumed, epoch {self.epoch + 1}")
 
     @property
     def summary(self) -> str:
@@ -500,7 +516,8 @@ class Trainer:
         watch = Watch(batches, self.dist, self.optimizer, log=self.log, log_every=self.run.log_every,
                       progress=self.run.progress, stop=stop, checkpoint_every=self.run.checkpoint_every,
                       save=lambda step, sums, generator: self.checkpoint(epoch, step, self.global_sums(sums),
-                                                                          generator))
+                                                                          generator),
+                      snapshot=self.snapshots.take if self.snapshots and epoch == 0 else None)
         try:
             train_one_epoch(self.net, self.optimizer, batches, self.recipe, sums, watch)
         except _Stopped as where:
@@ -530,6 +547,8 @@ class Trainer:
                  f"acc {row['train_accuracy']:.4f}  val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f}  "
                  f"{seconds:.1f} s  {row['images_per_second']:,} img/s")
         self.checkpoint(epoch + 1, 0, None, None)
+        if self.snapshots:
+            self.snapshots.take(f"epoch {epoch + 1}")
         if self.dist.is_main:
             write_metrics_csv(self.run.out / "metrics.csv", self.history)
         if self.dist.any(stop.requested)[0] and epoch + 1 < self.recipe.epochs:
@@ -583,12 +602,15 @@ class Trainer:
         if run.plots and history:
             from .plots import plot_history
             plot_history(history, run.out)
+        if self.snapshots:
+            self.snapshots.write(run.out)
         return info
 
 
 def train_on(ds: Dataset, recipe: Recipe | None, out: str | Path, *, resume: bool = False, seed: int = 0,
              subset: int | None = None, holdout: int = 0, epochs: int | None = None, log_every: int = 50,
-             progress: bool = False, plots: bool = True, checkpoint_every: int = 0, command: str = "",
+             progress: bool = False, plots: bool = True, checkpoint_every: int = 0, snapshots: bool = False,
+             command: str = "",
              dist: Dist | None = None, log=print) -> dict:
     """Everything `lenet train` does once its arguments are parsed: the settings (from `recipe`, or
     from the checkpoint in `out` when resuming: read once, here), the splits, then `fit`.
@@ -627,7 +649,7 @@ def train_on(ds: Dataset, recipe: Recipe | None, out: str | Path, *, resume: boo
                          f"among {dist.world} processes")
     train, val = make_splits(ds, dist.device, subset, holdout)
     run = Run(out=out, seed=seed, log_every=log_every, progress=progress, plots=plots,
-              checkpoint_every=checkpoint_every, command=command, meta=meta)
+              checkpoint_every=checkpoint_every, snapshots=snapshots, command=command, meta=meta)
     return fit(recipe, config, train, val, run, resume=ckpt, log=log, dist=dist)
 
 

@@ -1,5 +1,5 @@
-// The drawing page: strokes on a canvas, a debounced POST /predict of its PNG,
-// the ten probabilities as bars and the 28x28 image the network saw.
+// The drawing page: strokes on a canvas, a debounced POST /explain of its PNG, the
+// ten probabilities as bars, the 28x28 image the network saw, and every layer's maps.
 "use strict";
 
 const pad = document.getElementById("pad");
@@ -7,6 +7,8 @@ const ctx = pad.getContext("2d");
 const seen = document.getElementById("seen").getContext("2d");
 const bars = document.getElementById("bars");
 const status = document.getElementById("status");
+const layersBox = document.getElementById("layers");
+const kernelCaption = document.getElementById("kernel-caption");
 const DEBOUNCE_MS = 120;
 // MNIST strokes are about 2-3 px of 28; on a 280 px pad that is 20-30 px. Thinner
 // strokes fade away when the drawing is scaled down to 28x28.
@@ -24,6 +26,7 @@ function clearPad() {
 // No answer on screen: after Clear, and after an error, so a refused file never
 // leaves the previous digit looking like its answer.
 function clearAnswer() {
+  layersBox.innerHTML = "";
   document.getElementById("digit").textContent = "–";
   document.getElementById("confidence").textContent = "";
   seen.clearRect(0, 0, 28, 28);
@@ -97,7 +100,7 @@ async function send() {
 async function predict(body, type) {
   let response;
   try {
-    response = await fetch("/predict", { method: "POST", headers: { "Content-Type": type }, body });
+    response = await fetch("/explain", { method: "POST", headers: { "Content-Type": type }, body });
   } catch (err) {
     status.textContent = "The server cannot be reached.";
     return;
@@ -117,6 +120,72 @@ async function predict(body, type) {
     img.data.set([v, v, v, 255], i * 4);
   });
   seen.putImageData(img, 0, 0);
+  renderLayers(answer.layers);
+}
+
+
+function bytes(b64) {
+  return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+}
+
+// One small greyscale canvas from h*w values 0..255 (or a colour ramp for kernels).
+function paint(canvas, values, h, w, offset, signed) {
+  canvas.width = w;
+  canvas.height = h;
+  const c = canvas.getContext("2d");
+  const img = c.createImageData(w, h);
+  for (let i = 0; i < h * w; i++) {
+    const v = values[offset + i];
+    // Kernels: blue (negative) through white to red (positive); maps: grey.
+    const rgb = signed ? [Math.min(255, 2 * v), Math.min(255, 2 * v, 510 - 2 * v), Math.min(255, 510 - 2 * v)] : [v, v, v];
+    img.data.set([...rgb, 255], i * 4);
+  }
+  c.putImageData(img, 0, 0);
+}
+
+function showKernel(layer, index) {
+  const k = layer.kernel, [n, kh, kw] = k.shape;
+  paint(document.getElementById("kernel"), bytes(k.values), kh, kw, (index % n) * kh * kw, true);
+  kernelCaption.textContent = `${layer.title}, map ${index}: made by ${k.of.toUpperCase()}'s ${kh}x${kw} kernel ${index % n}` +
+                              (k.of === "c1" ? "" : " (mean over its inputs)");
+}
+
+function renderLayers(layers) {
+  layersBox.innerHTML = "";
+  for (const layer of layers || []) {
+    if (layer.name === "output") continue;  // the bars above show it
+    const box = document.createElement("div");
+    box.className = "layer";
+    box.dataset.name = layer.name;
+    box.innerHTML = `<h3>${layer.title}</h3>`;
+    const values = bytes(layer.values);
+    if (layer.shape.length === 3 && layer.shape[1] > 1) {
+      const [channels, h, w] = layer.shape;
+      const tiles = document.createElement("div");
+      tiles.className = "tiles";
+      for (let c = 0; c < channels; c++) {
+        const canvas = document.createElement("canvas");
+        if (channels > 16) canvas.className = "small";
+        paint(canvas, values, h, w, c * h * w, false);
+        canvas.title = `${layer.title}, map ${c}`;
+        const pick = () => {
+          document.querySelectorAll(".tiles canvas.active").forEach((t) => t.classList.remove("active"));
+          canvas.classList.add("active");
+          showKernel(layer, c);
+        };
+        canvas.addEventListener("pointerenter", pick);
+        canvas.addEventListener("click", pick);
+        tiles.appendChild(canvas);
+      }
+      box.appendChild(tiles);
+    } else {
+      const canvas = document.createElement("canvas");
+      canvas.className = "strip";
+      paint(canvas, values, 1, values.length, 0, false);
+      box.appendChild(canvas);
+    }
+    layersBox.appendChild(box);
+  }
 }
 
 document.getElementById("clear").addEventListener("click", clearPad);
