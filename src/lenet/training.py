@@ -469,6 +469,7 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel
             self.net = DistributedDataParallel(self.model, device_ids=[device] if device.type == "cuda" else None)
         self.history, self.epoch, self.step, self.sums, self.generator = [], 0, 0, None, None
+        self.already = 0  # images of the current epoch trained before a resume (not counted in images/s)
         self.snapshots = None
         if resume is not None:
             self.restore(resume)
