@@ -13,11 +13,15 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 @pytest.mark.slow
 def test_the_tutorial_notebook_runs(tmp_path, mnist_dir, monkeypatch):
     monkeypatch.setenv("LENET_DATA_DIR", str(mnist_dir))
-    monkeypatch.setenv("MPLBACKEND", "Agg")
     shutil.copytree(DOCS / "examples", tmp_path / "examples")
     nb = nbformat.read(DOCS / "tutorial.ipynb", as_version=4)
     # Runs a copy in tmp_path: the committed notebook keeps the outputs it was saved with.
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     outputs = "".join(o.get("text", "") for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs)
     assert "validation accuracy after 2 epochs" in outputs
+    # Every figure is drawn inline, also after lenet has drawn its own to files (it must not
+    # switch the notebook's matplotlib backend): the data, curves, inside, your digit.
+    images = sum("image/png" in o.get("data", {}) for cell in nb.cells if cell.cell_type == "code"
+                 for o in cell.outputs)
+    assert images >= 4, images
     assert (tmp_path / "runs" / "lenet5" / "model.safetensors").is_file()

@@ -134,9 +134,8 @@ def draw_figure(result: dict, model: NumpyModel, pixels: np.ndarray, path: str |
     every layer by its name and shape, the learned C1 and C3 kernels, and the saliency maps.
     Each layer's maps are one row of tiles (one image, so the figure draws in about a second)."""
     from .files import write_atomic
-    from .plots import pyplot
+    from .plots import figure
 
-    plt = pyplot()
     maps = [(layer, v) for layer, v in result["layers"] if v.ndim == 3 and v.shape[1] > 1]
     vectors = [(layer, v.reshape(-1)) for layer, v in result["layers"] if v.ndim == 1 or v.shape[1] == 1]
     kernels = []
@@ -145,8 +144,8 @@ def draw_figure(result: dict, model: NumpyModel, pixels: np.ndarray, path: str |
         kernels.append((f"{name.upper()} kernels" + (", mean over its inputs" if k.shape[1] > 1 else ""),
                         k[:, 0] if k.shape[1] == 1 else k.mean(1)))
     rows = 1 + len(maps) + len(vectors) + len(kernels)
-    fig, axes = plt.subplots(rows, 1, figsize=(10, 1.15 * rows + 1.2),
-                             gridspec_kw={"height_ratios": [2.2] + [1] * (rows - 1)})
+    fig = figure(figsize=(10, 1.15 * rows + 1.2))
+    axes = fig.subplots(rows, 1, gridspec_kw={"height_ratios": [2.2] + [1] * (rows - 1)})
     digit, runner, probs = result["digit"], result["runner_up"], result["probabilities"]
 
     given = np.asarray(pixels)
@@ -196,5 +195,4 @@ def draw_figure(result: dict, model: NumpyModel, pixels: np.ndarray, path: str |
             ax.set_yticks([])
     path = Path(path)
     write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
-    plt.close(fig)
     return path

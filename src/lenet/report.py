@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .files import write_text_atomic
-from .plots import pyplot, save
+from .plots import figure, save
 
 WORST = 36  # mistakes shown in the grid
 
@@ -42,9 +42,9 @@ def write_report(result: dict, ds, directory: Path) -> dict:
 
 
 def plot_confusion(cm: np.ndarray, path: Path) -> None:
-    plt = pyplot()
     n = len(cm)
-    fig, ax = plt.subplots(figsize=(0.6 * n + 2, 0.6 * n + 1.5))
+    fig = figure(figsize=(0.6 * n + 2, 0.6 * n + 1.5))
+    ax = fig.subplots()
     # Log colour scale: the diagonal holds ~1,000 per class and mistakes a handful.
     ax.imshow(np.log1p(cm), cmap="Blues")
     for t in range(n):
@@ -58,10 +58,10 @@ def plot_confusion(cm: np.ndarray, path: Path) -> None:
 
 
 def plot_mistakes(images: np.ndarray, mistakes: list[dict], path: Path) -> None:
-    plt = pyplot()
     cols = 9
     rows = max(1, -(-len(mistakes) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.2, rows * 1.45), squeeze=False)
+    fig = figure(figsize=(cols * 1.2, rows * 1.45))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, m in zip(axes.flat, mistakes):

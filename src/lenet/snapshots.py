@@ -43,11 +43,10 @@ class Snapshots:
 
     def write_strip(self, path: Path) -> Path:
         from .files import write_atomic
-        from .plots import pyplot
+        from .plots import figure
 
-        plt = pyplot()
-        fig, axes = plt.subplots(len(self.rows), 3, figsize=(16, 0.75 * len(self.rows) + 0.6),
-                                 gridspec_kw={"width_ratios": [2, 3, 4]}, squeeze=False)
+        fig = figure(figsize=(16, 0.75 * len(self.rows) + 0.6))
+        axes = fig.subplots(len(self.rows), 3, gridspec_kw={"width_ratios": [2, 3, 4]}, squeeze=False)
         for r, (label, kernels, c1, c3) in enumerate(self.rows):
             bound = float(np.abs(kernels).max()) or 1.0
             axes[r, 0].imshow(kernel_mosaic(kernels), cmap="bwr", vmin=-bound, vmax=bound)
@@ -60,7 +59,6 @@ class Snapshots:
         for ax, name in zip(axes[0], ("C1 kernels", "C1 maps of one test digit", "C3 maps")):
             ax.set_title(name, fontsize=9)
         write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight"))
-        plt.close(fig)
         return path
 
     def write_gif(self, path: Path) -> Path:
