@@ -129,6 +129,15 @@ def mosaic(maps: np.ndarray, gap: int = 1) -> np.ndarray:
     return out
 
 
+def kernel_mosaic(kernels: np.ndarray) -> np.ndarray:
+    """(C, k, k) kernels side by side, NaN between them, values kept (signed, unlike `mosaic`)."""
+    c, h, w = kernels.shape
+    out = np.full((h, c * (w + 1) - 1), np.nan, np.float32)
+    for i, k in enumerate(kernels):
+        out[:, i * (w + 1):i * (w + 1) + w] = k
+    return out
+
+
 def draw_figure(result: dict, model: NumpyModel, pixels: np.ndarray, path: str | Path) -> Path:
     """One PNG that reads top to bottom like the text's figure: the input, what the network saw,
     every layer by its name and shape, the learned C1 and C3 kernels, and the saliency maps.
@@ -183,10 +192,7 @@ def draw_figure(result: dict, model: NumpyModel, pixels: np.ndarray, path: str |
         row += 1
     for label, k in kernels:
         bound = float(np.abs(k).max()) or 1.0
-        tiles = np.full((k.shape[1], len(k) * (k.shape[2] + 1) - 1), np.nan, np.float32)
-        for i, kernel in enumerate(k):
-            tiles[:, i * (k.shape[2] + 1):i * (k.shape[2] + 1) + k.shape[2]] = kernel
-        axes[row].imshow(tiles, cmap="bwr", vmin=-bound, vmax=bound, aspect="equal")
+        axes[row].imshow(kernel_mosaic(k), cmap="bwr", vmin=-bound, vmax=bound, aspect="equal")
         axes[row].set_title(label + " (red +, blue -)", fontsize=8, loc="left")
         row += 1
     for ax in axes[1:]:

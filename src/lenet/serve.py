@@ -124,10 +124,10 @@ async def in_worker(request: Request, fn, *args):
     return await anyio.to_thread.run_sync(fn, *args, limiter=request.app.state.limiter)
 
 
-def answer(model, images: list[np.ndarray]) -> dict:
-    """The result for one prepared 28x28 image."""
-    result = predict_images(model, np.stack(images))[0]
-    result["preprocessed"] = images[0].tolist()
+def answer(model, image: np.ndarray) -> dict:
+    """The result for one prepared 28x28 image, with the image itself."""
+    result = predict_images(model, image[None])[0]
+    result["preprocessed"] = image.tolist()
     return result
 
 
@@ -161,17 +161,6 @@ async def model_info(request: Request):
             "version": __version__}
 
 
-@router.post("/predict", summary="Predict one digit",
-             description="Send an image (multipart field `file`, or the raw bytes with an image/* "
-                         'content type), or JSON `{"pixels": 28x28 numbers 0..255}`.')
-async def predict(request: Request):
-    model = request.app.state.model
-    prepare, args = await prepared(request)
-    # Decode and predict in one worker-thread hop. A JSONResponse as is: FastAPI's generic
-    # encoder would walk the 784 pixels in Python.
-    return JSONResponse(await in_worker(request, lambda: answer(model, [prepare(*args)])))
-
-
 async def prepared(request: Request):
     """(prepare, args) for the one image of a /predict-style request: prepare(*args) is the 28x28,
     run in the worker thread. Reads the body; refuses bad content types and pixel budgets."""
@@ -193,6 +182,17 @@ async def prepared(request: Request):
         raise RequestError(415, f"unsupported content type {kind or '(none)'}: send an image "
                                 "(image/png, image/jpeg, ...), multipart/form-data or application/json")
     return prepare, args
+
+
+@router.post("/predict", summary="Predict one digit",
+             description="Send an image (multipart field `file`, or the raw bytes with an image/* "
+                         'content type), or JSON `{"pixels": 28x28 numbers 0..255}`.')
+async def predict(request: Request):
+    model = request.app.state.model
+    prepare, args = await prepared(request)
+    # Decode and predict in one worker-thread hop. A JSONResponse as is: FastAPI's generic
+    # encoder would walk the 784 pixels in Python.
+    return JSONResponse(await in_worker(request, lambda: answer(model, prepare(*args))))
 
 
 @router.post("/explain", summary="Predict one digit and show every layer",

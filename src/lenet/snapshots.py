@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .activations import mosaic
+from .activations import kernel_mosaic, mosaic
 
 
 class Snapshots:
@@ -85,11 +85,3 @@ class Snapshots:
                                                       duration=600, loop=0))
         return path
 
-
-def kernel_mosaic(kernels: np.ndarray) -> np.ndarray:
-    """(C, k, k) kernels side by side, NaN between them, values kept (signed)."""
-    c, h, w = kernels.shape
-    out = np.full((h, c * (w + 1) - 1), np.nan, np.float32)
-    for i, k in enumerate(kernels):
-        out[:, i * (w + 1):i * (w + 1) + w] = k
-    return out
