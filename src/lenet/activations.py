@@ -57,7 +57,7 @@ def explain(model: NumpyModel, pixels: np.ndarray, saliency: bool = True) -> dic
 def explain_seen(model: NumpyModel, seen: np.ndarray, saliency: bool = True) -> dict:
     """The same for an image already prepared (28x28, white on black)."""
     layers = layer_outputs(model, seen)
-    probs = softmax(layers[-1][1].astype(np.float64))
+    probs = softmax(layers[-1][1].astype(np.float64) / model.config.temperature)
     order = np.argsort(-probs)
     maps = occlusion(model, seen) if saliency else None
     return {"digit": int(order[0]), "probabilities": probs, "runner_up": int(order[1]), "seen": seen,

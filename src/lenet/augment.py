@@ -46,3 +46,39 @@ def distort(x: torch.Tensor, gen: torch.Generator, background: float,
     # grid_sample fills outside with zeros: shift so that zero is the background.
     out = F.grid_sample(x - background, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return out + background
+
+
+def roughen(x: torch.Tensor, gen: torch.Generator, background: float, ink: float,
+            draws: int | None = None, select: slice = slice(None)) -> torch.Tensor:
+    """What real writing and scanning vary in, on a batch (B, 1, H, W) in any normalisation
+    (`background`: an empty pixel; `ink`: full ink): pen width (grey dilation or erosion, partly
+    mixed in), low resolution (reduced to 8-16 px and enlarged back), blur, and sensor noise.
+    Each image gets each change with its own probability; draws as in `distort`."""
+    b, _, h, w = x.shape
+    draws = draws or b
+    everyone = torch.rand(draws, 6, generator=gen)
+    u = everyone[select]
+    noise = torch.randn(draws, 1, h, w, generator=gen)[select]
+    u, noise = u.to(x.device, x.dtype), noise.to(x.device, x.dtype)
+    sign = 1.0 if ink > background else -1.0   # so that max pooling always spreads the ink
+    y = x * sign
+    thick = F.max_pool2d(y, 3, 1, 1)
+    thin = -F.max_pool2d(-y, 3, 1, 1)
+    amount = u[:, 1].view(-1, 1, 1, 1)
+    pen = u[:, 0].view(-1, 1, 1, 1)
+    y = torch.where(pen < 0.25, y + amount * (thick - y), y)            # a broader pen, 25%
+    y = torch.where(pen > 0.88, y + amount * (thin - y), y)             # a finer one, 12%
+    x = y * sign
+    # Low resolution: the digit scanned at 8-16 px and enlarged again, 15%.
+    side = int(8 + everyone[0, 2].item() * 8)  # one size a batch, the same on every rank
+    low = F.interpolate(F.interpolate(x, size=(side, side), mode="area"), size=(h, w), mode="bilinear",
+                        align_corners=False)
+    x = torch.where((u[:, 3] < 0.15).view(-1, 1, 1, 1), low, x)
+    # Blur, 15%: a 3x3 binomial kernel.
+    k = torch.tensor([1.0, 2.0, 1.0], device=x.device, dtype=x.dtype)
+    kernel = (k[:, None] * k[None, :] / 16).view(1, 1, 3, 3)
+    blurred = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernel)
+    x = torch.where((u[:, 4] < 0.15).view(-1, 1, 1, 1), blurred, x)
+    # Noise, 15%: up to 8% of the ink's contrast.
+    scale = (u[:, 5] < 0.15).to(x.dtype).view(-1, 1, 1, 1) * 0.08 * abs(ink - background)
+    return x + noise * scale * u[:, 1].view(-1, 1, 1, 1)

@@ -34,6 +34,10 @@ class ModelConfig:
     mean: float = MNIST_MEAN
     std: float = MNIST_STD
     bn_eps: float = 1e-5          # batch norm's epsilon (fast), torch.nn.BatchNorm2d's default
+    # Calibration (calibration.py), fitted on held-out training images: probabilities are
+    # softmax(scores / temperature), and an answer below `unsure_below` is flagged unsure.
+    temperature: float = 1.0
+    unsure_below: float = 0.0
 
     def __post_init__(self):
         from .network import check_image_size
@@ -47,6 +51,8 @@ class ModelConfig:
         _check_number("model mean", self.mean)
         _check_number("model std", self.std, low=0, low_open=True)
         _check_number("model bn_eps", self.bn_eps, low=0, low_open=True, high=1)
+        _check_number("model temperature", self.temperature, low=0.01, high=100)
+        _check_number("model unsure_below", self.unsure_below, low=0, high=1, high_open=True)
 
     def normalize(self, pixels):
         """The input contract, written once: float pixels 0..255 (NumPy or torch) -> network input."""
@@ -97,6 +103,9 @@ class Recipe:
     warmup: float = knob(0.2, "fraction of the steps the one-cycle warm-up takes")
     label_smoothing: float = knob(0.0, "label smoothing of the cross-entropy")
     augment: bool = knob(False, "random affine and elastic distortion of each batch (augment.py)")
+    roughen: bool = knob(False, "vary pen width, resolution, blur and noise in each batch (augment.roughen)")
+    printed: float = knob(0.0, "fraction of the training set added as printed digits rendered from the fonts "
+                               "matplotlib ships (fonts.py)")
     summary: str = ""             # one line for --help and the README
 
     def __post_init__(self):
@@ -111,9 +120,10 @@ class Recipe:
         _check_number(flag("weight_decay"), self.weight_decay, low=0, high=1, high_open=True)
         _check_number(flag("label_smoothing"), self.label_smoothing, low=0, high=1, high_open=True)
         _check_number(flag("warmup"), self.warmup, low=0, high=1, high_open=True)
+        _check_number(flag("printed"), self.printed, low=0, high=1)
         check_int(flag("batch_size"), self.batch_size, 1, 65536)
         check_int(flag("epochs"), self.epochs, 1, 10000)
-        for name in ("standardize", "nesterov", "augment"):
+        for name in ("standardize", "nesterov", "augment", "roughen"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{flag(name)} must be true or false, got {getattr(self, name)!r}")
 
@@ -184,5 +194,11 @@ RECIPES = {
         "best", "fast", activation="relu", optimizer="sgd", lr=0.2, momentum=0.9, nesterov=True,
         weight_decay=5e-4, batch_size=128, epochs=30, schedule="onecycle", label_smoothing=0.1, augment=True,
         summary="the fast network with random-affine augmentation, 30 epochs one-cycle"),
+    "robust": Recipe(
+        "robust", "fast", activation="relu", optimizer="sgd", lr=0.2, momentum=0.9, nesterov=True,
+        weight_decay=5e-4, batch_size=128, epochs=30, schedule="onecycle", label_smoothing=0.0, augment=True,
+        roughen=True, printed=0.1,
+        summary="best, plus pen width, low resolution, blur and noise, and 10% printed digits (the bundled "
+                "model); no label smoothing, so a clear digit can reach a probability near 1"),
 }
 DEFAULT_RECIPE = {"lenet5": "lenet5", "seed": "tutorial", "fast": "fast"}

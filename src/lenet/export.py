@@ -64,7 +64,7 @@ def export_onnx(model_path: str | Path, output: str | Path, opset: int = OPSET) 
             self.net = net
 
         def forward(self, pixels):
-            return torch.softmax(self.net(config.normalize(pixels)), dim=1)
+            return torch.softmax(self.net(config.normalize(pixels)) / config.temperature, dim=1)
 
     wrapped = WithContract(model).eval()
     example = torch.zeros(2, 1, config.image_size, config.image_size)

@@ -109,6 +109,6 @@ class NumpyModel:
 
     def probabilities(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
         """Class probabilities (B, classes) for uint8 images (B, 28, 28), white ink on black."""
-        outs = [softmax(self.forward(self.normalize(images[i:i + batch_size])))
+        outs = [softmax(self.forward(self.normalize(images[i:i + batch_size])) / self.config.temperature)
                 for i in range(0, len(images), batch_size)]
         return np.concatenate(outs) if outs else np.zeros((0, self.config.num_classes), np.float32)

@@ -23,7 +23,7 @@ import signal
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from . import __version__
-from .augment import distort
+from .augment import distort, roughen
 from .checkpoint import CHECKPOINT_FILE, MODEL_FILE, Checkpoint, load_checkpoint, save_checkpoint, save_model
 from .config import ModelConfig, Recipe, check_int, flag
 from .datasets import Dataset
@@ -122,6 +122,22 @@ def make_splits(ds: Dataset, device: torch.device, subset: int | None = None,
     if subset:
         x, y = x[:subset], y[:subset]
     return Split.of(x, y, "train", device), val
+
+
+def with_printed(train: Split, fraction: float, log=print) -> Split:
+    """`train` with printed digits added (fonts.py): `fraction` of its size, the rendered set
+    repeated; each copy is distorted differently by the batch augmentation."""
+    from .fonts import matplotlib_fonts, printed_digits
+
+    t0 = time.perf_counter()
+    images, labels = printed_digits(matplotlib_fonts())
+    n = int(fraction * len(train))
+    pick = np.resize(np.arange(len(labels)), n)
+    log(f"added {n:,} printed digits ({len(labels):,} renderings from {len(matplotlib_fonts())} fonts, "
+        f"{time.perf_counter() - t0:.1f} s)")
+    device = train.labels.device
+    return Split(torch.cat([train.images, torch.from_numpy(images[pick]).to(device)]),
+                 torch.cat([train.labels, torch.from_numpy(labels[pick].astype(np.int64)).to(device)]), train.name)
 
 
 def lr_at(step: int, total: int, recipe: Recipe) -> float:
@@ -238,6 +254,8 @@ class Batches:
             if self.recipe.augment:
                 # Draws for the whole global batch, so every rank's stream stays the same.
                 x = distort(x, self.generator, background, draws=len(batch), select=mine)
+            if self.recipe.roughen:
+                x = roughen(x, self.generator, background, self.config.normalize(255.0), draws=len(batch), select=mine)
             yield step, x, self.split.labels[idx]
 
 
@@ -326,6 +344,16 @@ def batches_per_epoch(n: int, batch_size: int, world: int = 1) -> int:
 
 
 @torch.inference_mode()
+@torch.no_grad()
+def held_out_scores(model, split: Split, config: ModelConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(scores (N, classes), labels) as NumPy, for calibration."""
+    model.eval()
+    logits = [model(normalize(split.images[i:i + EVAL_BATCH], config)).float().cpu()
+              for i in range(0, len(split), EVAL_BATCH)]
+    return torch.cat(logits).numpy(), split.labels.cpu().numpy()
+
+
+@torch.no_grad()
 def score(model, split: Split, config: ModelConfig, batch_size: int = EVAL_BATCH,
              return_probabilities: bool = False, dist: Dist | None = None) -> dict:
     """Loss, accuracy and per-class accuracy over every image of `split` (no batch is dropped).
@@ -346,7 +374,7 @@ def score(model, split: Split, config: ModelConfig, batch_size: int = EVAL_BATCH
         loss += F.cross_entropy(logits, y, reduction="sum").double()
         preds.append(logits.argmax(1))
         if return_probabilities:
-            probs.append(torch.softmax(logits.float(), 1))
+            probs.append(torch.softmax(logits.float() / config.temperature, 1))
     pred = torch.cat(preds) if preds else labels[:0]
     hit = pred == labels
     sums = torch.cat([loss.view(1), torch.bincount(labels, minlength=num_classes).double(),
@@ -598,6 +626,17 @@ class Trainer:
                                    "weights_sha256": digests[0], "weights_identical_across_ranks": True}
         if not self.dist.is_main:
             return info
+        if val.name.startswith("holdout"):
+            # Held-out training images: fit the temperature and the unsure threshold on them.
+            from .calibration import calibrate
+
+            info["calibration"] = calibrate(*held_out_scores(self.model, val, self.config))
+            self.config = replace(self.config, temperature=info["calibration"]["temperature"],
+                                  unsure_below=info["calibration"]["unsure_below"])
+            info["model"] = self.config.to_dict()
+            self.log(f"calibration on {val.name}: temperature {self.config.temperature:.3f}, unsure below "
+                     f"{self.config.unsure_below:.3f}; expected calibration error "
+                     f"{info['calibration']['ece_before']:.4f} -> {info['calibration']['ece_after']:.4f}")
         save_model(run.out / MODEL_FILE, self.model, info)
         write_metrics_csv(run.out / "metrics.csv", history)
         if run.plots and history:
@@ -649,6 +688,8 @@ def train_on(ds: Dataset, recipe: Recipe | None, out: str | Path, *, resume: boo
         raise ValueError(f"--batch-size {recipe.batch_size} is the global batch: it must divide evenly "
                          f"among {dist.world} processes")
     train, val = make_splits(ds, dist.device, subset, holdout)
+    if recipe.printed:
+        train = with_printed(train, recipe.printed, log if dist.is_main else (lambda *a, **k: None))
     run = Run(out=out, seed=seed, log_every=log_every, progress=progress, plots=plots,
               checkpoint_every=checkpoint_every, snapshots=snapshots, command=command, meta=meta)
     return fit(recipe, config, train, val, run, resume=ckpt, log=log, dist=dist)
