@@ -11,8 +11,9 @@ first finds the digit in what people really have:
    falling off across a page, or a dark board in a light room, is not ink;
 2. the polarity is the majority around the ink (paper is most of what
    surrounds a digit), not the image's border;
-3. ink is what stands out by half its local contrast, and fainter strokes
-   joined to it (hysteresis), so a calligraphy hairline is kept;
+3. ink is measured against the light where it is (dark ink: the share of the
+   paper's light it takes away); ink is what reaches half the strongest, and
+   fainter strokes joined to it (hysteresis), so a calligraphy hairline is kept;
 4. long straight lines (form boxes, underlines, ruled lines) are taken out;
 5. the digit is the main connected mark with the pieces beside it (a 5's
    flag); other marks and specks are left out, and said;
@@ -48,7 +49,7 @@ FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")  # what Pillow may decod
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 MIN_CONTRAST = 0.08  # below this the image is blank paper (or blank canvas)
-STRONG, WEAK = 0.5, 0.22  # ink: above half the local contrast, or above WEAK and joined to such ink
+STRONG, WEAK = 0.5, 0.22  # ink: above half the strongest ink, or above WEAK and joined to such ink
 FAINT = 0.15       # a digit whose contrast is below this is read, but doubted
 MIN_HEIGHT = 10    # nor is a digit less tall than this (pixels) trusted
 # Stroke width as 2 x ink area / ink edge length, at MNIST's 20 px box: MNIST's median is 1.95,
@@ -203,38 +204,58 @@ def reduced(a: np.ndarray, side: int) -> tuple[np.ndarray, float]:
 @dataclass
 class Ink:
     """What `find_ink` saw in one image, at its analysis scale."""
-    ink: np.ndarray       # ink strength in [0, 1], 1 = full local contrast
+    ink: np.ndarray       # ink strength in [0, 1], 1 = the strongest ink
     mask: np.ndarray      # the ink kept: specks and form lines taken out
     marks: list           # connected marks of `mask` (morphology.components), largest first
     labels: np.ndarray    # their labels
-    contrast: np.ndarray  # the local contrast (ink against background), grey levels
+    contrast: np.ndarray  # ink against its background, in grey levels (0..1)
     factor: float         # image pixels per analysis pixel
 
 
 def find_ink(g: np.ndarray) -> Ink:
     """Find the ink in a grey image (see the module's steps 1-4)."""
     s, factor = reduced(g, ANALYSIS_SIDE)
-    # 1. Background, both ways, on a coarse copy: its closing is the paper under dark ink, its
-    # opening the board under light ink. The window is a fifth of the image: wider than any stroke,
-    # narrower than the light's changes.
-    c, _ = reduced(s, BACKGROUND_SIDE)
-    k = max(3, round(max(c.shape) / 5)) | 1
-    paper = resize(mo.box_blur(mo.closing(c, k), k), s.shape)
-    board = resize(mo.box_blur(mo.opening(c, k), k), s.shape)
-    # The local contrast, either polarity: the range of grey within reach of each pixel, on copies
-    # pooled by maximum and by minimum so that a thin stroke keeps its full contrast.
-    light, darkest = pooled(s, c.shape)
-    contrast = resize(mo.box_blur(mo.max_filter(light, k) - mo.min_filter(darkest, k), k), s.shape)
-    if float(contrast.max()) < MIN_CONTRAST:
+    # 1. Background, both ways, on a coarse copy: the closing of its block minima is the paper under
+    # dark ink, the opening of its block maxima the board under light ink. The window is an eighth
+    # of the image: wider than a stroke, narrower than the light's changes (and its error at the
+    # image's edge, where a closing cannot see past the border, stays small). Pooling by the minimum
+    # keeps the paper estimate on the dark side of any edge (a board's, a shadow's), so an edge is
+    # never taken for ink; the maximum does the same for the board.
+    light, darkest = pooled(s, reduced(s, BACKGROUND_SIDE)[0].shape)
+    k = max(3, round(max(light.shape) / 8)) | 1
+    paper = resize(mo.closing(darkest, k), s.shape)
+    board = resize(mo.opening(light, k), s.shape)
+    # Ink either way, relative to the light where it is: light falls on paper and ink alike, so dark
+    # ink is the share of the paper's light it takes away; light ink (chalk) is measured against the
+    # brightest within reach.
+    top = resize(mo.max_filter(light, k), s.shape)
+    dark_ink = np.clip((paper - s) / np.maximum(paper, 0.05), 0, None)
+    light_ink = np.clip((s - board) / np.maximum(top - board, MIN_CONTRAST), 0, None)
+    either = np.maximum(dark_ink, light_ink)
+    if float(mo.box_blur(either, 3).max()) < MIN_CONTRAST:
         raise ValueError("no ink found: the image is blank or has too little contrast")
-    # 2. Polarity: what most of the pixels around the strongest contrast are is the background.
-    values = s[contrast > 0.5 * float(contrast.max())]
-    lo, hi = np.percentile(values, [2, 98])
-    dark = np.median(values) > (lo + hi) / 2  # light background: dark ink
-    ink = (paper - s) if dark else (s - board)
-    # 3. Ink relative to its local contrast (uneven light), hysteresis for faint strokes.
-    floor = max(MIN_CONTRAST, 0.25 * float(contrast.max()))
-    ink = np.clip(ink / np.maximum(contrast, floor), 0, 1)
+    # 2. Polarity. When one way finds far stronger ink than the other, that way. Otherwise what
+    # most of the pixels around the strongest marks are is the background, unless that majority is
+    # narrow (dense ink), when the image's border decides.
+    peak_dark, peak_light = float(mo.box_blur(dark_ink, 3).max()), float(mo.box_blur(light_ink, 3).max())
+    if min(peak_dark, peak_light) < 0.35 * max(peak_dark, peak_light):
+        dark = peak_dark > peak_light
+    else:
+        near = mo.max_filter(either > 0.5 * float(either.max()), max(3, k * s.shape[0] // light.shape[0] // 2) | 1)
+        lo, hi = np.percentile(s[near], [2, 98])
+        share = float((s[near] > (lo + hi) / 2).mean())  # of light pixels around the ink
+        if abs(share - 0.5) > 0.15:
+            dark = share > 0.5
+        else:
+            dark = float(np.median(np.concatenate([s[0], s[-1], s[:, 0], s[:, -1]]))) > (lo + hi) / 2
+    ink = dark_ink if dark else light_ink
+    contrast = (paper - s) if dark else (s - board)  # grey levels between ink and background
+    # 3. Ink relative to its strongest (a 3x3 mean, so one hot pixel does not set the scale), with
+    # hysteresis for faint strokes.
+    peak = float(mo.box_blur(ink, 3).max())
+    if peak < MIN_CONTRAST:
+        raise ValueError("no ink found: nothing stands out from the background")
+    ink = np.clip(ink / peak, 0, 1)
     strong = ink > STRONG
     labels, count = mo.label(ink > WEAK)
     keep = np.zeros(count + 1, bool)
@@ -260,14 +281,14 @@ def form_lines(mask: np.ndarray) -> np.ndarray:
     the digit on both sides (or is all the ink there is), so it stays."""
     h, w = mask.shape
     lines = np.zeros_like(mask)
-    for axis, side in ((1, w), (0, h)):
-        run = mo.line_opening(mask, max(8, side // 4), axis)
+    runs = [(axis, side, mo.line_opening(mask, max(8, side // 4), axis)) for axis, side in ((1, w), (0, h))]
+    rest = mask & ~runs[0][2] & ~runs[1][2]  # the ink that is on no long run either way
+    if rest.sum() < 0.15 * mask.sum():
+        return lines  # lines are all there is: a 1, a 7 of straight strokes
+    for axis, side, run in runs:
         if not run.any():
             continue
         labels, count = mo.label(run)
-        rest = mask & ~run
-        if rest.sum() < 0.15 * mask.sum():
-            continue
         along = np.flatnonzero(rest.any(axis=1 - axis))  # the rest's extent along the line
         start, end = along[0], along[-1] + 1
         for m in mo.components(labels, count):
@@ -347,7 +368,7 @@ def reading(g: np.ndarray, found: Ink, marks: list, offset: tuple[int, int], sev
     f, (y0, x0) = found.factor, offset
     box = (int(x0 + left * f), int(y0 + top * f), max(1, round((right - left) * f)), max(1, round((bottom - top) * f)))
     doubts = [SEVERAL] if several else []
-    if float(np.median(found.contrast[keep])) < FAINT:
+    if float(np.median(found.contrast[keep & (found.ink > STRONG)])) < FAINT:
         doubts.append(FAINT_INK)
     if box[3] < MIN_HEIGHT and box[2] < MIN_HEIGHT:
         doubts.append(SMALL)
