@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from .infer import NumpyModel
-from .predict import predict_images
-from .preprocess import load_image, preprocess
+from .predict import judged, predict_images
+from .preprocess import load_image, read_digit, read_number
 
 
 @dataclass
@@ -34,6 +34,9 @@ class Prediction:
     probability: float              # of `digit`
     probabilities: list[float]      # one per class
     seen: np.ndarray = field(repr=False)  # the 28x28 uint8 image the network saw (white ink on black)
+    unsure: bool = False            # a reason below says not to trust the answer
+    doubts: list[str] = field(default_factory=list)  # why: several marks, faint, small, at the border, low probability
+    box: tuple = ()                 # the digit's ink in the image: left, top, width, height
 
 
 class Classifier:
@@ -58,10 +61,23 @@ class Classifier:
         gives a list. Each image is prepared as MNIST was (lenet.preprocess) before the network sees
         it. An image that holds no digit, or cannot be read, raises ValueError."""
         many = isinstance(x, (list, tuple))
-        images = np.stack([preprocess(pixels_of(item)) for item in (x if many else [x])])
-        results = [Prediction(r["digit"], r["probability"], r["probabilities"], image)
-                   for r, image in zip(predict_images(self.model, images), images)]
+        readings = [read_digit(pixels_of(item)) for item in (x if many else [x])]
+        predictions = predict_images(self.model, np.stack([r.image for r in readings]))
+        results = [self._prediction(p, r) for p, r in zip(predictions, readings)]
         return results if many else results[0]
+
+    def read_number(self, x) -> tuple[str, list[Prediction]]:
+        """The row of digits in `x` (any input `predict` takes), left to right: the number as text and
+        one Prediction per digit. Unsure where any digit is (see each Prediction's doubts)."""
+        readings = read_number(pixels_of(x))
+        predictions = predict_images(self.model, np.stack([r.image for r in readings]))
+        digits = [self._prediction(p, r) for p, r in zip(predictions, readings)]
+        return "".join(str(d.digit) for d in digits), digits
+
+    def _prediction(self, result: dict, reading) -> Prediction:
+        j = judged(self.model, result, reading)
+        return Prediction(j["digit"], j["probability"], j["probabilities"], reading.image, j["unsure"], j["doubts"],
+                          reading.box)
 
     def __repr__(self) -> str:
         c = self.config

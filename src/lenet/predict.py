@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .preprocess import EXTENSIONS, load_image, preprocess
+from .preprocess import EXTENSIONS, Reading, load_image, read_digit, read_number
 
 
 def collect_inputs(inputs: list[str]) -> list[Path]:
@@ -45,31 +45,71 @@ def predict_images(model, images: np.ndarray, k: int = 1) -> list[dict]:
     return results
 
 
+def doubts_of(model, result: dict, reading: Reading) -> list[str]:
+    """Why not to trust an answer: what the preprocessing saw, and a probability under the model's
+    calibrated threshold (calibration.py)."""
+    doubts = list(reading.doubts)
+    if result["probability"] < model.config.unsure_below:
+        doubts.append(f"low probability ({result['probability']:.2f}, under {model.config.unsure_below:.2f})")
+    return doubts
+
+
+def judged(model, result: dict, reading: Reading) -> dict:
+    """A prediction with its `unsure` flag, the reasons, and where the digit is."""
+    doubts = doubts_of(model, result, reading)
+    return {**result, "unsure": bool(doubts), "doubts": doubts, "box": list(reading.box)}
+
+
 def predict_each(model, items, prepare, k: int = 1, error=lambda name, e: {"error": str(e)}) -> list[dict]:
-    """One result per (name, item), in order: `prepare(item)` makes the 28x28 image, and every
-    image that could be made is predicted in one batched pass; an item whose `prepare` raised
-    ValueError keeps its place with `error(name, exception)` instead. One bad input never stops the others.
+    """One result per (name, item), in order: `prepare(item)` makes the Reading, and every image
+    that could be read is predicted in one batched pass; an item whose `prepare` raised ValueError
+    keeps its place with `error(name, exception)` instead. One bad input never stops the others.
     A predicted entry keeps the 28x28 the network saw under "_seen" (not printed; see `public`)."""
     results: list[dict] = []
-    images, where = [], []
+    readings, where = [], []
     for name, item in items:
         try:
-            images.append(prepare(item))
+            readings.append(prepare(item))
             where.append(len(results))
             results.append({"file": name})
         except ValueError as e:
             results.append({"file": name, **error(name, e)})
-    predictions = predict_images(model, np.stack(images) if images else np.zeros((0, 28, 28), np.uint8), k)
-    for i, pred, image in zip(where, predictions, images):
-        results[i].update(pred, _seen=image)
+    images = np.stack([r.image for r in readings]) if readings else np.zeros((0, 28, 28), np.uint8)
+    for i, pred, reading in zip(where, predict_images(model, images, k), readings):
+        results[i].update(judged(model, pred, reading), _seen=reading.image)
     return results
+
+
+def read_digits(model, pixels: np.ndarray) -> dict:
+    """A row of digits in one image: the number as text, each digit with its probability, box,
+    `unsure` flag and reasons; the whole is unsure when any digit is."""
+    readings = read_number(pixels)
+    digits = [judged(model, pred, r) for pred, r in zip(predict_images(model, np.stack([r.image for r in readings])),
+                                                            readings)]
+    for d in digits:
+        del d["probabilities"]
+    return {"number": "".join(str(d["digit"]) for d in digits), "digits": digits,
+            "unsure": any(d["unsure"] for d in digits), "_seen": [r.image for r in readings]}
+
+
+def predict_numbers(model, paths: list[Path]) -> tuple[list[dict], float]:
+    """`predict_files` for rows of digits (`lenet predict --number`)."""
+    t0 = time.perf_counter()
+    results = []
+    for p in paths:
+        try:
+            results.append({"file": str(p), **read_digits(model, load_image(p))})
+        except ValueError as e:
+            results.append({"file": str(p), "error": str(e).removeprefix(f"{p}: ")})
+    seconds = time.perf_counter() - t0
+    return results, (len(paths) / seconds if seconds > 0 else 0.0)
 
 
 def predict_files(model, paths: list[Path], k: int = 1) -> tuple[list[dict], float]:
     """One result per path, in order, and the images per second of the whole job."""
     t0 = time.perf_counter()
     # load_image names the file in its message; the entry does already.
-    results = predict_each(model, [(str(p), p) for p in paths], lambda p: preprocess(load_image(p)), k,
+    results = predict_each(model, [(str(p), p) for p in paths], lambda p: read_digit(load_image(p)), k,
                            error=lambda name, e: {"error": str(e).removeprefix(f"{name}: ")})
     seconds = time.perf_counter() - t0
     return results, (len(paths) / seconds if seconds > 0 else 0.0)
@@ -96,16 +136,18 @@ def save_preprocessed(directory: Path, results: list[dict]) -> list[Path]:
     for r in results:
         if "_seen" not in r:
             continue
-        stem, n = Path(r["file"]).stem, 1
-        while True:
-            target = directory / (f"{stem}.png" if n == 1 else f"{stem}-{n}.png")
-            try:
-                with open(target, "xb") as f:  # exclusive: fails rather than replace a file
-                    Image.fromarray(r["_seen"], "L").save(f, "PNG")
-                break
-            except FileExistsError:
-                n += 1
-        written.append(target)
+        seen = r["_seen"] if isinstance(r["_seen"], list) else [r["_seen"]]
+        for i, image in enumerate(seen):  # a number: one image per digit, <name>-d1.png, ...
+            stem, n = Path(r["file"]).stem + (f"-d{i + 1}" if isinstance(r["_seen"], list) else ""), 1
+            while True:
+                target = directory / (f"{stem}.png" if n == 1 else f"{stem}-{n}.png")
+                try:
+                    with open(target, "xb") as f:  # exclusive: fails rather than replace a file
+                        Image.fromarray(image, "L").save(f, "PNG")
+                    break
+                except FileExistsError:
+                    n += 1
+            written.append(target)
     return written
 
 
@@ -117,6 +159,12 @@ def public(result: dict) -> dict:
 def format_result(r: dict) -> str:
     if "error" in r:
         return f"{r['file']}: error: {r['error']}"
+    if "number" in r:
+        text = f"{r['file']}: {r['number']} (" + " ".join(f"{d['probability']:.2f}" for d in r["digits"]) + ")"
+        doubts = [f"digit {i + 1}: {'; '.join(d['doubts'])}" for i, d in enumerate(r["digits"]) if d["unsure"]]
+        return text + (f"  unsure: {' | '.join(doubts)}" if doubts else "")
     if "top" in r:
-        return f"{r['file']}: " + ", ".join(f"{t['digit']} ({t['probability']:.4f})" for t in r["top"])
-    return f"{r['file']}: {r['digit']} ({r['probability']:.4f})"
+        text = f"{r['file']}: " + ", ".join(f"{t['digit']} ({t['probability']:.4f})" for t in r["top"])
+    else:
+        text = f"{r['file']}: {r['digit']} ({r['probability']:.4f})"
+    return text + (f"  unsure: {'; '.join(r['doubts'])}" if r.get("unsure") else "")

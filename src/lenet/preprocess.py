@@ -184,13 +184,21 @@ def resize(a: np.ndarray, shape: tuple[int, int], how=None) -> np.ndarray:
     return np.asarray(Image.fromarray(a.astype(np.float32), "F").resize((shape[1], shape[0]), how))
 
 
-def pooled(a: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """`a` reduced to `shape` by block maximum and by block minimum (blocks cover `a` evenly)."""
+def pooled(a: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """`a` reduced to `shape` by block maximum and by block minimum (blocks cover `a` evenly),
+    and the blocks' edges, for `expand`."""
     ys = np.linspace(0, a.shape[0], shape[0] + 1).round().astype(int)
     xs = np.linspace(0, a.shape[1], shape[1] + 1).round().astype(int)
     hi = np.maximum.reduceat(np.maximum.reduceat(a, ys[:-1], axis=0), xs[:-1], axis=1)
     lo = np.minimum.reduceat(np.minimum.reduceat(a, ys[:-1], axis=0), xs[:-1], axis=1)
-    return hi, lo
+    return hi, lo, (ys, xs)
+
+
+def expand(coarse: np.ndarray, edges: tuple) -> np.ndarray:
+    """Each block's value over the block's pixels (the inverse of `pooled`'s layout). Blocks, not a
+    smooth enlargement: a smooth one would spread a board's edge into a band that looks like ink."""
+    ys, xs = edges
+    return np.repeat(np.repeat(coarse, np.diff(ys), axis=0), np.diff(xs), axis=1)
 
 
 def reduced(a: np.ndarray, side: int) -> tuple[np.ndarray, float]:
@@ -221,14 +229,14 @@ def find_ink(g: np.ndarray) -> Ink:
     # image's edge, where a closing cannot see past the border, stays small). Pooling by the minimum
     # keeps the paper estimate on the dark side of any edge (a board's, a shadow's), so an edge is
     # never taken for ink; the maximum does the same for the board.
-    light, darkest = pooled(s, reduced(s, BACKGROUND_SIDE)[0].shape)
+    light, darkest, blocks = pooled(s, reduced(s, BACKGROUND_SIDE)[0].shape)
     k = max(3, round(max(light.shape) / 8)) | 1
-    paper = resize(mo.closing(darkest, k), s.shape)
-    board = resize(mo.opening(light, k), s.shape)
+    paper = expand(mo.closing(darkest, k), blocks)
+    board = expand(mo.opening(light, k), blocks)
     # Ink either way, relative to the light where it is: light falls on paper and ink alike, so dark
     # ink is the share of the paper's light it takes away; light ink (chalk) is measured against the
     # brightest within reach.
-    top = resize(mo.max_filter(light, k), s.shape)
+    top = expand(mo.max_filter(light, k), blocks)
     dark_ink = np.clip((paper - s) / np.maximum(paper, 0.05), 0, None)
     light_ink = np.clip((s - board) / np.maximum(top - board, MIN_CONTRAST), 0, None)
     either = np.maximum(dark_ink, light_ink)
@@ -282,7 +290,17 @@ def form_lines(mask: np.ndarray) -> np.ndarray:
     h, w = mask.shape
     lines = np.zeros_like(mask)
     runs = [(axis, side, mo.line_opening(mask, max(8, side // 4), axis)) for axis, side in ((1, w), (0, h))]
-    rest = mask & ~runs[0][2] & ~runs[1][2]  # the ink that is on no long run either way
+    # The rest: the ink off the longest runs (a form's lines are longer than a digit's strokes).
+    spans = [(axis, run, mo.label(run)) for axis, _, run in runs]
+    longest = max((m["box"][3] - m["box"][1] if axis == 1 else m["box"][2] - m["box"][0])
+                  for axis, _, (labels, count) in spans for m in mo.components(labels, count)) if any(
+                      count for _, _, (_, count) in spans) else 0
+    rest = mask.copy()
+    for axis, run, (labels, count) in spans:
+        for m in mo.components(labels, count):
+            length = m["box"][3] - m["box"][1] if axis == 1 else m["box"][2] - m["box"][0]
+            if length >= 0.75 * longest:
+                rest &= labels != m["label"]
     if rest.sum() < 0.15 * mask.sum():
         return lines  # lines are all there is: a 1, a 7 of straight strokes
     for axis, side, run in runs:
@@ -307,20 +325,28 @@ def form_lines(mask: np.ndarray) -> np.ndarray:
 
 def digit_marks(found: Ink) -> tuple[list, list]:
     """The main mark with the pieces close to it (one digit: a 5's flag, a broken stroke), and the
-    other marks big enough to be digits themselves. Pieces join while they lie within a third of
-    the digit's size from it."""
-    digit, rest = [found.marks[0]], found.marks[1:]
+    other marks big enough to be digits themselves. A piece joins when it lies within a third of
+    the main mark's size from the digit and is either small beside it or stacked over it (a mark as
+    big as the main one beside it is another digit)."""
+    main = found.marks[0]
+    t0, l0, b0, r0 = main["box"]
+    reach = max(b0 - t0, r0 - l0) / 3
+    digit, rest = [main], found.marks[1:]
+
+    def piece(m, left, right):
+        t, l_, b, r = m["box"]
+        stacked = min(r, right) - max(l_, left) >= 0.5 * (r - l_)
+        return stacked or m["area"] < 0.3 * main["area"] or (b - t) < 0.45 * (b0 - t0)
+
     while True:
         top, left, bottom, right = bounds(digit)
-        reach = max(bottom - top, right - left) / 3
         close = [m for m in rest if m["box"][0] < bottom + reach and m["box"][2] > top - reach
-                 and m["box"][1] < right + reach and m["box"][3] > left - reach]
+                 and m["box"][1] < right + reach and m["box"][3] > left - reach and piece(m, left, right)]
         if not close:
             break
         digit += close
         rest = [m for m in rest if m not in close]
     top, _, bottom, _ = bounds(digit)
-    main = found.marks[0]
     others = [m for m in rest if m["area"] >= 0.25 * main["area"] and m["box"][2] - m["box"][0] >= 0.4 * (bottom - top)]
     return digit, others
 
@@ -460,7 +486,8 @@ def digit_groups(found: Ink, row: list) -> list[tuple[list, tuple[int, int] | No
     for marks in groups:
         top, left, bottom, right = bounds(marks)
         width = right - left
-        n = int(round(width / (0.75 * height))) if width > 1.1 * height else 1
+        # A digit is at most about 1.3 times as wide as the row is tall (a flat 2); wider is touching digits.
+        n = max(2, int(round(width / (0.8 * height)))) if width > 1.4 * height else 1
         if n <= 1:
             out.append((marks, None))
             continue

@@ -34,8 +34,8 @@ from .guard import (
     allowed_hosts,
 )
 from .infer import NumpyModel
-from .predict import predict_each, predict_images, public
-from .preprocess import declared_pixels, load_image, preprocess
+from .predict import judged, predict_each, predict_images, public, read_digits
+from .preprocess import declared_pixels, load_image, read_digit
 
 MAX_BATCH = 64               # images per /predict/batch request
 # Work per request, bounded before decoding: pixels the images' headers declare, all images
@@ -58,18 +58,18 @@ class RequestError(ValueError):
         self.status, self.message = status, message
 
 
-def decode(data: bytes, name: str = "upload") -> np.ndarray:
-    """Image bytes -> the 28x28 uint8 image, with the HTTP status of each failure."""
+def decode(data: bytes, name: str = "upload", read=read_digit):
+    """Image bytes -> what `read` makes of them (a Reading), with the HTTP status of each failure."""
     try:
         pixels = load_image(data, name)
     except ValueError as e:
         raise RequestError(413 if "over the limit" in str(e) else 400, str(e)) from None
-    return from_pixels(pixels)
+    return from_pixels(pixels, read)
 
 
-def from_pixels(pixels: np.ndarray) -> np.ndarray:
+def from_pixels(pixels: np.ndarray, read=read_digit):
     try:
-        return preprocess(pixels)
+        return read(pixels)
     except ValueError as e:
         raise RequestError(422, str(e)) from None
 
@@ -124,10 +124,10 @@ async def in_worker(request: Request, fn, *args):
     return await anyio.to_thread.run_sync(fn, *args, limiter=request.app.state.limiter)
 
 
-def answer(model, image: np.ndarray) -> dict:
-    """The result for one prepared 28x28 image, with the image itself."""
-    result = predict_images(model, image[None])[0]
-    result["preprocessed"] = image.tolist()
+def answer(model, reading) -> dict:
+    """The result for one Reading, with the 28x28 image the network saw."""
+    result = judged(model, predict_images(model, reading.image[None])[0], reading)
+    result["preprocessed"] = reading.image.tolist()
     return result
 
 
@@ -195,13 +195,27 @@ async def predict(request: Request):
     return JSONResponse(await in_worker(request, lambda: answer(model, prepare(*args))))
 
 
+@router.post("/predict/number", summary="Read a row of digits",
+             description="The same inputs as /predict; an image of several digits written left to right. Answers "
+                         "the number as text and each digit with its probability, box and unsure flag.")
+async def predict_number(request: Request):
+    model = request.app.state.model
+    prepare, args = await prepared(request)
+
+    def work():
+        result = prepare(*args, read=lambda pixels: read_digits(model, pixels))
+        result["preprocessed"] = [image.tolist() for image in result.pop("_seen")]
+        return result
+
+    return JSONResponse(await in_worker(request, work))
+
 @router.post("/explain", summary="Predict one digit and show every layer",
              description="The same inputs as /predict. Answers the prediction and each layer's name, shape and "
                          "values (base64 of uint8, each map stretched to 0..255), with the convolution kernels.")
 async def explain_route(request: Request):
     model = request.app.state.model
     prepare, args = await prepared(request)
-    return JSONResponse(await in_worker(request, lambda: to_tiles(explain_seen(model, prepare(*args), False),
+    return JSONResponse(await in_worker(request, lambda: to_tiles(explain_seen(model, prepare(*args).image, False),
                                                                    model)))
 
 
