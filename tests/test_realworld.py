@@ -1,0 +1,171 @@
+"""Each step of reading people's real digits, on small synthetic images: uneven light, form lines,
+a dark board in a light room, several digits, a hairline pen; and the calibration behind `unsure`."""
+
+from collections import deque
+
+import numpy as np
+import pytest
+
+from lenet import morphology as mo
+from lenet.calibration import expected_calibration_error, fit_temperature, softmax
+from lenet.disguise import ink_of
+from lenet.preprocess import BORDER, SEVERAL, form_lines, grey, read_digit, read_number
+
+
+def page_with(ink: np.ndarray, h: int, w: int, y: int, x: int) -> np.ndarray:
+    page = np.zeros((h, w), np.float32)
+    page[y:y + ink.shape[0], x:x + ink.shape[1]] = ink
+    return page
+
+
+def as_paper(page: np.ndarray, light=1.0) -> np.ndarray:
+    return (np.clip(light * (0.9 - 0.75 * page), 0, 1) * 255).astype(np.uint8)
+
+
+def similar(a: np.ndarray, b: np.ndarray) -> float:
+    """Overlap of two 28x28 images' ink (intersection over union of pixels above 100)."""
+    a, b = a > 100, b > 100
+    return (a & b).sum() / max((a | b).sum(), 1)
+
+
+def test_label_matches_a_flood_fill():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        mask = rng.random((int(rng.integers(3, 40)), int(rng.integers(3, 40)))) < rng.uniform(0.2, 0.7)
+        labels, count = mo.label(mask)
+        # Reference: breadth-first flood fill, 8-connected.
+        ref, n = np.zeros(mask.shape, int), 0
+        for start in zip(*np.nonzero(mask)):
+            if ref[start]:
+                continue
+            n += 1
+            ref[start], queue = n, deque([start])
+            while queue:
+                y, x = queue.popleft()
+                for dy in (-1, 0, 1):
+                    for dx in (-1, 0, 1):
+                        v, u = y + dy, x + dx
+                        if 0 <= v < mask.shape[0] and 0 <= u < mask.shape[1] and mask[v, u] and not ref[v, u]:
+                            ref[v, u] = n
+                            queue.append((v, u))
+        assert count == n and np.array_equal(labels, ref)
+
+
+def test_line_opening_keeps_only_long_runs():
+    mask = np.zeros((20, 30), bool)
+    mask[5, 2:28] = True      # a long line
+    mask[10, 3:8] = True      # a short dash
+    runs = mo.line_opening(mask, 10, axis=1)
+    assert runs[5, 2:28].all() and not runs[10].any()
+
+
+def test_gradient_page_light_falling_off_is_not_ink(mnist):
+    """Light falling to a third across the page: the digit is found where it is, and nothing else."""
+    ink = ink_of(mnist.test_images[0], 60)              # a 7
+    page = page_with(ink, 400, 600, 250, 120)
+    light = np.linspace(1.0, 0.33, 600, dtype=np.float32)[None, :] ** 1.5
+    reading = read_digit(as_paper(page, light))
+    left, top, width, height = reading.box
+    assert abs(left - 120) <= 4 and abs(top - 250) <= 4 and abs(height - 60) <= 6, reading.box
+    assert not reading.doubts
+    plain = read_digit(as_paper(page))
+    assert similar(reading.image, plain.image) > 0.8
+
+
+def test_small_digit_in_a_big_photo_is_read_from_a_closer_crop(mnist):
+    ink = ink_of(mnist.test_images[1], 40)              # a 2, 40 px tall in 1600 px
+    big = read_digit(as_paper(page_with(ink, 1200, 1600, 700, 900)))
+    alone = read_digit(as_paper(page_with(ink, 80, 80, 20, 20)))
+    assert similar(big.image, alone.image) > 0.8
+    assert abs(big.box[0] - 900) <= 6 and abs(big.box[1] - 700) <= 6
+
+
+@pytest.mark.parametrize("kind", ["box", "underline"])
+def test_form_lines_are_taken_out(mnist, kind):
+    ink = ink_of(mnist.test_images[2], 80)              # a 1
+    page = page_with(ink, 160, 160, 40, (160 - ink.shape[1]) // 2)
+    alone = read_digit(as_paper(page)).image
+    if kind == "box":
+        page[12:15, 12:148] = page[145:148, 12:148] = 1
+        page[12:148, 12:15] = page[12:148, 145:148] = 1
+    else:
+        page[125:128, 30:130] = 1
+    reading = read_digit(as_paper(page))
+    assert similar(reading.image, alone) > 0.8, kind
+
+
+def test_a_digits_own_straight_strokes_are_not_form_lines():
+    """A 7 of two straight strokes, alone: nothing to take out."""
+    mask = np.zeros((60, 60), bool)
+    mask[5:8, 10:50] = True                   # the bar
+    for y in range(8, 55):                    # the stem
+        x = 50 - (y - 8) * 30 // 47
+        mask[y, x - 1:x + 2] = True
+    assert not form_lines(mask).any()
+
+
+def test_chalk_on_a_dark_board_in_a_light_room(mnist):
+    ink = ink_of(mnist.test_images[3], 80)              # a 0
+    room = np.full((300, 400), 0.85, np.float32)
+    room[50:260, 60:340] = 0.18                          # the board
+    room[120:120 + ink.shape[0], 150:150 + ink.shape[1]] = np.maximum(
+        room[120:120 + ink.shape[0], 150:150 + ink.shape[1]], 0.85 * ink)
+    reading = read_digit((room * 255).astype(np.uint8))
+    left, top, width, height = reading.box
+    assert abs(left - 150) <= 4 and abs(top - 120) <= 4 and height <= 86, reading.box
+    alone = read_digit(as_paper(page_with(ink, 120, 120, 20, 20))).image
+    assert similar(reading.image, alone) > 0.8
+
+
+def test_two_digits_are_flagged_and_read_as_a_number(mnist):
+    four, one = ink_of(mnist.test_images[4], 70), ink_of(mnist.test_images[2], 70)
+    page = np.zeros((120, 260), np.float32)
+    page[25:95, 30:30 + four.shape[1]] = four
+    page[25:95, 150:150 + one.shape[1]] = one
+    assert SEVERAL in read_digit(as_paper(page)).doubts
+    readings = read_number(as_paper(page))
+    assert len(readings) == 2
+    assert readings[0].box[0] < 40 and readings[1].box[0] >= 140
+    assert similar(readings[0].image, read_digit(as_paper(page[:, :140])).image) > 0.8
+
+
+def test_touching_digits_are_cut_apart(mnist):
+    zero, three = ink_of(mnist.test_images[3], 70), ink_of(mnist.test_images[18], 70)
+    page = np.zeros((120, 40 + zero.shape[1] + three.shape[1] + 40), np.float32)
+    page[25:95, 40:40 + zero.shape[1]] = zero
+    x = 40 + zero.shape[1] - 4                          # overlapping by 4 px: one connected mark
+    page[25:95, x:x + three.shape[1]] = np.maximum(page[25:95, x:x + three.shape[1]], three)
+    assert len(read_number(as_paper(page))) == 2
+
+
+def test_hairline_strokes_are_kept():
+    """A 0 drawn with a broad nib: thick on one side, a 1 px hairline on the other."""
+    yy, xx = np.mgrid[0:300, 0:300]
+    r = np.hypot((yy - 150) / 110, (xx - 150) / 70)
+    ring = np.abs(r - 1) < np.where(xx < 150, 0.12, 0.008)   # thick left, hairline right
+    reading = read_digit(as_paper(ring.astype(np.float32)))
+    right_half = reading.image[:, 15:]
+    assert right_half.max() >= 128, "the hairline side faded"
+
+
+def test_ink_at_the_border_is_said():
+    page = np.zeros((100, 100), np.float32)
+    page[0:70, 45:52] = 1                                   # a 1 cut by the top edge
+    assert BORDER in read_digit(as_paper(page)).doubts
+
+
+def test_canvas_alpha_is_ink_on_white():
+    rgba = np.zeros((50, 50, 4), np.uint8)
+    rgba[10:40, 24:27, 3] = 255
+    assert grey(rgba)[20, 25] == 0 and grey(rgba)[0, 0] == 1
+
+
+def test_temperature_scaling_recovers_the_temperature():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(0, 3, (20000, 10))
+    labels = np.array([rng.choice(10, p=p) for p in softmax(scores)])
+    overconfident = scores * 2.5                            # a network sure of itself 2.5x too much
+    t = fit_temperature(overconfident, labels)
+    assert 2.3 < t < 2.7
+    assert expected_calibration_error(softmax(overconfident / t), labels) < \
+        expected_calibration_error(softmax(overconfident), labels) / 3
