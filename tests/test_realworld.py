@@ -169,3 +169,54 @@ def test_temperature_scaling_recovers_the_temperature():
     assert 2.3 < t < 2.7
     assert expected_calibration_error(softmax(overconfident / t), labels) < \
         expected_calibration_error(softmax(overconfident), labels) / 3
+
+
+NUMBER = "docs/examples/number-2026.png"
+
+
+def test_predict_number_and_the_unsure_flag_from_the_command_line():
+    import json
+    from pathlib import Path
+
+    from helpers import lenet
+
+    example = Path(__file__).parent.parent / NUMBER
+    r = lenet("predict", "--number", "--json", str(example))
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert result["number"] == "2026" and len(result["digits"]) == 4
+    lefts = [d["box"][0] for d in result["digits"]]
+    assert lefts == sorted(lefts)
+    # Without --number the same image is answered, flagged unsure, and exits 0.
+    r = lenet("predict", "--json", str(example))
+    assert r.returncode == 0
+    one = json.loads(r.stdout)
+    assert one["unsure"] and any("several" in d for d in one["doubts"])
+
+
+def test_http_predict_number_and_unsure():
+    from pathlib import Path
+
+    from fastapi.testclient import TestClient
+
+    from lenet.serve import create_app
+
+    data = (Path(__file__).parent.parent / NUMBER).read_bytes()
+    with TestClient(create_app(), base_url="http://127.0.0.1") as client:
+        r = client.post("/predict/number", content=data, headers={"content-type": "image/png"})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["number"] == "2026" and len(body["preprocessed"]) == 4
+        r = client.post("/predict", content=data, headers={"content-type": "image/png"})
+        assert r.status_code == 200 and r.json()["unsure"]
+        r = client.post("/predict/number", content=b"not an image", headers={"content-type": "image/png"})
+        assert r.status_code == 400
+
+
+def test_api_read_number():
+    from pathlib import Path
+
+    import lenet
+
+    number, digits = lenet.load().read_number(Path(__file__).parent.parent / NUMBER)
+    assert number == "2026" and all(d.box for d in digits)

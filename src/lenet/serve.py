@@ -34,7 +34,7 @@ from .guard import (
     allowed_hosts,
 )
 from .infer import NumpyModel
-from .predict import judged, predict_each, predict_images, public, read_digits
+from .predict import doubts_of, judged, predict_each, predict_images, public, read_digits
 from .preprocess import declared_pixels, load_image, read_digit
 
 MAX_BATCH = 64               # images per /predict/batch request
@@ -215,8 +215,13 @@ async def predict_number(request: Request):
 async def explain_route(request: Request):
     model = request.app.state.model
     prepare, args = await prepared(request)
-    return JSONResponse(await in_worker(request, lambda: to_tiles(explain_seen(model, prepare(*args).image, False),
-                                                                   model)))
+    def work():
+        reading = prepare(*args)
+        result = to_tiles(explain_seen(model, reading.image, False), model)
+        doubts = doubts_of(model, result, reading)
+        return {**result, "unsure": bool(doubts), "doubts": doubts, "box": list(reading.box)}
+
+    return JSONResponse(await in_worker(request, work))
 
 
 @router.post("/predict/batch", summary="Predict several digits",

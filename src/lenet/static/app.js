@@ -111,7 +111,8 @@ async function predict(body, type) {
     status.textContent = answer.error || `Error ${response.status}`;
     return;
   }
-  status.textContent = "";
+  // An answer to doubt says so, with the reasons (several marks, faint, small, low probability).
+  status.textContent = answer.unsure ? `Unsure: ${answer.doubts.join("; ")}` : "";
   document.getElementById("digit").textContent = answer.digit;
   document.getElementById("confidence").textContent = `${(answer.probability * 100).toFixed(1)}%`;
   renderBars(answer.probabilities, answer.digit);
