@@ -269,8 +269,15 @@ def cmd_evaluate(args) -> int:
 
 def cmd_predict(args) -> int:
     from .infer import NumpyModel
-    from .predict import check_save_dir, collect_inputs, format_result, predict_files, predict_numbers, public
-    from .predict import save_preprocessed
+    from .predict import (
+        check_save_dir,
+        collect_inputs,
+        format_result,
+        predict_files,
+        predict_numbers,
+        public,
+        save_preprocessed,
+    )
 
     model = NumpyModel.load(args.model or default_model())
     paths = collect_inputs(args.inputs)
