@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from .infer import NumpyModel
-from .predict import judged, predict_images
-from .preprocess import load_image, read_digit, read_number
+from .predict import judged, predict_images, read_digits
+from .preprocess import load_image, read_digit
 
 
 @dataclass
@@ -69,10 +69,10 @@ class Classifier:
     def read_number(self, x) -> tuple[str, list[Prediction]]:
         """The row of digits in `x` (any input `predict` takes), left to right: the number as text and
         one Prediction per digit. Unsure where any digit is (see each Prediction's doubts)."""
-        readings = read_number(pixels_of(x))
-        predictions = predict_images(self.model, np.stack([r.image for r in readings]))
-        digits = [self._prediction(p, r) for p, r in zip(predictions, readings)]
-        return "".join(str(d.digit) for d in digits), digits
+        result = read_digits(self.model, pixels_of(x))
+        digits = [Prediction(d["digit"], d["probability"], [], seen, d["unsure"], d["doubts"], tuple(d["box"]))
+                  for d, seen in zip(result["digits"], result["_seen"])]
+        return result["number"], digits
 
     def _prediction(self, result: dict, reading) -> Prediction:
         j = judged(self.model, result, reading)

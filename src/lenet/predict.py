@@ -80,16 +80,28 @@ def predict_each(model, items, prepare, k: int = 1, error=lambda name, e: {"erro
     return results
 
 
+SPLIT_COST = 0.3  # log-probability a cut must gain per extra digit: cut only when clearly better
+
+
 def read_digits(model, pixels: np.ndarray) -> dict:
     """A row of digits in one image: the number as text, each digit with its probability, box,
-    `unsure` flag and reasons; the whole is unsure when any digit is."""
-    readings = read_number(pixels)
-    digits = [judged(model, pred, r) for pred, r in zip(predict_images(model, np.stack([r.image for r in readings])),
-                                                            readings)]
+    `unsure` flag and reasons; the whole is unsure when any digit is. Where a group of marks may
+    be one digit or several touching ones, the reading the network is surest of is kept (the sum
+    of its digits' log-probabilities, less SPLIT_COST for each extra digit)."""
+    chosen = []
+    for ways in read_number(pixels):
+        best = None
+        for readings in ways:
+            preds = predict_images(model, np.stack([r.image for r in readings]))
+            score = sum(np.log(max(p["probability"], 1e-9)) for p in preds) - SPLIT_COST * (len(readings) - 1)
+            if best is None or score > best[0]:
+                best = (score, preds, readings)
+        chosen.extend(zip(best[1], best[2]))
+    digits = [judged(model, pred, r) for pred, r in chosen]
     for d in digits:
         del d["probabilities"]
     return {"number": "".join(str(d["digit"]) for d in digits), "digits": digits,
-            "unsure": any(d["unsure"] for d in digits), "_seen": [r.image for r in readings]}
+            "unsure": any(d["unsure"] for d in digits), "_seen": [r.image for _, r in chosen]}
 
 
 def predict_numbers(model, paths: list[Path]) -> tuple[list[dict], float]:

@@ -435,12 +435,14 @@ def even_strokes(crop: np.ndarray) -> np.ndarray:
     return crop
 
 
-def read_number(pixels: np.ndarray) -> list[Reading]:
-    """An image of a row of digits -> one Reading per digit, left to right.
+def read_number(pixels: np.ndarray) -> list[list[list[Reading]]]:
+    """An image of a row of digits -> its digits, left to right, as alternatives to choose from:
+    one entry per group of marks, each a list of readings of that group (as one digit; and, when it
+    is wide enough to be touching digits, as two or three cut apart). The network decides between
+    them (`predict.read_digits`): it is sure of real digits and unsure of halves of one.
 
-    The marks on the row of the main mark are its digits: a mark mostly above or below another
-    (a 5's flag, a broken stroke) joins it; a mark much wider than the row is tall is touching
-    digits, cut at the columns with the least ink."""
+    The marks on the row of the main mark are its digits; a mark mostly above or below another
+    (a 5's flag, a broken stroke) joins it; touching digits are cut at the columns with the least ink."""
     g = grey(pixels)
     found = find_ink(g)
     row = number_marks(found)
@@ -449,10 +451,8 @@ def read_number(pixels: np.ndarray) -> list[Reading]:
     if closer is not None:
         found, y0, x0 = closer
         row = number_marks(found)
-    readings = []
-    for marks, columns in digit_groups(found, row):
-        readings.append(reading(g, found, marks, (y0, x0), columns=columns))
-    return readings
+    return [[[reading(g, found, marks, (y0, x0), columns=columns) for columns in cut] for cut in cuts]
+            for marks, cuts in digit_groups(found, row)]
 
 
 def number_marks(found: Ink) -> list:
@@ -469,37 +469,42 @@ def number_marks(found: Ink) -> list:
     return row
 
 
-def digit_groups(found: Ink, row: list) -> list[tuple[list, tuple[int, int] | None]]:
-    """The row's marks grouped into digits, left to right: (marks, columns or None)."""
+def digit_groups(found: Ink, row: list) -> list[tuple[list, list]]:
+    """The row's marks grouped, left to right: (marks, ways to cut them), each way a list of column
+    ranges (None: the group whole)."""
+    height = max(m["box"][2] - m["box"][0] for m in row)
     groups: list[list] = []
     for m in sorted(row, key=lambda m: m["box"][1]):
         if groups:
-            _, left, _, right = bounds(groups[-1])
-            _, l_, _, r = m["box"]
+            top, left, bottom, right = bounds(groups[-1])
+            t, l_, b, r = m["box"]
             overlap = min(right, r) - max(left, l_)
-            if overlap >= 0.5 * min(r - l_, right - left):
+            # A piece of a digit (a flag, a broken stroke) over or under another mark joins it; a
+            # whole digit that only leans into its neighbour (row-tall, with ink) stays apart.
+            piece = (b - t) < 0.6 * height or (bottom - top) < 0.6 * height
+            if overlap >= 0.5 * min(r - l_, right - left) and piece:
                 groups[-1].append(m)
                 continue
         groups.append([m])
-    height = max(b - t for t, _, b, _ in (bounds(g) for g in groups))
     out = []
     for marks in groups:
         top, left, bottom, right = bounds(marks)
         width = right - left
-        # A digit is at most about 1.3 times as wide as the row is tall (a flat 2); wider is touching digits.
-        n = max(2, int(round(width / (0.8 * height)))) if width > 1.4 * height else 1
-        if n <= 1:
-            out.append((marks, None))
-            continue
-        # Touching digits: cut where the least ink is, near each expected cut.
+        ways: list = [[None]]
+        # Touching digits are at least about 0.6 of the row's height wide together; cut where the
+        # least ink is, near each expected cut.
         keep = np.isin(found.labels[:, left:right], [m["label"] for m in marks])
         profile = (found.ink[:, left:right] * keep).sum(0)
-        cuts = [left]
-        for i in range(1, n):
-            lo, hi = int(width * (i - 0.35) / n), int(width * (i + 0.35) / n)
-            cuts.append(left + lo + int(np.argmin(profile[lo:hi])))
-        cuts.append(right)
-        out.extend((marks, (a, b)) for a, b in zip(cuts, cuts[1:]))
+        for n in (2, 3):
+            if width < 0.3 * n * height:
+                break
+            cuts = [left]
+            for i in range(1, n):
+                lo, hi = int(width * (i - 0.3) / n), int(width * (i + 0.3) / n)
+                cuts.append(left + lo + int(np.argmin(profile[lo:hi])))
+            cuts.append(right)
+            ways.append(list(zip(cuts, cuts[1:])))
+        out.append((marks, ways))
     return out
 
 
