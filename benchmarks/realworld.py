@@ -36,7 +36,8 @@ import numpy as np
 from lenet import datasets, disguise
 from lenet.fonts import MATPLOTLIB_FONTS, draw
 from lenet.infer import NumpyModel
-from lenet.preprocess import load_image, read_digit, read_number
+from lenet.predict import judged, predict_images, read_digits
+from lenet.preprocess import load_image, read_digit
 from lenet.pretrained import bundled_model_path
 
 HERE = Path(__file__).parent
@@ -93,15 +94,16 @@ def build(name: str, n: int, ds, rng) -> list[tuple[bytes, str]]:
 
 def read_now(model, data: bytes, several: bool) -> tuple[str, bool]:
     """(answer, unsure) with this round's reader."""
-    pixels = load_image(data)
     try:
-        readings = read_number(pixels) if several else [read_digit(pixels)]
+        pixels = load_image(data)
+        if several:
+            result = read_digits(model, pixels)
+            return result["number"], result["unsure"]
+        reading = read_digit(pixels)
     except ValueError:
         return "", True
-    probs = model.probabilities(np.stack([r.image for r in readings]))
-    answer = "".join(str(int(p.argmax())) for p in probs)
-    unsure = any(r.doubts for r in readings) or bool((probs.max(1) < model.config.unsure_below).any())
-    return answer, unsure
+    prediction = judged(model, predict_images(model, reading.image[None])[0], reading)
+    return str(prediction["digit"]), prediction["unsure"]
 
 
 def read_with(prep, model, data: bytes) -> str:

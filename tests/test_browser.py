@@ -171,3 +171,33 @@ def test_see_inside_shows_every_layer_and_follows_the_drawing(server, viewport):
             page.screenshot(path=str(ARTIFACTS / f"inside-{name}.png"), full_page=True)
         finally:
             browser.close()
+
+
+def test_number_mode_reads_a_drawn_row_of_digits(server):
+    """Tick "Several digits", draw 3 then 7 side by side on the wide pad: the page reads "37"."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 900})
+            page.goto(server)
+            page.check("#number-mode")
+            box = page.locator("#pad").bounding_box()
+            assert box["width"] > 2.5 * box["height"], box  # the wide pad
+            # The pad is 840x280 canvas pixels: the 3 in the first third, the 7 in the second.
+            scale = box["width"] / 840
+            for strokes, dx in ((THREE, 0), (SEVEN, 280)):
+                for stroke in strokes:
+                    x, y = stroke[0]
+                    page.mouse.move(box["x"] + (x + dx) * scale, box["y"] + y * scale)
+                    page.mouse.down()
+                    for x, y in stroke[1:]:
+                        page.mouse.move(box["x"] + (x + dx) * scale, box["y"] + y * scale, steps=8)
+                    page.mouse.up()
+            expect(page.locator("#digit")).to_have_text("37", timeout=10_000)
+            assert page.evaluate("document.getElementById('seen').width") == 56
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "number-mode.png"))
+        finally:
+            browser.close()

@@ -81,7 +81,8 @@ class Classifier:
 
     def __repr__(self) -> str:
         c = self.config
-        return f"Classifier({c.arch}, {c.num_classes} classes, test accuracy {self.info.get('metrics', {}).get('val_accuracy')})"
+        accuracy = self.info.get("metrics", {}).get("val_accuracy")
+        return f"Classifier({c.arch}, {c.num_classes} classes, {self.info.get('validation', 'validation')} accuracy {accuracy})"
 
 
 def pixels_of(x) -> np.ndarray:

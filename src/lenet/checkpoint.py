@@ -28,7 +28,15 @@ CHECKPOINT_FILE = "checkpoint.safetensors"
 MAX_FILE_BYTES = 256 * 1024**2  # far above any LeNet; refuses to read a stray huge file
 # The fields of a model file's metadata that code reads, with the JSON type each must have.
 INFO_TYPES = {"format": str, "model": dict, "metrics": dict, "recipe": dict, "command": str, "parameters": int,
-              "history": list, "seed": int, "validation": str, "versions": dict, "dataset": str}
+              "history": list, "seed": int, "validation": str, "versions": dict, "dataset": str,
+              "test_accuracy": float, "calibration": dict}
+
+
+def test_accuracy(info: dict) -> float | None:
+    """A model's accuracy on the test set, as its file records it (None when it was not scored)."""
+    if "test_accuracy" in info:
+        return info["test_accuracy"]
+    return info.get("metrics", {}).get("val_accuracy") if info.get("validation", "test") == "test" else None
 
 
 def resolve_model_path(path: str | Path) -> Path:

@@ -14,6 +14,7 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
+from .checkpoint import test_accuracy
 from .files import write_atomic
 
 OPSET = 18
@@ -69,7 +70,7 @@ def export_onnx(model_path: str | Path, output: str | Path, opset: int = OPSET) 
     wrapped = WithContract(model).eval()
     example = torch.zeros(2, 1, config.image_size, config.image_size)
     meta = {"lenet_model": json.dumps(config.to_dict()), "input_contract": json.dumps(input_contract(config)),
-            "test_accuracy": str(info.get("metrics", {}).get("val_accuracy", "")),
+            "test_accuracy": str(test_accuracy(info) or ""),
             "training_command": info.get("command", "")}
 
     def write(tmp):

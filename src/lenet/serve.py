@@ -23,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 
 from . import __version__
 from .activations import explain_seen, to_tiles
+from .checkpoint import test_accuracy
 from .guard import (
     KEEP_ALIVE,
     MAX_BODY,
@@ -156,7 +157,7 @@ async def model_info(request: Request):
     return {"arch": model.config.arch, "activation": model.config.activation,
             "parameters": info.get("parameters"),
             "classes": model.config.num_classes,
-            "test_accuracy": info.get("metrics", {}).get("val_accuracy"),
+            "test_accuracy": test_accuracy(info),
             "recipe": info.get("recipe", {}).get("name"), "command": info.get("command"),
             "version": __version__}
 

@@ -443,6 +443,7 @@ class Run:
     snapshots: bool = False     # record how C1 learns: learning.png and learning.gif (snapshots.py)
     command: str = ""
     meta: dict = field(default_factory=dict)  # dataset, split and anything else to record
+    test: Split | None = None   # scored once at the end when validation is a holdout
 
 
 def fit(recipe: Recipe, config: ModelConfig, train: Split, val: Split, run: Run, *,
@@ -634,6 +635,8 @@ class Trainer:
             self.config = replace(self.config, temperature=info["calibration"]["temperature"],
                                   unsure_below=info["calibration"]["unsure_below"])
             info["model"] = self.config.to_dict()
+            if self.run.test is not None:  # validation was a holdout: the test set still gets its say
+                info["test_accuracy"] = score(self.model, self.run.test, self.config)["accuracy"]
             self.log(f"calibration on {val.name}: temperature {self.config.temperature:.3f}, unsure below "
                      f"{self.config.unsure_below:.3f}; expected calibration error "
                      f"{info['calibration']['ece_before']:.4f} -> {info['calibration']['ece_after']:.4f}")
@@ -688,9 +691,10 @@ def train_on(ds: Dataset, recipe: Recipe | None, out: str | Path, *, resume: boo
         raise ValueError(f"--batch-size {recipe.batch_size} is the global batch: it must divide evenly "
                          f"among {dist.world} processes")
     train, val = make_splits(ds, dist.device, subset, holdout)
+    test = Split.of(ds.test_images, ds.test_labels, "test", dist.device) if holdout else None
     if recipe.printed:
         train = with_printed(train, recipe.printed, log if dist.is_main else (lambda *a, **k: None))
-    run = Run(out=out, seed=seed, log_every=log_every, progress=progress, plots=plots,
+    run = Run(out=out, seed=seed, log_every=log_every, progress=progress, plots=plots, test=test,
               checkpoint_every=checkpoint_every, snapshots=snapshots, command=command, meta=meta)
     return fit(recipe, config, train, val, run, resume=ckpt, log=log, dist=dist)
 

@@ -15,6 +15,8 @@ const DEBOUNCE_MS = 120;
 const STROKE = 22;
 
 let drawing = false, dirty = false, timer = null, inFlight = false, last = null;
+// Number mode: a wide pad sent to /predict/number, which reads a row of digits.
+const numberMode = document.getElementById("number-mode");
 
 function clearPad() {
   ctx.fillStyle = "#fff";
@@ -29,7 +31,7 @@ function clearAnswer() {
   layersBox.innerHTML = "";
   document.getElementById("digit").textContent = "–";
   document.getElementById("confidence").textContent = "";
-  seen.clearRect(0, 0, 28, 28);
+  seen.clearRect(0, 0, seen.canvas.width, 28);
   renderBars(new Array(10).fill(0), -1);
   status.textContent = "";
 }
@@ -100,7 +102,8 @@ async function send() {
 async function predict(body, type) {
   let response;
   try {
-    response = await fetch("/explain", { method: "POST", headers: { "Content-Type": type }, body });
+    const url = numberMode.checked ? "/predict/number" : "/explain";
+    response = await fetch(url, { method: "POST", headers: { "Content-Type": type }, body });
   } catch (err) {
     status.textContent = "The server cannot be reached.";
     return;
@@ -109,6 +112,10 @@ async function predict(body, type) {
   if (!response.ok) {
     clearAnswer();
     status.textContent = answer.error || `Error ${response.status}`;
+    return;
+  }
+  if (answer.number !== undefined) {
+    showNumber(answer);
     return;
   }
   // An answer to doubt says so, with the reasons (several marks, faint, small, low probability).
@@ -188,6 +195,30 @@ function renderLayers(layers) {
     layersBox.appendChild(box);
   }
 }
+
+// A number: the digits as text, each one's probability, and the 28x28 images side by side.
+function showNumber(answer) {
+  document.getElementById("digit").textContent = answer.number;
+  document.getElementById("confidence").textContent =
+    answer.digits.map((d) => `${(d.probability * 100).toFixed(0)}%`).join(" ");
+  const doubts = answer.digits.flatMap((d, i) => d.unsure ? [`digit ${i + 1}: ${d.doubts.join("; ")}`] : []);
+  status.textContent = doubts.length ? `Unsure: ${doubts.join(" | ")}` : "";
+  const canvas = document.getElementById("seen");
+  canvas.width = 28 * answer.preprocessed.length;
+  const img = seen.createImageData(canvas.width, 28);
+  answer.preprocessed.forEach((digit, k) => digit.forEach((row, y) => row.forEach((v, x) => {
+    img.data.set([v, v, v, 255], (y * canvas.width + k * 28 + x) * 4);
+  })));
+  seen.putImageData(img, 0, 0);
+  layersBox.innerHTML = "";
+}
+
+numberMode.addEventListener("change", () => {
+  document.querySelector("main").classList.toggle("number", numberMode.checked);
+  pad.width = numberMode.checked ? 840 : 280;  // the canvas's own pixels: three digits' room per 280
+  document.getElementById("seen").width = 28;
+  clearPad();
+});
 
 document.getElementById("clear").addEventListener("click", clearPad);
 // An uploaded image replaces the drawing on the pad (fitted, on white), so the pad
