@@ -8,7 +8,8 @@ it over (PNG or JPEG bytes) and decoded by `load_image`:
   printed, printed-heavy  digits in the machine's fonts that matplotlib does not ship (so the
                           training fonts are not among them); heavy: bold faces, thickened
   low-resolution          MNIST test digits scanned 8-16 px tall, enlarged 1-4x, JPEG
-  pen-fine, pen-broad     MNIST test digits at 120 px, eroded 3 px / dilated 7 px
+  pen-fine, pen-broad,    MNIST test digits at 120 px, eroded 3 px / dilated 4 px (a marker,
+  pen-blob                strokes a sixth of the height) / dilated 7 px (a quarter: loops fill)
   photo-60, photo-150     2000x1500 photos, light falling to 35% across the page, digit 60 px
                           anywhere / 150 px in the darker corner
   dark-board              chalk on a dark board filling the frame's middle, light wall around
@@ -41,7 +42,7 @@ from lenet.preprocess import load_image, read_digit
 from lenet.pretrained import bundled_model_path
 
 HERE = Path(__file__).parent
-SETS = ("printed", "printed-heavy", "low-resolution", "pen-fine", "pen-broad", "photo-60", "photo-150",
+SETS = ("printed", "printed-heavy", "low-resolution", "pen-fine", "pen-broad", "pen-blob", "photo-60", "photo-150",
         "dark-board", "box", "underline", "numbers")
 
 
@@ -85,7 +86,8 @@ def build(name: str, n: int, ds, rng) -> list[tuple[bytes, str]]:
             out.append((disguise.number(list(ds.test_images[pick]), rng), "".join(map(str, ds.test_labels[pick]))))
         return out
     make = {"low-resolution": disguise.low_resolution,
-            "pen-fine": lambda d, r: disguise.pen(d, r, -3), "pen-broad": lambda d, r: disguise.pen(d, r, 7),
+            "pen-fine": lambda d, r: disguise.pen(d, r, -3), "pen-broad": lambda d, r: disguise.pen(d, r, 4),
+            "pen-blob": lambda d, r: disguise.pen(d, r, 7),
             "photo-60": disguise.photo, "photo-150": lambda d, r: disguise.photo(d, r, 150, corner=True),
             "dark-board": disguise.dark_board, "box": lambda d, r: disguise.form(d, r, "box"),
             "underline": lambda d, r: disguise.form(d, r, "underline")}[name]

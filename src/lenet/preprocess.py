@@ -223,25 +223,27 @@ class Ink:
 def find_ink(g: np.ndarray) -> Ink:
     """Find the ink in a grey image (see the module's steps 1-4)."""
     s, factor = reduced(g, ANALYSIS_SIDE)
-    # 1. Background, both ways, on a coarse copy: the closing of its block minima is the paper under
-    # dark ink, the opening of its block maxima the board under light ink. The window is an eighth
-    # of the image: wider than a stroke, narrower than the light's changes (and its error at the
-    # image's edge, where a closing cannot see past the border, stays small). Pooling by the minimum
-    # keeps the paper estimate on the dark side of any edge (a board's, a shadow's), so an edge is
-    # never taken for ink; the maximum does the same for the board.
-    light, darkest, blocks = pooled(s, reduced(s, BACKGROUND_SIDE)[0].shape)
-    k = max(3, round(max(light.shape) / 8)) | 1
-    paper = expand(mo.closing(darkest, k), blocks)
-    board = expand(mo.opening(light, k), blocks)
-    # Ink either way, relative to the light where it is: light falls on paper and ink alike, so dark
-    # ink is the share of the paper's light it takes away; light ink (chalk) is measured against the
-    # brightest within reach.
-    top = expand(mo.max_filter(light, k), blocks)
-    dark_ink = np.clip((paper - s) / np.maximum(paper, 0.05), 0, None)
-    light_ink = np.clip((s - board) / np.maximum(top - board, MIN_CONTRAST), 0, None)
+    # 1. Background, both ways, on a coarse copy (see `backgrounds`). The window is an eighth of the
+    # image: wider than a pen's stroke, narrower than the light's changes (and its error at the
+    # image's edge, where a closing cannot see past the border, stays small). A marker's strokes
+    # can be wider: measured around the ink found, they widen the window (up to a third).
+    c = reduced(s, BACKGROUND_SIDE)[0]
+    k = max(3, round(max(c.shape) / 8)) | 1
+    paper, board, dark_ink, light_ink = backgrounds(s, c.shape, k)
     either = np.maximum(dark_ink, light_ink)
     if float(mo.box_blur(either, 3).max()) < MIN_CONTRAST:
         raise ValueError("no ink found: the image is blank or has too little contrast")
+    near = mo.max_filter(either > 0.5 * float(either.max()), max(3, k * s.shape[0] // c.shape[0] // 2) | 1)
+    lo, hi = np.percentile(s[near], [2, 98])
+    dark_side = (s < (lo + hi) / 2) & near
+    # Either side may be the ink: the window must be wider than the wider one's strokes (their
+    # mean width, x2.2 for the thickest places: corners and crossings).
+    width = max(stroke_width(dark_side), stroke_width(near & ~dark_side))
+    broad = round(2.2 * width * c.shape[0] / s.shape[0]) | 1
+    if broad > k:
+        k = min(broad, max(3, max(c.shape) // 3) | 1)
+        paper, board, dark_ink, light_ink = backgrounds(s, c.shape, k)
+        either = np.maximum(dark_ink, light_ink)
     # 2. Polarity. When one way finds far stronger ink than the other, that way. Otherwise what
     # most of the pixels around the strongest marks are is the background, unless that majority is
     # narrow (dense ink), when the image's border decides.
@@ -249,7 +251,7 @@ def find_ink(g: np.ndarray) -> Ink:
     if min(peak_dark, peak_light) < 0.35 * max(peak_dark, peak_light):
         dark = peak_dark > peak_light
     else:
-        near = mo.max_filter(either > 0.5 * float(either.max()), max(3, k * s.shape[0] // light.shape[0] // 2) | 1)
+        near = mo.max_filter(either > 0.5 * float(either.max()), max(3, k * s.shape[0] // c.shape[0] // 2) | 1)
         lo, hi = np.percentile(s[near], [2, 98])
         share = float((s[near] > (lo + hi) / 2).mean())  # of light pixels around the ink
         if abs(share - 0.5) > 0.15:
@@ -281,6 +283,24 @@ def find_ink(g: np.ndarray) -> Ink:
     if not marks:
         raise ValueError("no ink found: nothing stands out from the background")
     return Ink(ink, mask, marks, labels, contrast, factor)
+
+
+def backgrounds(s: np.ndarray, shape: tuple[int, int], k: int):
+    """(paper, board, dark ink, light ink) of `s` with a k-wide window on a copy of `shape`.
+
+    The closing of the copy's block minima is the paper under dark ink, the opening of its block
+    maxima the board under light ink. Pooling by the minimum keeps the paper estimate on the dark
+    side of any edge (a board's, a shadow's), so an edge is never taken for ink; the maximum does the
+    same for the board. Ink either way is relative to the light where it is: light falls on paper
+    and ink alike, so dark ink is the share of the paper's light it takes away; light ink (chalk)
+    is measured against the brightest within reach."""
+    light, darkest, blocks = pooled(s, shape)
+    paper = expand(mo.closing(darkest, k), blocks)
+    board = expand(mo.opening(light, k), blocks)
+    top = expand(mo.max_filter(light, k), blocks)
+    dark_ink = np.clip((paper - s) / np.maximum(paper, 0.05), 0, None)
+    light_ink = np.clip((s - board) / np.maximum(top - board, MIN_CONTRAST), 0, None)
+    return paper, board, dark_ink, light_ink
 
 
 def form_lines(mask: np.ndarray) -> np.ndarray:
