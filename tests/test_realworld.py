@@ -9,7 +9,10 @@ import pytest
 from lenet import morphology as mo
 from lenet.calibration import expected_calibration_error, fit_temperature, softmax
 from lenet.disguise import ink_of
+from lenet.infer import NumpyModel
+from lenet.predict import read_digits
 from lenet.preprocess import BORDER, SEVERAL, form_lines, grey, read_digit, read_number
+from lenet.pretrained import bundled_model_path
 
 
 def page_with(ink: np.ndarray, h: int, w: int, y: int, x: int) -> np.ndarray:
@@ -123,10 +126,13 @@ def test_two_digits_are_flagged_and_read_as_a_number(mnist):
     page[25:95, 30:30 + four.shape[1]] = four
     page[25:95, 150:150 + one.shape[1]] = one
     assert SEVERAL in read_digit(as_paper(page)).doubts
-    readings = read_number(as_paper(page))
-    assert len(readings) == 2
-    assert readings[0].box[0] < 40 and readings[1].box[0] >= 140
-    assert similar(readings[0].image, read_digit(as_paper(page[:, :140])).image) > 0.8
+    groups = read_number(as_paper(page))
+    assert len(groups) == 2                             # two marks, read left to right
+    first, second = groups[0][0][0], groups[1][0][0]    # each read whole
+    assert first.box[0] < 40 and second.box[0] >= 140
+    assert similar(first.image, read_digit(as_paper(page[:, :140])).image) > 0.8
+    result = read_digits(NumpyModel.load(bundled_model_path()), as_paper(page))
+    assert result["number"] == "41"
 
 
 def test_touching_digits_are_cut_apart(mnist):
@@ -135,7 +141,9 @@ def test_touching_digits_are_cut_apart(mnist):
     page[25:95, 40:40 + zero.shape[1]] = zero
     x = 40 + zero.shape[1] - 4                          # overlapping by 4 px: one connected mark
     page[25:95, x:x + three.shape[1]] = np.maximum(page[25:95, x:x + three.shape[1]], three)
-    assert len(read_number(as_paper(page))) == 2
+    groups = read_number(as_paper(page))
+    assert len(groups) == 1 and any(len(way) == 2 for way in groups[0])   # one mark, cuttable in two
+    assert read_digits(NumpyModel.load(bundled_model_path()), as_paper(page))["number"] == "03"
 
 
 def test_hairline_strokes_are_kept():
