@@ -54,6 +54,18 @@ def test_label_matches_a_flood_fill():
         assert count == n and np.array_equal(labels, ref)
 
 
+@pytest.mark.parametrize("size", [1, 3, 5, 17, 21])
+def test_filters_match_a_brute_force_window(size):
+    """Max, min and mean over a size x size window, edges repeated, against a loop over pixels."""
+    a = np.random.default_rng(size).random((23, 31)).astype(np.float32)
+    r = size // 2
+    p = np.pad(a, r, mode="edge")
+    windows = np.array([[p[y:y + size, x:x + size] for x in range(31)] for y in range(23)])
+    assert np.array_equal(mo.max_filter(a, size), windows.max((2, 3)))
+    assert np.array_equal(mo.min_filter(a, size), windows.min((2, 3)))
+    assert np.allclose(mo.box_blur(a, size), windows.mean((2, 3)), atol=1e-5)
+
+
 def test_line_opening_keeps_only_long_runs():
     mask = np.zeros((20, 30), bool)
     mask[5, 2:28] = True      # a long line

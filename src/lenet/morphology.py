@@ -13,26 +13,34 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 
 def _filter(a: np.ndarray, size: int, reduce, axes=(0, 1)) -> np.ndarray:
-    """`reduce` (np.max or np.min) over a size x size window, edges repeated; separable, so one
-    pass per axis. A window of 1 changes nothing."""
+    """`reduce` (np.maximum or np.minimum) over a size x size window, edges repeated; separable,
+    so one pass per axis. A window of 1 changes nothing."""
     if size <= 1:
         return a
     before, after = (size - 1) // 2, size // 2
     for axis in axes:
-        pad = [(0, 0)] * a.ndim
-        pad[axis] = (before, after)
-        a = reduce(sliding_window_view(np.pad(a, pad, mode="edge"), size, axis=axis), axis=-1)
+        a = np.moveaxis(a, axis, 0)
+        n = a.shape[0]
+        # Edges repeated by hand: np.pad costs more than the filter itself on small images.
+        p = np.concatenate([np.repeat(a[:1], before, 0), a, np.repeat(a[-1:], after, 0)])
+        if size <= 16:  # a few shifted copies: cheapest for small windows
+            out = p[:n].copy()
+            for i in range(1, size):
+                reduce(out, p[i:i + n], out=out)
+        else:
+            out = reduce.reduce(sliding_window_view(p, size, axis=0), axis=-1)
+        a = np.moveaxis(out, 0, axis)
     return a
 
 
 def max_filter(a: np.ndarray, size: int) -> np.ndarray:
-    """Grey dilation with a size x size square (a binary mask works too)."""
-    return _filter(a, size, np.max)
+    """Grey dilation with a size x size square, size odd (a binary mask works too)."""
+    return _filter(a, size, np.maximum)
 
 
 def min_filter(a: np.ndarray, size: int) -> np.ndarray:
     """Grey erosion with a size x size square."""
-    return _filter(a, size, np.min)
+    return _filter(a, size, np.minimum)
 
 
 def closing(a: np.ndarray, size: int) -> np.ndarray:
@@ -52,27 +60,32 @@ def line_opening(mask: np.ndarray, length: int, axis: int) -> np.ndarray:
         return np.zeros_like(mask)
     # Erode (outside the image counts as background), then dilate back with the mirrored window:
     # a run's pixels are those within reach of an eroded pixel.
-    pad = [(0, 0), (0, 0)]
-    pad[axis] = ((length - 1) // 2, length // 2)
-    eroded = np.min(sliding_window_view(np.pad(mask, pad), length, axis=axis), axis=-1)
-    pad[axis] = (length // 2, (length - 1) // 2)
-    return np.max(sliding_window_view(np.pad(eroded, pad), length, axis=axis), axis=-1)
+    m = np.moveaxis(mask, axis, 0)
+    n, zeros = m.shape[0], np.zeros((length,) + m.shape[1:], bool)
+    p = np.concatenate([zeros[:(length - 1) // 2], m, zeros[:length // 2]])
+    eroded = p[:n].copy()
+    for i in range(1, length):
+        eroded &= p[i:i + n]
+    p = np.concatenate([zeros[:length // 2], eroded, zeros[:(length - 1) // 2]])
+    run = p[:n].copy()
+    for i in range(1, length):
+        run |= p[i:i + n]
+    return np.moveaxis(run, 0, axis)
 
 
 def box_blur(a: np.ndarray, size: int) -> np.ndarray:
-    """Mean over a size x size window (edges repeated), by cumulative sums: cost independent of size."""
+    """Mean over a size x size window (size odd, edges repeated): cumulative sums along each axis,
+    so the cost does not grow with the window."""
     if size <= 1:
         return a
     out = a.astype(np.float32)
-    before, after = (size - 1) // 2, size // 2
+    half = size // 2
     for axis in (0, 1):
-        pad = [(0, 0), (0, 0)]
-        pad[axis] = (before + 1, after)
-        c = np.cumsum(np.pad(out, pad, mode="edge"), axis=axis, dtype=np.float64)
-        n = out.shape[axis]
-        hi = np.take(c, np.arange(size, size + n), axis=axis)
-        lo = np.take(c, np.arange(0, n), axis=axis)
-        out = ((hi - lo) / size).astype(np.float32)
+        out = np.moveaxis(out, axis, 0)
+        n = out.shape[0]
+        p = np.concatenate([np.repeat(out[:1], half + 1, 0), out, np.repeat(out[-1:], half, 0)])
+        c = np.cumsum(p, axis=0, dtype=np.float64)
+        out = np.moveaxis(((c[size:size + n] - c[:n]) / size).astype(np.float32), 0, axis)
     return out
 
 

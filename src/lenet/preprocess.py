@@ -55,6 +55,7 @@ FAINT = 0.15       # a digit whose contrast is below this is read, but doubted
 MIN_HEIGHT = 10    # nor is a digit less tall than this (pixels) trusted
 MAX_TOUCHING = 6   # the most digits one connected mark of a number is tried as
 MAX_VALLEYS = 7    # the deepest valleys of its ink profile tried as cuts
+MIN_LINE = 16      # a form line is at least this long (pixels at the analysis scale)
 # Stroke width as 2 x ink area / ink edge length, at MNIST's 20 px box: MNIST's median is 1.95,
 # its 5th and 98th percentiles 1.3 and 3.4 (measured on 5,000 training digits).
 MNIST_WIDTH, THIN, THICK = 1.95, 1.3, 3.4
@@ -312,7 +313,9 @@ def form_lines(mask: np.ndarray) -> np.ndarray:
     the digit on both sides (or is all the ink there is), so it stays."""
     h, w = mask.shape
     lines = np.zeros_like(mask)
-    runs = [(axis, side, mo.line_opening(mask, max(8, side // 4), axis)) for axis, side in ((1, w), (0, h))]
+    runs = [(axis, side, mo.line_opening(mask, max(MIN_LINE, side // 4), axis)) for axis, side in ((1, w), (0, h))]
+    if not (runs[0][2].any() or runs[1][2].any()):
+        return lines
     # The rest: the ink off the longest runs (a form's lines are longer than a digit's strokes).
     spans = [(axis, run, mo.label(run)) for axis, _, run in runs]
     longest = max((m["box"][3] - m["box"][1] if axis == 1 else m["box"][2] - m["box"][0])
