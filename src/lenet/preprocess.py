@@ -56,6 +56,7 @@ MIN_HEIGHT = 10    # nor is a digit less tall than this (pixels) trusted
 MAX_TOUCHING = 6   # the most digits one connected mark of a number is tried as
 MAX_VALLEYS = 7    # the deepest valleys of its ink profile tried as cuts
 MIN_LINE = 16      # a form line is at least this long (pixels at the analysis scale)
+PLAIN = 0.1        # a border whose grey varies less than this is plain paper
 # Stroke width as 2 x ink area / ink edge length, at MNIST's 20 px box: MNIST's median is 1.95,
 # its 5th and 98th percentiles 1.3 and 3.4 (measured on 5,000 training digits).
 MNIST_WIDTH, THIN, THICK = 1.95, 1.3, 3.4
@@ -248,20 +249,20 @@ def find_ink(g: np.ndarray) -> Ink:
         k = min(broad, max(3, max(c.shape) // 3) | 1)
         paper, board, dark_ink, light_ink = backgrounds(s, c.shape, k)
         either = np.maximum(dark_ink, light_ink)
-    # 2. Polarity. When one way finds far stronger ink than the other, that way. Otherwise what
-    # most of the pixels around the strongest marks are is the background, unless that majority is
-    # narrow (dense ink), when the image's border decides.
+    # 2. Polarity. When one way finds far stronger ink than the other, that way. Otherwise the
+    # background is what surrounds the ink: the ring just outside the region of the strongest
+    # marks (whatever the marks' own mix of ink and gaps); the image's border only when the marks
+    # leave no room for a ring.
     peak_dark, peak_light = float(mo.box_blur(dark_ink, 3).max()), float(mo.box_blur(light_ink, 3).max())
     if min(peak_dark, peak_light) < 0.35 * max(peak_dark, peak_light):
         dark = peak_dark > peak_light
     else:
-        near = mo.max_filter(either > 0.5 * float(either.max()), max(3, k * s.shape[0] // c.shape[0] // 2) | 1)
-        lo, hi = np.percentile(s[near], [2, 98])
-        share = float((s[near] > (lo + hi) / 2).mean())  # of light pixels around the ink
-        if abs(share - 0.5) > 0.15:
-            dark = share > 0.5
-        else:
-            dark = float(np.median(np.concatenate([s[0], s[-1], s[:, 0], s[:, -1]]))) > (lo + hi) / 2
+        reach = max(3, k * s.shape[0] // c.shape[0] // 2) | 1
+        inner = mo.max_filter(either > 0.5 * float(either.max()), reach)
+        ring = mo.max_filter(inner, reach) & ~inner
+        lo, hi = np.percentile(s[inner], [2, 98])
+        around = s[ring] if ring.sum() >= 20 else np.concatenate([s[0], s[-1], s[:, 0], s[:, -1]])
+        dark = float(np.median(around)) > (lo + hi) / 2
     ink = dark_ink if dark else light_ink
     contrast = (paper - s) if dark else (s - board)  # grey levels between ink and background
     # 3. Ink relative to its strongest (a 3x3 mean, so one hot pixel does not set the scale), with
@@ -300,6 +301,12 @@ def backgrounds(s: np.ndarray, shape: tuple[int, int], k: int):
     is measured against the brightest within reach."""
     light, darkest, blocks = pooled(s, shape)
     paper = expand(mo.closing(darkest, k), blocks)
+    # Plain paper (an even, light border all round): no stroke is wider than the paper is, so the
+    # paper is at least the border's level, even inside a marker's blot wider than the window.
+    border = np.concatenate([s[0], s[-1], s[:, 0], s[:, -1]])
+    lo, mid, hi = np.percentile(border, [5, 50, 95])
+    if hi - lo < PLAIN and mid > float(np.median(s)) - PLAIN / 2:
+        paper = np.maximum(paper, lo)
     board = expand(mo.opening(light, k), blocks)
     top = expand(mo.max_filter(light, k), blocks)
     dark_ink = np.clip((paper - s) / np.maximum(paper, 0.05), 0, None)
@@ -420,7 +427,8 @@ def reading(g: np.ndarray, found: Ink, marks: list, offset: tuple[int, int], sev
     f, (y0, x0) = found.factor, offset
     box = (int(x0 + left * f), int(y0 + top * f), max(1, round((right - left) * f)), max(1, round((bottom - top) * f)))
     doubts = [SEVERAL] if several else []
-    if float(np.median(found.contrast[keep & (found.ink > STRONG)])) < FAINT:
+    strong = keep & (found.ink > STRONG)
+    if not strong.any() or float(np.median(found.contrast[strong])) < FAINT:
         doubts.append(FAINT_INK)
     if box[3] < MIN_HEIGHT and box[2] < MIN_HEIGHT:
         doubts.append(SMALL)
