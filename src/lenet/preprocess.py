@@ -301,59 +301,82 @@ def backgrounds(s: np.ndarray, shape: tuple[int, int], k: int):
     is measured against the brightest within reach."""
     light, darkest, blocks = pooled(s, shape)
     paper = expand(mo.closing(darkest, k), blocks)
-    # Plain paper (an even, light border all round): no stroke is wider than the paper is, so the
-    # paper is at least the border's level, even inside a marker's blot wider than the window.
+    # Plain paper (an even, light border all round, and dark only in a minority of the image: not
+    # a board on a wall): the paper is at least the border's level, even inside a marker's blot
+    # wider than the window.
     border = np.concatenate([s[0], s[-1], s[:, 0], s[:, -1]])
     lo, mid, hi = np.percentile(border, [5, 50, 95])
-    if hi - lo < PLAIN and mid > float(np.median(s)) - PLAIN / 2:
+    if hi - lo < PLAIN and mid > float(np.median(s)) - PLAIN / 2 and (s < (lo + s.min()) / 2).mean() < 0.35:
         paper = np.maximum(paper, lo)
     board = expand(mo.opening(light, k), blocks)
     top = expand(mo.max_filter(light, k), blocks)
     dark_ink = np.clip((paper - s) / np.maximum(paper, 0.05), 0, None)
-    light_ink = np.clip((s - board) / np.maximum(top - board, MIN_CONTRAST), 0, None)
+    # Where there is no chalk within reach, top - board is only the board's noise: a floor of a
+    # third of the strongest contrast keeps that noise from counting as ink.
+    reach = top - board
+    light_ink = np.clip((s - board) / np.maximum(reach, max(MIN_CONTRAST, float(reach.max()) / 3)), 0, None)
     return paper, board, dark_ink, light_ink
 
 
 def form_lines(mask: np.ndarray) -> np.ndarray:
-    """The pixels of long thin straight lines that run past the rest of the ink at both ends:
-    box edges, underlines, ruled lines. A 7's bar, a 2's foot or a 1's stem does not run past
-    the digit on both sides (or is all the ink there is), so it stays."""
+    """The pixels of form lines: long thin straight runs that make a frame with each other (a box:
+    horizontal and vertical lines meeting at their ends) or run past the rest of the ink at both
+    ends (an underline, a ruled line). A 7's bar, a 2's foot or a 1's stem does neither (or is all
+    the ink there is), so it stays."""
     h, w = mask.shape
     lines = np.zeros_like(mask)
-    runs = [(axis, side, mo.line_opening(mask, max(MIN_LINE, side // 4), axis)) for axis, side in ((1, w), (0, h))]
-    if not (runs[0][2].any() or runs[1][2].any()):
-        return lines
-    # The rest: the ink off the longest runs (a form's lines are longer than a digit's strokes).
-    spans = [(axis, run, mo.label(run)) for axis, _, run in runs]
-    longest = max((m["box"][3] - m["box"][1] if axis == 1 else m["box"][2] - m["box"][0])
-                  for axis, _, (labels, count) in spans for m in mo.components(labels, count)) if any(
-                      count for _, _, (_, count) in spans) else 0
-    rest = mask.copy()
-    for axis, run, (labels, count) in spans:
-        for m in mo.components(labels, count):
-            length = m["box"][3] - m["box"][1] if axis == 1 else m["box"][2] - m["box"][0]
-            if length >= 0.75 * longest:
-                rest &= labels != m["label"]
-    if rest.sum() < 0.15 * mask.sum():
-        return lines  # lines are all there is: a 1, a 7 of straight strokes
-    for axis, side, run in runs:
+    candidates = []  # (axis, pixels, box, length)
+    for axis, side in ((1, w), (0, h)):
+        run = mo.line_opening(mask, max(MIN_LINE, side // 4), axis)
         if not run.any():
             continue
         labels, count = mo.label(run)
-        along = np.flatnonzero(rest.any(axis=1 - axis))  # the rest's extent along the line
-        start, end = along[0], along[-1] + 1
         for m in mo.components(labels, count):
             top, left, bottom, right = m["box"]
-            a, b = (left, right) if axis == 1 else (top, bottom)
-            length, thickness = b - a, m["area"] / max(1, b - a)
-            line = labels == m["label"]
-            # A line joined to the digit (a 2's foot) must run well past it to be taken for a form line.
-            joined = bool((mo.max_filter(line, 3) & rest).any())
-            margin = (0.25 if joined else 0.08) * (end - start)
-            edge = a == 0 and b == side  # across the whole image: a ruled line
-            if length >= 8 * thickness and (edge or (a <= start - margin and b >= end + margin)):
-                lines |= line
+            length = right - left if axis == 1 else bottom - top
+            if length >= 8 * m["area"] / max(1, length):  # thin: 8 times longer than thick
+                candidates.append((axis, labels == m["label"], m["box"], length))
+    if not candidates:
+        return lines
+    # The rest: the ink off the longest runs (a form's lines are longer than a digit's strokes).
+    longest = max(c[3] for c in candidates)
+    rest = mask.copy()
+    for _, pixels, _, length in candidates:
+        if length >= 0.75 * longest:
+            rest &= ~pixels
+    if rest.sum() < 0.15 * mask.sum():
+        return lines  # lines are all there is: a 1, a 7 of straight strokes
+    rows, cols = np.flatnonzero(rest.any(1)), np.flatnonzero(rest.any(0))
+    extent = {1: cols[-1] + 1 - cols[0], 0: rows[-1] + 1 - rows[0]}  # the rest's, along each axis
+    # Frame lines reach across the rest: at least 90% of its extent their way.
+    framing = [c for c in candidates if c[3] >= 0.9 * extent[c[0]]]
+    for i, (axis, pixels, box, length) in enumerate(candidates):
+        if length >= 0.9 * extent[axis] and any(
+                axis != other[0] and corner(box, other[2]) for other in framing if other[2] != box):
+            lines |= pixels
+            continue
+        along = np.flatnonzero(rest.any(axis=1 - axis))  # the rest's extent along the line
+        start, end = along[0], along[-1] + 1
+        a, b = (box[1], box[3]) if axis == 1 else (box[0], box[2])
+        # A line joined to the digit (a 2's foot) must run well past it to be taken for a form line.
+        joined = bool((mo.max_filter(pixels, 3) & rest).any())
+        margin = (0.25 if joined else 0.08) * (end - start)
+        edge = a == 0 and b == (w if axis == 1 else h)  # across the whole image: a ruled line
+        if edge or (a <= start - margin and b >= end + margin):
+            lines |= pixels
     return lines
+
+
+def corner(one: tuple, other: tuple) -> bool:
+    """Whether two line boxes (top, left, bottom, right), one horizontal and one vertical, meet
+    at an end of each: a frame's corner, not a cross (a 4's bar through its stem)."""
+    (t1, l1, b1, r1), (t2, l2, b2, r2) = one, other
+    if (r1 - l1) < (b1 - t1):  # make `one` the horizontal line
+        (t1, l1, b1, r1), (t2, l2, b2, r2) = other, one
+    tol = 3 + max(b1 - t1, r2 - l2)
+    ends_h = min(abs(l1 - l2), abs(l1 - r2), abs(r1 - l2), abs(r1 - r2)) <= tol
+    ends_v = min(abs(t2 - t1), abs(t2 - b1), abs(b2 - t1), abs(b2 - b1)) <= tol
+    return ends_h and ends_v
 
 
 def digit_marks(found: Ink) -> tuple[list, list]:
