@@ -281,7 +281,11 @@ def find_ink(g: np.ndarray) -> Ink:
         raise ValueError("no ink found: nothing stands out from the background")
     # 4. Form lines out, then the marks.
     mask &= ~form_lines(mask)
-    labels, count = mo.label(mask)
+    # Marks: a stroke broken by a faint stretch (a pencil's light touch) is one mark when its
+    # pieces are a few pixels apart, so gaps under 1% of the image are closed for the labelling.
+    gap = max(3, round(min(s.shape) / 100)) | 1
+    labels, count = mo.label(mo.min_filter(mo.max_filter(mask, gap), gap))
+    labels[~mask] = 0
     marks = sorted(mo.components(labels, count, ink), key=lambda m: -m["ink"])
     big = marks[0]["area"] if marks else 0
     marks = [m for m in marks if m["area"] >= max(3, 0.01 * big)]  # specks are not ink
@@ -320,9 +324,9 @@ def backgrounds(s: np.ndarray, shape: tuple[int, int], k: int):
 
 def form_lines(mask: np.ndarray) -> np.ndarray:
     """The pixels of form lines: long thin straight runs that make a frame with each other (a box:
-    horizontal and vertical lines meeting at their ends) or run past the rest of the ink at both
-    ends (an underline, a ruled line). A 7's bar, a 2's foot or a 1's stem does neither (or is all
-    the ink there is), so it stays."""
+    horizontal and vertical lines meeting at their ends), cross the whole image (ruled lines), or
+    run past the rest of the ink at both ends below its middle (an underline). A 7's bar, a 2's
+    foot or a 1's stem does none of these (or is all the ink there is), so it stays."""
     h, w = mask.shape
     lines = np.zeros_like(mask)
     candidates = []  # (axis, pixels, box, length)
@@ -355,14 +359,17 @@ def form_lines(mask: np.ndarray) -> np.ndarray:
                 axis != other[0] and corner(box, other[2]) for other in framing if other[2] != box):
             lines |= pixels
             continue
-        along = np.flatnonzero(rest.any(axis=1 - axis))  # the rest's extent along the line
-        start, end = along[0], along[-1] + 1
         a, b = (box[1], box[3]) if axis == 1 else (box[0], box[2])
-        # A line joined to the digit (a 2's foot) must run well past it to be taken for a form line.
+        if a == 0 and b == (w if axis == 1 else h):  # across the whole image: a ruled line
+            lines |= pixels
+            continue
+        if axis == 0 or box[0] < (rows[0] + rows[-1]) / 2:
+            continue  # alone, only a line under the digit's middle is a form's (a 7's bar is above it)
+        start, end = cols[0], cols[-1] + 1
+        # A line joined to the digit (a 2's foot) must run well past it to be taken for an underline.
         joined = bool((mo.max_filter(pixels, 3) & rest).any())
         margin = (0.25 if joined else 0.08) * (end - start)
-        edge = a == 0 and b == (w if axis == 1 else h)  # across the whole image: a ruled line
-        if edge or (a <= start - margin and b >= end + margin):
+        if a <= start - margin and b >= end + margin:
             lines |= pixels
     return lines
 
