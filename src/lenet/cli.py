@@ -105,7 +105,8 @@ def add_train(sub) -> None:
     p.add_argument("--checkpoint-every", type=whole(0), default=0, metavar="N",
                    help="write a mid-epoch checkpoint every N batches (0: about every minute of training)")
     p.add_argument("--log-every", type=whole(0), default=50, metavar="N", help="print loss and accuracy every N batches")
-    p.add_argument("--threads", type=whole(1, 1024), help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=whole(1, 1024),
+                   help="CPU threads (default: the cores not busy with other work, measured at the start)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     p.add_argument("--snapshots", action="store_true", help="record how C1's filters learn: learning.png and "
                    "learning.gif in --out (8 snapshots in the first epoch, then one per epoch)")
@@ -207,17 +208,19 @@ def choose_recipe(args) -> Recipe:
 
 
 def cmd_train(args) -> int:
-    import torch
+    from . import cpu
+
+    threads = cpu.prepare(args.threads)  # before torch is imported: OpenMP reads its settings once
 
     from . import datasets
     from .distributed import setup
     from .files import check_writable_dir
     from .training import resolve_device, train_on
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     recipe = None if args.resume else choose_recipe(args)  # bad values are refused before any work
     dist = setup(resolve_device(args.device))  # one process, or one rank of a torchrun job
+    if dist.is_main:
+        print(threads, file=sys.stderr)
     out = Path(args.out)
     if dist.is_main:
         check_writable_dir(out, "--out")  # now, not after the training

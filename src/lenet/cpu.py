@@ -1,0 +1,74 @@
+"""How many CPU threads training uses, and how they wait: chosen before torch starts its pool.
+
+PyTorch's OpenMP threads spin while they wait for work (OMP_WAIT_POLICY=ACTIVE, in effect), which
+is fastest on an idle machine and ruinous on a shared one: a spinning thread takes the core from
+the process that holds it, and each step waits for the slowest thread. Measured with
+`python benchmarks/busy.py` (README, "Speed"): with one core of two kept busy, training with
+PyTorch's defaults kept 28% of its idle speed in the issue's run. So:
+
+- the wait policy is PASSIVE (waiting threads sleep), unless the environment sets one;
+- the thread count is the cores this process may use less the ones other processes keep busy
+  (measured from /proc/stat over a fifth of a second, so a run that just ended does not count as
+  a load average would), at least one; `--threads` or OMP_NUM_THREADS decides instead when given.
+
+Both must be set before `import torch`: OpenMP reads its environment once, when the pool starts.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def choose_threads(requested: int | None = None, environ=os.environ) -> tuple[int, str]:
+    """(threads, why) for a training or evaluation run, given `--threads` (None: choose)."""
+    cores = usable_cores()
+    if requested:
+        return requested, "--threads"
+    if environ.get("OMP_NUM_THREADS", "").isdigit() and int(environ["OMP_NUM_THREADS"]) > 0:
+        return int(environ["OMP_NUM_THREADS"]), "OMP_NUM_THREADS"
+    busy = busy_cores()
+    if busy is None:
+        return cores, f"{cores} cores"
+    others = min(cores - 1, int(busy + 0.5))  # cores other processes keep busy, rounded
+    if others <= 0:
+        return cores, f"{cores} cores, none busy ({busy:.1f} in use)"
+    return cores - others, f"{cores} cores, {others} busy with other work ({busy:.1f} in use)"
+
+
+def busy_cores(seconds: float = 0.2) -> float | None:
+    """How many cores' worth of CPU time the whole machine used over `seconds` (None off Linux)."""
+    import time
+
+    def sample():
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+        return sum(values), values[3] + values[4]  # total, idle + iowait
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(seconds)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    if total1 <= total0:
+        return None
+    return (1 - (idle1 - idle0) / (total1 - total0)) * (os.cpu_count() or 1)
+
+
+def prepare(requested: int | None = None) -> str:
+    """Set the wait policy and thread count for the torch that is about to be imported; returns the
+    line that says what was chosen."""
+    policy = os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    threads, why = choose_threads(requested)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+    return f"CPU: {threads} thread{'s' if threads != 1 else ''} ({why}), OMP_WAIT_POLICY={policy}"
