@@ -27,7 +27,10 @@ def evaluate_models(paths: list[str], ds, device_name: str = "auto") -> dict:
     hit = pred == labels
     cm = confusion_matrix(labels, pred, probs.shape[1])
     per_class = np.diag(cm) / np.maximum(cm.sum(1), 1)  # each class's recall
+    from .calibration import expected_calibration_error
+
     return {
+        "calibration_error": round(expected_calibration_error(probs, labels), 6),  # ECE, 15 bins
         "accuracy": float(hit.mean()),
         "n": int(len(labels)),
         "correct": int(hit.sum()),
@@ -77,6 +80,7 @@ def format_table(result: dict) -> str:
         lines.append(f"{m['model']}: accuracy {m['accuracy']:.4f} ({m['arch']})")
     if result["ensemble"]:
         lines.append(f"ensemble of {len(result['models'])}: accuracy {result['accuracy']:.4f}")
-    lines.append(f"test accuracy {result['accuracy']:.4f} ({result['correct']:,} / {result['n']:,})")
+    lines.append(f"test accuracy {result['accuracy']:.4f} ({result['correct']:,} / {result['n']:,}); "
+                 f"expected calibration error {result['calibration_error']:.4f}")
     lines.append("per class: " + "  ".join(f"{i}:{a:.4f}" for i, a in enumerate(result["per_class_accuracy"])))
     return "\n".join(lines)
