@@ -138,3 +138,24 @@ def test_evaluate_without_torch_uses_numpy(mnist_dir):
 def test_training_without_torch_says_which_extra(mnist_dir):
     r = without_torch("train")
     assert r.returncode == 1 and "pip install 'lenet[train]'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_folder_is_read_on_every_core_in_order_and_the_same_as_one_process(tmp_path, mnist):
+    """Over POOL_FROM files the reading is spread over processes: the results, bad file included,
+    come in the input order and equal those of one process."""
+    from lenet.predict import POOL_FROM, public, stream_files
+
+    n = POOL_FROM + 16
+    for i in range(n):
+        Image.fromarray(255 - mnist.test_images[i]).save(tmp_path / f"{i:03d}.png")
+    (tmp_path / "040.png").write_bytes(b"not an image")
+    r = lenet("predict", "--json", str(tmp_path))
+    assert r.returncode == 1  # one bad file
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [line["file"] for line in lines] == [str(tmp_path / f"{i:03d}.png") for i in range(n)]
+    assert "error" in lines[40] and sum("error" in line for line in lines) == 1
+    one = [public(x) for x in stream_files(NumpyModel.load(bundled_model_path()), sorted(tmp_path.iterdir()),
+                                           workers=1)]
+    assert lines == json.loads(json.dumps(one))
+    right = [line["digit"] == int(mnist.test_labels[i]) for i, line in enumerate(lines) if "digit" in line]
+    assert sum(right) >= 0.95 * len(right)

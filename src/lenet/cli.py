@@ -271,15 +271,17 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
+    import time
+
     from .infer import NumpyModel
     from .predict import (
         check_save_dir,
         collect_inputs,
         format_result,
-        predict_files,
         predict_numbers,
         public,
         save_preprocessed,
+        stream_files,
     )
 
     model = NumpyModel.load(args.model or default_model())
@@ -287,17 +289,31 @@ def cmd_predict(args) -> int:
     if not paths:
         raise ValueError("no image files found in " + ", ".join(args.inputs))
     save = check_save_dir(Path(args.save_preprocessed), paths) if args.save_preprocessed else None
+    t0 = time.perf_counter()
     if args.number:
-        results, rate = predict_numbers(model, paths)
+        stream = iter(predict_numbers(model, paths)[0])
     else:
-        results, rate = predict_files(model, paths, min(args.top_k, model.config.num_classes))
-    for r in results:  # printed before anything is saved: a failed save loses no prediction
+        stream = stream_files(model, paths, min(args.top_k, model.config.num_classes), keep_seen=save is not None)
+    # Results are printed as they come (in input order); a count on stderr shows progress when the
+    # results go to a file and stderr is a terminal.
+    progress = not sys.stdout.isatty() and sys.stderr.isatty() and len(paths) >= 200
+    results, done, failed, shown = [], 0, 0, 0.0
+    for r in stream:  # printed before anything is saved: a failed save loses no prediction
         if args.json:
             print(json.dumps(public(r)))
         else:
             print(format_result(r), file=sys.stderr if "error" in r else sys.stdout)
-    failed = sum("error" in r for r in results)
-    print(f"{len(results) - failed} predicted, {failed} failed, {rate:,.0f} images/s", file=sys.stderr)
+        done, failed = done + 1, failed + ("error" in r)
+        if save is not None:
+            results.append(r)
+        if progress and time.perf_counter() - shown > 0.2:
+            shown = time.perf_counter()
+            print(f"\r{done:,} / {len(paths):,} images", end="", file=sys.stderr, flush=True)
+    if progress:
+        print(file=sys.stderr)
+    seconds = time.perf_counter() - t0
+    rate = done / seconds if seconds > 0 else 0.0
+    print(f"{done - failed} predicted, {failed} failed, {rate:,.0f} images/s", file=sys.stderr)
     if save is not None:
         written = save_preprocessed(save, results)
         renamed = sum(p.stem != Path(r["file"]).stem for p, r in zip(written, (r for r in results if "_seen" in r)))

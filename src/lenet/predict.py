@@ -105,7 +105,8 @@ def read_digits(model, pixels: np.ndarray) -> dict:
 
 
 def predict_numbers(model, paths: list[Path]) -> tuple[list[dict], float]:
-    """`predict_files` for rows of digits (`lenet predict --number`)."""
+    """One result per path (a row of digits each: `lenet predict --number`), in order, and the
+    images per second of the whole job."""
     t0 = time.perf_counter()
     results = []
     for p in paths:
@@ -117,14 +118,58 @@ def predict_numbers(model, paths: list[Path]) -> tuple[list[dict], float]:
     return results, (len(paths) / seconds if seconds > 0 else 0.0)
 
 
-def predict_files(model, paths: list[Path], k: int = 1) -> tuple[list[dict], float]:
-    """One result per path, in order, and the images per second of the whole job."""
-    t0 = time.perf_counter()
-    # load_image names the file in its message; the entry does already.
-    results = predict_each(model, [(str(p), p) for p in paths], lambda p: read_digit(load_image(p)), k,
-                           error=lambda name, e: {"error": str(e).removeprefix(f"{name}: ")})
-    seconds = time.perf_counter() - t0
-    return results, (len(paths) / seconds if seconds > 0 else 0.0)
+POOL_FROM = 64   # files from which reading them is spread over processes (a pool takes ~0.1 s to start)
+BATCH = 256      # readings per forward pass
+
+
+def read_file(path: Path) -> Reading | str:
+    """A file's Reading, or the error message (load_image names the file; the entry does already).
+    At module level, so a process pool can run it."""
+    try:
+        return read_digit(load_image(path))
+    except ValueError as e:
+        return str(e).removeprefix(f"{path}: ")
+
+
+def stream_files(model, paths: list[Path], k: int = 1, workers: int | None = None, keep_seen: bool = False):
+    """One result per path, in input order, as they are ready: files are decoded and preprocessed
+    in a process pool (one process per core; in this process for fewer than POOL_FROM files or
+    `workers` 1), predicted BATCH at a time. Nothing but the current batch is held, so memory
+    stays flat over any number of files; "_seen" is kept only with `keep_seen`."""
+    from .cpu import usable_cores
+
+    workers = workers or usable_cores()
+    if workers > 1 and len(paths) >= POOL_FROM:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            # map keeps the input order; chunks amortise the inter-process traffic.
+            yield from predicted(model, paths, pool.map(read_file, paths, chunksize=16), k, keep_seen)
+    else:
+        yield from predicted(model, paths, map(read_file, paths), k, keep_seen)
+
+
+def predicted(model, paths, readings, k: int, keep_seen: bool):
+    batch: list = []
+    for path, reading in zip(paths, readings):
+        batch.append((path, reading))
+        if len(batch) == BATCH:
+            yield from predict_batch(model, batch, k, keep_seen)
+            batch = []
+    yield from predict_batch(model, batch, k, keep_seen)
+
+
+def predict_batch(model, batch: list, k: int, keep_seen: bool):
+    good = [r for _, r in batch if not isinstance(r, str)]
+    preds = iter(predict_images(model, np.stack([r.image for r in good]), k) if good else [])
+    for path, reading in batch:
+        if isinstance(reading, str):
+            yield {"file": str(path), "error": reading}
+            continue
+        result = {"file": str(path), **judged(model, next(preds), reading)}
+        if keep_seen:
+            result["_seen"] = reading.image
+        yield result
 
 
 def check_save_dir(directory: Path, paths: list[Path]) -> Path:
