@@ -12,24 +12,30 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 
+def _edges(a: np.ndarray, before: int, after: int) -> np.ndarray:
+    """`a` with its first row repeated `before` times above and its last `after` times below (by
+    hand: np.pad costs more than the filters themselves on small images)."""
+    return np.concatenate([np.broadcast_to(a[:1], (before,) + a.shape[1:]), a,
+                           np.broadcast_to(a[-1:], (after,) + a.shape[1:])])
+
+
 def _filter(a: np.ndarray, size: int, reduce, axes=(0, 1)) -> np.ndarray:
-    """`reduce` (np.maximum or np.minimum) over a size x size window, edges repeated; separable,
-    so one pass per axis. A window of 1 changes nothing."""
+    """`reduce` (np.maximum or np.minimum) over a size x size window of a 2-D array, edges repeated;
+    separable, so one pass per axis (axis 1 as axis 0 of the transpose). A window of 1 changes nothing."""
     if size <= 1:
         return a
     before, after = (size - 1) // 2, size // 2
     for axis in axes:
-        a = np.moveaxis(a, axis, 0)
+        a = a.T if axis == 1 else a
         n = a.shape[0]
-        # Edges repeated by hand: np.pad costs more than the filter itself on small images.
-        p = np.concatenate([np.repeat(a[:1], before, 0), a, np.repeat(a[-1:], after, 0)])
+        p = _edges(a, before, after)
         if size <= 16:  # a few shifted copies: cheapest for small windows
             out = p[:n].copy()
             for i in range(1, size):
                 reduce(out, p[i:i + n], out=out)
         else:
             out = reduce.reduce(sliding_window_view(p, size, axis=0), axis=-1)
-        a = np.moveaxis(out, 0, axis)
+        a = out.T if axis == 1 else out
     return a
 
 
@@ -60,7 +66,7 @@ def line_opening(mask: np.ndarray, length: int, axis: int) -> np.ndarray:
         return np.zeros_like(mask)
     # Erode (outside the image counts as background), then dilate back with the mirrored window:
     # a run's pixels are those within reach of an eroded pixel.
-    m = np.moveaxis(mask, axis, 0)
+    m = mask.T if axis == 1 else mask
     n, zeros = m.shape[0], np.zeros((length,) + m.shape[1:], bool)
     p = np.concatenate([zeros[:(length - 1) // 2], m, zeros[:length // 2]])
     eroded = p[:n].copy()
@@ -70,7 +76,7 @@ def line_opening(mask: np.ndarray, length: int, axis: int) -> np.ndarray:
     run = p[:n].copy()
     for i in range(1, length):
         run |= p[i:i + n]
-    return np.moveaxis(run, 0, axis)
+    return run.T if axis == 1 else run
 
 
 def box_blur(a: np.ndarray, size: int) -> np.ndarray:
@@ -81,11 +87,11 @@ def box_blur(a: np.ndarray, size: int) -> np.ndarray:
     out = a.astype(np.float32)
     half = size // 2
     for axis in (0, 1):
-        out = np.moveaxis(out, axis, 0)
+        out = out.T if axis == 1 else out
         n = out.shape[0]
-        p = np.concatenate([np.repeat(out[:1], half + 1, 0), out, np.repeat(out[-1:], half, 0)])
-        c = np.cumsum(p, axis=0, dtype=np.float64)
-        out = np.moveaxis(((c[size:size + n] - c[:n]) / size).astype(np.float32), 0, axis)
+        c = np.cumsum(_edges(out, half + 1, half), axis=0, dtype=np.float64)
+        out = ((c[size:size + n] - c[:n]) / size).astype(np.float32)
+        out = out.T if axis == 1 else out
     return out
 
 
