@@ -69,7 +69,8 @@ def prepare(requested: int | None = None) -> str:
     """Set the wait policy and thread count for the torch that is about to be imported; returns the
     line that says what was chosen."""
     threads, why = choose_threads(requested)
-    if "busy with other work" in why:
+    if threads < usable_cores() and requested is None and not os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        # Fewer threads than cores, by our own choice: other work was found busy.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     policy = os.environ.get("OMP_WAIT_POLICY", "OpenMP's default")
     os.environ["OMP_NUM_THREADS"] = str(threads)

@@ -130,10 +130,11 @@ def with_printed(train: Split, fraction: float, log=print) -> Split:
     from .fonts import matplotlib_fonts, printed_digits
 
     t0 = time.perf_counter()
-    images, labels = printed_digits(matplotlib_fonts())
+    fonts = matplotlib_fonts()
+    images, labels = printed_digits(fonts)
     n = int(fraction * len(train))
     pick = np.resize(np.arange(len(labels)), n)
-    log(f"added {n:,} printed digits ({len(labels):,} renderings from {len(matplotlib_fonts())} fonts, "
+    log(f"added {n:,} printed digits ({len(labels):,} renderings from {len(fonts)} fonts, "
         f"{time.perf_counter() - t0:.1f} s)")
     device = train.labels.device
     return Split(torch.cat([train.images, torch.from_numpy(images[pick]).to(device)]),
