@@ -10,7 +10,7 @@ from PIL import Image
 
 from lenet.disguise import disguise
 from lenet.infer import NumpyModel
-from lenet.preprocess import BOX, load_image, plain_resize, preprocess
+from lenet.preprocess import BOX, SEVERAL, find_digit, load_image, mnist_form, plain_resize, preprocess, read_digit
 from lenet.pretrained import bundled_model_path
 
 N = 300  # test digits per disguise
@@ -46,6 +46,54 @@ def test_output_follows_mnist_recipe(mnist):
         cx = (np.arange(28)[None, :] * mass).sum() / mass.sum()
         assert abs(cy - 13.5) <= 1.0 and abs(cx - 13.5) <= 1.0  # centre of mass at the centre
         assert out.max() == 255 and out[0].max() == 0  # white ink, black border
+
+
+def test_digits_in_mnist_form_are_read_as_they_are(mnist):
+    # The shortcut: an image already in MNIST's form is what the network learned from; the full
+    # path would only resample it (and read fewer right: preprocess_accuracy.py).
+    for digit in mnist.test_images[:200]:
+        reading = read_digit(digit)
+        assert np.array_equal(reading.image, digit) and reading.image is not digit
+        left, top, width, height = reading.box
+        ys, xs = np.nonzero(digit)
+        assert (left, top, width, height) == (xs.min(), ys.min(), np.ptp(xs) + 1, np.ptp(ys) + 1)
+
+
+def test_what_is_not_in_mnist_form_takes_the_full_path(mnist):
+    digit = mnist.test_images[0]
+    small = np.asarray(Image.fromarray(digit).resize((20, 20)))  # ink 14 px: not fitted to 20
+    small_in_28 = np.zeros_like(digit)
+    small_in_28[4:24, 4:24] = small
+    speck = digit.copy()
+    speck[0, 0] = 255  # ink box now from the corner
+    others = [
+        np.roll(digit, 3, axis=1),          # centre of mass 3 px off
+        255 - digit,                        # black on white
+        small_in_28,
+        speck,
+        np.stack([digit] * 3, -1),          # RGB
+        digit.astype(np.float32),           # not 8-bit
+        (digit // 2).astype(np.uint8),      # strokes never reach white
+        np.pad(digit, 2),                   # 32x32
+    ]
+    for image in others:
+        assert mnist_form(image) is None
+        full = find_digit(image)
+        reading = read_digit(image)
+        assert np.array_equal(reading.image, full.image) and reading.doubts == full.doubts
+
+
+def test_several_marks_are_doubted_in_mnist_form_too(mnist):
+    # Two 1s, each 20 px tall and 8 wide, side by side: MNIST's form, two marks.
+    digit = mnist.test_images[2]
+    ys, xs = np.nonzero(digit)
+    one = np.asarray(Image.fromarray(digit[ys.min():ys.max() + 1, xs.min():xs.max() + 1]).resize((8, 20)))
+    pair = np.zeros((28, 28), np.uint8)
+    pair[4:24, 5:13] = pair[4:24, 15:23] = one
+    pair[pair == pair.max()] = 255
+    assert mnist_form(pair) is not None
+    assert SEVERAL in read_digit(pair).doubts
+    assert SEVERAL not in read_digit(mnist.test_images[2]).doubts
 
 
 @pytest.mark.parametrize("array", [
