@@ -1,12 +1,18 @@
-"""Load benchmark of `lenet serve`: requests/s and p50/p99 latency at 1, 8 and 32 concurrent clients.
+"""Load benchmark of `lenet serve`: requests/s and p50/p99 latency at 1, 8 and 32 concurrent clients,
+against a no-op endpoint of the same stack.
 
 Starts the server on a free loopback port, then drives it from a bounded
 asyncio load generator (keep-alive HTTP/1.1, one connection per client)
-posting one 28x28 PNG per request. Each level runs for at most --seconds or
---max-requests, whichever comes first. Prints a table and writes JSON.
+posting one 28x28 PNG per request: MNIST test digits in turn (a drawn ring
+without --data-dir or LENET_DATA_DIR). Each level runs for at most --seconds
+or --max-requests, whichever comes first. Then the same for a server of the
+same stack (our app, bounds and worker processes) with one more route,
+/noop, that reads the body and answers a small JSON: the stack's own limit
+on this machine with this client. Prints a table and writes JSON.
 
-    python benchmarks/serve_load.py [--seconds 5] [--json benchmarks/results/serve.json]
+    python benchmarks/serve_load.py [--seconds 5] [--workers 2] [--json benchmarks/results/serve.json]
     python benchmarks/serve_load.py --path /explain --clients 1   # the drawing page's request
+    python benchmarks/serve_load.py --invert    # black on white: every digit takes the full preprocessing
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 
 def digit_png() -> bytes:
@@ -38,6 +45,38 @@ def digit_png() -> bytes:
     return buf.getvalue()
 
 
+NOOP = """
+import sys
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from lenet.serve import create_app, run
+app = create_app()
+
+@app.post("/noop")
+async def noop(request: Request):
+    await request.body()
+    return JSONResponse({"digit": 0})
+
+run(app, "127.0.0.1", int(sys.argv[1]), workers=int(sys.argv[2]))
+"""
+
+
+def digit_pngs(data_dir: str | None, invert: bool, n: int = 100) -> list[bytes]:
+    """PNG bytes of the first `n` MNIST test digits (the ring when MNIST is not found)."""
+    from lenet import datasets
+
+    try:
+        images = datasets.load(data_dir).test_images[:n]
+    except (OSError, ValueError):
+        images = [np.asarray(Image.open(io.BytesIO(digit_png())))]
+    out = []
+    for image in images:
+        buf = io.BytesIO()
+        Image.fromarray(255 - image if invert else image).save(buf, "PNG")
+        out.append(buf.getvalue())
+    return out
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory of a process, from /proc (Linux)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -46,16 +85,16 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def client(port: int, body: bytes, deadline: float, budget: list[int], latencies: list[float], errors: list,
-                 path: str = "/predict"):
+async def client(port: int, bodies: list[bytes], deadline: float, budget: list[int], latencies: list[float],
+                 errors: list, path: str = "/predict"):
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    requests = [(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
+                 f"Content-Length: {len(body)}\r\n\r\n").encode() + body for body in bodies]
     try:
         while time.perf_counter() < deadline and budget[0] > 0:
             budget[0] -= 1
             t0 = time.perf_counter()
-            writer.write(head + body)
+            writer.write(requests[budget[0] % len(requests)])
             await writer.drain()
             status = await reader.readline()
             length = 0
@@ -70,16 +109,55 @@ async def client(port: int, body: bytes, deadline: float, budget: list[int], lat
         writer.close()
 
 
-async def level(port: int, body: bytes, clients: int, seconds: float, max_requests: int,
+async def level(port: int, bodies: list[bytes], clients: int, seconds: float, max_requests: int,
                 path: str = "/predict") -> dict:
     latencies, errors, budget = [], [], [max_requests]
     t0 = time.perf_counter()
-    await asyncio.gather(*(client(port, body, t0 + seconds, budget, latencies, errors, path) for _ in range(clients)))
+    await asyncio.gather(*(client(port, bodies, t0 + seconds, budget, latencies, errors, path)
+                           for _ in range(clients)))
     wall = time.perf_counter() - t0
     lat = np.array(latencies) * 1000
     return {"clients": clients, "requests": len(lat), "errors": len(errors), "seconds": round(wall, 2),
             "requests_per_second": round(len(lat) / wall, 1),
             "p50_ms": round(float(np.percentile(lat, 50)), 2), "p99_ms": round(float(np.percentile(lat, 99)), 2)}
+
+
+def measure(command: list[str], port: int, bodies: list[bytes], args, path: str) -> tuple[list[dict], float]:
+    """Start a server with `command`, load it at each level; (rows, memory at rest in MB, all processes)."""
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(600):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        time.sleep(0.5)  # every worker up, not only the first
+        rest_mb = sum(rss_mb(p) for p in [server.pid, *children(server.pid)])
+        asyncio.run(level(port, bodies, 1, 1.0, 200, path))  # warm-up
+        rows = [asyncio.run(level(port, bodies, int(c), args.seconds, args.max_requests, path))
+                for c in args.clients.split(",")]
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    return rows, rest_mb
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def main() -> int:
@@ -88,39 +166,34 @@ def main() -> int:
     ap.add_argument("--max-requests", type=int, default=20_000, help="per level, a hard bound (default: 20000)")
     ap.add_argument("--clients", default="1,8,32", help="concurrency levels (default: 1,8,32)")
     ap.add_argument("--path", default="/predict", help="the endpoint to POST to (default: /predict)")
+    ap.add_argument("--workers", type=int, default=os.cpu_count(), help="server processes (default: the cores)")
+    ap.add_argument("--invert", action="store_true", help="digits black on white (the full preprocessing)")
+    ap.add_argument("--data-dir", help="MNIST folder (default: as for lenet train)")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "lenet", "serve", "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
-        rest_mb = rss_mb(server.pid)
-        body = digit_png()
-        asyncio.run(level(port, body, 1, 1.0, 200, args.path))  # warm-up
-        rows = [asyncio.run(level(port, body, int(c), args.seconds, args.max_requests, args.path))
-                for c in args.clients.split(",")]
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    bodies = digit_pngs(args.data_dir, args.invert)
+    port = free_port()
+    ours, rest_mb = measure([sys.executable, "-m", "lenet", "serve", "--port", str(port), "--workers",
+                             str(args.workers)], port, bodies, args, args.path)
+    port = free_port()
+    noop, _ = measure([sys.executable, "-c", NOOP, str(port), str(args.workers)], port, bodies, args, "/noop")
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    print(f"lenet serve, one 28x28 PNG per POST {args.path}, client on the same machine ({machine})")
-    print(f"server memory at rest: {rest_mb:.1f} MB resident")
-    print(f"{'clients':>7} {'requests':>8} {'errors':>6} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7}")
-    for r in rows:
+    print(f"lenet serve --workers {args.workers}, {len(bodies)} 28x28 PNGs in turn "
+          f"({'black on white' if args.invert else 'as MNIST stores them'}), POST {args.path}, "
+          f"client on the same machine ({machine})")
+    print(f"server memory at rest: {rest_mb:.1f} MB resident, all processes")
+    print(f"{'clients':>7} {'requests':>8} {'errors':>6} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+          f"{'no-op req/s':>11} {'no-op p99':>9} {'share':>6}")
+    for r, n in zip(ours, noop):
         print(f"{r['clients']:>7} {r['requests']:>8} {r['errors']:>6} {r['requests_per_second']:>8} "
-              f"{r['p50_ms']:>7} {r['p99_ms']:>7}")
+              f"{r['p50_ms']:>7} {r['p99_ms']:>7} {n['requests_per_second']:>11} {n['p99_ms']:>9} "
+              f"{r['requests_per_second'] / n['requests_per_second']:>6.0%}")
+        r["noop"] = n
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"machine": machine, "rest_rss_mb": rest_mb, "levels": rows}, indent=2) + "\n")
+        Path(args.json).write_text(json.dumps({"machine": machine, "workers": args.workers, "invert": args.invert,
+                                               "rest_rss_mb": rest_mb, "levels": ours}, indent=2) + "\n")
     return 0
 
 

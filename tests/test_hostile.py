@@ -233,7 +233,9 @@ def test_bounded_read_refuses_a_file_over_the_limit(tmp_path):
 
 @pytest.fixture(scope="module")
 def server():
-    proc, url = start_server("--timeout", "2", "--max-connections", "20")
+    # One worker process: the connection bound is per process (the kernel spreads connections
+    # over several unevenly, so 21 would not reliably reach the same one).
+    proc, url = start_server("--timeout", "2", "--max-connections", "20", "--workers", "1")
     host, port = url.removeprefix("http://").split(":")
     yield host, int(port)
     stop_server(proc)

@@ -2,6 +2,10 @@
 
 import io
 import json
+import sys
+import time
+import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +15,7 @@ from PIL import Image
 from lenet.disguise import disguise
 from lenet.serve import MAX_BATCH, MAX_BODY, create_app
 
+from helpers import start_server, stop_server
 from test_preprocess import png_header_only
 
 
@@ -131,3 +136,44 @@ def test_still_healthy_and_right_after_a_storm_of_bad_requests(client, digits):
     assert client.get("/health").status_code == 200
     data, label = digits[3]
     check_answer(client.post("/predict", content=data, headers={"content-type": "image/png"}).json(), label)
+
+
+def children_of(pid: int) -> set[int]:
+    out = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.add(int(stat.parent.name))
+    return out
+
+
+def gone(pids: set[int], seconds: float = 10) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not any(Path(f"/proc/{p}").exists() and "zombie" not in Path(f"/proc/{p}/status").read_text()
+                   for p in pids):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("how", ["terminate", "kill"])
+def test_worker_processes_answer_and_end_with_the_server(digits, how):
+    proc, url = start_server("--workers", "2")
+    try:
+        workers = children_of(proc.pid)
+        assert len(workers) == 2
+        for data, label in digits * 3:
+            request = urllib.request.Request(url + "/predict", data=data, headers={"Content-Type": "image/png"})
+            check_answer(json.load(urllib.request.urlopen(request, timeout=10)), label)
+    finally:
+        if how == "terminate":
+            stop_server(proc)
+        else:
+            proc.kill()  # SIGKILL: the workers are told by the kernel (PR_SET_PDEATHSIG)
+            proc.wait()
+    assert gone(workers)

@@ -184,7 +184,9 @@ def add_serve(sub) -> None:
     p.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
                    help="a client must send its whole request within this; slower connections are closed (408)")
     p.add_argument("--max-connections", type=whole(1, 100_000), default=256, metavar="N",
-                   help="open connections at once; more are answered 503")
+                   help="open connections at once (per worker process); more are answered 503")
+    p.add_argument("--workers", type=whole(1, 64), default=None, metavar="N",
+                   help="server processes sharing the port (default: one per core)")
     p.set_defaults(func=cmd_serve)
 
 
@@ -365,11 +367,13 @@ def cmd_serve(args) -> int:
     # outnumber the cores make every request wait (set before NumPy loads).
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
+    from .cpu import usable_cores
     from .serve import serve
 
     if not 0 < args.timeout <= 3600:
         raise ValueError(f"--timeout must be from 0 to 3600 seconds, got {args.timeout}")
-    serve(args.model, args.host, args.port, args.timeout, args.max_connections)
+    workers = args.workers or usable_cores()
+    serve(args.model, args.host, args.port, args.timeout, args.max_connections, workers)
     return 0
 
 

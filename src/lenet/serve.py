@@ -48,6 +48,7 @@ BATCH_SECONDS = 5.0
 # this only fight over it. benchmarks/serve_load.py, 2 cores, 8 clients, side by
 # side: 253 req/s (p99 57 ms) with anyio's default 40 threads, 333 (p99 35 ms) with 1.
 WORKERS = 1
+RESTART_SECONDS = 10.0  # a worker process that dies sooner than this after the last restart stops the server
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp", "image/tiff",
                "application/octet-stream"}
 STATIC = Path(__file__).parent / "static"
@@ -284,11 +285,105 @@ def create_app(model_path: str | Path | None = None, host: str = "127.0.0.1") ->
 
 
 def serve(model_path: str | None, host: str, port: int, request_timeout: float = REQUEST_TIMEOUT,
-          max_connections: int = MAX_CONNECTIONS) -> None:
-    import uvicorn
-
+          max_connections: int = MAX_CONNECTIONS, workers: int = 1) -> None:
+    """Serve the model at `model_path` (None: the bundled one) until interrupted."""
     if model_path is not None:
         NumpyModel.load(model_path)  # a bad model file is a one-line error before the server starts
-    uvicorn.run(create_app(model_path, host), host=host, port=port, log_level="info", access_log=False,
-                http=GuardedProtocol.with_limits(request_timeout, max_connections),
-                limit_concurrency=max_connections, timeout_keep_alive=KEEP_ALIVE)
+    run(create_app(model_path, host), host, port, request_timeout, max_connections, workers)
+
+
+def run(app, host: str, port: int, request_timeout: float = REQUEST_TIMEOUT, max_connections: int = MAX_CONNECTIONS,
+        workers: int = 1) -> None:
+    """Serve `app` with our bounds until interrupted: in this process, or in `workers` processes forked
+    after the socket is bound (they share it: the kernel hands each connection to one of them). Each
+    has its own event loop and inference thread, and loads the model (about 60 MB each)."""
+    import uvicorn
+
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False,
+                            http=GuardedProtocol.with_limits(request_timeout, max_connections),
+                            limit_concurrency=max_connections, timeout_keep_alive=KEEP_ALIVE)
+    if workers <= 1:
+        uvicorn.Server(config).run()
+        return
+    sock = config.bind_socket()
+    supervise(lambda: uvicorn.Server(config).run(sockets=[sock]), workers)
+
+
+def end_with_parent() -> None:
+    """Ask Linux to send this process SIGTERM when its parent dies, even by SIGKILL, so no worker
+    outlives the server (elsewhere a no-op)."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
+def supervise(run, workers: int) -> None:
+    """Run `run` in `workers` forked processes until this one is interrupted (SIGINT, SIGTERM): then
+    stop them all (SIGTERM: uvicorn finishes the requests in flight) and wait for them. A worker that
+    dies is replaced, unless workers die faster than one every RESTART_SECONDS: then all stop."""
+    import os
+    import signal
+
+    children: set[int] = set()
+
+    def start() -> None:
+        pid = os.fork()
+        if pid == 0:  # the worker: uvicorn installs its own signal handlers
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            end_with_parent()
+            code = 0
+            try:
+                run()
+            except BaseException:  # noqa: BLE001 - a worker's failure is reported by its exit code
+                import traceback
+
+                traceback.print_exc()
+                code = 1
+            os._exit(code)
+        children.add(pid)
+
+    stopping = []
+
+    def stop(signum, frame):
+        stopping.append(signum)
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    last_restart = 0.0
+    try:
+        for _ in range(workers):
+            start()
+        print(f"lenet serve: {workers} worker processes ({', '.join(map(str, sorted(children)))})", flush=True)
+        while children:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                break
+            except InterruptedError:
+                continue
+            children.discard(pid)
+            if stopping:
+                continue
+            code = os.waitstatus_to_exitcode(status)
+            if time.monotonic() - last_restart < RESTART_SECONDS:
+                print(f"lenet serve: worker {pid} ended ({code}) again within {RESTART_SECONDS:g} s; stopping",
+                      flush=True)
+                stop(signal.SIGTERM, None)
+                continue
+            last_restart = time.monotonic()
+            print(f"lenet serve: worker {pid} ended ({code}); starting another", flush=True)
+            start()
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
