@@ -13,7 +13,17 @@ train (`lenet.training`, `lenet.model`), so inference can run without it.
 
 __version__ = "0.1.0"
 
-from . import datasets  # noqa: E402
-from .api import Classifier, EvalResult, Prediction, TrainResult, evaluate, load, train  # noqa: E402
-
 __all__ = ["Classifier", "EvalResult", "Prediction", "TrainResult", "datasets", "evaluate", "load", "train"]
+_API = {"Classifier", "EvalResult", "Prediction", "TrainResult", "evaluate", "load", "train"}
+
+
+def __getattr__(name: str):
+    """The API on first use (PEP 562): `import lenet` alone imports nothing, so the `lenet` command
+    can set NumPy's and torch's thread counts before either is loaded (cli.py, cpu.py)."""
+    import importlib
+
+    if name == "datasets":
+        return importlib.import_module(".datasets", __name__)
+    if name in _API:
+        return getattr(importlib.import_module(".api", __name__), name)
+    raise AttributeError(f"module 'lenet' has no attribute {name!r}")

@@ -14,7 +14,6 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
-from .checkpoint import test_accuracy
 from .files import write_atomic
 
 OPSET = 18
@@ -53,6 +52,7 @@ def export_onnx(model_path: str | Path, output: str | Path, opset: int = OPSET) 
     import onnx
     import torch
 
+    from .checkpoint import test_accuracy
     from .model import load_model
 
     model, config, info = load_model(model_path)
