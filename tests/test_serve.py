@@ -1,10 +1,12 @@
 """The HTTP API: every endpoint and every error code, and that bad requests leave it healthy."""
 
+import asyncio
 import io
 import json
 import sys
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +15,14 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from lenet.disguise import disguise
-from lenet.serve import MAX_BATCH, MAX_BODY, create_app
+from lenet.infer import NumpyModel
+from lenet.predict import judged, predict_images
+from lenet.preprocess import read_digit
+from lenet.pretrained import bundled_model_path
+from lenet.serve import INLINE_PIXELS, MAX_BATCH, MAX_BODY, Batcher, create_app
 
 from helpers import start_server, stop_server
+from test_preprocess import png_bytes as png
 from test_preprocess import png_header_only
 
 
@@ -37,12 +44,14 @@ def digits(mnist):
     return out
 
 
-def check_answer(body, label):
+def check_answer(body, label, seen=True):
     assert body["digit"] == label
     assert len(body["probabilities"]) == 10 and abs(sum(body["probabilities"]) - 1) < 1e-4
     assert body["probability"] == max(body["probabilities"])
-    seen = np.array(body["preprocessed"])
-    assert seen.shape == (28, 28) and seen.max() == 255
+    assert ("preprocessed" in body) == seen
+    if seen:
+        image = np.array(body["preprocessed"])
+        assert image.shape == (28, 28) and image.max() == 255
 
 
 def test_page_health_model_and_openapi(client):
@@ -70,11 +79,41 @@ def test_the_page_links_nothing_that_needs_the_internet(client):
 
 def test_predict_raw_multipart_and_json(client, digits, mnist):
     data, label = digits[0]
-    check_answer(client.post("/predict", content=data, headers={"content-type": "image/png"}).json(), label)
+    check_answer(client.post("/predict?preprocessed=true", content=data, headers={"content-type": "image/png"}).json(),
+                 label)
+    check_answer(client.post("/predict", content=data, headers={"content-type": "image/png"}).json(), label, False)
     data, label = digits[1]
-    check_answer(client.post("/predict", files={"file": ("d.png", data, "image/png")}).json(), label)
+    check_answer(client.post("/predict?preprocessed=1", files={"file": ("d.png", data, "image/png")}).json(), label)
     pixels = mnist.test_images[2].tolist()
-    check_answer(client.post("/predict", json={"pixels": pixels}).json(), int(mnist.test_labels[2]))
+    check_answer(client.post("/predict?preprocessed=true", json={"pixels": pixels}).json(), int(mnist.test_labels[2]))
+
+
+def test_a_large_image_is_read_off_the_event_loop_and_answers_the_same(client, mnist):
+    digit = mnist.test_images[0]
+    small, large = (png(255 - np.asarray(Image.fromarray(digit).resize((side, side)))) for side in (84, 400))
+    assert 84 * 84 <= INLINE_PIXELS < 400 * 400
+    answers = [client.post("/predict", content=data, headers={"content-type": "image/png"}).json()
+               for data in (small, large)]
+    assert answers[0]["digit"] == answers[1]["digit"] == int(mnist.test_labels[0])
+
+
+def test_readings_ready_together_are_predicted_together(mnist):
+    model = NumpyModel.load(bundled_model_path())
+    batcher = Batcher(model)
+    passes = []
+    flush = batcher.flush
+    batcher.flush = lambda: (passes.append(len(batcher.waiting)), flush())
+    readings = [read_digit(image) for image in mnist.test_images[:6]]
+
+    async def together():
+        return await asyncio.gather(*(batcher.predict(r) for r in readings))
+
+    results = asyncio.run(together())
+    assert passes == [6]  # one forward pass for all six
+    for result, reading, label in zip(results, readings, mnist.test_labels[:6]):
+        alone = judged(model, predict_images(model, reading.image[None])[0], reading)
+        assert result["digit"] == alone["digit"] == label
+        np.testing.assert_allclose(result["probabilities"], alone["probabilities"], atol=1e-6)
 
 
 def test_batch(client, digits):
@@ -135,7 +174,7 @@ def test_still_healthy_and_right_after_a_storm_of_bad_requests(client, digits):
             client.post("/predict", content=json.dumps({"pixels": "?"}), headers={"content-type": "application/json"})
     assert client.get("/health").status_code == 200
     data, label = digits[3]
-    check_answer(client.post("/predict", content=data, headers={"content-type": "image/png"}).json(), label)
+    check_answer(client.post("/predict", content=data, headers={"content-type": "image/png"}).json(), label, False)
 
 
 def children_of(pid: int) -> set[int]:
@@ -167,9 +206,14 @@ def test_worker_processes_answer_and_end_with_the_server(digits, how):
     try:
         workers = children_of(proc.pid)
         assert len(workers) == 2
-        for data, label in digits * 3:
+        def ask(item):  # from 8 threads at once: the answers must not be mixed up between requests
+            data, label = item
             request = urllib.request.Request(url + "/predict", data=data, headers={"Content-Type": "image/png"})
-            check_answer(json.load(urllib.request.urlopen(request, timeout=10)), label)
+            return json.load(urllib.request.urlopen(request, timeout=10)), label
+
+        with ThreadPoolExecutor(8) as pool:
+            for body, label in pool.map(ask, digits * 6):
+                check_answer(body, label, seen=False)
     finally:
         if how == "terminate":
             stop_server(proc)
