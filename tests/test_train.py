@@ -151,3 +151,33 @@ def test_corrupt_or_foreign_checkpoint_is_a_clear_error(mnist_dir, tmp_path):
     assert r.returncode == 1 and "not a lenet checkpoint" in r.stderr
     r = lenet("train", "--resume", "--out", str(tmp_path / "none"), env=env)
     assert r.returncode == 1 and "no checkpoint to resume from" in r.stderr
+
+
+@pytest.mark.parametrize("momentum, nesterov, decay", [(0.9, True, 5e-4), (0.9, False, 1e-3), (0.0, False, 0.0)])
+def test_our_sgd_takes_torch_sgd_steps_and_reads_its_state(momentum, nesterov, decay):
+    from lenet.config import ModelConfig
+    from lenet.model import build_model
+    from lenet.training import SGD
+
+    def groups(model):
+        return [{"params": [p for p in model.parameters() if p.ndim > 1], "weight_decay": decay},
+                {"params": [p for p in model.parameters() if p.ndim <= 1], "weight_decay": 0.0}]
+
+    torch.manual_seed(0)
+    ours = build_model(ModelConfig("fast", "relu"))
+    theirs = build_model(ModelConfig("fast", "relu"))
+    theirs.load_state_dict(ours.state_dict())
+    opt_ours = SGD(groups(ours), lr=0.1, momentum=momentum, nesterov=nesterov)
+    opt_theirs = torch.optim.SGD(groups(theirs), lr=0.1, momentum=momentum, nesterov=nesterov)
+    x, y = torch.randn(32, 1, 28, 28), torch.randint(0, 10, (32,))
+    for step in range(4):
+        if step == 2:  # swap states halfway: each reads the other's state_dict
+            mine = opt_ours.state_dict()
+            opt_ours.load_state_dict(opt_theirs.state_dict())
+            opt_theirs.load_state_dict(mine)
+        for model, opt in ((ours, opt_ours), (theirs, opt_theirs)):
+            opt.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+        for a, b in zip(ours.parameters(), theirs.parameters()):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
