@@ -45,7 +45,7 @@ def run(folder: Path, out: Path) -> tuple[float, float | None]:
 
 
 def accuracy(out: Path, labels: np.ndarray) -> float:
-    results = json.loads(out.read_text())
+    results = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]  # one per line
     digits = {Path(r["file"]).stem: r.get("digit") for r in results}
     return float(np.mean([digits[f"{i:05d}"] == y for i, y in enumerate(labels)]))
 

@@ -120,6 +120,7 @@ def predict_numbers(model, paths: list[Path]) -> tuple[list[dict], float]:
 
 POOL_FROM = 64   # files from which reading them is spread over processes (a pool takes ~0.1 s to start)
 BATCH = 256      # readings per forward pass
+CHUNK = 128      # files per task of a pool process: read, preprocessed and predicted together
 
 
 def read_file(path: Path) -> Reading | str:
@@ -132,21 +133,36 @@ def read_file(path: Path) -> Reading | str:
 
 
 def stream_files(model, paths: list[Path], k: int = 1, workers: int | None = None, keep_seen: bool = False):
-    """One result per path, in input order, as they are ready: files are decoded and preprocessed
-    in a process pool (one process per core; in this process for fewer than POOL_FROM files or
-    `workers` 1), predicted BATCH at a time. Nothing but the current batch is held, so memory
-    stays flat over any number of files; "_seen" is kept only with `keep_seen`."""
+    """One result per path, in input order, as they are ready: in a process pool (one process per
+    core; in this process for fewer than POOL_FROM files or `workers` 1), each process reading,
+    preprocessing and predicting CHUNK files at a time, so this process only passes results on.
+    Nothing but the chunks in flight is held, so memory stays flat over any number of files;
+    "_seen" is kept only with `keep_seen`."""
     from .cpu import usable_cores
 
     workers = workers or usable_cores()
     if workers > 1 and len(paths) >= POOL_FROM:
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            # map keeps the input order; chunks amortise the inter-process traffic.
-            yield from predicted(model, paths, pool.map(read_file, paths, chunksize=16), k, keep_seen)
+        chunks = [paths[i:i + CHUNK] for i in range(0, len(paths), CHUNK)]
+        with ProcessPoolExecutor(max_workers=workers, initializer=_hold, initargs=(model,)) as pool:
+            # map keeps the input order, and submits every chunk at once: a list of paths each.
+            for results in pool.map(_predict_chunk, chunks, [k] * len(chunks), [keep_seen] * len(chunks)):
+                yield from results
     else:
         yield from predicted(model, paths, map(read_file, paths), k, keep_seen)
+
+
+_model = None  # the model a pool process predicts with (set once by its initializer)
+
+
+def _hold(model) -> None:
+    global _model
+    _model = model
+
+
+def _predict_chunk(paths: list[Path], k: int, keep_seen: bool) -> list[dict]:
+    return list(predicted(_model, paths, map(read_file, paths), k, keep_seen))
 
 
 def predicted(model, paths, readings, k: int, keep_seen: bool):
