@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import signal
 import sys
@@ -275,6 +274,9 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     import time
 
+    from .cpu import one_blas_thread
+
+    one_blas_thread()  # a folder is spread over one process per core
     from .infer import NumpyModel
     from .predict import (
         check_save_dir,
@@ -363,11 +365,9 @@ def cmd_export(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    # One BLAS thread: batch-1 inference is too small to split, and threads that
-    # outnumber the cores make every request wait (set before NumPy loads).
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
-    from .cpu import usable_cores
+    from .cpu import one_blas_thread, usable_cores
+
+    one_blas_thread()  # batch-1 inference, one process per core
     from .serve import serve
 
     if not 0 < args.timeout <= 3600:

@@ -21,6 +21,14 @@ from __future__ import annotations
 import os
 
 
+def one_blas_thread() -> None:
+    """One BLAS/OpenMP thread per process, for work that spreads over processes instead (serve's
+    workers, predict's pool) or is too small to split (one image): threads that outnumber the cores
+    spin and make every process wait. Before NumPy loads: its BLAS reads this once."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+
+
 def usable_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
