@@ -151,3 +151,13 @@ def test_modes_grey_palette_alpha_and_16_bit(mnist):
         im.save(buf, "PNG")
         out = preprocess(load_image(buf.getvalue()))
         assert out.shape == (28, 28) and out.max() == 255
+
+
+def test_declared_pixels_of_a_png_as_pillow_reads_them(mnist):
+    from lenet.preprocess import declared_pixels
+
+    for data in (png_bytes(mnist.test_images[0]), png_bytes(np.zeros((37, 91, 3), np.uint8)),
+                 png_header_only(9_000, 9_000)):
+        w, h = Image.open(io.BytesIO(data)).size
+        assert declared_pixels(data) == w * h
+    assert declared_pixels(b"\x89PNG\r\n\x1a\n") == 0  # cut short: Pillow cannot read it either

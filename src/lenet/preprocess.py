@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,9 +119,13 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
 
 def declared_pixels(data: bytes) -> int:
     """The pixel count an image's header declares, read without decoding (0 when unreadable:
-    decoding will then say what is wrong)."""
+    decoding will then say what is wrong). A PNG's size is read straight from its IHDR chunk, where
+    Pillow reads it too: opening the file with Pillow costs 0.1 ms, a tenth of serving a 28x28."""
     from PIL import Image
 
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and len(data) >= 24:
+        w, h = struct.unpack(">II", data[16:24])
+        return w * h
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
