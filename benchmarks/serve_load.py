@@ -85,6 +85,17 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+async def read_response(reader) -> bytes:
+    """Read one HTTP/1.1 response with a Content-Length; its status line."""
+    status = await reader.readline()
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    await reader.readexactly(length)
+    return status
+
+
 async def client(port: int, bodies: list[bytes], deadline: float, budget: list[int], latencies: list[float],
                  errors: list, path: str = "/predict"):
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -96,12 +107,7 @@ async def client(port: int, bodies: list[bytes], deadline: float, budget: list[i
             t0 = time.perf_counter()
             writer.write(requests[budget[0] % len(requests)])
             await writer.drain()
-            status = await reader.readline()
-            length = 0
-            while (line := await reader.readline()) not in (b"\r\n", b""):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            await reader.readexactly(length)
+            status = await read_response(reader)
             latencies.append(time.perf_counter() - t0)
             if b" 200 " not in status:
                 errors.append(status.decode().strip())
@@ -116,12 +122,7 @@ async def health_probe(port: int, deadline: float, latencies: list[float]):
         while time.perf_counter() < deadline:
             t0 = time.perf_counter()
             writer.write(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-            await reader.readline()
-            length = 0
-            while (line := await reader.readline()) not in (b"\r\n", b""):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            await reader.readexactly(length)
+            await read_response(reader)
             latencies.append(time.perf_counter() - t0)
             await asyncio.sleep(0.02)
     finally:
