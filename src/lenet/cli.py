@@ -18,6 +18,8 @@ from pathlib import Path
 from . import __version__
 from .config import DEFAULT_RECIPE, RECIPES, Recipe
 
+MAX_DEFAULT_WORKERS = 8  # lenet serve's processes unless --workers says: one per core up to this
+
 # Which extra brings an optional dependency (pyproject.toml).
 EXTRAS = {"torch": "train", "tqdm": "train", "matplotlib": "train", "onnx": "export", "onnxscript": "export",
           "onnxruntime": "export", "fastapi": "serve", "uvicorn": "serve", "starlette": "serve",
@@ -185,7 +187,8 @@ def add_serve(sub) -> None:
     p.add_argument("--max-connections", type=whole(1, 100_000), default=256, metavar="N",
                    help="open connections at once (per worker process); more are answered 503")
     p.add_argument("--workers", type=whole(1, 64), default=None, metavar="N",
-                   help="server processes sharing the port (default: one per core)")
+                   help=f"server processes sharing the port, about 60 MB each (default: one per core, "
+                        f"at most {MAX_DEFAULT_WORKERS})")
     p.set_defaults(func=cmd_serve)
 
 
@@ -372,7 +375,7 @@ def cmd_serve(args) -> int:
 
     if not 0 < args.timeout <= 3600:
         raise ValueError(f"--timeout must be from 0 to 3600 seconds, got {args.timeout}")
-    workers = args.workers or usable_cores()
+    workers = args.workers or min(usable_cores(), MAX_DEFAULT_WORKERS)
     serve(args.model, args.host, args.port, args.timeout, args.max_connections, workers)
     return 0
 
