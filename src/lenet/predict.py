@@ -6,7 +6,9 @@ why that file could not be used. One bad file never stops the others.
 
 from __future__ import annotations
 
+import itertools
 import time
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -121,6 +123,7 @@ def predict_numbers(model, paths: list[Path]) -> tuple[list[dict], float]:
 POOL_FROM = 64   # files from which reading them is spread over processes (a pool takes ~0.1 s to start)
 BATCH = 256      # readings per forward pass
 CHUNK = 128      # files per task of a pool process: read, preprocessed and predicted together
+IN_FLIGHT = 2    # chunks per pool process submitted ahead: enough to keep it busy, few enough to bound memory
 
 
 def read_file(path: Path) -> Reading | str:
@@ -144,10 +147,17 @@ def stream_files(model, paths: list[Path], k: int = 1, workers: int | None = Non
     if workers > 1 and len(paths) >= POOL_FROM:
         from concurrent.futures import ProcessPoolExecutor
 
-        chunks = [paths[i:i + CHUNK] for i in range(0, len(paths), CHUNK)]
+        chunks = (paths[i:i + CHUNK] for i in range(0, len(paths), CHUNK))
         with ProcessPoolExecutor(max_workers=workers, initializer=_hold, initargs=(model,)) as pool:
-            # map keeps the input order, and submits every chunk at once: a list of paths each.
-            for results in pool.map(_predict_chunk, chunks, [k] * len(chunks), [keep_seen] * len(chunks)):
+            # IN_FLIGHT chunks per process submitted, taken in input order: the processes never wait
+            # for work, and results cannot pile up when printing (or saving) is slower than reading
+            # (2 or 8 ahead: 4.3-4.9 s either way for 10,000 files).
+            ahead = itertools.islice(chunks, IN_FLIGHT * workers)
+            pending = deque(pool.submit(_predict_chunk, c, k, keep_seen) for c in ahead)
+            while pending:
+                results = pending.popleft().result()
+                for c in itertools.islice(chunks, 1):
+                    pending.append(pool.submit(_predict_chunk, c, k, keep_seen))
                 yield from results
     else:
         yield from predicted(model, paths, map(read_file, paths), k, keep_seen)
