@@ -298,7 +298,7 @@ def cmd_predict(args) -> int:
     save = check_save_dir(Path(args.save_preprocessed), paths) if args.save_preprocessed else None
     t0 = time.perf_counter()
     if args.number:
-        stream = iter(predict_numbers(model, paths)[0])
+        stream = predict_numbers(model, paths)
     else:
         stream = stream_files(model, paths, min(args.top_k, model.config.num_classes), keep_seen=save is not None)
     # Results are printed as they come (in input order); a count on stderr shows progress when the

@@ -7,7 +7,6 @@ why that file could not be used. One bad file never stops the others.
 from __future__ import annotations
 
 import itertools
-import time
 from collections import deque
 from pathlib import Path
 
@@ -106,18 +105,14 @@ def read_digits(model, pixels: np.ndarray) -> dict:
             "unsure": any(d["unsure"] for d in digits), "_seen": [r.image for _, r in chosen]}
 
 
-def predict_numbers(model, paths: list[Path]) -> tuple[list[dict], float]:
-    """One result per path (a row of digits each: `lenet predict --number`), in order, and the
-    images per second of the whole job."""
-    t0 = time.perf_counter()
-    results = []
+def predict_numbers(model, paths: list[Path]):
+    """One result per path (a row of digits each: `lenet predict --number`), in order, as each is
+    read (the command counts and times them)."""
     for p in paths:
         try:
-            results.append({"file": str(p), **read_digits(model, load_image(p))})
+            yield {"file": str(p), **read_digits(model, load_image(p))}
         except ValueError as e:
-            results.append({"file": str(p), "error": str(e).removeprefix(f"{p}: ")})
-    seconds = time.perf_counter() - t0
-    return results, (len(paths) / seconds if seconds > 0 else 0.0)
+            yield {"file": str(p), "error": str(e).removeprefix(f"{p}: ")}
 
 
 POOL_FROM = 64   # files from which reading them is spread over processes (a pool takes ~0.1 s to start)
