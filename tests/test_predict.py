@@ -159,3 +159,61 @@ def test_a_folder_is_read_on_every_core_in_order_and_the_same_as_one_process(tmp
     assert lines == json.loads(json.dumps(one))
     right = [line["digit"] == int(mnist.test_labels[i]) for i, line in enumerate(lines) if "digit" in line]
     assert sum(right) >= 0.95 * len(right)
+
+
+def run_on_terminal(args, stdout_too: bool) -> tuple[str, str]:
+    """`lenet *args` with stderr (and stdout too when `stdout_too`) a pseudo-terminal; (what the
+    terminal received, stdout when it is a pipe)."""
+    import os
+    import pty
+    import threading
+
+    master, slave = pty.openpty()
+    received = []
+
+    def read():
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the other end closed (EIO on Linux)
+                return
+            if not chunk:
+                return
+            received.append(chunk)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        r = subprocess.run([sys.executable, "-m", "lenet", *args], stderr=slave,
+                           stdout=slave if stdout_too else subprocess.PIPE, text=True, timeout=300)
+    finally:
+        os.close(slave)
+        reader.join(timeout=10)
+        os.close(master)
+    assert r.returncode == 0
+    return b"".join(received).decode(), r.stdout or ""
+
+
+def test_a_large_folder_shows_a_progress_bar_on_the_terminal_and_keeps_results_clean(tmp_path, mnist):
+    from lenet.cli import PROGRESS_FROM
+
+    n = PROGRESS_FROM
+    for i in range(n):
+        Image.fromarray(mnist.test_images[i]).save(tmp_path / f"{i:03d}.png")
+    terminal, out = run_on_terminal(["predict", str(tmp_path)], stdout_too=False)
+    assert len(out.splitlines()) == n and "#" not in out  # results to the file, the bar to the terminal
+    assert f"[{'#' * 30}] {n}/{n} images" in terminal
+    assert "predicted, 0 failed" in terminal
+
+    terminal, _ = run_on_terminal(["predict", str(tmp_path)], stdout_too=True)
+    # What the terminal shows of each line: the text after its last carriage return.
+    shown = [line.rsplit("\r", 1)[-1].replace("\x1b[K", "") for line in terminal.replace("\r\n", "\n").split("\n")]
+    results = [line for line in shown if line.startswith(str(tmp_path))]
+    assert len(results) == n and all("images" not in line and "#" not in line for line in results)
+    assert any(line.startswith(f"[{'#' * 30}] {n}/{n} images") for line in shown)
+    # Too few files for a bar: none.
+    few = tmp_path / "few"
+    few.mkdir()
+    (tmp_path / "000.png").rename(few / "000.png")
+    terminal, _ = run_on_terminal(["predict", str(few)], stdout_too=True)
+    assert "[" not in terminal.split("\n")[0] and "images/s" in terminal

@@ -274,6 +274,52 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+PROGRESS_FROM = 200  # files: fewer are done before a bar would be worth reading
+
+
+class Progress:
+    """A one-line progress bar on stderr (a terminal) for `lenet predict` on many files: done,
+    total, images/s and the time left, redrawn at most five times a second. Results printed to
+    the same terminal go above it (`clear_for` wipes the bar before such a line). Plain text,
+    not tqdm: predicting needs NumPy and Pillow only."""
+
+    WIDTH = 30
+
+    def __init__(self, total: int, stream=None):
+        import time
+
+        self.total, self.stream, self.clock = total, stream or sys.stderr, time.perf_counter
+        self.started = self.clock()
+        self.drawn_at = -1.0
+        self.drawn = False
+
+    def clear_for(self, out) -> None:
+        """Wipe the bar if `out` writes to the terminal it is drawn on."""
+        if self.drawn and (out is self.stream or out.isatty()):
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+            self.drawn = False
+
+    def show(self, done: int) -> None:
+        now = self.clock()
+        if now - self.drawn_at < 0.2 and done < self.total:
+            return
+        self.drawn_at = now
+        elapsed = now - self.started
+        rate = f"  {done / elapsed:,.0f}/s" if elapsed >= 1 or done == self.total else ""  # steady by then
+        left = f", {(self.total - done) * elapsed / done:.0f} s left" if rate and done < self.total else ""
+        filled = self.WIDTH * done // self.total
+        self.stream.write(f"\r[{'#' * filled}{'.' * (self.WIDTH - filled)}] {done:,}/{self.total:,} images"
+                          f"{rate}{left}\033[K")
+        self.stream.flush()
+        self.drawn = True
+
+    def close(self) -> None:
+        if self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
 def cmd_predict(args) -> int:
     import time
 
@@ -301,23 +347,23 @@ def cmd_predict(args) -> int:
         stream = predict_numbers(model, paths)
     else:
         stream = stream_files(model, paths, min(args.top_k, model.config.num_classes), keep_seen=save is not None)
-    # Results are printed as they come (in input order); a count on stderr shows progress when the
-    # results go to a file and stderr is a terminal.
-    progress = not sys.stdout.isatty() and sys.stderr.isatty() and len(paths) >= 200
-    results, done, failed, shown = [], 0, 0, 0.0
+    # Results are printed as they come, in input order; a progress bar on stderr when it is a
+    # terminal and the folder is large.
+    progress = Progress(len(paths)) if sys.stderr.isatty() and len(paths) >= PROGRESS_FROM else None
+    results, done, failed = [], 0, 0
     for r in stream:  # printed before anything is saved: a failed save loses no prediction
-        if args.json:
-            print(json.dumps(public(r)))
-        else:
-            print(format_result(r), file=sys.stderr if "error" in r else sys.stdout)
+        line = json.dumps(public(r)) if args.json else format_result(r)
+        out = sys.stderr if "error" in r and not args.json else sys.stdout
+        if progress is not None:
+            progress.clear_for(out)
+        print(line, file=out)
         done, failed = done + 1, failed + ("error" in r)
         if save is not None:
             results.append(r)
-        if progress and time.perf_counter() - shown > 0.2:
-            shown = time.perf_counter()
-            print(f"\r{done:,} / {len(paths):,} images", end="", file=sys.stderr, flush=True)
-    if progress:
-        print(file=sys.stderr)
+        if progress is not None:
+            progress.show(done)
+    if progress is not None:
+        progress.close()
     seconds = time.perf_counter() - t0
     rate = done / seconds if seconds > 0 else 0.0
     print(f"{done - failed} predicted, {failed} failed, {rate:,.0f} images/s", file=sys.stderr)
