@@ -116,16 +116,18 @@ def test_readings_ready_together_are_predicted_together(mnist):
         np.testing.assert_allclose(result["probabilities"], alone["probabilities"], atol=1e-6)
 
 
-def test_batch(client, digits):
+@pytest.mark.parametrize("query, seen", [("", False), ("?preprocessed=true", True)])
+def test_batch(client, digits, query, seen):
     files = [("file", (f"d{i}.png", data, "image/png")) for i, (data, _) in enumerate(digits)]
     files.append(("file", ("bad.png", b"not an image", "image/png")))
-    r = client.post("/predict/batch", files=files)
+    r = client.post("/predict/batch" + query, files=files)
     assert r.status_code == 200
     results = r.json()["results"]
     assert len(results) == len(digits) + 1
     for result, (_, label) in zip(results, digits):
-        check_answer(result, label)
+        check_answer(result, label, seen)
     assert results[-1]["status"] == 400 and "not an image" in results[-1]["error"]
+    assert "preprocessed" not in results[-1]
 
 
 @pytest.mark.parametrize("kwargs, status, message", [

@@ -275,8 +275,9 @@ async def explain_route(request: Request):
 
 
 @router.post("/predict/batch", summary="Predict several digits",
-             description=f"multipart/form-data with up to {MAX_BATCH} files; one result (or error) per file.")
-async def predict_batch(request: Request):
+             description=f"multipart/form-data with up to {MAX_BATCH} files; one result (or error) per file. "
+                         "With `?preprocessed=true` each result also holds the 28x28 the network saw.")
+async def predict_batch(request: Request, preprocessed: bool = False):
     if content_type(request) != "multipart/form-data":
         raise RequestError(415, "send the images as multipart/form-data files")
     files = await form_files(request)
@@ -295,9 +296,10 @@ async def predict_batch(request: Request):
     def work():
         results = predict_each(request.app.state.model, [(name, (data, name)) for data, name in files], prepare,
                                error=lambda name, e: {"error": e.message, "status": e.status})
-        for r in results:
-            if "_seen" in r:
-                r["preprocessed"] = r["_seen"].tolist()
+        if preprocessed:
+            for r in results:
+                if "_seen" in r:
+                    r["preprocessed"] = r["_seen"].tolist()
         return [public(r) for r in results]
 
     return JSONResponse({"results": await in_worker(request, work)})
