@@ -20,8 +20,11 @@ from .config import ModelConfig
 from .network import describe, fold_batch_norm
 
 
-def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pad: int) -> np.ndarray:
-    """(B, H, W, C) * (O, C, k, k) -> (B, H', W', O), stride 1, zero padding `pad`.
+def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pad: int,
+           kernel: np.ndarray | None = None) -> np.ndarray:
+    """(B, H, W, C) * (O, C, k, k) -> (B, H', W', O), stride 1, zero padding `pad`; `kernel` is
+    `kernel_matrix(w)` when the caller keeps it (NumpyModel does: one image's forward pass is
+    a quarter quicker without rearranging three kernels each time).
 
     im2col and one matrix product. With channels-last (NHWC) activations each
     window row is one contiguous run of k*C values, so gathering the windows
@@ -37,7 +40,8 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pad: int) -> np.n
         padded = np.zeros((bsz, h + 2 * pad, wd + 2 * pad, c), x.dtype)
         padded[:, pad:pad + h, pad:pad + wd] = x
         x, h, wd = padded, h + 2 * pad, wd + 2 * pad
-    kernel = w.transpose(0, 2, 3, 1).reshape(w.shape[0], -1).T    # (k*k*C, O), rows in (ky, kx, c) order
+    if kernel is None:
+        kernel = kernel_matrix(w)
     oh, ow = h - k + 1, wd - k + 1
     if oh == ow == 1:
         cols = x.reshape(bsz, -1)
@@ -50,6 +54,11 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pad: int) -> np.n
     if b is not None:
         out += b
     return out.reshape(bsz, oh, ow, -1)
+
+
+def kernel_matrix(w: np.ndarray) -> np.ndarray:
+    """(O, C, k, k) -> (k*k*C, O), rows in (ky, kx, c) order: the windows' order in conv2d."""
+    return np.ascontiguousarray(w.transpose(0, 2, 3, 1).reshape(w.shape[0], -1).T)
 
 
 @functools.lru_cache(maxsize=32)
@@ -83,7 +92,8 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(-1, keepdims=True)
 
 
-ACTIVATION = {"sigmoid": sigmoid, "tanh": np.tanh, "relu": lambda x: np.maximum(x, 0), None: lambda x: x}
+# ReLU in place: every layer's output is a fresh array, so nothing else holds it.
+ACTIVATION = {"sigmoid": sigmoid, "tanh": np.tanh, "relu": lambda x: np.maximum(x, 0, out=x), None: lambda x: x}
 POOL = {"avgpool": np.mean, "maxpool": np.max}
 
 
@@ -98,6 +108,11 @@ class NumpyModel:
         for layer in self.description:
             if layer.batch_norm:
                 self._fold_batch_norm(layer.name, layer.batch_norm)
+        # Weights in the layout the products take, arranged once.
+        self.kernels = {layer.name: kernel_matrix(self.w[f"{layer.name}.weight"])
+                        for layer in self.description if layer.op == "conv"}
+        self.dense = {layer.name: np.ascontiguousarray(self.w[f"{layer.name}.weight"].T)
+                      for layer in self.description if layer.op == "dense"}
 
     def _fold_batch_norm(self, conv: str, bn: str) -> None:
         """In inference batch norm is a fixed per-channel scale and shift: fold it into the
@@ -120,13 +135,15 @@ class NumpyModel:
         """Yield (name, output) for normalised input (B, H, W, 1): maps channels-last (B, H, W, C)."""
         for layer in self.description:
             if layer.op == "conv":
-                x = conv2d(x, self.w[f"{layer.name}.weight"], self.w.get(f"{layer.name}.bias"), layer.padding)
+                x = conv2d(x, self.w[f"{layer.name}.weight"], self.w.get(f"{layer.name}.bias"), layer.padding,
+                           self.kernels[layer.name])
             elif layer.op in POOL:
                 x = pool2(x, POOL[layer.op])
             else:  # dense; a map is flattened in torch's (C, H, W) order
                 if x.ndim == 4:
                     x = x.transpose(0, 3, 1, 2).reshape(len(x), -1)
-                x = x @ self.w[f"{layer.name}.weight"].T + self.w[f"{layer.name}.bias"]
+                x = x @ self.dense[layer.name]
+                x += self.w[f"{layer.name}.bias"]
             x = ACTIVATION[layer.activation](x)
             yield layer.name, x
 
