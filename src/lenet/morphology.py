@@ -14,9 +14,14 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 def _edges(a: np.ndarray, before: int, after: int) -> np.ndarray:
     """`a` with its first row repeated `before` times above and its last `after` times below (by
-    hand: np.pad costs more than the filters themselves on small images)."""
-    return np.concatenate([np.broadcast_to(a[:1], (before,) + a.shape[1:]), a,
-                           np.broadcast_to(a[-1:], (after,) + a.shape[1:])])
+    hand, into one new array: np.pad costs more than the filters themselves on small images, and
+    concatenating broadcast views 3-4 times more than this, ~30 calls an image)."""
+    n = a.shape[0]
+    out = np.empty((before + n + after,) + a.shape[1:], a.dtype)
+    out[:before] = a[0]
+    out[before:before + n] = a
+    out[before + n:] = a[-1]
+    return out
 
 
 def _filter(a: np.ndarray, size: int, reduce, axes=(0, 1)) -> np.ndarray:

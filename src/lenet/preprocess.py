@@ -535,7 +535,8 @@ def preprocess(pixels: np.ndarray) -> np.ndarray:
 def stroke_width(mask: np.ndarray) -> float:
     """Mean stroke width in pixels: 2 x area / length of the ink's edges (a stroke of width w and
     length L has area wL and edges about 2L)."""
-    p = np.pad(mask, 1)
+    p = np.zeros((mask.shape[0] + 2, mask.shape[1] + 2), bool)  # a border of background (np.pad: 10x the time)
+    p[1:-1, 1:-1] = mask
     edges = sum(int((mask & ~q).sum()) for q in (p[:-2, 1:-1], p[2:, 1:-1], p[1:-1, :-2], p[1:-1, 2:]))
     return 2 * float(mask.sum()) / max(edges, 1)
 
