@@ -151,8 +151,9 @@ def stream_files(model, paths: list[Path], k: int = 1, workers: int | None = Non
             pending = deque(pool.submit(_predict_chunk, c, k, keep_seen) for c in ahead)
             while pending:
                 results = pending.popleft().result()
-                for c in itertools.islice(chunks, 1):
-                    pending.append(pool.submit(_predict_chunk, c, k, keep_seen))
+                following = next(chunks, None)
+                if following is not None:
+                    pending.append(pool.submit(_predict_chunk, following, k, keep_seen))
                 yield from results
     else:
         yield from predicted(model, paths, map(read_file, paths), k, keep_seen)

@@ -1,7 +1,10 @@
 """The HTTP prediction service and the drawing page: FastAPI on uvicorn.
 
-Inference is the torch-free NumPy path (infer.py), run in a worker thread so
-the event loop keeps answering while a forward pass runs. Routes are defined
+Inference is the torch-free NumPy path (infer.py). A small image sent to
+/predict is read on the event loop and predicted together with the others
+ready at the same moment (`Batcher`); larger images and the other routes' work
+run in one worker thread, so the loop keeps answering meanwhile. With
+`--workers N`, N such processes share the port (`run`, `supervise`). Routes are defined
 at module level; the model is loaded once in `lifespan` and held in the app's
 state. Every request is bounded: connections, headers and body by guard.py,
 then content type (415), declared pixels (413), decoding time, and what cannot
@@ -48,7 +51,7 @@ BATCH_SECONDS = 5.0
 # Inference threads: the work holds the GIL most of the time, so more threads than
 # this only fight over it. benchmarks/serve_load.py, 2 cores, 8 clients, side by
 # side: 253 req/s (p99 57 ms) with anyio's default 40 threads, 333 (p99 35 ms) with 1.
-WORKERS = 1
+INFERENCE_THREADS = 1
 INLINE_PIXELS = 128 * 128  # /predict reads images up to this size on the event loop (Batcher); larger in the thread
 RESTART_SECONDS = 10.0  # a worker process that dies sooner than this after the last restart stops the server
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp", "image/tiff",
@@ -129,9 +132,10 @@ async def in_worker(request: Request, fn, *args):
     return await anyio.to_thread.run_sync(fn, *args, limiter=request.app.state.limiter)
 
 
-def answer(model, reading) -> dict:
-    """The result for one Reading."""
-    return judged(model, predict_images(model, reading.image[None])[0], reading)
+def answers(model, readings: list) -> list[dict]:
+    """The results for Readings, in one forward pass."""
+    predictions = predict_images(model, np.stack([reading.image for reading in readings]))
+    return [judged(model, p, reading) for p, reading in zip(predictions, readings)]
 
 
 class Batcher:
@@ -157,8 +161,7 @@ class Batcher:
     def flush(self) -> None:
         waiting, self.waiting = self.waiting, []
         try:
-            predictions = predict_images(self.model, np.stack([reading.image for reading, _ in waiting]))
-            results = [judged(self.model, p, reading) for p, (reading, _) in zip(predictions, waiting)]
+            results = answers(self.model, [reading for reading, _ in waiting])
         except Exception as e:  # noqa: BLE001 - each request gets the failure, as its own would
             for _, future in waiting:
                 if not future.done():
@@ -235,7 +238,7 @@ async def predict(request: Request, preprocessed: bool = False):
     else:
         def work():
             reading = prepare(*args)
-            return reading, answer(model, reading)
+            return reading, answers(model, [reading])[0]
 
         reading, result = await in_worker(request, work)
     if preprocessed:
@@ -315,7 +318,7 @@ async def lifespan(app: FastAPI):
     from .pretrained import bundled_model_path
 
     app.state.model = NumpyModel.load(app.state.model_path or bundled_model_path())
-    app.state.limiter = anyio.CapacityLimiter(WORKERS)
+    app.state.limiter = anyio.CapacityLimiter(INFERENCE_THREADS)
     app.state.batcher = Batcher(app.state.model)
     app.state.started = time.time()
     yield
@@ -374,8 +377,8 @@ def end_with_parent() -> None:
             pass
 
 
-def supervise(run, workers: int) -> None:
-    """Run `run` in `workers` forked processes until this one is interrupted (SIGINT, SIGTERM): then
+def supervise(serve_one, workers: int) -> None:
+    """Run `serve_one` in `workers` forked processes until this one is interrupted (SIGINT, SIGTERM): then
     stop them all (SIGTERM: uvicorn finishes the requests in flight) and wait for them. A worker that
     dies is replaced, unless workers die faster than one every RESTART_SECONDS: then all stop."""
     import os
@@ -391,7 +394,7 @@ def supervise(run, workers: int) -> None:
             end_with_parent()
             code = 0
             try:
-                run()
+                serve_one()
             except BaseException:  # noqa: BLE001 - a worker's failure is reported by its exit code
                 import traceback
 
