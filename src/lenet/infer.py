@@ -13,7 +13,6 @@ import functools
 from pathlib import Path
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from .checkpoint import load_model_file
 from .config import ModelConfig
@@ -29,31 +28,78 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pad: int,
     im2col and one matrix product. With channels-last (NHWC) activations each
     window row is one contiguous run of k*C values, so gathering the windows
     copies runs rather than scattered values, and the product's output is
-    already (B, H', W', O): no transposes between layers. Two cases gather
-    otherwise, for speed (tests/test_infer.py checks all agree with the
-    definition): one window covering the whole map (C5) is the map itself, and
-    with one input channel (C1) the runs are single values, which one `np.take`
-    of precomputed indices gathers 2-4x quicker than copying a view of windows."""
+    already (B, H', W', O): no transposes between layers (see `windows_of`)."""
     k = w.shape[-1]
-    bsz, h, wd, c = x.shape
-    if pad:  # zeros around, by hand: np.pad costs more than the copy for small maps
-        padded = np.zeros((bsz, h + 2 * pad, wd + 2 * pad, c), x.dtype)
-        padded[:, pad:pad + h, pad:pad + wd] = x
-        x, h, wd = padded, h + 2 * pad, wd + 2 * pad
-    if kernel is None:
-        kernel = kernel_matrix(w)
+    x = padded(x, pad)
+    bsz, h, wd, _ = x.shape
     oh, ow = h - k + 1, wd - k + 1
-    if oh == ow == 1:
-        cols = x.reshape(bsz, -1)
-    elif c == 1:
-        cols = np.take(x.reshape(bsz, -1), windows(h, wd, c, k), axis=1).reshape(bsz * oh * ow, -1)
-    else:
-        win = sliding_window_view(x, (k, k), axis=(1, 2)).transpose(0, 1, 2, 4, 5, 3)  # (B, H', W', k, k, C)
-        cols = win.reshape(bsz * oh * ow, -1)                     # the one copy
-    out = cols @ kernel                                           # (B*H'*W', O)
+    out = windows_of(x, k) @ (kernel_matrix(w) if kernel is None else kernel)  # (B*H'*W', O)
     if b is not None:
         out += b
     return out.reshape(bsz, oh, ow, -1)
+
+
+def conv_pool(x: np.ndarray, kernel: np.ndarray, b: np.ndarray | None, k: int, pad: int, reduce) -> np.ndarray:
+    """pool2(conv2d(x, w, b, pad), reduce) for kernel = kernel_matrix(w), computed together.
+
+    The windows are gathered corner by corner (`windows_of(pooled=True)`), so the product's
+    output holds the four corners of every 2x2 block as four contiguous blocks of rows, and
+    pooling is three elementwise operations on them rather than a pass over strided views;
+    positions the pooling drops are never computed. The bias is added after pooling, to a
+    quarter of the values: both max and mean commute with adding a constant per channel."""
+    x = padded(x, pad)
+    bsz, h, wd, _ = x.shape
+    ph, pw = (h - k + 1) // 2, (wd - k + 1) // 2
+    out = (windows_of(x, k, pooled=True) @ kernel).reshape(bsz, 4, ph * pw, -1)
+    a, b_, c, d = out[:, 0], out[:, 1], out[:, 2], out[:, 3]  # corners: top-left, top-right, ...
+    if reduce is np.max:
+        pooled = np.maximum(a, b_)  # a new array: the next layer's windows are views of it
+        np.maximum(pooled, c, out=pooled)
+        np.maximum(pooled, d, out=pooled)
+    else:  # mean, summed in pool2's order
+        pooled = a + b_
+        pooled += c
+        pooled += d
+        pooled *= np.float32(0.25)
+    if b is not None:
+        pooled += b
+    return pooled.reshape(bsz, ph, pw, -1)
+
+
+def padded(x: np.ndarray, pad: int) -> np.ndarray:
+    """(B, H, W, C) with `pad` zeros around each map, by hand: np.pad costs more than the copy for small maps."""
+    if not pad:
+        return x
+    bsz, h, w, c = x.shape
+    out = np.zeros((bsz, h + 2 * pad, w + 2 * pad, c), x.dtype)
+    out[:, pad:pad + h, pad:pad + w] = x
+    return out
+
+
+def windows_of(x: np.ndarray, k: int, pooled: bool = False) -> np.ndarray:
+    """The k x k windows of (B, H, W, C) as the rows of one (B * positions, k*k*C) matrix, each row in
+    (ky, kx, c) order; positions row-major, or with `pooled` in conv_pool's order (`windows`).
+
+    One copy of a strided view of the windows, made with np.ndarray: numpy's sliding_window_view
+    makes the same view with 30 us of checks a call, more than the copy of C3's windows for one
+    image. Two cases gather otherwise, for speed (tests/test_infer.py checks all agree with the
+    definition): one window covering the whole map (C5) is the map itself, and with one input
+    channel (C1) the runs are single values, which one `np.take` of precomputed indices gathers
+    up to 2x quicker than copying a view of windows."""
+    x = np.ascontiguousarray(x)
+    bsz, h, w, c = x.shape
+    oh, ow = h - k + 1, w - k + 1
+    if oh == ow == 1:
+        return x.reshape(bsz, -1)
+    if c == 1:
+        return np.take(x.reshape(bsz, -1), windows(h, w, c, k, pooled), axis=1).reshape(-1, k * k * c)
+    sb, sh, sw, sc = x.strides
+    if pooled:  # (B, corner row, corner column, H'/2, W'/2, k, k, C)
+        shape = (bsz, 2, 2, oh // 2, ow // 2, k, k, c)
+        strides = (sb, sh, sw, 2 * sh, 2 * sw, sh, sw, sc)
+    else:       # (B, H', W', k, k, C)
+        shape, strides = (bsz, oh, ow, k, k, c), (sb, sh, sw, sh, sw, sc)
+    return np.ndarray(shape, x.dtype, x, 0, strides).reshape(-1, k * k * c)  # the one copy
 
 
 def kernel_matrix(w: np.ndarray) -> np.ndarray:
@@ -62,13 +108,23 @@ def kernel_matrix(w: np.ndarray) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=32)
-def windows(h: int, w: int, c: int, k: int) -> np.ndarray:
+def windows(h: int, w: int, c: int, k: int, pooled: bool = False) -> np.ndarray:
     """For a (H, W, C) map flattened: the flat index of every k x k window's values, one row per
-    output position (row-major), each row in (ky, kx, c) order."""
+    output position, each row in (ky, kx, c) order. Positions row-major, or with `pooled` in
+    conv_pool's order: the top-left corners of the 2x2 blocks, then the top-right ones, the
+    bottom-left, the bottom-right (each row-major; an odd last row or column left out)."""
     oh, ow = h - k + 1, w - k + 1
-    start = (np.arange(oh)[:, None] * w + np.arange(ow)[None, :]).reshape(-1, 1) * c  # each window's corner
+    ys, xs = pool_order(oh, ow) if pooled else (np.repeat(np.arange(oh), ow), np.tile(np.arange(ow), oh))
+    start = (ys * w + xs).reshape(-1, 1) * c  # each window's corner
     within = ((np.arange(k)[:, None, None] * w + np.arange(k)[None, :, None]) * c + np.arange(c)).reshape(1, -1)
     return (start + within).astype(np.intp)
+
+
+def pool_order(oh: int, ow: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, columns) of the output positions a 2x2 pooling reads, corner by corner (see `windows`)."""
+    ph, pw = oh // 2, ow // 2
+    dy, dx, py, px = np.meshgrid(np.arange(2), np.arange(2), np.arange(ph), np.arange(pw), indexing="ij")
+    return (2 * py + dy).ravel(), (2 * px + dx).ravel()
 
 
 def pool2(x: np.ndarray, reduce) -> np.ndarray:
@@ -134,23 +190,39 @@ class NumpyModel:
     def run_layers(self, x: np.ndarray):
         """Yield (name, output) for normalised input (B, H, W, 1): maps channels-last (B, H, W, C)."""
         for layer in self.description:
-            if layer.op == "conv":
-                x = conv2d(x, self.w[f"{layer.name}.weight"], self.w.get(f"{layer.name}.bias"), layer.padding,
-                           self.kernels[layer.name])
-            elif layer.op in POOL:
-                x = pool2(x, POOL[layer.op])
-            else:  # dense; a map is flattened in torch's (C, H, W) order
-                if x.ndim == 4:
-                    x = x.transpose(0, 3, 1, 2).reshape(len(x), -1)
-                x = x @ self.dense[layer.name]
-                x += self.w[f"{layer.name}.bias"]
-            x = ACTIVATION[layer.activation](x)
+            x = ACTIVATION[layer.activation](self.apply(layer, x))
             yield layer.name, x
 
+    def apply(self, layer, x: np.ndarray) -> np.ndarray:
+        """One layer's operation on x, before its activation."""
+        if layer.op == "conv":
+            return conv2d(x, self.w[f"{layer.name}.weight"], self.w.get(f"{layer.name}.bias"), layer.padding,
+                          self.kernels[layer.name])
+        if layer.op in POOL:
+            return pool2(x, POOL[layer.op])
+        if x.ndim == 4:  # dense; a map is flattened in torch's (C, H, W) order
+            x = x.transpose(0, 3, 1, 2).reshape(len(x), -1)
+        x = x @ self.dense[layer.name]
+        x += self.w[f"{layer.name}.bias"]
+        return x
+
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """Scores (B, classes) for normalised input (B, H, W, 1)."""
-        for _, x in self.run_layers(x):
-            pass
+        """Scores (B, classes) for normalised input (B, H, W, 1): `run_layers`' last output, with
+        each convolution and the pooling after it computed together (conv_pool; about twice as
+        quick for one image). A convolution's own activation, if any, then comes after a max
+        pooling: all three are monotone, so they commute with the max."""
+        layers, i = self.description, 0
+        while i < len(layers):
+            layer, pool = layers[i], layers[i + 1] if i + 1 < len(layers) else None
+            if (layer.op == "conv" and pool is not None and pool.op in POOL
+                    and (layer.activation is None or pool.op == "maxpool")):
+                x = conv_pool(x, self.kernels[layer.name], self.w.get(f"{layer.name}.bias"), layer.kernel[-1],
+                              layer.padding, POOL[pool.op])
+                x = ACTIVATION[pool.activation](ACTIVATION[layer.activation](x))
+                i += 2
+            else:
+                x = ACTIVATION[layer.activation](self.apply(layer, x))
+                i += 1
         return x
 
     def probabilities(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
