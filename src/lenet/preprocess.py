@@ -61,6 +61,7 @@ PLAIN = 0.1        # a border whose grey varies less than this is plain paper
 # Stroke width as 2 x ink area / ink edge length, at MNIST's 20 px box: MNIST's median is 1.95,
 # its 5th and 98th percentiles 1.3 and 3.4 (measured on 5,000 training digits).
 MNIST_WIDTH, THIN, THICK = 1.95, 1.3, 3.4
+INDEX = np.arange(SIZE)  # row and column numbers of a 28x28, for centres of mass
 
 # Reasons to doubt an answer whatever the network's probability (see Reading.doubts).
 SEVERAL = "several separate marks: looks like more than one digit (use --number)"
@@ -466,14 +467,16 @@ def mnist_form(pixels: np.ndarray) -> tuple[int, int, int, int] | None:
     a = pixels
     if a.shape != (SIZE, SIZE) or a.dtype != np.uint8 or a.max() < 250:
         return None
-    rows, cols = np.flatnonzero(a.any(1)), np.flatnonzero(a.any(0))
+    # Everything from the ink's sums along rows and columns (exact in integers): a few passes
+    # over 784 bytes, a third of the cost of testing rows and columns and weighting apart.
+    by_row, by_col = a.sum(1, dtype=np.int64), a.sum(0, dtype=np.int64)
+    rows, cols = np.flatnonzero(by_row), np.flatnonzero(by_col)
     top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     if max(bottom - top, right - left) not in (BOX - 1, BOX):
         return None
-    weight = a.astype(np.float32)
-    total = float(weight.sum())
-    cy = float(weight.sum(1) @ np.arange(SIZE)) / total
-    cx = float(weight.sum(0) @ np.arange(SIZE)) / total
+    total = int(by_row.sum())
+    cy = int(by_row @ INDEX) / total
+    cx = int(by_col @ INDEX) / total
     if max(abs(cy - (SIZE - 1) / 2), abs(cx - (SIZE - 1) / 2)) > 1:
         return None
     return int(left), int(top), int(right - left), int(bottom - top)
@@ -491,9 +494,10 @@ def as_is(pixels: np.ndarray, box: tuple[int, int, int, int]) -> Reading:
     not told apart: labelling them would cost as much as the rest of the reading.)"""
     ink = pixels > 127
     used = np.flatnonzero(ink.any(0))
-    groups = np.split(used, np.flatnonzero(np.diff(used) > 1) + 1)
+    gaps = np.flatnonzero(np.diff(used) > 1)
     several = False
-    if len(groups) > 1:
+    if gaps.size:  # more than one group of columns
+        groups = np.split(used, gaps + 1)
         parts = [ink[:, g[0]:g[-1] + 1] for g in groups]
         areas = [int(part.sum()) for part in parts]
         heights = [int(np.ptp(np.flatnonzero(part.any(1)))) + 1 for part in parts]
