@@ -21,7 +21,7 @@ from lenet.preprocess import read_digit
 from lenet.pretrained import bundled_model_path
 from lenet.serve import INLINE_PIXELS, MAX_BATCH, MAX_BODY, Batcher, create_app
 
-from helpers import start_server, stop_server
+from helpers import lenet, start_server, stop_server
 from test_preprocess import png_bytes as png
 from test_preprocess import png_header_only
 
@@ -223,3 +223,67 @@ def test_worker_processes_answer_and_end_with_the_server(digits, how):
             proc.kill()  # SIGKILL: the workers are told by the kernel (PR_SET_PDEATHSIG)
             proc.wait()
     assert gone(workers)
+
+
+def socket_inodes(pid: int) -> set[str]:
+    links = (fd.readlink().name for fd in Path(f"/proc/{pid}/fd").iterdir())
+    return {name[len("socket:["):-1] for name in links if name.startswith("socket:")}
+
+
+def listening(port: int) -> set[str]:
+    """The inodes of the TCP sockets listening on `port` (/proc/net/tcp, state 0A)."""
+    out = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
+            out.add(fields[9])
+    return out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_connections_are_spread_over_the_workers(digits):
+    """Each worker listens on a socket of its own, and 32 keep-alive clients that connect at once and
+    ask at once land on both workers, not all on the one that wakes first (see serve.run)."""
+    proc, url = start_server("--workers", "2")
+    port = int(url.rsplit(":", 1)[1])
+    body = digits[0][0]
+    request = (f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
+               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+    async def ask(reader, writer):
+        for _ in range(3):
+            writer.write(request)
+            assert b" 200 " in await reader.readline()
+            length = 0
+            while (line := await reader.readline()) != b"\r\n":
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            await reader.readexactly(length)
+
+    async def clients():
+        opened = await asyncio.gather(*(asyncio.open_connection("127.0.0.1", port) for _ in range(32)))
+        await asyncio.gather(*(ask(r, w) for r, w in opened))
+        held = {pid: len(socket_inodes(pid)) - before[pid] for pid in workers}  # the connections, still open
+        for _, w in opened:
+            w.close()
+        return held
+
+    try:
+        workers = sorted(children_of(proc.pid))
+        deadline = time.monotonic() + 60
+        while not all(socket_inodes(pid) & listening(port) for pid in workers):  # both loaded their model
+            assert time.monotonic() < deadline, "the workers did not both listen within 60 s"
+            time.sleep(0.1)
+        # Each worker listens on a socket of its own; the server process on none.
+        mine = [socket_inodes(pid) & listening(port) for pid in workers]
+        assert len(mine[0]) == len(mine[1]) == 1 and mine[0] != mine[1]
+        assert not socket_inodes(proc.pid) & listening(port)
+        before = {pid: len(socket_inodes(pid)) for pid in workers}
+        held = asyncio.run(clients())
+        assert sum(held.values()) == 32
+        assert all(n > 0 for n in held.values()), held
+        # The port is not shared with another server, though the workers share it among themselves.
+        second = lenet("serve", "--port", str(port), "--workers", "2", timeout=60)
+        assert second.returncode == 1 and "Address already in use" in second.stderr
+    finally:
+        stop_server(proc)

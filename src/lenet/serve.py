@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -348,9 +349,14 @@ def serve(model_path: str | None, host: str, port: int, request_timeout: float =
 
 def run(app, host: str, port: int, request_timeout: float = REQUEST_TIMEOUT, max_connections: int = MAX_CONNECTIONS,
         workers: int = 1) -> None:
-    """Serve `app` with our bounds until interrupted: in this process, or in `workers` processes forked
-    after the socket is bound (they share it: the kernel hands each connection to one of them). Each
-    has its own event loop and inference thread, and loads the model (about 60 MB each)."""
+    """Serve `app` with our bounds until interrupted: in this process, or in `workers` forked processes.
+    Each has its own event loop and inference thread, and loads the model (about 60 MB each).
+
+    The workers each listen on a socket of their own bound to the same port (SO_REUSEPORT), and the
+    kernel (Linux) spreads the connections over them evenly. One socket shared by all would not: the worker
+    that wakes first accepts every connection waiting, so 8 clients connecting at once all went to
+    one worker while the other sat idle (benchmarks/serve_load.py, per-process CPU time). This process
+    holds the port meanwhile with a socket that never listens, so nothing is routed to it."""
     import uvicorn
 
     config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False,
@@ -359,8 +365,36 @@ def run(app, host: str, port: int, request_timeout: float = REQUEST_TIMEOUT, max
     if workers <= 1:
         uvicorn.Server(config).run()
         return
-    sock = config.bind_socket()
-    supervise(lambda: uvicorn.Server(config).run(sockets=[sock]), workers)
+    if not hasattr(socket, "SO_REUSEPORT"):  # (Windows) one shared socket
+        shared = config.bind_socket()
+        supervise(lambda: uvicorn.Server(config).run(sockets=[shared]), workers)
+        return
+    try:
+        # First a socket that does not share: its bind fails while anything holds the port, another
+        # server's sharing sockets included, so two servers never split one port between them.
+        with port_socket(host, port, share=False) as probe:
+            port = probe.getsockname()[1]
+        held = port_socket(host, port)
+    except OSError as e:
+        raise SystemExit(f"lenet serve: cannot listen on {host}:{port} ({e.strerror or e})") from None
+    print(f"lenet serve: answering on http://{host}:{port} (Press CTRL+C to quit)", flush=True)
+    with held:  # the port held while workers come and go
+        supervise(lambda: uvicorn.Server(config).run(sockets=[port_socket(host, port)]), workers)
+
+
+def port_socket(host: str, port: int, share: bool = True) -> socket.socket:
+    """A TCP socket bound to (host, port), with SO_REUSEPORT when `share`, not yet listening (uvicorn
+    listens once the app has started, so no connection waits on a worker still loading its model)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if share:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def end_with_parent() -> None:
