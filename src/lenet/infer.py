@@ -51,15 +51,15 @@ def conv_pool(x: np.ndarray, kernel: np.ndarray, b: np.ndarray | None, k: int, p
     bsz, h, wd, _ = x.shape
     ph, pw = (h - k + 1) // 2, (wd - k + 1) // 2
     out = (windows_of(x, k, pooled=True) @ kernel).reshape(bsz, 4, ph * pw, -1)
-    a, b_, c, d = out[:, 0], out[:, 1], out[:, 2], out[:, 3]  # corners: top-left, top-right, ...
+    top_left, top_right, bottom_left, bottom_right = out[:, 0], out[:, 1], out[:, 2], out[:, 3]
     if reduce is np.max:
-        pooled = np.maximum(a, b_)  # a new array: the next layer's windows are views of it
-        np.maximum(pooled, c, out=pooled)
-        np.maximum(pooled, d, out=pooled)
+        pooled = np.maximum(top_left, top_right)  # a new array: the next layer's windows are views of it
+        np.maximum(pooled, bottom_left, out=pooled)
+        np.maximum(pooled, bottom_right, out=pooled)
     else:  # mean, summed in pool2's order
-        pooled = a + b_
-        pooled += c
-        pooled += d
+        pooled = top_left + top_right
+        pooled += bottom_left
+        pooled += bottom_right
         pooled *= np.float32(0.25)
     if b is not None:
         pooled += b
@@ -215,9 +215,9 @@ class NumpyModel:
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Scores (B, classes) for normalised input (B, H, W, 1): `run_layers`' last output, with
-        each convolution and the pooling after it computed together (conv_pool; about twice as
-        quick for one image). A convolution's own activation, if any, then comes after a max
-        pooling: all three are monotone, so they commute with the max."""
+        each convolution and the pooling after it computed together (conv_pool; fast network, one
+        image: 136 against 165 us layer by layer, min of 9). A convolution's own activation, if
+        any, then comes after a max pooling: all three are monotone, so they commute with the max."""
         layers, i = self.description, 0
         while i < len(layers):
             layer, pool = layers[i], layers[i + 1] if i + 1 < len(layers) else None
