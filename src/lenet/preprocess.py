@@ -468,7 +468,7 @@ def mnist_form(pixels: np.ndarray) -> tuple[int, int, int, int] | None:
     if a.shape != (SIZE, SIZE) or a.dtype != np.uint8 or a.max() < 250:
         return None
     # Everything from the ink's sums along rows and columns (exact in integers): a few passes
-    # over 784 bytes, a third of the cost of testing rows and columns and weighting apart.
+    # over 784 bytes, a third less time than testing rows and columns and weighting apart.
     by_row, by_col = a.sum(1, dtype=np.int64), a.sum(0, dtype=np.int64)
     rows, cols = np.flatnonzero(by_row), np.flatnonzero(by_col)
     top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
