@@ -353,10 +353,11 @@ def run(app, host: str, port: int, request_timeout: float = REQUEST_TIMEOUT, max
     Each has its own event loop and inference thread, and loads the model (about 60 MB each).
 
     The workers each listen on a socket of their own bound to the same port (SO_REUSEPORT), and the
-    kernel (Linux) spreads the connections over them by a hash of their addresses. One socket shared
-    by all does not: the worker that wakes first accepts every connection waiting, so 8 clients connecting at once all went to
-    one worker while the other sat idle (benchmarks/serve_load.py, per-process CPU time). This process
-    holds the port meanwhile with a socket that never listens, so nothing is routed to it."""
+    kernel (Linux) spreads the connections over them by a hash of their addresses. One socket
+    shared by all does not: the worker that wakes first accepts every connection waiting, so 8
+    clients connecting at once all went to one worker while the other sat idle
+    (benchmarks/serve_load.py, per-process CPU time). This process holds the port meanwhile with
+    a socket that never listens, so nothing is routed to it."""
     import uvicorn
 
     config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False,
