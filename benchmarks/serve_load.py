@@ -8,7 +8,8 @@ without --data-dir or LENET_DATA_DIR). Each level runs for at most --seconds
 or --max-requests, whichever comes first. Then the same for a server of the
 same stack (our app, bounds and worker processes) with one more route,
 /noop, that reads the body and answers a small JSON: the stack's own limit
-on this machine with this client. Prints a table and writes JSON.
+on this machine with this client. Prints a table, with each worker's CPU
+seconds in each level (one near 0 got no connections), and writes JSON.
 
     python benchmarks/serve_load.py [--seconds 5] [--workers 2] [--json benchmarks/results/serve.json]
     python benchmarks/serve_load.py --path /explain --clients 1   # the drawing page's request
@@ -156,14 +157,25 @@ def measure(command: list[str], port: int, bodies: list[bytes], args, path: str)
             except OSError:
                 time.sleep(0.1)
         time.sleep(0.5)  # every worker up, not only the first
-        rest_mb = sum(rss_mb(p) for p in [server.pid, *children(server.pid)])
+        workers = children(server.pid) or [server.pid]
+        rest_mb = sum(rss_mb(p) for p in {server.pid, *workers})
         asyncio.run(level(port, bodies, 1, 1.0, 200, path))  # warm-up
-        rows = [asyncio.run(level(port, bodies, int(c), args.seconds, args.max_requests, path))
-                for c in args.clients.split(",")]
+        rows = []
+        for c in args.clients.split(","):
+            before = [cpu_seconds(p) for p in workers]
+            rows.append(asyncio.run(level(port, bodies, int(c), args.seconds, args.max_requests, path)))
+            # Each worker's CPU time in the level: a worker near 0 gets no connections.
+            rows[-1]["worker_cpu_s"] = [round(cpu_seconds(p) - b, 2) for p, b in zip(workers, before)]
     finally:
         server.terminate()
         server.wait(timeout=10)
     return rows, rest_mb
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def children(pid: int) -> list[int]:
@@ -207,11 +219,12 @@ def main() -> int:
           f"client on the same machine ({machine})")
     print(f"server memory at rest: {rest_mb:.1f} MB resident, all processes")
     print(f"{'clients':>7} {'requests':>8} {'errors':>6} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
-          f"{'/health p99':>11} {'no-op req/s':>11} {'no-op p99':>9} {'share':>6}")
+          f"{'/health p99':>11} {'no-op req/s':>11} {'no-op p99':>9} {'share':>6}  worker CPU s")
     for r, n in zip(ours, noop):
         print(f"{r['clients']:>7} {r['requests']:>8} {r['errors']:>6} {r['requests_per_second']:>8} "
               f"{r['p50_ms']:>7} {r['p99_ms']:>7} {r['health_p99_ms']:>11} {n['requests_per_second']:>11} "
-              f"{n['p99_ms']:>9} {r['requests_per_second'] / n['requests_per_second']:>6.0%}")
+              f"{n['p99_ms']:>9} {r['requests_per_second'] / n['requests_per_second']:>6.0%}  "
+              f"{' + '.join(map(str, r['worker_cpu_s']))}")
         r["noop"] = n
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
