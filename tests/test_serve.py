@@ -250,15 +250,14 @@ def test_connections_are_spread_over_the_workers(digits):
     request = (f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
                f"Content-Length: {len(body)}\r\n\r\n").encode() + body
 
-    async def ask(reader, writer):
-        for _ in range(3):
-            writer.write(request)
-            assert b" 200 " in await reader.readline()
-            length = 0
-            while (line := await reader.readline()) != b"\r\n":
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            await reader.readexactly(length)
+    async def ask(reader, writer):  # one request: the connection is accepted, and counted before it idles
+        writer.write(request)
+        assert b" 200 " in await reader.readline()
+        length = 0
+        while (line := await reader.readline()) != b"\r\n":
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        await reader.readexactly(length)
 
     async def clients():
         opened = await asyncio.gather(*(asyncio.open_connection("127.0.0.1", port) for _ in range(32)))
