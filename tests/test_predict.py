@@ -130,7 +130,6 @@ def without_torch(*args, env=None):
 
 
 def test_evaluate_without_torch_uses_numpy(mnist_dir):
-    import os
     r = without_torch("evaluate", "--json", env=dict(os.environ, LENET_DATA_DIR=str(mnist_dir)))
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["accuracy"] >= 0.99
@@ -178,7 +177,6 @@ def test_a_folder_is_read_on_every_core_in_order_and_the_same_as_one_process(tmp
 def run_on_terminal(args, stdout_too: bool) -> tuple[str, str]:
     """`lenet *args` with stderr (and stdout too when `stdout_too`) a pseudo-terminal; (what the
     terminal received, stdout when it is a pipe)."""
-    import os
     import pty
     import threading
 
