@@ -18,11 +18,11 @@ from pathlib import Path
 import torch
 from bench import Textbook, library_train, median_of_rounds, plain_eager
 
-import lenet.model
-from lenet import datasets as data
+import lenet.nn.torch_model
+from lenet.data import mnist as data
 from lenet.config import RECIPES
-from lenet.model import build_model, init_weights
-from lenet.training import make_splits
+from lenet.nn.torch_model import build_model, init_weights
+from lenet.training.loop import make_splits
 
 CPU = torch.device("cpu")
 
@@ -38,7 +38,7 @@ def main() -> int:
     train, _ = make_splits(data.load(args.data_dir), CPU, subset=args.images)
     recipe = RECIPES["lenet5"].override(activation="relu", augment=False)
     b256 = recipe.override(batch_size=256)
-    split_layout_conv = lenet.model.conv_for_training
+    split_layout_conv = lenet.nn.torch_model.conv_for_training
 
     def textbook():
         net = build_model(recipe.model_config())
@@ -50,11 +50,11 @@ def main() -> int:
 
     def without_split_layout(measure):
         def run():
-            lenet.model.conv_for_training = lambda conv, x: conv(x)
+            lenet.nn.torch_model.conv_for_training = lambda conv, x: conv(x)
             try:
                 return measure()
             finally:
-                lenet.model.conv_for_training = split_layout_conv
+                lenet.nn.torch_model.conv_for_training = split_layout_conv
         return run
 
     steps = {

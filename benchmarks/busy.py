@@ -27,9 +27,9 @@ BUSY_SECONDS = 600  # a busy loop ends by itself after this, whatever happens to
 
 PLAIN = r"""
 import sys, time, torch, torch.nn.functional as F
-from lenet import datasets
+from lenet.data import mnist as datasets
 from lenet.config import ModelConfig
-from lenet.model import build_model
+from lenet.nn.torch_model import build_model
 ds = datasets.load(sys.argv[1] or None)
 n = int(sys.argv[2])
 x = torch.from_numpy(ds.train_images[:n].copy()).float().div(255).sub(0.1307).div(0.3081).unsqueeze(1)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from lenet import datasets
+from lenet.data import mnist as datasets
 
 
 def run(folder: Path, out: Path) -> tuple[float, float | None]:

@@ -13,10 +13,10 @@ import argparse
 
 import numpy as np
 
-from lenet import datasets
-from lenet.disguise import disguise
-from lenet.infer import NumpyModel
-from lenet.preprocess import find_digit, plain_resize, preprocess
+from lenet.data import mnist as datasets
+from lenet.data.disguise import disguise
+from lenet.nn.numpy_model import NumpyModel
+from lenet.reading.preprocess import find_digit, plain_resize, preprocess
 from lenet.pretrained import bundled_model_path
 
 

@@ -35,10 +35,10 @@ from pathlib import Path
 import numpy as np
 
 from lenet import datasets, disguise
-from lenet.fonts import MATPLOTLIB_FONTS, draw
-from lenet.infer import NumpyModel
-from lenet.predict import judged, predict_images, read_digits
-from lenet.preprocess import load_image, read_digit
+from lenet.training.fonts import MATPLOTLIB_FONTS, draw
+from lenet.nn.numpy_model import NumpyModel
+from lenet.reading.predict import judged, predict_images, read_digits
+from lenet.reading.preprocess import load_image, read_digit
 from lenet.pretrained import bundled_model_path
 
 HERE = Path(__file__).parent

@@ -50,7 +50,7 @@ NOOP = """
 import sys
 from fastapi import Request
 from fastapi.responses import JSONResponse
-from lenet.serve import create_app, run
+from lenet.serving.app import create_app, run
 app = create_app()
 
 @app.post("/noop")
@@ -64,7 +64,7 @@ run(app, "127.0.0.1", int(sys.argv[1]), workers=int(sys.argv[2]))
 
 def digit_pngs(data_dir: str | None, invert: bool, n: int = 100) -> list[bytes]:
     """PNG bytes of the first `n` MNIST test digits (the ring when MNIST is not found)."""
-    from lenet import datasets
+    from lenet.data import mnist as datasets
 
     try:
         images = datasets.load(data_dir).test_images[:n]

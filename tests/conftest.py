@@ -46,5 +46,5 @@ def mnist_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def mnist(mnist_dir):
-    from lenet import datasets as data
+    from lenet.data import mnist as data
     return data.load(mnist_dir, download=False)

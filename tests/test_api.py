@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 import lenet
-from lenet.disguise import disguise
+from lenet.data.disguise import disguise
 
 
 @pytest.fixture(scope="module")

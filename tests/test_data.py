@@ -2,7 +2,7 @@ import hashlib
 
 import pytest
 
-from lenet import datasets as data
+from lenet.data import mnist as data
 
 from conftest import write_dataset
 

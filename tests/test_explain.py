@@ -10,12 +10,12 @@ import pytest
 import torch
 from PIL import Image
 
-from lenet.activations import explain, layer_outputs
-from lenet.checkpoint import save_model
+from lenet.evaluation.explain import explain, layer_outputs
+from lenet.nn.model_file import save_model
 from lenet.config import ModelConfig
-from lenet.infer import NumpyModel
-from lenet.model import build_model, init_weights
-from lenet.network import describe
+from lenet.nn.numpy_model import NumpyModel
+from lenet.nn.torch_model import build_model, init_weights
+from lenet.nn.network import describe
 
 from helpers import lenet
 
@@ -65,7 +65,7 @@ def test_the_command_writes_the_figure_or_json_without_torch(tmp_path):
     assert [(layer["name"], layer["title"]) for layer in out["layers"]][:2] == [("c1", "C1 16@28x28"),
                                                                               ("s2", "S2 16@14x14")]
     assert out["digit"] == 9 and np.array(out["layers"][0]["values"]).shape == (16, 28, 28)
-    code = ("import sys; from lenet.cli import main; main(['explain', sys.argv[1], '--json']); "
+    code = ("import sys; from lenet.cli.main import main; main(['explain', sys.argv[1], '--json']); "
             "assert 'torch' not in sys.modules")
     r = subprocess.run([sys.executable, "-c", code, str(EXAMPLE)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

@@ -17,8 +17,8 @@ import pytest
 from PIL import Image
 from safetensors.numpy import load_file, save_file
 
-from lenet.checkpoint import load_model_file
-from lenet.disguise import disguise
+from lenet.nn.model_file import load_model_file
+from lenet.data.disguise import disguise
 from lenet.files import FolderLock, clean_stale_temps, read_bounded, write_atomic
 from lenet.pretrained import bundled_model_path
 
@@ -370,7 +370,7 @@ def test_output_paths_are_checked_before_the_work(tmp_path, mnist_dir):
 def test_an_os_error_mid_command_is_one_line(monkeypatch, capsys, tmp_path):
     import errno
 
-    from lenet import cli
+    from lenet.cli import main as cli
 
     def full(args):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "model.safetensors"))

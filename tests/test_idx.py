@@ -3,8 +3,8 @@ import gzip
 import numpy as np
 import pytest
 
-from lenet import datasets as data
-from lenet.idx import IMAGES_MAGIC, LABELS_MAGIC, parse_idx, read_idx
+from lenet.data import mnist as data
+from lenet.data.idx import IMAGES_MAGIC, LABELS_MAGIC, parse_idx, read_idx
 
 from conftest import idx_bytes, write_dataset
 

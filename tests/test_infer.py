@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
-from lenet.infer import conv2d, conv_pool, kernel_matrix, pool2
+from lenet.nn.numpy_model import conv2d, conv_pool, kernel_matrix, pool2
 
 
 def plain_conv(x, w, b, pad):

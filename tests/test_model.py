@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from lenet.config import ModelConfig
-from lenet.model import build_model, count_parameters, init_weights
+from lenet.nn.torch_model import build_model, count_parameters, init_weights
 
 
 def shapes(model, x):

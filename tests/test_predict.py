@@ -11,11 +11,11 @@ import torch
 from PIL import Image
 
 from lenet.config import RECIPES, ModelConfig
-from lenet.disguise import disguise
-from lenet.infer import NumpyModel
-from lenet.model import build_model, init_weights, load_model, normalize
+from lenet.data.disguise import disguise
+from lenet.nn.numpy_model import NumpyModel
+from lenet.nn.torch_model import build_model, init_weights, load_model, normalize
 from lenet.pretrained import bundled_model_path
-from lenet.training import Split, score
+from lenet.training.loop import Split, score
 
 from helpers import lenet
 from test_preprocess import png_header_only
@@ -75,7 +75,7 @@ def test_predict_text_and_top_k(folder):
 
 def test_predict_does_not_import_torch(folder):
     good, _, _ = folder
-    code = ("import sys; from lenet.cli import main; rc = main(['predict', sys.argv[1]]); "
+    code = ("import sys; from lenet.cli.main import main; rc = main(['predict', sys.argv[1]]); "
             "assert 'torch' not in sys.modules, 'torch was imported'; sys.exit(rc)")
     r = subprocess.run([sys.executable, "-c", code, str(good / "photo0.png")], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
@@ -125,7 +125,7 @@ def test_bundled_model_scores_at_least_99_percent(mnist_dir):
 
 def without_torch(*args, env=None):
     """Run the CLI in a process where `import torch` fails, as on the inference-only install."""
-    code = "import sys; sys.modules['torch'] = None; from lenet.cli import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; sys.modules['torch'] = None; from lenet.cli.main import main; sys.exit(main(sys.argv[1:]))"
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=300)
 
 
@@ -143,8 +143,8 @@ def test_training_without_torch_says_which_extra(mnist_dir):
 ONE_PROCESS = """
 import json, sys
 from pathlib import Path
-from lenet.infer import NumpyModel
-from lenet.predict import public, stream_files
+from lenet.nn.numpy_model import NumpyModel
+from lenet.reading.predict import public, stream_files
 from lenet.pretrained import bundled_model_path
 paths = sorted(Path(sys.argv[1]).iterdir())
 print(json.dumps([public(x) for x in stream_files(NumpyModel.load(bundled_model_path()), paths, workers=1)]))
@@ -154,7 +154,7 @@ print(json.dumps([public(x) for x in stream_files(NumpyModel.load(bundled_model_
 def test_a_folder_is_read_on_every_core_in_order_and_the_same_as_one_process(tmp_path, mnist):
     """Over POOL_FROM files the reading is spread over processes: the results, bad file included,
     come in the input order and equal those of one process."""
-    from lenet.predict import POOL_FROM
+    from lenet.reading.predict import POOL_FROM
 
     n = POOL_FROM + 16
     for i in range(n):
@@ -207,7 +207,7 @@ def run_on_terminal(args, stdout_too: bool) -> tuple[str, str]:
 
 
 def test_a_large_folder_shows_a_progress_bar_on_the_terminal_and_keeps_results_clean(tmp_path, mnist):
-    from lenet.cli import PROGRESS_FROM
+    from lenet.cli.main import PROGRESS_FROM
 
     n = PROGRESS_FROM
     for i in range(n):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lenet.disguise import disguise
-from lenet.infer import NumpyModel
-from lenet.preprocess import BOX, SEVERAL, find_digit, load_image, mnist_form, plain_resize, preprocess, read_digit
+from lenet.data.disguise import disguise
+from lenet.nn.numpy_model import NumpyModel
+from lenet.reading.preprocess import BOX, SEVERAL, find_digit, load_image, mnist_form, plain_resize, preprocess, read_digit
 from lenet.pretrained import bundled_model_path
 
 N = 300  # test digits per disguise
@@ -154,7 +154,7 @@ def test_modes_grey_palette_alpha_and_16_bit(mnist):
 
 
 def test_declared_pixels_of_a_png_as_pillow_reads_them(mnist):
-    from lenet.preprocess import declared_pixels
+    from lenet.reading.preprocess import declared_pixels
 
     for data in (png_bytes(mnist.test_images[0]), png_bytes(np.zeros((37, 91, 3), np.uint8)),
                  png_header_only(9_000, 9_000)):

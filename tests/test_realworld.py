@@ -6,12 +6,12 @@ from collections import deque
 import numpy as np
 import pytest
 
-from lenet import morphology as mo
-from lenet.calibration import expected_calibration_error, fit_temperature, softmax
-from lenet.disguise import ink_of
-from lenet.infer import NumpyModel
-from lenet.predict import read_digits
-from lenet.preprocess import BORDER, SEVERAL, form_lines, grey, read_digit, read_number
+from lenet.reading import morphology as mo
+from lenet.evaluation.calibration import expected_calibration_error, fit_temperature, softmax
+from lenet.data.disguise import ink_of
+from lenet.nn.numpy_model import NumpyModel
+from lenet.reading.predict import read_digits
+from lenet.reading.preprocess import BORDER, SEVERAL, form_lines, grey, read_digit, read_number
 from lenet.pretrained import bundled_model_path
 
 
@@ -219,7 +219,7 @@ def test_http_predict_number_and_unsure():
 
     from fastapi.testclient import TestClient
 
-    from lenet.serve import create_app
+    from lenet.serving.app import create_app
 
     data = (Path(__file__).parent.parent / NUMBER).read_bytes()
     with TestClient(create_app(), base_url="http://127.0.0.1") as client:

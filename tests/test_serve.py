@@ -14,12 +14,12 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from lenet.disguise import disguise
-from lenet.infer import NumpyModel
-from lenet.predict import judged, predict_images
-from lenet.preprocess import read_digit
+from lenet.data.disguise import disguise
+from lenet.nn.numpy_model import NumpyModel
+from lenet.reading.predict import judged, predict_images
+from lenet.reading.preprocess import read_digit
 from lenet.pretrained import bundled_model_path
-from lenet.serve import INLINE_PIXELS, MAX_BATCH, MAX_BODY, Batcher, create_app
+from lenet.serving.app import INLINE_PIXELS, MAX_BATCH, MAX_BODY, Batcher, create_app
 
 from helpers import lenet, start_server, stop_server
 from test_preprocess import png_bytes as png

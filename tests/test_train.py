@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from lenet.checkpoint import CHECKPOINT_FILE, load_checkpoint, load_model_file
+from lenet.nn.model_file import CHECKPOINT_FILE, load_checkpoint, load_model_file
 from lenet.config import RECIPES
-from lenet.model import load_model
-from lenet.training import Run, Split, fit, make_splits, score
+from lenet.nn.torch_model import load_model
+from lenet.training.loop import Run, Split, fit, make_splits, score
 
 CPU = torch.device("cpu")
 
@@ -156,8 +156,8 @@ def test_corrupt_or_foreign_checkpoint_is_a_clear_error(mnist_dir, tmp_path):
 @pytest.mark.parametrize("momentum, nesterov, decay", [(0.9, True, 5e-4), (0.9, False, 1e-3), (0.0, False, 0.0)])
 def test_our_sgd_takes_torch_sgd_steps_and_reads_its_state(momentum, nesterov, decay):
     from lenet.config import ModelConfig
-    from lenet.model import build_model
-    from lenet.training import SGD
+    from lenet.nn.torch_model import build_model
+    from lenet.training.loop import SGD
 
     def groups(model):
         return [{"params": [p for p in model.parameters() if p.ndim > 1], "weight_decay": decay},

@@ -8,7 +8,7 @@
     (x, y), (x_test, y_test) = lenet.datasets.mnist()
 
 Importing the package is cheap: torch is imported only by the modules that
-train (`lenet.training`, `lenet.model`), so inference can run without it.
+train (`lenet.training`, `lenet.nn.torch_model`), so inference can run without it.
 """
 
 __version__ = "0.1.0"
@@ -23,7 +23,7 @@ def __getattr__(name: str):
     import importlib
 
     if name == "datasets":
-        return importlib.import_module(".datasets", __name__)
+        return importlib.import_module("lenet.data.mnist")
     if name in _API:
-        return getattr(importlib.import_module(".api", __name__), name)
+        return getattr(importlib.import_module("lenet.api"), name)
     raise AttributeError(f"module 'lenet' has no attribute {name!r}")

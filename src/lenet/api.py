@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .infer import NumpyModel
-from .predict import judged, predict_images, read_digits
-from .preprocess import load_image, read_digit
+from lenet.nn.numpy_model import NumpyModel
+from lenet.reading.predict import judged, predict_images, read_digits
+from lenet.reading.preprocess import load_image, read_digit
 
 
 @dataclass
@@ -92,7 +92,7 @@ def pixels_of(x) -> np.ndarray:
     if isinstance(x, (bytes, bytearray)):
         return load_image(bytes(x))
     if hasattr(x, "mode") and hasattr(x, "size"):  # a PIL image
-        from .preprocess import to_array_mode
+        from lenet.reading.preprocess import to_array_mode
         return np.asarray(to_array_mode(x))
     if isinstance(x, np.ndarray):
         return x
@@ -102,7 +102,7 @@ def pixels_of(x) -> np.ndarray:
 
 def load(model: str | Path | None = None) -> Classifier:
     """A classifier from a saved model: an output folder or a .safetensors file; None: the bundled model."""
-    from .pretrained import bundled_model_path
+    from lenet.pretrained import bundled_model_path
 
     return Classifier(NumpyModel.load(model or bundled_model_path()))
 
@@ -130,10 +130,10 @@ def train(recipe: str = "lenet5", data_dir: str | Path | None = None, out: str |
     change its fields: arch, activation, lr, momentum, epochs, batch_size, augment, ... (the
     flags of `lenet train`, with underscores). Ctrl-C (a notebook's interrupt too) stops after
     the current batch with a resumable checkpoint in `out`: train(..., resume=True) continues."""
-    from . import datasets
-    from .config import RECIPES, Recipe
-    from .distributed import Dist
-    from .training import resolve_device, train_on
+    from lenet.data import mnist as datasets
+    from lenet.config import RECIPES, Recipe
+    from lenet.training.distributed import Dist
+    from lenet.training.loop import resolve_device, train_on
 
     knobs = {f.name for f in Recipe.knobs()}
     unknown = sorted(set(overrides) - knobs)
@@ -163,9 +163,9 @@ def evaluate(model: str | Path | list | None = None, data_dir: str | Path | None
              device: str = "auto") -> EvalResult:
     """Score a saved model (a list of them: their ensemble) on the test set; None: the bundled model.
     Runs on torch when installed, else on NumPy."""
-    from . import datasets
-    from .evaluation import evaluate_models
-    from .pretrained import bundled_model_path
+    from lenet.data import mnist as datasets
+    from lenet.evaluation.scoring import evaluate_models
+    from lenet.pretrained import bundled_model_path
 
     paths = [str(p) for p in (model if isinstance(model, (list, tuple)) else [model or bundled_model_path()])]
     result = evaluate_models(paths, datasets.load(data_dir), device)

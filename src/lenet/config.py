@@ -40,7 +40,7 @@ class ModelConfig:
     unsure_below: float = 0.0
 
     def __post_init__(self):
-        from .network import check_image_size
+        from lenet.nn.network import check_image_size
 
         _check_choice("model arch", self.arch, ARCHS)
         _check_choice("model activation", self.activation, ACTIVATIONS)

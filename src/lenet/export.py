@@ -14,7 +14,7 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
-from .files import write_atomic
+from lenet.files import write_atomic
 
 OPSET = 18
 INPUT, OUTPUT = "pixels", "probabilities"
@@ -52,8 +52,8 @@ def export_onnx(model_path: str | Path, output: str | Path, opset: int = OPSET) 
     import onnx
     import torch
 
-    from .checkpoint import test_accuracy
-    from .model import load_model
+    from lenet.nn.model_file import test_accuracy
+    from lenet.nn.torch_model import load_model
 
     model, config, info = load_model(model_path)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import open_regular
+from lenet.files import open_regular
 
 IMAGES_MAGIC = 2051  # 0x00000803: unsigned byte, 3 dimensions (count, rows, cols)
 LABELS_MAGIC = 2049  # 0x00000801: unsigned byte, 1 dimension (count)

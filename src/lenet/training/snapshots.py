@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .activations import kernel_mosaic, mosaic
+from lenet.evaluation.explain import kernel_mosaic, mosaic
 
 
 class Snapshots:
@@ -42,8 +42,8 @@ class Snapshots:
         return [self.write_strip(out / "learning.png"), self.write_gif(out / "learning.gif")]
 
     def write_strip(self, path: Path) -> Path:
-        from .files import write_atomic
-        from .plots import figure
+        from lenet.files import write_atomic
+        from lenet.figures import figure
 
         fig = figure(figsize=(16, 0.75 * len(self.rows) + 0.6))
         axes = fig.subplots(len(self.rows), 3, gridspec_kw={"width_ratios": [2, 3, 4]}, squeeze=False)
@@ -64,7 +64,7 @@ class Snapshots:
     def write_gif(self, path: Path) -> Path:
         from PIL import Image, ImageDraw
 
-        from .files import write_atomic
+        from lenet.files import write_atomic
 
         frames = []
         for label, kernels, c1, _ in self.rows:

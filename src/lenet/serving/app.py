@@ -26,10 +26,10 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from . import __version__
-from .activations import explain_seen, to_tiles
-from .checkpoint import test_accuracy
-from .guard import (
+from lenet import __version__
+from lenet.evaluation.explain import explain_seen, to_tiles
+from lenet.nn.model_file import test_accuracy
+from lenet.serving.guard import (
     KEEP_ALIVE,
     MAX_BODY,
     MAX_CONNECTIONS,
@@ -39,9 +39,9 @@ from .guard import (
     GuardedProtocol,
     allowed_hosts,
 )
-from .infer import NumpyModel
-from .predict import doubts_of, judged, predict_each, predict_images, public, read_digits
-from .preprocess import declared_pixels, load_image, read_digit
+from lenet.nn.numpy_model import NumpyModel
+from lenet.reading.predict import doubts_of, judged, predict_each, predict_images, public, read_digits
+from lenet.reading.preprocess import declared_pixels, load_image, read_digit
 
 MAX_BATCH = 64               # images per /predict/batch request
 # Work per request, bounded before decoding: pixels the images' headers declare, all images
@@ -316,7 +316,7 @@ async def request_error(request, exc: RequestError):
 @asynccontextmanager
 async def lifespan(app: FastAPI):
     """Load the model once, before the first request; hold it in the app's state."""
-    from .pretrained import bundled_model_path
+    from lenet.pretrained import bundled_model_path
 
     app.state.model = NumpyModel.load(app.state.model_path or bundled_model_path())
     app.state.limiter = anyio.CapacityLimiter(INFERENCE_THREADS)

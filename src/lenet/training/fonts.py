@@ -66,7 +66,7 @@ def draw(digit: int, font: Path, rng, height: int = 96, weight: int = 0, crossed
 def printed_digits(fonts: list[Path], per_font: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(images (N, 28, 28) uint8 as the network sees them, labels (N,)): every digit in every font,
     `per_font` times at random sizes and weights (every 7 also crossed once)."""
-    from .preprocess import preprocess
+    from lenet.reading.preprocess import preprocess
 
     rng = np.random.default_rng(seed)
     images, labels = [], []

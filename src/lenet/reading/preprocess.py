@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import morphology as mo
+from lenet.reading import morphology as mo
 
 SIZE = 28          # MNIST's image side
 BOX = 20           # MNIST fitted each digit's ink into a 20x20 box
@@ -80,7 +80,7 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
     if isinstance(source, (bytes, bytearray)):
         data, name = bytes(source), name or "<bytes>"
     else:
-        from .files import read_bounded
+        from lenet.files import read_bounded
 
         # Regular files only, read with a bound: a FIFO or /dev/zero is an error, not a hang.
         data = read_bounded(source, MAX_FILE_BYTES, "image")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import write_text_atomic
-from .plots import figure, save
+from lenet.files import write_text_atomic
+from lenet.figures import figure, save
 
 WORST = 36  # mistakes shown in the grid
 

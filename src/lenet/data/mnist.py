@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import write_atomic
-from .idx import IMAGES_MAGIC, LABELS_MAGIC, check_pair, read_idx
+from lenet.files import write_atomic
+from lenet.data.idx import IMAGES_MAGIC, LABELS_MAGIC, check_pair, read_idx
 
 ENV_VAR = "LENET_DATA_DIR"
 TUTORIAL_DIR = Path("data") / "MNIST"
@@ -160,7 +160,7 @@ def load(data_dir: str | Path | None = None, download: bool = True) -> Dataset:
 def check_classes(train_labels: np.ndarray, test_labels: np.ndarray, root) -> None:
     """Labels must be 0..K-1 with every class in the training split, so K is the number of classes;
     a stray 255 would otherwise make a 256-class model without a word."""
-    from .config import MAX_CLASSES
+    from lenet.config import MAX_CLASSES
 
     counts = np.bincount(train_labels, minlength=2)
     k = len(counts)

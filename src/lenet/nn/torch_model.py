@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ModelConfig
-from .network import describe, fold_batch_norm
+from lenet.config import ModelConfig
+from lenet.nn.network import describe, fold_batch_norm
 
 ACTIVATION = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": F.relu, None: lambda x: x}
 POOL = {"avgpool": nn.AvgPool2d, "maxpool": nn.MaxPool2d}
@@ -203,7 +203,7 @@ def normalize(images: torch.Tensor, config: ModelConfig) -> torch.Tensor:
 
 def load_model(path, device="cpu") -> tuple[nn.Module, ModelConfig, dict]:
     """(model in eval mode, its config, its recorded info) from a saved model file or folder."""
-    from .checkpoint import load_model_file
+    from lenet.nn.model_file import load_model_file
 
     weights, config, info = load_model_file(path)
     model = build_model(config)

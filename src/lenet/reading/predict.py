@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .preprocess import EXTENSIONS, Reading, load_image, read_digit, read_number
+from lenet.reading.preprocess import EXTENSIONS, Reading, load_image, read_digit, read_number
 
 
 def collect_inputs(inputs: list[str]) -> list[Path]:
@@ -136,7 +136,7 @@ def stream_files(model, paths: list[Path], k: int = 1, workers: int | None = Non
     preprocessing and predicting CHUNK files at a time, so this process only passes results on.
     Nothing but the chunks in flight is held, so memory stays flat over any number of files;
     "_seen" is kept only with `keep_seen`."""
-    from .cpu import usable_cores
+    from lenet.cpu import usable_cores
 
     workers = workers or usable_cores()
     if workers > 1 and len(paths) >= POOL_FROM:
@@ -196,7 +196,7 @@ def predict_batch(model, batch: list, k: int, keep_seen: bool):
 
 def check_save_dir(directory: Path, paths: list[Path]) -> Path:
     """Refuse, before any work, a folder we cannot write or one that holds the inputs themselves."""
-    from .files import check_writable_dir
+    from lenet.files import check_writable_dir
 
     check_writable_dir(directory, "--save-preprocessed")
     here = directory.resolve()

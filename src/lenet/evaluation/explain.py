@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .infer import NumpyModel, softmax
-from .preprocess import preprocess
+from lenet.nn.numpy_model import NumpyModel, softmax
+from lenet.reading.preprocess import preprocess
 
 PATCH, STRIDE = 4, 2  # occlusion patch side and step, pixels of the 28x28
 
@@ -142,8 +142,8 @@ def draw_figure(result: dict, model: NumpyModel, pixels: np.ndarray, path: str |
     """One PNG that reads top to bottom like the text's figure: the input, what the network saw,
     every layer by its name and shape, the learned C1 and C3 kernels, and the saliency maps.
     Each layer's maps are one row of tiles (one image, so the figure draws in about a second)."""
-    from .files import write_atomic
-    from .plots import figure
+    from lenet.files import write_atomic
+    from lenet.figures import figure
 
     maps = [(layer, v) for layer, v in result["layers"] if v.ndim == 3 and v.shape[1] > 1]
     vectors = [(layer, v.reshape(-1)) for layer, v in result["layers"] if v.ndim == 1 or v.shape[1] == 1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .files import write_atomic
+from lenet.files import write_atomic
 
 
 def figure(**kw):

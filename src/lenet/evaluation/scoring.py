@@ -27,7 +27,7 @@ def evaluate_models(paths: list[str], ds, device_name: str = "auto") -> dict:
     hit = pred == labels
     cm = confusion_matrix(labels, pred, probs.shape[1])
     per_class = np.diag(cm) / np.maximum(cm.sum(1), 1)  # each class's recall
-    from .calibration import expected_calibration_error
+    from lenet.evaluation.calibration import expected_calibration_error
 
     return {
         "calibration_error": round(expected_calibration_error(probs, labels), 6),  # ECE, 15 bins
@@ -53,13 +53,13 @@ def model_probabilities(path, ds, device_name: str):
     try:
         import torch
     except ImportError:
-        from .infer import NumpyModel
+        from lenet.nn.numpy_model import NumpyModel
         model = NumpyModel.load(path)
         check_images(path, model.config, ds)
         return model.probabilities(ds.test_images), model.config, model.info
 
-    from .model import load_model
-    from .training import Split, resolve_device, score
+    from lenet.nn.torch_model import load_model
+    from lenet.training.loop import Split, resolve_device, score
 
     device = resolve_device(device_name)
     model, config, info = load_model(path, device)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import load_model_file
-from .config import ModelConfig
-from .network import describe, fold_batch_norm
+from lenet.nn.model_file import load_model_file
+from lenet.config import ModelConfig
+from lenet.nn.network import describe, fold_batch_norm
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pad: int,

@@ -17,9 +17,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .config import ModelConfig
-from .files import read_bounded, write_atomic, write_text_atomic
-from .network import parameter_shapes
+from lenet.config import ModelConfig
+from lenet.files import read_bounded, write_atomic, write_text_atomic
+from lenet.nn.network import parameter_shapes
 
 FORMAT = "lenet-model/1"
 CHECKPOINT_FORMAT = "lenet-checkpoint/1"

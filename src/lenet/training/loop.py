@@ -30,15 +30,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import __version__
-from .augment import distort, roughen
-from .checkpoint import CHECKPOINT_FILE, MODEL_FILE, Checkpoint, load_checkpoint, save_checkpoint, save_model
-from .config import ModelConfig, Recipe, check_int, flag
-from .datasets import Dataset
-from .distributed import Dist
-from .files import FolderLock, clean_stale_temps, write_text_atomic
-from .model import build_model, count_parameters, init_weights, normalize
-from .network import check_image_size
+from lenet import __version__
+from lenet.training.augment import distort, roughen
+from lenet.nn.model_file import CHECKPOINT_FILE, MODEL_FILE, Checkpoint, load_checkpoint, save_checkpoint, save_model
+from lenet.config import ModelConfig, Recipe, check_int, flag
+from lenet.data.mnist import Dataset
+from lenet.training.distributed import Dist
+from lenet.files import FolderLock, clean_stale_temps, write_text_atomic
+from lenet.nn.torch_model import build_model, count_parameters, init_weights, normalize
+from lenet.nn.network import check_image_size
 
 EVAL_BATCH = 256  # batches whose activations stay in cache: fast evaluates 1.6x faster than at 1000
 
@@ -127,7 +127,7 @@ def make_splits(ds: Dataset, device: torch.device, subset: int | None = None,
 def with_printed(train: Split, fraction: float, log=print) -> Split:
     """`train` with printed digits added (fonts.py): `fraction` of its size, the rendered set
     repeated; each copy is distorted differently by the batch augmentation."""
-    from .fonts import matplotlib_fonts, printed_digits
+    from lenet.training.fonts import matplotlib_fonts, printed_digits
 
     t0 = time.perf_counter()
     fonts = matplotlib_fonts()
@@ -578,7 +578,7 @@ class Trainer:
 
     def start_snapshots(self, val: Split) -> None:
         """Record how C1 learns, on the first validation image, from where training stands."""
-        from .snapshots import Snapshots
+        from lenet.training.snapshots import Snapshots
 
         self.snapshots = Snapshots(self.model, val.images[0].cpu(), self.config)
         self.snapshots.take("start" if self.epoch == 0 and self.step == 0 else f"resumed, epoch {self.epoch + 1}")
@@ -702,7 +702,7 @@ class Trainer:
             return info
         if val.name.startswith("holdout"):
             # Held-out training images: fit the temperature and the unsure threshold on them.
-            from .calibration import calibrate
+            from lenet.evaluation.calibration import calibrate
 
             info["calibration"] = calibrate(*held_out_scores(self.model, val, self.config))
             self.config = replace(self.config, temperature=info["calibration"]["temperature"],
@@ -716,7 +716,7 @@ class Trainer:
         save_model(run.out / MODEL_FILE, self.model, info)
         write_metrics_csv(run.out / "metrics.csv", history)
         if run.plots and history:
-            from .plots import plot_history
+            from lenet.figures import plot_history
             plot_history(history, run.out)
         if self.snapshots:
             self.snapshots.write(run.out)

@@ -15,8 +15,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-from . import __version__
-from .config import DEFAULT_RECIPE, RECIPES, Recipe
+from lenet import __version__
+from lenet.config import DEFAULT_RECIPE, RECIPES, Recipe
 
 MAX_DEFAULT_WORKERS = 8  # lenet serve's processes unless --workers says: one per core up to this
 
@@ -164,7 +164,7 @@ def add_explain(sub) -> None:
 
 
 def add_export(sub) -> None:
-    from .export import OPSET  # torch-free: export.py imports onnx and torch inside its function
+    from lenet.export import OPSET  # torch-free: export.py imports onnx and torch inside its function
 
     p = sub.add_parser("export", help="export a saved model to ONNX",
                        formatter_class=Help,
@@ -212,14 +212,14 @@ def choose_recipe(args) -> Recipe:
 
 
 def cmd_train(args) -> int:
-    from . import cpu
+    from lenet import cpu
 
     threads = cpu.prepare(args.threads)  # before torch is imported: OpenMP reads its settings once
 
-    from . import datasets
-    from .distributed import setup
-    from .files import check_writable_dir
-    from .training import resolve_device, train_on
+    from lenet.data import mnist as datasets
+    from lenet.training.distributed import setup
+    from lenet.files import check_writable_dir
+    from lenet.training.loop import resolve_device, train_on
 
     recipe = None if args.resume else choose_recipe(args)  # bad values are refused before any work
     dist = setup(resolve_device(args.device))  # one process, or one rank of a torchrun job
@@ -251,24 +251,24 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from . import datasets
-    from .evaluation import evaluate_models, format_table
+    from lenet.data import mnist as datasets
+    from lenet.evaluation.scoring import evaluate_models, format_table
 
     paths = args.model or [default_model()]
     if args.report:
-        from .files import check_writable_dir
+        from lenet.files import check_writable_dir
         check_writable_dir(args.report, "--report")  # now, not after the evaluation
     ds = datasets.load(args.data_dir)
     result = evaluate_models(paths, ds, args.device)
     if args.report:
-        from .report import write_report
+        from lenet.evaluation.report import write_report
         result["report"] = write_report(result, ds, Path(args.report))
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if not k.startswith("_")}))
         return 0
     print(format_table(result))
     if args.report:
-        from .report import format_per_class
+        from lenet.evaluation.report import format_per_class
         print(format_per_class(result["report"]["per_class"]))
         print(f"report written to {args.report}: confusion.png, mistakes.png, report.json")
     return 0
@@ -323,11 +323,11 @@ class Progress:
 def cmd_predict(args) -> int:
     import time
 
-    from .cpu import one_blas_thread
+    from lenet.cpu import one_blas_thread
 
     one_blas_thread()  # a folder is spread over one process per core
-    from .infer import NumpyModel
-    from .predict import (
+    from lenet.nn.numpy_model import NumpyModel
+    from lenet.reading.predict import (
         check_save_dir,
         collect_inputs,
         format_result,
@@ -377,10 +377,10 @@ def cmd_predict(args) -> int:
 
 
 def cmd_explain(args) -> int:
-    from .activations import draw_figure, explain, to_json
-    from .files import check_writable_file
-    from .infer import NumpyModel
-    from .preprocess import load_image
+    from lenet.evaluation.explain import draw_figure, explain, to_json
+    from lenet.files import check_writable_file
+    from lenet.nn.numpy_model import NumpyModel
+    from lenet.reading.preprocess import load_image
 
     output = Path(args.output or f"explain-{Path(args.image).stem}.png")
     if not args.json:
@@ -401,8 +401,8 @@ def cmd_explain(args) -> int:
 def cmd_export(args) -> int:
     import onnx  # noqa: F401 - fail early, before torch loads, when the export extra is missing
 
-    from .export import export_onnx
-    from .files import check_writable_file
+    from lenet.export import export_onnx
+    from lenet.files import check_writable_file
 
     check_writable_file(args.output, "--output")  # now, not after the export
 
@@ -414,10 +414,10 @@ def cmd_export(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from .cpu import one_blas_thread, usable_cores
+    from lenet.cpu import one_blas_thread, usable_cores
 
     one_blas_thread()  # batch-1 inference, one process per core
-    from .serve import serve
+    from lenet.serving.app import serve
 
     if not 0 < args.timeout <= 3600:
         raise ValueError(f"--timeout must be from 0 to 3600 seconds, got {args.timeout}")
@@ -427,7 +427,7 @@ def cmd_serve(args) -> int:
 
 
 def default_model() -> str:
-    from .pretrained import bundled_model_path
+    from lenet.pretrained import bundled_model_path
     return str(bundled_model_path())
 
 

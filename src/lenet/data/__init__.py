@@ -1,0 +1,1 @@
+"""Data: the IDX reader, MNIST, image decoding, the disguise generator."""

@@ -1,0 +1,1 @@
+"""Scoring, calibration, reports and explanations."""

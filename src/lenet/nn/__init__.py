@@ -1,0 +1,1 @@
+"""The networks: one description, run by NumPy and by torch; the model file."""

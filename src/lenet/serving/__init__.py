@@ -1,0 +1,1 @@
+"""The HTTP server: the app, its limits, its workers."""
