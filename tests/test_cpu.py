@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from lenet import cpu
 
 
@@ -23,7 +25,7 @@ def test_a_busy_core_takes_a_thread_away():
     """With every core but one kept busy by another process, training is given one thread."""
     cores = cpu.usable_cores()
     if cores < 2:
-        return
+        pytest.skip(f"needs 2 or more cores to keep one busy; this runner has {cores}")
     code = "import time\nend = time.time() + 20\nwhile time.time() < end: pass"
     loops = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(cores - 1)]
     try:

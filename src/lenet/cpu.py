@@ -19,6 +19,7 @@ Both must be set before `import torch`: OpenMP reads its environment once, when 
 from __future__ import annotations
 
 import os
+import sys
 
 
 def one_blas_thread() -> None:
@@ -82,7 +83,7 @@ def prepare(requested: int | None = None) -> str:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     policy = os.environ.get("OMP_WAIT_POLICY", "OpenMP's default")
     os.environ["OMP_NUM_THREADS"] = str(threads)
-    import torch
-
-    torch.set_num_threads(threads)
+    torch = sys.modules.get("torch")
+    if torch is not None:  # already loaded (a notebook): OpenMP has read its environment
+        torch.set_num_threads(threads)
     return f"CPU: {threads} thread{'s' if threads != 1 else ''} ({why}), OMP_WAIT_POLICY={policy}"
