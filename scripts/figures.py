@@ -109,8 +109,7 @@ def page_screenshots(docs: Path, chromium: str) -> None:
                     expect(page.locator("#kernel-caption")).to_contain_text("C3")
                     page.mouse.move(0, 0)
                     page.screenshot(path=str(docs / f"inside-{name}.png"), full_page=True)
-                    print(f"wrote {docs / ('inside-' + name + '.png')}" + (f", {docs / 'page.png'}" if name == "desktop"
-                                                                          else ""))
+                    print(f"wrote {docs / f'inside-{name}.png'}" + (" and page.png" if name == "desktop" else ""))
                     page.close()
             finally:
                 browser.close()

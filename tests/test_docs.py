@@ -103,8 +103,8 @@ def test_quick_start_runs_as_shown(tmp_path, mnist_dir):
     for line in lines:
         if line.startswith("lenet serve"):
             continue
-        argv = shlex.split(line.replace(out, str(tmp_path / "quick")).replace("my-photo.jpg", "docs/examples/photo-9.jpg"),
-                           comments=True)
+        line = line.replace(out, str(tmp_path / "quick")).replace("my-photo.jpg", "docs/examples/photo-9.jpg")
+        argv = shlex.split(line, comments=True)
         r = lenet(*argv[1:], env=env, cwd=ROOT, timeout=300)
         assert r.returncode == 0, f"{line}\n{r.stdout}\n{r.stderr}"
         if argv[1] == "predict":
