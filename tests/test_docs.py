@@ -27,12 +27,16 @@ def code_blocks(text: str) -> list[str]:
 
 def lenet_commands(text: str) -> list[list[str]]:
     """Every `lenet ...` command in the text's code blocks, as argv without the `lenet`; a sample
-    output's `$ lenet ...` line and each part of an `a && b` chain count too."""
+    output's `$ lenet ...` line, each part of an `a && b` chain and what torchrun runs as
+    `-m lenet ...` count too."""
     commands = []
     for block in code_blocks(text):
         for line in block.splitlines():
             for part in line.split("&&"):
                 part = part.strip().removeprefix("$ ")
+                launched = re.search(r" -m lenet ([a-z].*)", part)
+                if launched:
+                    part = "lenet " + launched.group(1).rstrip("'")
                 if part.startswith("lenet "):
                     commands.append(shlex.split(part, comments=True)[1:])
     return commands
