@@ -593,7 +593,11 @@ class Trainer:
         from lenet.training.snapshots import Snapshots
 
         self.snapshots = Snapshots(self.model, val.images[0].cpu(), self.config)
-        self.snapshots.take("start" if self.epoch == 0 and self.step == 0 else f"resumed, epoch {self.epoch + 1}")
+        resumed = not (self.epoch == 0 and self.step == 0)
+        if resumed:  # the frames before the interruption were in the killed process's memory
+            self.log(f"note: --snapshots on a resumed run: learning.png and learning.gif start at the resume point "
+                     f"(epoch {self.epoch + 1}, batch {self.step}); the frames before it were not kept")
+        self.snapshots.take(f"resumed, epoch {self.epoch + 1}" if resumed else "start")
 
     @property
     def summary(self) -> str:
