@@ -260,6 +260,7 @@ def print_printable(*parts, **kw) -> None:
 def cmd_evaluate(args) -> int:
     from lenet.data import mnist as datasets
     from lenet.evaluation.scoring import evaluate_models, format_table
+    from lenet.files import printable
 
     paths = args.model or [default_model()]
     if args.report:
@@ -273,7 +274,7 @@ def cmd_evaluate(args) -> int:
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if not k.startswith("_")}))
         return 0
-    print(format_table(result))
+    print(printable(format_table(result), keep_lines=True))
     if args.report:
         from lenet.evaluation.report import format_per_class
         print(format_per_class(result["report"]["per_class"]))
