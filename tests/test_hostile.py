@@ -402,8 +402,18 @@ def test_a_second_training_into_the_same_folder_is_refused(tmp_path, mnist_dir):
     one_line_error(r, "another lenet process", f"PID {os.getpid()}")
 
 
+def ended_pid() -> int:
+    """The PID of a process that has ended: a killed run's, as its temporary names record it."""
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
 def test_stale_temporary_files_are_removed_and_live_ones_kept(tmp_path):
-    stale = tmp_path / ".model.safetensors.ab12cd34.tmp"
+    stale = tmp_path / f".model.safetensors.lenet-{ended_pid()}.ab12cd34.tmp"
     stale.write_bytes(b"half a model")
     mine = tmp_path / ".notes.txt"
     mine.write_text("not ours")
@@ -418,7 +428,7 @@ def test_training_cleans_what_a_killed_run_left(tmp_path):
     write_dataset(data, n_train=64, n_test=20)
     out = tmp_path / "run"
     out.mkdir()
-    stale = out / ".checkpoint.safetensors.zz99yy88.tmp"
+    stale = out / f".checkpoint.safetensors.lenet-{ended_pid()}.zz99yy88.tmp"
     stale.write_bytes(b"x")
     r = lenet("train", "--recipe", "fast", "--epochs", "1", "--log-every", "0", "--no-plots",
               "--data-dir", str(data), "--out", str(out))

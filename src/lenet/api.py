@@ -61,6 +61,8 @@ class Classifier:
         gives a list. Each image is prepared as MNIST was (lenet.preprocess) before the network sees
         it. An image that holds no digit, or cannot be read, raises ValueError."""
         many = isinstance(x, (list, tuple))
+        if many and not x:
+            raise ValueError("no images given: predict takes an image or a non-empty list of them")
         readings = [read_digit(pixels_of(item)) for item in (x if many else [x])]
         predictions = predict_images(self.model, np.stack([r.image for r in readings]))
         results = [self._prediction(p, r) for p, r in zip(predictions, readings)]
@@ -132,6 +134,7 @@ def train(recipe: str = "lenet5", data_dir: str | Path | None = None, out: str |
     the current batch with a resumable checkpoint in `out`: train(..., resume=True) continues."""
     from lenet.data import mnist as datasets
     from lenet.config import RECIPES, Recipe
+    from lenet.files import check_writable_dir
     from lenet.training.distributed import Dist
     from lenet.training.loop import resolve_device, train_on
 
@@ -142,11 +145,12 @@ def train(recipe: str = "lenet5", data_dir: str | Path | None = None, out: str |
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
     chosen = None if resume else RECIPES[recipe].override(**overrides)  # checks every value
+    dist = Dist(device=resolve_device(device))
+    check_writable_dir(out, "--out")  # now, not after the training, as the command does
     ds = datasets.load(data_dir)
     info = train_on(ds, chosen, out, resume=resume, seed=seed, subset=subset, holdout=holdout,
                     epochs=overrides.get("epochs") if resume else None, log_every=log_every, progress=progress,
-                    plots=plots, snapshots=snapshots, command=f"lenet.train({recipe!r}, ...)",
-                    dist=Dist(device=resolve_device(device)))
+                    plots=plots, snapshots=snapshots, command=f"lenet.train({recipe!r}, ...)", dist=dist)
     return TrainResult(Path(out) / "model.safetensors", info["history"], info)
 
 

@@ -2,8 +2,11 @@
 
 Every file we write goes to a hidden temporary name beside its target and is
 renamed into place, so a crash leaves the old file or the new one, never half
-of one; a crash can leave the temporary file, which the next run in that folder
-removes. Every file we read is checked to be a regular file first (a FIFO or
+of one. The temporary name carries our mark and the writer's PID, so a crash's
+leftover is told apart from other programs' files: the next training in that
+folder removes ours whose writer is gone, and nothing else. A rename replaces
+regular files only (never a device, a pipe, a link or a folder someone put
+there). Every file we read is checked to be a regular file first (a FIFO or
 /dev/zero would block or never end) and read with a bound.
 """
 
@@ -18,9 +21,41 @@ from contextlib import contextmanager
 from pathlib import Path
 
 TEMP_SUFFIX = ".tmp"
-# mkstemp's names: "." + target name + "." + 8 random characters + ".tmp" (see write_atomic).
-_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+TEMP_MARK = "lenet-"  # then the writer's PID: whose temporary file it is
+# mkstemp's names: "." + target name + ".lenet-" + PID + "." + 8 random characters + ".tmp" (temp_prefix).
+_TEMP_NAME = re.compile(r"^\..+\." + TEMP_MARK + r"(\d{1,10})\.[a-z0-9_]{8}\.tmp$")
 LOCK_FILE = ".lenet.lock"
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a named pipe"),
+          (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"))
+
+
+def temp_prefix(name: str) -> str:
+    """The start of our temporary names for target `name`: our mark and PID (clean_stale_temps reads them)."""
+    return f".{name[:100]}.{TEMP_MARK}{os.getpid()}."
+
+
+def kind_of(mode: int) -> str:
+    """What a file of this st_mode is, in words, when it is not a regular file."""
+    return next((words for test, words in _KINDS if test(mode)), "not a regular file")
+
+
+def not_replaceable(path: Path) -> str | None:
+    """Why a rename must not replace `path` (it is not a regular file), or None: it may."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return None if stat.S_ISREG(st.st_mode) else kind_of(st.st_mode)
+
+
+def printable(text, keep_lines: bool = False) -> str:
+    """`text` as a terminal should show it: control characters (a newline, an ANSI escape) escaped
+    as Python writes them, so a file name can neither break a line nor drive the terminal.
+    `keep_lines`: a message's own line breaks stay (the rest is escaped all the same)."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or (keep_lines and c == "\n") else repr(c)[1:-1] for c in text)
 
 
 def write_atomic(path: str | Path, write) -> None:
@@ -29,17 +64,45 @@ def write_atomic(path: str | Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.is_dir():
         raise ValueError(f"{path}: is a directory; give a file name")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    _check_replaceable(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path.name), suffix=TEMP_SUFFIX)
     os.close(fd)
     try:
-        write(tmp)
+        try:
+            write(tmp)
+        except Exception as e:
+            raise _write_error(e, path) from None
         os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide models and plots from other users
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        _check_replaceable(path)  # again: something may have been put there while we wrote
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _check_replaceable(path: Path) -> None:
+    kind = not_replaceable(path)
+    if kind:
+        raise ValueError(f"{path}: is {kind}, not a regular file; lenet writes over regular files only: "
+                         f"give another name")
+
+
+def _write_error(e: Exception, path: Path) -> Exception:
+    """safetensors reports a failed write (a full disk) as SafetensorError, which is no OSError:
+    made one here, so every edge says it in one line like any other write error."""
+    try:
+        from safetensors import SafetensorError
+    except ImportError:
+        return e
+    if not isinstance(e, SafetensorError):
+        return e
+    code = re.search(r"Os \{ code: (\d+)", str(e))
+    if code:
+        number = int(code.group(1))
+        return OSError(number, os.strerror(number), str(path))
+    return OSError(errno.EIO, f"cannot write the file ({str(e)[:200]})", str(path))
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
@@ -48,16 +111,41 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 
 def clean_stale_temps(directory: str | Path) -> list[Path]:
     """Remove the temporary files a killed run of ours left in `directory`; returns them.
-    Call it only while holding the folder's lock, so no live writer's file is taken."""
+
+    Ours only: our mark in the name, a regular file of our user, written by a process that is gone
+    (or by this one, which holds the folder's lock and writes nothing yet). Another program's file,
+    or one a live lenet process (an export, a report) is writing, is kept."""
     removed = []
     directory = Path(directory)
     if not directory.is_dir():
         return removed
     for p in directory.iterdir():
-        if _TEMP_NAME.match(p.name) and p.is_file():
+        match = _TEMP_NAME.match(p.name)
+        if not match or _alive(int(match.group(1))):
+            continue
+        try:
+            st = os.lstat(p)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid():
             p.unlink(missing_ok=True)
             removed.append(p)
     return removed
+
+
+def _alive(pid: int) -> bool:
+    """Whether another process `pid` may be running (when in doubt: yes, and its file is kept)."""
+    if pid == os.getpid():
+        return False
+    if pid <= 0 or os.name != "posix":  # os.kill on Windows would end the process
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):  # PermissionError: alive, another user's
+        return True
+    return True
 
 
 @contextmanager
@@ -104,7 +192,7 @@ def check_writable_dir(directory: str | Path, flag: str) -> Path:
         raise ValueError(f"{flag} {directory}: is a file, not a folder")
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=directory, prefix=".write-test.", suffix=TEMP_SUFFIX)
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=temp_prefix("write-test"), suffix=TEMP_SUFFIX)
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
@@ -112,13 +200,28 @@ def check_writable_dir(directory: str | Path, flag: str) -> Path:
     return directory
 
 
-def check_writable_file(path: str | Path, flag: str) -> Path:
-    """A file we are about to write: not a folder, in a folder we can write in."""
+def check_writable_file(path: str | Path, flag: str, inputs=()) -> Path:
+    """A file we are about to write: new or a regular file, none of the command's `inputs`, in a
+    folder we can write in."""
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{flag} {path}: is a folder; give a file name")
+    kind = not_replaceable(path)
+    if kind:
+        raise ValueError(f"{flag} {path}: is {kind}, not a regular file; lenet writes over regular files only: "
+                         f"give another name")
+    for given in inputs:
+        if _same_file(path, Path(given)):
+            raise ValueError(f"{flag} {path}: is the command's input {given}; give another name")
     check_writable_dir(path.parent if str(path.parent) else Path("."), flag)
     return path
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist: not the same
+        return False
 
 
 class FolderLock:
@@ -136,7 +239,7 @@ class FolderLock:
         except ImportError:  # not POSIX: no lock, as before
             return self
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = self._open()
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as e:
@@ -149,18 +252,61 @@ class FolderLock:
             # The holder before us removes the file as it lets go: a lock on a removed file
             # guards nothing, so try again on the file that is there now.
             try:
-                if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                if os.lstat(self.path).st_ino == os.fstat(fd).st_ino:
                     break
             except FileNotFoundError:
                 pass
             os.close(fd)
+        if not re.fullmatch(rb"\d*\n?", os.pread(fd, 64, 0)):  # ours hold a PID or nothing
+            os.close(fd)
+            raise self._not_ours("it holds something other than a PID")
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self.fd = fd
         return self
 
+    def _open(self) -> int:
+        """The lock file, opened without following a link: a regular file of ours, else a ValueError.
+        Whatever is there is looked at before it is opened (opening a device can act on it)."""
+        try:
+            self._check(os.lstat(self.path))
+        except FileNotFoundError:
+            pass
+        flags = (os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0)
+                 | getattr(os, "O_CLOEXEC", 0))
+        try:
+            fd = os.open(self.path, flags, 0o644)
+        except OSError as e:
+            if e.errno == errno.ELOOP:  # a link was put there after the look
+                raise self._not_ours("a symbolic link") from None
+            raise
+        try:
+            self._check(os.fstat(fd))
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _check(self, st: os.stat_result) -> None:
+        if not stat.S_ISREG(st.st_mode):
+            raise self._not_ours(kind_of(st.st_mode))
+        if st.st_nlink != 1:  # writing our PID into it would change the other name's file
+            raise self._not_ours("a hard link to another file")
+        if st.st_uid != os.geteuid():
+            raise self._not_ours("another user's file")
+        if st.st_size > 32:
+            raise self._not_ours("it holds something other than a PID")
+
+    def _not_ours(self, what: str) -> ValueError:
+        return ValueError(f"{self.path}: is not a lock file lenet made ({what}); lenet will not write "
+                          f"into it: remove it if it is not needed, or choose another --out")
+
     def __exit__(self, *exc) -> None:
         if self.fd is not None:
-            self.path.unlink(missing_ok=True)  # still holding the lock: nobody else holds this file
+            try:  # still holding the lock: nobody else holds this file; never unlink what replaced it
+                if os.lstat(self.path).st_ino == os.fstat(self.fd).st_ino:
+                    self.path.unlink()
+            except FileNotFoundError:
+                pass
             os.close(self.fd)  # closing releases the flock
             self.fd = None

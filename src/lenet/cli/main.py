@@ -218,7 +218,7 @@ def cmd_train(args) -> int:
 
     from lenet.data import mnist as datasets
     from lenet.training.distributed import setup
-    from lenet.files import check_writable_dir
+    from lenet.files import check_writable_dir, printable
     from lenet.training.loop import resolve_device, train_on
 
     recipe = None if args.resume else choose_recipe(args)  # bad values are refused before any work
@@ -235,7 +235,7 @@ def cmd_train(args) -> int:
                         log_every=args.log_every, progress=sys.stderr.isatty(), plots=not args.no_plots,
                         checkpoint_every=args.checkpoint_every, snapshots=args.snapshots,
                         # `python -m lenet` and torchrun run the same command
-                        command="lenet " + shlex.join(args.argv), dist=dist)
+                        command="lenet " + shlex.join(args.argv), dist=dist, log=print_printable)
     except RuntimeError as e:  # torch.distributed.DistError and gloo's connection errors
         if not dist.active:
             raise
@@ -245,14 +245,22 @@ def cmd_train(args) -> int:
     finally:
         dist.close()
     if dist.is_main:
-        print(f"saved {out / 'model.safetensors'}: {info['validation']} accuracy "
+        print(f"saved {printable(out / 'model.safetensors')}: {info['validation']} accuracy "
               f"{info['metrics'].get('val_accuracy', float('nan')):.4f}")
     return 0
+
+
+def print_printable(*parts, **kw) -> None:
+    """print, with control characters in what it prints escaped (training's log names --out)."""
+    from lenet.files import printable
+
+    print(*(printable(p) for p in parts), **kw)
 
 
 def cmd_evaluate(args) -> int:
     from lenet.data import mnist as datasets
     from lenet.evaluation.scoring import evaluate_models, format_table
+    from lenet.files import printable
 
     paths = args.model or [default_model()]
     if args.report:
@@ -266,11 +274,11 @@ def cmd_evaluate(args) -> int:
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if not k.startswith("_")}))
         return 0
-    print(format_table(result))
+    print(printable(format_table(result), keep_lines=True))
     if args.report:
         from lenet.evaluation.report import format_per_class
         print(format_per_class(result["report"]["per_class"]))
-        print(f"report written to {args.report}: confusion.png, mistakes.png, report.json")
+        print(f"report written to {printable(args.report)}: confusion.png, mistakes.png, report.json")
     return 0
 
 
@@ -326,6 +334,7 @@ def cmd_predict(args) -> int:
     from lenet.cpu import one_blas_thread
 
     one_blas_thread()  # a folder is spread over one process per core
+    from lenet.files import printable
     from lenet.nn.numpy_model import NumpyModel
     from lenet.reading.predict import (
         check_save_dir,
@@ -352,7 +361,7 @@ def cmd_predict(args) -> int:
     progress = Progress(len(paths)) if sys.stderr.isatty() and len(paths) >= PROGRESS_FROM else None
     results, done, failed = [], 0, 0
     for r in stream:  # printed before anything is saved: a failed save loses no prediction
-        line = json.dumps(public(r)) if args.json else format_result(r)
+        line = json.dumps(public(r)) if args.json else printable(format_result(r))
         out = sys.stderr if "error" in r and not args.json else sys.stdout
         if progress is not None:
             progress.clear_for(out)
@@ -370,7 +379,7 @@ def cmd_predict(args) -> int:
     if save is not None:
         written = save_preprocessed(save, results)
         renamed = sum(p.stem != Path(r["file"]).stem for p, r in zip(written, (r for r in results if "_seen" in r)))
-        print(f"wrote {len(written)} preprocessed images to {save}"
+        print(f"wrote {len(written)} preprocessed images to {printable(save)}"
               + (f" ({renamed} under numbered names: the plain names were taken)" if renamed else ""),
               file=sys.stderr)
     return 1 if failed else 0
@@ -378,14 +387,15 @@ def cmd_predict(args) -> int:
 
 def cmd_explain(args) -> int:
     from lenet.evaluation.explain import draw_figure, explain, to_json
-    from lenet.files import check_writable_file
+    from lenet.files import check_writable_file, printable
     from lenet.nn.numpy_model import NumpyModel
     from lenet.reading.preprocess import load_image
 
     output = Path(args.output or f"explain-{Path(args.image).stem}.png")
+    model_path = args.model or default_model()
     if not args.json:
-        check_writable_file(output, "--output")
-    model = NumpyModel.load(args.model or default_model())
+        check_writable_file(output, "--output", inputs=[args.image, *model_files(model_path)])
+    model = NumpyModel.load(model_path)
     pixels = load_image(args.image)
     result = explain(model, pixels)
     if args.json:
@@ -393,7 +403,7 @@ def cmd_explain(args) -> int:
         return 0
     draw_figure(result, model, pixels, output)
     p = result["probabilities"]
-    print(f"wrote {output}: {args.image} reads as {result['digit']} ({p[result['digit']]:.4f}), "
+    print(f"wrote {printable(output)}: {printable(args.image)} reads as {result['digit']} ({p[result['digit']]:.4f}), "
           f"runner-up {result['runner_up']} ({p[result['runner_up']]:.4f})")
     return 0
 
@@ -402,13 +412,14 @@ def cmd_export(args) -> int:
     import onnx  # noqa: F401 - fail early, before torch loads, when the export extra is missing
 
     from lenet.export import export_onnx
-    from lenet.files import check_writable_file
+    from lenet.files import check_writable_file, printable
 
-    check_writable_file(args.output, "--output")  # now, not after the export
+    model_path = args.model or default_model()
+    check_writable_file(args.output, "--output", inputs=model_files(model_path))  # now, not after the export
 
-    meta = export_onnx(args.model or default_model(), args.output, args.opset)
+    meta = export_onnx(model_path, args.output, args.opset)
     contract = json.loads(meta["input_contract"])
-    print(f"wrote {args.output}: input {contract['input']} {contract['shape']} {contract['dtype']} "
+    print(f"wrote {printable(args.output)}: input {contract['input']} {contract['shape']} {contract['dtype']} "
           f"(0..255, white on black), output {contract['output']} {contract['output_shape']}")
     return 0
 
@@ -431,6 +442,15 @@ def default_model() -> str:
     return str(bundled_model_path())
 
 
+def model_files(model: str) -> list[Path]:
+    """The files --model names (a folder: its model.safetensors and .json), which an --output must not replace."""
+    path = Path(model)
+    if path.is_dir():
+        from lenet.nn.model_file import MODEL_FILE
+        path = path / MODEL_FILE
+    return [Path(model), path, path.with_suffix(".json")]
+
+
 def main(argv: list[str] | None = None) -> int:
     if hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `lenet ... | head` ends quietly
@@ -441,14 +461,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else list(argv)
+    from lenet.files import printable  # a file name in a message is shown escaped, never raw
+
     try:
         return args.func(args)
     except ValueError as e:
-        print(f"lenet {args.command}: error: {e}", file=sys.stderr)
+        print(f"lenet {args.command}: error: {printable(e, keep_lines=True)}", file=sys.stderr)
         return 1
     except OSError as e:  # disk full, read-only file system, permissions: one line, not a traceback
-        where = f" ({e.filename})" if e.filename else ""
-        print(f"lenet {args.command}: error: {e.strerror or e}{where}", file=sys.stderr)
+        where = f" ({printable(e.filename)})" if e.filename else ""
+        print(f"lenet {args.command}: error: {printable(e.strerror or e)}{where}", file=sys.stderr)
         return 1
     except ImportError as e:  # an optional dependency of this command is not installed
         extra = EXTRAS.get((e.name or "").split(".")[0], "dev")
@@ -456,5 +478,5 @@ def main(argv: list[str] | None = None) -> int:
               f"pip install 'lenet[{extra}]'", file=sys.stderr)
         return 1
     except KeyboardInterrupt as e:  # train's Interrupted says where its checkpoint is
-        print(f"lenet {args.command}: {e or 'interrupted'}", file=sys.stderr)
+        print(f"lenet {args.command}: {printable(e or 'interrupted')}", file=sys.stderr)
         return 130

@@ -160,6 +160,20 @@ POOL = {"avgpool": np.mean, "maxpool": np.max}
 PASS = 16
 
 
+def fitted(images: np.ndarray, side: int) -> np.ndarray:
+    """(B, H, W) images as (B, side, side): as they are, or centred on black when smaller."""
+    h, w = images.shape[1:]
+    if (h, w) == (side, side):
+        return images
+    if h > side or w > side:
+        raise ValueError(f"the model takes {side}x{side} images, smaller than the {h}x{w} it was given "
+                         f"(lenet reads digits at 28x28): use a model trained on 28x28 images or larger")
+    top, left = (side - h) // 2, (side - w) // 2
+    out = np.zeros((len(images), side, side), images.dtype)
+    out[:, top:top + h, left:left + w] = images
+    return out
+
+
 class NumpyModel:
     """A saved model's forward pass on NumPy arrays, float32, walking the network's description."""
 
@@ -191,8 +205,10 @@ class NumpyModel:
         return cls(*load_model_file(path))
 
     def normalize(self, images: np.ndarray) -> np.ndarray:
-        """uint8 (B, H, W) -> float32 (B, H, W, 1), the input contract of the model, channels-last."""
-        return self.config.normalize(images.astype(np.float32)[..., None])
+        """uint8 (B, H, W) -> float32 (B, S, S, 1), the input contract of the model, channels-last.
+        Images smaller than the model's S x S (a 28x28 reading, a seed network trained on 32x32) are
+        centred in it on black, as LeNet-5's 32x32 input field holds MNIST's 28x28 digits."""
+        return self.config.normalize(fitted(images, self.config.image_size).astype(np.float32)[..., None])
 
     def run_layers(self, x: np.ndarray):
         """Yield (name, output) for normalised input (B, H, W, 1): maps channels-last (B, H, W, C)."""

@@ -103,7 +103,10 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
             im.draft("L", (WORK_SIDE, WORK_SIDE))  # JPEG: decode at a reduced scale when it is big
             im.load()
             im = ImageOps.exif_transpose(im)  # phone photos: honour the orientation tag
-            im = to_array_mode(im)
+            try:
+                im = to_array_mode(im)
+            except ValueError as e:  # its pixels: not finite
+                raise ValueError(f"{name}: {e}") from None
             if max(im.size) > WORK_SIDE:
                 im.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.LANCZOS)
     except ValueError:
@@ -143,10 +146,7 @@ def to_array_mode(im):
     if im.mode in ("L", "LA", "RGB", "RGBA"):
         return im
     if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        a = np.asarray(im, dtype=np.float64)
-        lo, hi = float(a.min()), float(a.max())
-        a = (a - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(a)
-        return Image.fromarray(a.astype(np.uint8), "L")
+        return Image.fromarray((stretched(np.asarray(im)) * 255).astype(np.uint8), "L")
     if im.mode == "1":
         return im.convert("L")
     has_alpha = im.mode in ("PA", "La") or "transparency" in im.info
@@ -161,14 +161,29 @@ class Reading:
     doubts: tuple[str, ...] = ()      # reasons not to trust an answer, whatever its probability
 
 
+def stretched(a: np.ndarray) -> np.ndarray:
+    """Numbers of any range as float64 0..1, the darkest 0 and the lightest 1 (a flat image: 0).
+    Pixels that are not numbers, or not finite (a NaN in a float TIFF), are a ValueError."""
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"image pixels must be numbers, got an array of {a.dtype}")
+    if a.size == 0:
+        raise ValueError("empty image (no pixels)")
+    a = a.astype(np.float64)
+    if not np.isfinite(a).all():
+        raise ValueError("image has non-finite pixels (NaN or infinity)")
+    lo, hi = float(a.min()), float(a.max())
+    # Halves first: hi - lo of values near the float limit would overflow to infinity.
+    span = hi / 2 - lo / 2
+    if span <= 0:
+        return np.zeros(a.shape)
+    return np.clip((a / 2 - lo / 2) / span, 0, 1)
+
+
 def grey(pixels: np.ndarray) -> np.ndarray:
     """Float grey in [0, 1] from any grey, grey+alpha, RGB or RGBA array. A drawing on a
     transparent canvas becomes dark ink on white (the strokes are where it is opaque)."""
     a = np.asarray(pixels)
-    if a.dtype != np.uint8:
-        a = a.astype(np.float64)
-        a = (a - a.min()) / max(float(a.max() - a.min()), 1e-12) * 255
-    a = a.astype(np.float32) / 255
+    a = stretched(a).astype(np.float32) if a.dtype != np.uint8 else a.astype(np.float32) / 255
     if a.ndim == 3 and a.shape[2] in (2, 4):
         alpha = a[..., -1]
         if alpha.max() - alpha.min() > 0.5:

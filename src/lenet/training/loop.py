@@ -321,7 +321,8 @@ class Batches:
         mine, size = slice(self.dist.rank, None, self.dist.world), self.recipe.batch_size
         background = self.config.normalize(0.0)  # an empty pixel after normalisation
         for step in range(self.start_step, self.n):
-            batch = self.order[step * size:(step + 1) * size]
+            # The last batch runs to the end: it holds any remainder too small to be a batch.
+            batch = self.order[step * size:len(self.order) if step == self.n - 1 else (step + 1) * size]
             idx = batch[mine]
             x = normalize(self.split.images[idx], self.config).contiguous(memory_format=self.memory_format)
             if self.recipe.augment:
@@ -410,9 +411,18 @@ class Watch:
 
 
 def batches_per_epoch(n: int, batch_size: int, world: int = 1) -> int:
-    """Every image once; under torchrun a last batch too small to give each rank an image is dropped."""
+    """Every image once. A last batch that would leave a rank fewer than two images joins the batch
+    before it (batch norm cannot train on one image), so no image is ever dropped."""
     full, rest = divmod(n, batch_size)
-    return full + (1 if rest >= world else 0)
+    return full if full and rest < 2 * world else full + (1 if rest else 0)
+
+
+def check_trainable(n: int, world: int = 1) -> None:
+    """A ValueError, before any work, when there are too few images to give each process two."""
+    if n < 2 * world:
+        raise ValueError(f"{n} training image{'' if n == 1 else 's'}: training needs at least {2 * world} "
+                         f"({'two per process' if world > 1 else 'batch norm cannot learn from one'}); "
+                         f"give a larger --subset")
 
 
 
@@ -473,6 +483,8 @@ def all_finite(model) -> bool:
 
 
 def resolve_device(name: str) -> torch.device:
+    if name not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"--device {name!r}: choose auto, cpu or cuda")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
@@ -581,7 +593,11 @@ class Trainer:
         from lenet.training.snapshots import Snapshots
 
         self.snapshots = Snapshots(self.model, val.images[0].cpu(), self.config)
-        self.snapshots.take("start" if self.epoch == 0 and self.step == 0 else f"resumed, epoch {self.epoch + 1}")
+        resumed = not (self.epoch == 0 and self.step == 0)
+        if resumed:  # the frames before the interruption were in the killed process's memory
+            self.log(f"note: --snapshots on a resumed run: learning.png and learning.gif start at the resume point "
+                     f"(epoch {self.epoch + 1}, batch {self.step}); the frames before it were not kept")
+        self.snapshots.take(f"resumed, epoch {self.epoch + 1}" if resumed else "start")
 
     @property
     def summary(self) -> str:
@@ -764,6 +780,7 @@ def train_on(ds: Dataset, recipe: Recipe | None, out: str | Path, *, resume: boo
         raise ValueError(f"--batch-size {recipe.batch_size} is the global batch: it must divide evenly "
                          f"among {dist.world} processes")
     train, val = make_splits(ds, dist.device, subset, holdout)
+    check_trainable(len(train), dist.world)
     test = Split.of(ds.test_images, ds.test_labels, "test", dist.device) if holdout else None
     if recipe.printed:
         train = with_printed(train, recipe.printed, log if dist.is_main else (lambda *a, **k: None))
