@@ -18,10 +18,11 @@ from safetensors.numpy import load_file, save_file
 
 from lenet.cli.main import main
 from lenet.data.disguise import disguise
-from lenet.nn.model_file import load_model_file
+from lenet.nn.model_file import CHECKPOINT_FILE, load_model_file
 from lenet.nn.numpy_model import NonFiniteOutput, NumpyModel
 from lenet.pretrained import bundled_model_path
 
+from conftest import write_dataset
 from helpers import lenet
 
 
@@ -223,3 +224,167 @@ def test_a_tensor_of_another_dtype_is_named(tmp_path):
     save_file(tensors, path, metadata={"lenet": json.dumps(bundled_info())})
     with pytest.raises(ValueError, match="'model.c1.weight' holds C64 values"):
         load_model_file(path)
+
+
+# 11. Tampered checkpoints: refused in one line before anything is touched.
+
+TRAIN_FLAGS = ["--log-every", "0", "--no-plots"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Real checkpoints of seconds-long runs on random data: each end of epoch 1 ("end"; SGD) and,
+    caught as training wrote them, the first mid-epoch one of SGD ("mid") and of Adam ("adam")."""
+    import shutil
+
+    import lenet.training.loop as loop
+
+    root = tmp_path_factory.mktemp("runs")
+    data = root / "data"
+    write_dataset(data, n_train=384, n_test=32)  # 3 batches of 128 an epoch
+    found = {}
+    for name, extra in (("mid", []), ("adam", ["--optimizer", "adam", "--lr", "0.001"])):
+        caught = root / f"{name}.safetensors"
+
+        def keep_the_first_mid_epoch(path, model, optimizer, state, extra=None, caught=caught):
+            save(path, model, optimizer, state, extra)
+            if state["step"] and not caught.exists():
+                shutil.copyfile(path, caught)
+
+        save = loop.save_checkpoint
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(loop, "save_checkpoint", keep_the_first_mid_epoch)
+            code, _, err = run_main("train", "--recipe", "fast", "--epochs", "1", "--checkpoint-every", "1",
+                                    *extra, *TRAIN_FLAGS, "--data-dir", str(data), "--out", str(root / name))
+        assert code == 0 and caught.is_file(), err
+        found[name] = caught
+        if name == "mid":
+            found["end"] = root / name / CHECKPOINT_FILE
+    return data, found
+
+
+def read_checkpoint(path) -> tuple[dict, dict]:
+    from safetensors import safe_open
+
+    with safe_open(path, "np") as f:
+        return load_file(path), json.loads(f.metadata()["lenet"])
+
+
+def resume(data, out) -> tuple[int, str, str]:
+    return run_main("train", "--resume", "--epochs", "2", *TRAIN_FLAGS, "--data-dir", str(data), "--out", str(out))
+
+
+@pytest.mark.parametrize("base", ["end", "mid", "adam"])
+def test_genuine_checkpoints_resume(base, runs, tmp_path):
+    data, found = runs
+    tensors, info = read_checkpoint(found[base])
+    assert (info["step"] > 0) == (base != "end")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / CHECKPOINT_FILE).write_bytes(found[base].read_bytes())
+    code, _, err = resume(data, out)
+    assert code == 0, err
+    assert load_model_file(out)[2]["history"][-1]["epoch"] == 2
+
+
+def rng_state() -> np.ndarray:
+    import torch
+    return torch.Generator().get_state().numpy()
+
+
+def drop(d: dict, key: str) -> dict:
+    return {k: v for k, v in d.items() if k != key}
+
+
+def resized(t: dict, classes: int) -> dict:
+    """Output layer and its momentum slots cut to `classes`: all of it consistent with a 5-class network."""
+    t = dict(t)
+    for key in ("model.output.weight", "model.output.bias", "optim.4.momentum_buffer", "optim.12.momentum_buffer"):
+        t[key] = t[key][:classes]
+    return t
+
+
+# name: (which checkpoint, change the tensors, change the metadata, words of the error)
+TAMPERED = {
+    "no torch RNG state": ("end", lambda t: drop(t, "extra.torch_rng"), None, "no extra.torch_rng"),
+    "torch RNG state of floats": ("end", lambda t: {**t, "extra.torch_rng": np.zeros(5056, np.float32)}, None,
+                                  "not a random-number state"),
+    "torch RNG state cut short": ("end", lambda t: {**t, "extra.torch_rng": t["extra.torch_rng"][:10]}, None,
+                                  "torch accepts"),
+    "torch RNG state all zeros": ("end", lambda t: {**t, "extra.torch_rng": np.zeros(5056, np.uint8)}, None,
+                                  "torch accepts"),
+    "step -1": ("end", None, lambda i: {**i, "step": -1}, "step -1"),
+    "epoch -1": ("end", None, lambda i: {**i, "epoch": -1}, "epoch -1"),
+    "epoch a string": ("end", None, lambda i: {**i, "epoch": "1"}, "'epoch' must be"),
+    "epoch past its history": ("end", None, lambda i: {**i, "epoch": 3}, "rows of history"),
+    "unknown recipe field": ("end", None, lambda i: {**i, "recipe": {**i["recipe"], "colour": "red"}},
+                             "unknown recipe fields ['colour']"),
+    "recipe lr NaN": ("end", None, lambda i: {**i, "recipe": {**i["recipe"], "lr": float("nan")}}, "NaN"),
+    "recipe for another arch": ("end", None, lambda i: {**i, "recipe": {**i["recipe"], "arch": "lenet5"}},
+                                "not the one its recipe makes"),
+    "model arch changed": ("end", None, lambda i: {**i, "model": {**i["model"], "arch": "lenet5"}},
+                           "not the one its recipe makes"),
+    "classes changed": ("end", None, lambda i: {**i, "model": {**i["model"], "num_classes": 5}}, "5 classes"),
+    "classes changed with every tensor": ("end", lambda t: resized(t, 5),
+                                          lambda i: {**i, "model": {**i["model"], "num_classes": 5}},
+                                          "the data has 10"),
+    "optimizer slot resized": ("end", lambda t: {**t, "optim.0.momentum_buffer": np.zeros((3, 3), np.float32)},
+                               None, "optim.0.momentum_buffer holds float32 (3, 3)"),
+    "optimizer slot NaN": ("end", lambda t: {**t, "optim.2.momentum_buffer": t["optim.2.momentum_buffer"] * np.nan},
+                           None, "NaN"),
+    "optimizer slot of parameter 99": ("end", lambda t: {**t, "optim.99.momentum_buffer": np.zeros(3, np.float32)},
+                                       None, "optim.99"),
+    "Adam's second moment negative": ("adam", lambda t: {**t, "optim.5.exp_avg_sq": -t["optim.5.exp_avg_sq"] - 1},
+                                      None, "negative"),
+    "optimizer groups empty": ("end", None, lambda i: {**i, "optimizer": {**i["optimizer"], "param_groups": []}},
+                               "parameter groups"),
+    "optimizer lr a string": ("end", None, lambda i: {**i, "optimizer": {**i["optimizer"], "param_groups": [
+        {**g, "lr": "fast"} for g in i["optimizer"]["param_groups"]]}}, "optimizer lr"),
+    "no optimizer": ("end", None, lambda i: drop(i, "optimizer"), "no 'optimizer'"),
+    "history row a string": ("end", None, lambda i: {**i, "history": ["epoch 1"]}, "history row 1"),
+    "meta null": ("end", None, lambda i: {**i, "meta": None}, "'meta' must be"),
+    "meta without subset": ("end", None, lambda i: {**i, "meta": drop(i["meta"], "subset")}, "no meta.subset"),
+    "seed -1": ("end", None, lambda i: {**i, "seed": -1}, "seed -1"),
+    "a tensor of no group": ("end", lambda t: {**t, "stowaway.x": np.zeros(1, np.float32)}, None, "stowaway"),
+    "running sums at an epoch's start": ("end", None, lambda i: {**i, "running": {"loss": 1.0, "correct": 1,
+                                                                                 "seen": 1}}, "running sums"),
+    "epoch generator at an epoch's start": ("end", lambda t: {**t, "extra.generator": rng_state()}, None,
+                                            "epoch generator"),
+    "null sums mid-epoch": ("mid", None, lambda i: {**i, "running": None}, "running sums"),
+    "sums of strings mid-epoch": ("mid", None, lambda i: {**i, "running": {"loss": "a", "correct": None, "seen": 1}},
+                                  "running sums"),
+    "more correct than seen": ("mid", None, lambda i: {**i, "running": {**i["running"], "correct": 10**6}},
+                               "running sums"),
+    "no epoch generator mid-epoch": ("mid", lambda t: drop(t, "extra.generator"), None, "no extra.generator"),
+    "step past the epoch": ("mid", None, lambda i: {**i, "step": 3}, "an epoch of this data has 3"),
+    "weights NaN": ("end", lambda t: {**t, "model.f6.bias": t["model.f6.bias"] * np.nan}, None, "f6.bias"),
+}
+
+
+@pytest.mark.parametrize("case", list(TAMPERED))
+def test_a_tampered_checkpoint_is_one_line_and_touches_nothing(case, runs, tmp_path):
+    data, found = runs
+    base, change_tensors, change_info, words = TAMPERED[case]
+    tensors, info = read_checkpoint(found[base])
+    tensors = change_tensors(tensors) if change_tensors else tensors
+    info = change_info(info) if change_info else info
+    out = tmp_path / "out"
+    out.mkdir()
+    save_file(tensors, out / CHECKPOINT_FILE, metadata={"lenet": json.dumps(info)})
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    code, _, err = resume(data, out)
+    assert code == 1, (code, err[-2000:])
+    errors = [line for line in err.splitlines() if "error" in line]  # the first line says the CPU threads
+    assert len(errors) == 1 and CHECKPOINT_FILE in errors[0] and words in errors[0], err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_the_command_refuses_a_tampered_checkpoint_in_one_line(runs, tmp_path):
+    data, found = runs
+    tensors, info = read_checkpoint(found["mid"])
+    out = tmp_path / "out"
+    out.mkdir()
+    save_file(drop(tensors, "extra.torch_rng"), out / CHECKPOINT_FILE, metadata={"lenet": json.dumps(info)})
+    one_line_error(lenet("train", "--resume", *TRAIN_FLAGS, "--data-dir", str(data), "--out", str(out)),
+                   "corrupt checkpoint", "no extra.torch_rng")
+    assert sorted(p.name for p in out.iterdir()) == [CHECKPOINT_FILE]
