@@ -272,7 +272,7 @@ def cmd_evaluate(args) -> int:
         from lenet.evaluation.report import write_report
         result["report"] = write_report(result, ds, Path(args.report))
     if args.json:
-        print(json.dumps({k: v for k, v in result.items() if not k.startswith("_")}))
+        print(json.dumps({k: v for k, v in result.items() if not k.startswith("_")}, allow_nan=False))
         return 0
     print(printable(format_table(result), keep_lines=True))
     if args.report:
@@ -361,7 +361,7 @@ def cmd_predict(args) -> int:
     progress = Progress(len(paths)) if sys.stderr.isatty() and len(paths) >= PROGRESS_FROM else None
     results, done, failed = [], 0, 0
     for r in stream:  # printed before anything is saved: a failed save loses no prediction
-        line = json.dumps(public(r)) if args.json else printable(format_result(r))
+        line = json.dumps(public(r), allow_nan=False) if args.json else printable(format_result(r))
         out = sys.stderr if "error" in r and not args.json else sys.stdout
         if progress is not None:
             progress.clear_for(out)
@@ -399,7 +399,7 @@ def cmd_explain(args) -> int:
     pixels = load_image(args.image)
     result = explain(model, pixels)
     if args.json:
-        print(json.dumps(to_json(result)))
+        print(json.dumps(to_json(result), allow_nan=False))
         return 0
     draw_figure(result, model, pixels, output)
     p = result["probabilities"]

@@ -37,7 +37,7 @@ def write_report(result: dict, ds, directory: Path) -> dict:
     directory.mkdir(parents=True, exist_ok=True)
     plot_confusion(cm, directory / "confusion.png")
     plot_mistakes(ds.test_images, report["most_confident_mistakes"], directory / "mistakes.png")
-    write_text_atomic(directory / "report.json", json.dumps(report, indent=2) + "\n")
+    write_text_atomic(directory / "report.json", json.dumps(report, indent=2, allow_nan=False) + "\n")
     return {"directory": str(directory), "per_class": report["per_class"]}
 
 

@@ -148,6 +148,19 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(-1, keepdims=True)
 
 
+class NonFiniteOutput(ValueError):
+    """The model computed NaN or infinite scores: an answer from them would be meaningless."""
+
+
+def finite_scores(scores: np.ndarray) -> np.ndarray:
+    """`scores` unchanged when all are finite; never an answer from NaN (model_file's checks should
+    make this unreachable: this is the guard behind them)."""
+    if not np.isfinite(scores).all():
+        raise NonFiniteOutput("the model gives non-finite outputs (NaN or infinite scores) for this image: "
+                              "its weights are unusable; train it again or use another model")
+    return scores
+
+
 # ReLU in place: every layer's output is a fresh array, so nothing else holds it.
 ACTIVATION = {"sigmoid": sigmoid, "tanh": np.tanh, "relu": lambda x: np.maximum(x, 0, out=x), None: lambda x: x}
 POOL = {"avgpool": np.mean, "maxpool": np.max}
@@ -213,8 +226,9 @@ class NumpyModel:
     def run_layers(self, x: np.ndarray):
         """Yield (name, output) for normalised input (B, H, W, 1): maps channels-last (B, H, W, C)."""
         for layer in self.description:
-            x = ACTIVATION[layer.activation](self.apply(layer, x))
-            yield layer.name, x
+            with np.errstate(over="ignore", invalid="ignore"):  # overflow is refused below, in one line
+                x = ACTIVATION[layer.activation](self.apply(layer, x))
+            yield layer.name, finite_scores(x) if layer is self.description[-1] else x
 
     def apply(self, layer, x: np.ndarray) -> np.ndarray:
         """One layer's operation on x, before its activation."""
@@ -235,22 +249,25 @@ class NumpyModel:
         image: 136 against 165 us layer by layer, min of 9). A convolution's own activation, if
         any, then comes after a max pooling: all three are monotone, so they commute with the max."""
         layers, i = self.description, 0
-        while i < len(layers):
-            layer, pool = layers[i], layers[i + 1] if i + 1 < len(layers) else None
-            if (layer.op == "conv" and pool is not None and pool.op in POOL
-                    and (layer.activation is None or pool.op == "maxpool")):
-                x = conv_pool(x, self.kernels[layer.name], self.w.get(f"{layer.name}.bias"), layer.kernel[-1],
-                              layer.padding, POOL[pool.op])
-                x = ACTIVATION[pool.activation](ACTIVATION[layer.activation](x))
-                i += 2
-            else:
-                x = ACTIVATION[layer.activation](self.apply(layer, x))
-                i += 1
-        return x
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is refused at the end, in one line
+            while i < len(layers):
+                layer, pool = layers[i], layers[i + 1] if i + 1 < len(layers) else None
+                if (layer.op == "conv" and pool is not None and pool.op in POOL
+                        and (layer.activation is None or pool.op == "maxpool")):
+                    x = conv_pool(x, self.kernels[layer.name], self.w.get(f"{layer.name}.bias"), layer.kernel[-1],
+                                  layer.padding, POOL[pool.op])
+                    x = ACTIVATION[pool.activation](ACTIVATION[layer.activation](x))
+                    i += 2
+                else:
+                    x = ACTIVATION[layer.activation](self.apply(layer, x))
+                    i += 1
+        return finite_scores(x)
 
     def probabilities(self, images: np.ndarray, batch_size: int = PASS) -> np.ndarray:
         """Class probabilities (B, classes) for uint8 images (B, 28, 28), white ink on black,
         `batch_size` images a forward pass."""
-        outs = [softmax(self.forward(self.normalize(images[i:i + batch_size])) / self.config.temperature)
-                for i in range(0, len(images), batch_size)]
+        t = self.config.temperature
+        with np.errstate(over="ignore", invalid="ignore"):  # scores / temperature too: refused, in one line
+            outs = [finite_scores(softmax(self.forward(self.normalize(images[i:i + batch_size])) / t))
+                    for i in range(0, len(images), batch_size)]
         return np.concatenate(outs) if outs else np.zeros((0, self.config.num_classes), np.float32)

@@ -39,7 +39,7 @@ from lenet.serving.guard import (
     GuardedProtocol,
     allowed_hosts,
 )
-from lenet.nn.numpy_model import NumpyModel
+from lenet.nn.numpy_model import NonFiniteOutput, NumpyModel
 from lenet.reading.predict import doubts_of, judged, predict_each, predict_images, public, read_digits
 from lenet.reading.preprocess import declared_pixels, load_image, read_digit
 
@@ -313,6 +313,11 @@ async def request_error(request, exc: RequestError):
     return JSONResponse({"error": exc.message}, status_code=exc.status)
 
 
+async def model_error(request, exc: NonFiniteOutput):
+    """The model's fault, not the request's: a 500 that says so, never an answer from NaN."""
+    return JSONResponse({"error": str(exc)}, status_code=500)
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI):
     """Load the model once, before the first request; hold it in the app's state."""
@@ -336,6 +341,7 @@ def create_app(model_path: str | Path | None = None, host: str = "127.0.0.1") ->
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(router)
     app.add_exception_handler(RequestError, request_error)
+    app.add_exception_handler(NonFiniteOutput, model_error)
     return app
 
 

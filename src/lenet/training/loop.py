@@ -32,7 +32,15 @@ import torch.nn.functional as F
 
 from lenet import __version__
 from lenet.training.augment import distort, roughen
-from lenet.nn.model_file import CHECKPOINT_FILE, MODEL_FILE, Checkpoint, load_checkpoint, save_checkpoint, save_model
+from lenet.nn.model_file import (
+    CHECKPOINT_FILE,
+    MODEL_FILE,
+    Checkpoint,
+    check_checkpoint_fits,
+    load_checkpoint,
+    save_checkpoint,
+    save_model,
+)
 from lenet.config import ModelConfig, Recipe, check_int, flag
 from lenet.data.mnist import Dataset
 from lenet.training.distributed import Dist
@@ -784,6 +792,9 @@ def train_on(ds: Dataset, recipe: Recipe | None, out: str | Path, *, resume: boo
     test = Split.of(ds.test_images, ds.test_labels, "test", dist.device) if holdout else None
     if recipe.printed:
         train = with_printed(train, recipe.printed, log if dist.is_main else (lambda *a, **k: None))
+    if ckpt is not None:
+        check_checkpoint_fits(ckpt, ds.num_classes, ds.image_shape, batches_per_epoch(len(train), recipe.batch_size,
+                                                                                       dist.world))
     run = Run(out=out, seed=seed, log_every=log_every, progress=progress, plots=plots, test=test,
               checkpoint_every=checkpoint_every, snapshots=snapshots, command=command, meta=meta)
     return fit(recipe, config, train, val, run, resume=ckpt, log=log, dist=dist)
