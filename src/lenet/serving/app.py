@@ -18,6 +18,7 @@ import json
 import socket
 import time
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
@@ -54,7 +55,6 @@ BATCH_SECONDS = 5.0
 # side: 253 req/s (p99 57 ms) with anyio's default 40 threads, 333 (p99 35 ms) with 1.
 INFERENCE_THREADS = 1
 INLINE_PIXELS = 128 * 128  # /predict reads images up to this size on the event loop (Batcher); larger in the thread
-RESTART_SECONDS = 10.0  # a worker process that dies sooner than this after the last restart stops the server
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp", "image/tiff",
                "application/octet-stream"}
 STATIC = Path(__file__).parent / "static"
@@ -366,15 +366,20 @@ def run(app, host: str, port: int, request_timeout: float = REQUEST_TIMEOUT, max
     a socket that never listens, so nothing is routed to it."""
     import uvicorn
 
-    config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False,
-                            http=GuardedProtocol.with_limits(request_timeout, max_connections),
-                            limit_concurrency=max_connections, timeout_keep_alive=KEEP_ALIVE)
+    def config(beat=None) -> uvicorn.Config:
+        # uvicorn's own 503 (it counts with >=) only behind ours, which first makes room if it can.
+        # callback_notify: uvicorn calls `beat` from its event loop's main loop, about once a second.
+        return uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False,
+                              http=GuardedProtocol.with_limits(request_timeout, max_connections),
+                              limit_concurrency=max_connections + 1, timeout_keep_alive=KEEP_ALIVE,
+                              callback_notify=beat, timeout_notify=0)
+
     if workers <= 1:
-        uvicorn.Server(config).run()
+        uvicorn.Server(config()).run()
         return
     if not hasattr(socket, "SO_REUSEPORT"):  # (Windows) one shared socket
-        shared = config.bind_socket()
-        supervise(lambda: uvicorn.Server(config).run(sockets=[shared]), workers)
+        shared = config().bind_socket()
+        supervise(lambda beat: uvicorn.Server(config(beat)).run(sockets=[shared]), workers)
         return
     try:
         # First a socket that does not share: its bind fails while anything holds the port, another
@@ -386,7 +391,7 @@ def run(app, host: str, port: int, request_timeout: float = REQUEST_TIMEOUT, max
         raise SystemExit(f"lenet serve: cannot listen on {host}:{port} ({e.strerror or e})") from None
     print(f"lenet serve: answering on http://{host}:{port} (Press CTRL+C to quit)", flush=True)
     with held:  # the port held while workers come and go
-        supervise(lambda: uvicorn.Server(config).run(sockets=[port_socket(host, port)]), workers)
+        supervise(lambda beat: uvicorn.Server(config(beat)).run(sockets=[port_socket(host, port)]), workers)
 
 
 def port_socket(host: str, port: int, share: bool = True) -> socket.socket:
@@ -418,67 +423,132 @@ def end_with_parent() -> None:
             pass
 
 
-def supervise(serve_one, workers: int) -> None:
-    """Run `serve_one` in `workers` forked processes until this one is interrupted (SIGINT, SIGTERM): then
-    stop them all (SIGTERM: uvicorn finishes the requests in flight) and wait for them. A worker that
-    dies is replaced, unless workers die faster than one every RESTART_SECONDS: then all stop."""
+@dataclass(frozen=True)
+class Supervision:
+    """How `supervise` keeps its worker processes answering."""
+
+    restart_seconds: float = 10.0   # a worker that ran this long is replaced at once; a younger one after a back-off
+    max_backoff: float = 30.0       # seconds: the back-off doubles from 1 s up to this while workers keep dying young
+    liveness_seconds: float = 10.0  # a worker whose event loop has not beaten for this long is killed and replaced
+    startup_seconds: float = 120.0  # a new worker's time to load its model and beat for the first time
+    give_up_after: int = 5          # workers in a row that end before their first beat: the server stops, exit 1
+    stop_seconds: float = 30.0      # once told to stop, the workers' time to finish their requests; then SIGKILL
+
+
+def exit_reason(code: int) -> str:
+    import signal
+
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit code {code}"
+
+
+def supervise(serve_one, workers: int, policy: Supervision = Supervision()) -> None:
+    """Run `serve_one(beat)` in `workers` forked processes until this one is interrupted (SIGINT, SIGTERM):
+    then stop them all (SIGTERM: uvicorn finishes the requests in flight) and wait for them.
+
+    Each worker's event loop awaits `beat()` about once a second; it stamps the worker's slot in memory
+    shared with this process. A worker that dies, or whose stamp grows older than `policy.liveness_seconds`
+    (stopped, or its loop stuck), is killed and replaced: at once when it had run a while, else after a
+    back-off that doubles. Workers that keep ending before they ever beat cannot be helped by restarting:
+    the server stops with a one-line reason (SystemExit, exit code 1), for a service manager to see."""
+    import mmap
     import os
     import signal
 
-    children: set[int] = set()
+    # time.monotonic() of each slot's last beat, 0 before the first; the clock is the same in every process.
+    beats = memoryview(mmap.mmap(-1, 8 * workers)).cast("d")
+    slots: dict[int, int] = {}      # pid -> slot
+    born: dict[int, float] = {}     # pid -> when it was started
+    due: dict[int, float] = {}      # slot -> when its replacement starts
 
-    def start() -> None:
+    def start(slot: int) -> None:
+        beats[slot] = 0.0
         pid = os.fork()
         if pid == 0:  # the worker: uvicorn installs its own signal handlers
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             end_with_parent()
+
+            async def beat() -> None:
+                beats[slot] = time.monotonic()
+
             code = 0
             try:
-                serve_one()
+                serve_one(beat)
             except BaseException:  # noqa: BLE001 - a worker's failure is reported by its exit code
                 import traceback
 
                 traceback.print_exc()
                 code = 1
             os._exit(code)
-        children.add(pid)
+        slots[pid], born[pid] = slot, time.monotonic()
 
-    stopping = []
+    stopping: list[float] = []
 
-    def stop(signum, frame):
-        stopping.append(signum)
-        for pid in children:
+    def signal_all(sig) -> None:
+        for pid in slots:
             try:
-                os.kill(pid, signal.SIGTERM)
+                os.kill(pid, sig)
+                os.kill(pid, signal.SIGCONT)  # a stopped worker acts on it too
             except ProcessLookupError:
                 pass
 
+    def stop(signum, frame) -> None:
+        stopping.append(time.monotonic())
+        signal_all(signal.SIGTERM)
+
     old = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    last_restart = 0.0
+    give_up = ""
+    young = 0  # workers in a row that ended before their first beat
+    hung: set[int] = set()
+    backoff = 0.0
     try:
-        for _ in range(workers):
-            start()
-        print(f"lenet serve: {workers} worker processes ({', '.join(map(str, sorted(children)))})", flush=True)
-        while children:
-            try:
-                pid, status = os.wait()
-            except ChildProcessError:
-                break
-            except InterruptedError:
-                continue
-            children.discard(pid)
+        for slot in range(workers):
+            start(slot)
+        print(f"lenet serve: {workers} worker processes ({', '.join(map(str, sorted(slots)))})", flush=True)
+        while slots or (due and not stopping):
+            time.sleep(0.2)
+            now = time.monotonic()
+            for pid in list(slots):
+                try:
+                    ended, status = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    ended, status = pid, 0
+                if ended == 0:
+                    continue
+                slot, lived = slots.pop(pid), now - born.pop(pid)
+                if stopping:
+                    continue
+                young = 0 if beats[slot] > 0 else young + 1
+                if young >= policy.give_up_after:
+                    give_up = (f"lenet serve: {young} worker processes in a row ended before answering "
+                               f"(the last: {exit_reason(os.waitstatus_to_exitcode(status))}); stopping")
+                    stop(signal.SIGTERM, None)
+                    continue
+                backoff = 0.0 if lived >= policy.restart_seconds else min(max(1.0, 2 * backoff), policy.max_backoff)
+                print(f"lenet serve: worker {pid} ended ({exit_reason(os.waitstatus_to_exitcode(status))}); "
+                      f"starting another{f' in {backoff:g} s' if backoff else ''}", flush=True)
+                due[slot] = now + backoff
             if stopping:
+                if now - stopping[0] > policy.stop_seconds:
+                    signal_all(signal.SIGKILL)
                 continue
-            code = os.waitstatus_to_exitcode(status)
-            if time.monotonic() - last_restart < RESTART_SECONDS:
-                print(f"lenet serve: worker {pid} ended ({code}) again within {RESTART_SECONDS:g} s; stopping",
-                      flush=True)
-                stop(signal.SIGTERM, None)
-                continue
-            last_restart = time.monotonic()
-            print(f"lenet serve: worker {pid} ended ({code}); starting another", flush=True)
-            start()
+            for pid, slot in slots.items():
+                silent = now - (beats[slot] or born[pid])
+                if pid not in hung and silent > (policy.liveness_seconds if beats[slot] else policy.startup_seconds):
+                    hung.add(pid)
+                    print(f"lenet serve: worker {pid} has not answered for {silent:.0f} s; replacing it", flush=True)
+                    os.kill(pid, signal.SIGKILL)  # reaped on the next turn, and replaced like any that dies
+            for slot, when in list(due.items()):
+                if now >= when:
+                    del due[slot]
+                    start(slot)
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
+    if give_up:
+        raise SystemExit(give_up)

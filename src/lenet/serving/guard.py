@@ -2,10 +2,13 @@
 
 Two layers. The HTTP protocol (`GuardedProtocol`, uvicorn's httptools protocol
 with limits added) bounds what reaches the application at all: request header
-size (431), the time a client may take to send its request (408, so slow or
-idle connections cannot pile up) and the number of open connections (503).
-The ASGI middleware (`Guard`) then checks each request: the Host header against
-the address the server is bound to (DNS rebinding), the Origin and
+size (431, counted as the bytes arrive), the time a client may take to send its
+request (408, so slow or idle connections cannot pile up), the time a response
+may wait for the client to read it (the connection is dropped), the requests
+one connection may pipeline, and the number of open connections (503; a
+connection stalled on a client that does not read gives its place up first).
+The ASGI middleware (`Guard`) then checks each request: the Host header (one,
+naming the address the server is bound to: DNS rebinding), the Origin and
 Sec-Fetch-Site headers of POSTs (a web page elsewhere must not use the API
 through a visitor's browser) and the body size (413, by header or while
 streaming). Every refusal is a short JSON error.
@@ -24,6 +27,7 @@ MAX_HEADER_BYTES = 16 * 1024  # request line and headers together; browsers send
 REQUEST_TIMEOUT = 10.0        # seconds to send a whole request once a connection opens or a request begins
 KEEP_ALIVE = 5                # seconds an idle keep-alive connection stays open
 MAX_CONNECTIONS = 256         # open connections; more are answered 503 and closed at once
+MAX_PIPELINED = 16            # requests one connection may have waiting for their answers
 LOOPBACK = {"localhost", "127.0.0.1", "[::1]", "::1"}
 WILDCARD = {"0.0.0.0", "::", ""}
 REASONS = {400: b"Bad Request", 403: b"Forbidden", 408: b"Request Timeout", 413: b"Content Too Large",
@@ -42,38 +46,63 @@ class _Refused(Exception):
 
 
 class GuardedProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with bounds: header bytes, time to send a request, connections."""
+    """uvicorn's httptools protocol with bounds: header bytes, time to send a request, time a response
+    may wait for the client to read it, pipelined requests, connections."""
 
     max_header_bytes = MAX_HEADER_BYTES
     request_timeout = REQUEST_TIMEOUT
+    write_timeout = REQUEST_TIMEOUT
     max_connections = MAX_CONNECTIONS
+    max_pipelined = MAX_PIPELINED
 
     @classmethod
     def with_limits(cls, request_timeout: float, max_connections: int) -> type["GuardedProtocol"]:
-        return type("GuardedProtocol", (cls,), {"request_timeout": request_timeout,
+        return type("GuardedProtocol", (cls,), {"request_timeout": request_timeout, "write_timeout": request_timeout,
                                                 "max_connections": max_connections})
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
         self._refused = False
-        self._header_bytes = 0
+        self._header_bytes = 0  # the request line and headers httptools handed over, this request
+        self._head_bytes = 0    # the bytes received since the last request ended, not yet a whole head
+        self._in_head = True
+        self._completed = 0
         self._timer = None
-        if len(self.connections) > self.max_connections:
+        self._write_timer = None
+        self._paused_at = 0.0
+        if len(self.connections) > self.max_connections and not self._evict_a_stalled_connection():
             self._refuse(503, f"over {self.max_connections} open connections; try again shortly")
             return
         self._arm()  # a connection that never sends a byte is closed too
 
     def connection_lost(self, exc) -> None:
         self._disarm()
+        self._resumed()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        # uvicorn's, except that a request refused from a callback is not answered a second time.
+        # uvicorn's, except that a request refused from a callback is not answered a second time,
+        # and the bytes of a head are counted as they arrive: httptools holds a header line until
+        # it ends, so a line that never ends reaches no callback.
         if self._refused:
             return
         self._unset_keepalive_if_required()
+        if self._timer is None and (self.cycle is None or self.cycle.response_complete):
+            self._arm()  # bytes between requests (blank lines) get no more time than a request
         try:
-            self.parser.feed_data(data)
+            while data:
+                if not self._in_head:
+                    self.parser.feed_data(data)
+                    break
+                room = self.max_header_bytes - self._head_bytes
+                if room <= 0:
+                    self._refuse(431, f"request line and headers over {self.max_header_bytes:,} bytes")
+                    return
+                part, data = data[:room], data[room:]
+                completed = self._completed
+                self.parser.feed_data(part)
+                if self._in_head and self._completed == completed:  # all of `part` is this head's
+                    self._head_bytes += len(part)
         except httptools.HttpParserUpgrade:
             if self._should_upgrade():
                 self.handle_websocket_upgrade()
@@ -97,9 +126,51 @@ class GuardedProtocol(HttpToolsProtocol):
         self._count(len(name) + len(value) + 4)
         super().on_header(name, value)
 
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        if self.cycle is not None and not self.cycle.response_complete and len(self.pipeline) + 1 >= self.max_pipelined:
+            # Enough waiting: those are answered, then the connection closes and the client sends
+            # the rest again on a new one (RFC 9112 9.3.2), as after any server's keep-alive limit.
+            self.cycle.keep_alive = False
+            self._refused = True
+            self._disarm()
+            raise _Refused
+        super().on_headers_complete()
+
     def on_message_complete(self) -> None:
         self._disarm()  # the whole request is in: the application's time is not the client's
+        self._in_head, self._head_bytes, self._completed = True, 0, self._completed + 1
         super().on_message_complete()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._write_timer is None:
+            self._paused_at = self.loop.time()
+            self._write_timer = self.loop.call_later(self.write_timeout, self._drop)
+
+    def resume_writing(self) -> None:
+        self._resumed()
+        super().resume_writing()
+
+    def _resumed(self) -> None:
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+
+    def _drop(self) -> None:
+        """Close a connection whose client stopped reading; abort, as close() waits to send what is buffered."""
+        self._write_timer = None
+        self._refused = True
+        self._disarm()
+        self.transport.abort()
+
+    def _evict_a_stalled_connection(self) -> bool:
+        """Make room by dropping the connection that has waited longest on a client that does not read."""
+        stalled = [p for p in self.connections if getattr(p, "_write_timer", None) is not None]
+        if not stalled:
+            return False
+        min(stalled, key=lambda p: p._paused_at)._drop()
+        return True
 
     def _count(self, n: int) -> None:
         self._header_bytes += n
@@ -154,16 +225,19 @@ class Guard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
+        hosts = [value for name, value in scope["headers"] if name == b"host"]
+        if len(hosts) > 1:  # proxies and we could each read a different one
+            return await refuse(send, 400, f"{len(hosts)} Host headers; a request has one")
         host = headers.get(b"host", b"").decode("latin-1")
         if self.hosts is not None and host_name(host) not in self.hosts:
             return await refuse(send, 421, f"this server does not answer for host {host[:100]!r}")
         if scope["method"] not in ("GET", "HEAD", "OPTIONS"):
-            site = headers.get(b"sec-fetch-site", b"").decode("latin-1").lower()
-            origin = headers.get(b"origin")
-            if site and site not in ("same-origin", "none"):
+            sites = [v.decode("latin-1").strip().lower() for n, v in scope["headers"] if n == b"sec-fetch-site"]
+            origins = [v.decode("latin-1") for n, v in scope["headers"] if n == b"origin"]
+            if any(site and site not in ("same-origin", "none") for site in sites):
                 return await refuse(send, 403, "cross-site requests are refused: call the API from this "
                                                "server's own page or from a program")
-            if origin is not None and urlsplit(origin.decode("latin-1")).netloc.lower() != host.lower():
+            if any(urlsplit(origin).netloc.lower() != host.lower() for origin in origins):
                 return await refuse(send, 403, "requests from another origin are refused")
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
