@@ -12,7 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lenet.reading.preprocess import EXTENSIONS, Reading, load_image, read_digit, read_number
+from lenet.reading.digit import Reading, read_digit
+from lenet.reading.image import EXTENSIONS, load_image
+from lenet.reading.number import read_number
 
 
 def collect_inputs(inputs: list[str]) -> list[Path]:

@@ -41,7 +41,8 @@ from lenet.serving.guard import (
 )
 from lenet.nn.numpy_model import NumpyModel
 from lenet.reading.predict import doubts_of, judged, predict_each, predict_images, public, read_digits
-from lenet.reading.preprocess import declared_pixels, load_image, read_digit
+from lenet.reading.digit import read_digit
+from lenet.reading.image import declared_pixels, load_image
 
 MAX_BATCH = 64               # images per /predict/batch request
 # Work per request, bounded before decoding: pixels the images' headers declare, all images
