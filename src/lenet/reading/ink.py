@@ -120,9 +120,9 @@ def border_of(values: np.ndarray) -> np.ndarray:
     return np.concatenate([values[0], values[-1], values[:, 0], values[:, -1]])
 
 
-def find_ink(image_grey: np.ndarray) -> Ink:
-    """Find the ink in a grey image (the module's steps)."""
-    small, factor = reduced(image_grey, ANALYSIS_SIDE)
+def find_ink(image_grey: np.ndarray, side: int = ANALYSIS_SIDE) -> Ink:
+    """Find the ink in a grey image (the module's steps), on a copy at most `side` pixels long."""
+    small, factor = reduced(image_grey, side)
     paper, board, dark_ink, light_ink, reach = background(small)
     dark = dark_is_ink(small, dark_ink, light_ink, reach)
     ink = dark_ink if dark else light_ink
@@ -329,7 +329,8 @@ def stroke_width(mask: np.ndarray) -> float:
     return 2 * float(mask.sum()) / max(edges, 1)
 
 
-def closer_look(image_grey: np.ndarray, found: Ink, marks: list[Mark]) -> tuple[Ink, int, int] | None:
+def closer_look(image_grey: np.ndarray, found: Ink, marks: list[Mark],
+                side: int = ANALYSIS_SIDE) -> tuple[Ink, int, int] | None:
     """When the marks are small in a reduced image, the crop around them at higher resolution,
     analysed again, and its offset (top, left) in the image: crop, then reduce."""
     left, top, right, bottom = (round(v * found.factor) for v in bounds(marks))
@@ -339,4 +340,4 @@ def closer_look(image_grey: np.ndarray, found: Ink, marks: list[Mark]) -> tuple[
     margin = int(size * 0.6) + 4
     y0, x0 = max(0, top - margin), max(0, left - margin)
     crop = image_grey[y0:min(image_grey.shape[0], bottom + margin), x0:min(image_grey.shape[1], right + margin)]
-    return find_ink(crop), y0, x0
+    return find_ink(crop, side), y0, x0
