@@ -6,7 +6,7 @@ Writes the first `n` MNIST test digits as PNG files into two temporary folders, 
 `lenet predict FOLDER --json > file`, interleaved, `rounds` times each:
 
   mnist     the digits as MNIST stores them (28x28, white on black): read as they are
-            (preprocess.mnist_form);
+            (reading.digit.mnist_form);
   inverted  the same digits black on white, as a scan would give them: each one goes through
             the full preprocessing (find the ink, fit it, centre it).
 

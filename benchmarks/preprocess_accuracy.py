@@ -16,7 +16,7 @@ import numpy as np
 from lenet.data import mnist as datasets
 from lenet.data.disguise import disguise
 from lenet.nn.numpy_model import NumpyModel
-from lenet.reading.preprocess import find_digit, plain_resize, preprocess
+from lenet.reading.digit import find_digit, plain_resize, preprocess
 from lenet.pretrained import bundled_model_path
 
 
@@ -35,7 +35,7 @@ def main() -> int:
         return float((model.probabilities(np.stack(images)).argmax(1) == labels).mean())
 
     print(f"{args.n} MNIST test digits, bundled model; as MNIST itself: {accuracy(list(digits)):.4f}")
-    # MNIST's own digits are passed through as they are (preprocess.mnist_form); this is what the
+    # MNIST's own digits are passed through as they are (reading.digit.mnist_form); this is what the
     # full path would have made of them.
     print(f"MNIST itself through the full path (find_digit): {accuracy([find_digit(d).image for d in digits]):.4f}")
     print(f"{'disguise':<15} {'preprocess':>10} {'plain resize':>12}")

@@ -35,11 +35,12 @@ from pathlib import Path
 import numpy as np
 
 from lenet import datasets, disguise
-from lenet.training.fonts import MATPLOTLIB_FONTS, draw
 from lenet.nn.numpy_model import NumpyModel
-from lenet.reading.predict import judged, predict_images, read_digits
-from lenet.reading.preprocess import load_image, read_digit
 from lenet.pretrained import bundled_model_path
+from lenet.reading.digit import read_digit
+from lenet.reading.image import load_image
+from lenet.reading.predict import judged, predict_images, read_digits
+from lenet.training.fonts import MATPLOTLIB_FONTS, draw
 
 HERE = Path(__file__).parent
 SETS = ("printed", "printed-heavy", "low-resolution", "pen-fine", "pen-broad", "pen-blob", "photo-60", "photo-150",

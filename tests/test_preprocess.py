@@ -10,8 +10,9 @@ from PIL import Image
 
 from lenet.data.disguise import disguise
 from lenet.nn.numpy_model import NumpyModel
-from lenet.reading.preprocess import BOX, SEVERAL, find_digit, load_image, mnist_form, plain_resize, preprocess, read_digit
 from lenet.pretrained import bundled_model_path
+from lenet.reading.digit import BOX, SEVERAL, find_digit, mnist_form, plain_resize, preprocess, read_digit
+from lenet.reading.image import load_image
 
 N = 300  # test digits per disguise
 
@@ -54,9 +55,8 @@ def test_digits_in_mnist_form_are_read_as_they_are(mnist):
     for digit in mnist.test_images[:200]:
         reading = read_digit(digit)
         assert np.array_equal(reading.image, digit) and reading.image is not digit
-        left, top, width, height = reading.box
         ys, xs = np.nonzero(digit)
-        assert (left, top, width, height) == (xs.min(), ys.min(), np.ptp(xs) + 1, np.ptp(ys) + 1)
+        assert reading.box == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)  # left, top, right, bottom
 
 
 def test_what_is_not_in_mnist_form_takes_the_full_path(mnist):
@@ -154,7 +154,7 @@ def test_modes_grey_palette_alpha_and_16_bit(mnist):
 
 
 def test_declared_pixels_of_a_png_as_pillow_reads_them(mnist):
-    from lenet.reading.preprocess import declared_pixels
+    from lenet.reading.image import declared_pixels
 
     for data in (png_bytes(mnist.test_images[0]), png_bytes(np.zeros((37, 91, 3), np.uint8)),
                  png_header_only(9_000, 9_000)):

@@ -6,13 +6,15 @@ from collections import deque
 import numpy as np
 import pytest
 
-from lenet.reading import morphology as mo
-from lenet.evaluation.calibration import expected_calibration_error, fit_temperature, softmax
 from lenet.data.disguise import ink_of
+from lenet.evaluation.calibration import expected_calibration_error, fit_temperature, softmax
 from lenet.nn.numpy_model import NumpyModel
-from lenet.reading.predict import read_digits
-from lenet.reading.preprocess import BORDER, SEVERAL, form_lines, grey, read_digit, read_number
 from lenet.pretrained import bundled_model_path
+from lenet.reading import morphology as mo
+from lenet.reading.digit import BORDER, SEVERAL, read_digit
+from lenet.reading.ink import form_lines, grey
+from lenet.reading.number import read_number
+from lenet.reading.predict import read_digits
 
 
 def page_with(ink: np.ndarray, h: int, w: int, y: int, x: int) -> np.ndarray:
@@ -80,8 +82,8 @@ def test_gradient_page_light_falling_off_is_not_ink(mnist):
     page = page_with(ink, 400, 600, 250, 120)
     light = np.linspace(1.0, 0.33, 600, dtype=np.float32)[None, :] ** 1.5
     reading = read_digit(as_paper(page, light))
-    left, top, width, height = reading.box
-    assert abs(left - 120) <= 4 and abs(top - 250) <= 4 and abs(height - 60) <= 6, reading.box
+    left, top, right, bottom = reading.box
+    assert abs(left - 120) <= 4 and abs(top - 250) <= 4 and abs(bottom - top - 60) <= 6, reading.box
     assert not reading.doubts
     plain = read_digit(as_paper(page))
     assert similar(reading.image, plain.image) > 0.8
@@ -126,8 +128,8 @@ def test_chalk_on_a_dark_board_in_a_light_room(mnist):
     room[120:120 + ink.shape[0], 150:150 + ink.shape[1]] = np.maximum(
         room[120:120 + ink.shape[0], 150:150 + ink.shape[1]], 0.85 * ink)
     reading = read_digit((room * 255).astype(np.uint8))
-    left, top, width, height = reading.box
-    assert abs(left - 150) <= 4 and abs(top - 120) <= 4 and height <= 86, reading.box
+    left, top, right, bottom = reading.box
+    assert abs(left - 150) <= 4 and abs(top - 120) <= 4 and bottom - top <= 86, reading.box
     alone = read_digit(as_paper(page_with(ink, 120, 120, 20, 20))).image
     assert similar(reading.image, alone) > 0.8
 

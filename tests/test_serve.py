@@ -17,7 +17,7 @@ from PIL import Image
 from lenet.data.disguise import disguise
 from lenet.nn.numpy_model import NumpyModel
 from lenet.reading.predict import judged, predict_images
-from lenet.reading.preprocess import read_digit
+from lenet.reading.digit import read_digit
 from lenet.pretrained import bundled_model_path
 from lenet.serving.app import INLINE_PIXELS, MAX_BATCH, MAX_BODY, Batcher, create_app
 

@@ -24,7 +24,8 @@ import numpy as np
 
 from lenet.nn.numpy_model import NumpyModel
 from lenet.reading.predict import judged, predict_images, read_digits
-from lenet.reading.preprocess import load_image, read_digit
+from lenet.reading.digit import read_digit
+from lenet.reading.image import load_image
 
 
 @dataclass
@@ -36,7 +37,7 @@ class Prediction:
     seen: np.ndarray = field(repr=False)  # the 28x28 uint8 image the network saw (white ink on black)
     unsure: bool = False            # a reason below says not to trust the answer
     doubts: list[str] = field(default_factory=list)  # why: several marks, faint, small, at the border, low probability
-    box: tuple = ()                 # the digit's ink in the image: left, top, width, height
+    box: tuple = ()                 # the digit's ink in the image: left, top, right, bottom (right and bottom exclusive)
 
 
 class Classifier:
@@ -94,7 +95,7 @@ def pixels_of(x) -> np.ndarray:
     if isinstance(x, (bytes, bytearray)):
         return load_image(bytes(x))
     if hasattr(x, "mode") and hasattr(x, "size"):  # a PIL image
-        from lenet.reading.preprocess import to_array_mode
+        from lenet.reading.image import to_array_mode
         return np.asarray(to_array_mode(x))
     if isinstance(x, np.ndarray):
         return x

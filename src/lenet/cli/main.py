@@ -389,7 +389,7 @@ def cmd_explain(args) -> int:
     from lenet.evaluation.explain import draw_figure, explain, to_json
     from lenet.files import check_writable_file, printable
     from lenet.nn.numpy_model import NumpyModel
-    from lenet.reading.preprocess import load_image
+    from lenet.reading.image import load_image
 
     output = Path(args.output or f"explain-{Path(args.image).stem}.png")
     model_path = args.model or default_model()

@@ -11,7 +11,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from lenet.reading.preprocess import load_image
+from lenet.reading.image import load_image
 
 STYLES = ("dark-on-light", "light-on-dark", "canvas", "jpeg")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from lenet.nn.numpy_model import NumpyModel, softmax
-from lenet.reading.preprocess import preprocess
+from lenet.reading.digit import preprocess
 
 PATCH, STRIDE = 4, 2  # occlusion patch side and step, pixels of the 28x28
 

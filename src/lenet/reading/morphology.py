@@ -140,18 +140,19 @@ def label(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return out, len(roots)
 
 
-def components(labels: np.ndarray, count: int, weight: np.ndarray | None = None) -> list[dict]:
-    """Per component 1..count: area, ink (sum of `weight`), and box (top, left, bottom, right),
-    bottom and right exclusive."""
+def components(labels: np.ndarray, count: int, weight: np.ndarray | None = None):
+    """Per component 1..count: (pixels, ink, boxes): its pixel count, the sum of `weight` over it
+    (its pixel count without one), and its box (left, top, right, bottom), right and bottom exclusive,
+    as arrays of `count` rows."""
     rows, cols = np.nonzero(labels)
-    lab = labels[rows, cols] - 1
-    area = np.bincount(lab, minlength=count)
-    ink = np.bincount(lab, weights=weight[rows, cols] if weight is not None else None, minlength=count)
-    top, left = np.full(count, labels.shape[0]), np.full(count, labels.shape[1])
-    bottom, right = np.zeros(count, np.int64), np.zeros(count, np.int64)
-    np.minimum.at(top, lab, rows)
-    np.minimum.at(left, lab, cols)
-    np.maximum.at(bottom, lab, rows + 1)
-    np.maximum.at(right, lab, cols + 1)
-    return [{"label": i + 1, "area": int(area[i]), "ink": float(ink[i]),
-             "box": (int(top[i]), int(left[i]), int(bottom[i]), int(right[i]))} for i in range(count)]
+    index = labels[rows, cols] - 1
+    pixels = np.bincount(index, minlength=count)
+    ink = np.bincount(index, weights=weight[rows, cols] if weight is not None else None, minlength=count)
+    boxes = np.empty((count, 4), np.int64)
+    boxes[:, 0], boxes[:, 1] = labels.shape[1], labels.shape[0]
+    boxes[:, 2:] = 0
+    np.minimum.at(boxes[:, 0], index, cols)
+    np.minimum.at(boxes[:, 1], index, rows)
+    np.maximum.at(boxes[:, 2], index, cols + 1)
+    np.maximum.at(boxes[:, 3], index, rows + 1)
+    return pixels, ink, boxes

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lenet.reading.preprocess import EXTENSIONS, Reading, load_image, read_digit, read_number
+from lenet.reading.digit import Reading, read_digit
+from lenet.reading.image import EXTENSIONS, load_image
+from lenet.reading.number import MAX_DIGITS, TooManyDigits, check_time, read_number
 
 
 def collect_inputs(inputs: list[str]) -> list[Path]:
@@ -82,25 +84,41 @@ def predict_each(model, items, prepare, k: int = 1, error=lambda name, e: {"erro
 
 
 SPLIT_COST = 0.0  # log-probability a cut must gain per extra digit (measured best: 0.3 and 0.1 cut too few)
+WIDE = 1.3  # a digit wider than this times the row's height may be touching digits read as one
+WIDE_DIGIT = "wide for one digit: may be touching digits read as one"
 
 
-def read_digits(model, pixels: np.ndarray) -> dict:
+def read_digits(model, pixels: np.ndarray, deadline: float | None = None) -> dict:
     """A row of digits in one image: the number as text, each digit with its probability, box,
     `unsure` flag and reasons; the whole is unsure when any digit is. Where a group of marks may
     be one digit or several touching ones, the reading the network is surest of is kept (the sum
-    of its digits' log-probabilities, less SPLIT_COST for each extra digit)."""
+    of its digits' log-probabilities, less SPLIT_COST for each extra digit). Every distinct piece
+    is predicted once, in one batched pass. A row of more than MAX_DIGITS digits is refused."""
+    groups = read_number(pixels, deadline)
+    unique = list({id(r): r for ways in groups for readings in ways for r in readings}.values())
+    check_time(deadline)
+    predictions = dict(zip((id(r) for r in unique), predict_images(model, np.stack([r.image for r in unique]))))
     chosen = []
-    for ways in read_number(pixels):
+    for ways in groups:
         best = None
         for readings in ways:
-            preds = predict_images(model, np.stack([r.image for r in readings]))
+            preds = [predictions[id(r)] for r in readings]
             score = sum(np.log(max(p["probability"], 1e-9)) for p in preds) - SPLIT_COST * (len(readings) - 1)
             if best is None or score > best[0]:
                 best = (score, preds, readings)
         chosen.extend(zip(best[1], best[2]))
-    digits = [judged(model, pred, r) for pred, r in chosen]
-    for d in digits:
-        del d["probabilities"]
+    if len(chosen) > MAX_DIGITS:
+        raise TooManyDigits(f"{len(chosen)} digits in a row: at most {MAX_DIGITS} are read; "
+                            f"crop the image to fewer digits")
+    row_height = max(r.box[3] - r.box[1] for _, r in chosen)
+    digits = []
+    for pred, reading in chosen:
+        digit = judged(model, pred, reading)
+        del digit["probabilities"]
+        if reading.box[2] - reading.box[0] > WIDE * row_height:
+            digit["doubts"].append(WIDE_DIGIT)
+            digit["unsure"] = True
+        digits.append(digit)
     return {"number": "".join(str(d["digit"]) for d in digits), "digits": digits,
             "unsure": any(d["unsure"] for d in digits), "_seen": [r.image for _, r in chosen]}
 

@@ -42,7 +42,9 @@ from lenet.serving.guard import (
 )
 from lenet.nn.numpy_model import NonFiniteOutput, NumpyModel
 from lenet.reading.predict import doubts_of, judged, predict_each, predict_images, public, read_digits
-from lenet.reading.preprocess import declared_pixels, load_image, read_digit
+from lenet.reading.digit import read_digit
+from lenet.reading.image import declared_pixels, load_image
+from lenet.reading.number import MAX_DIGITS
 
 MAX_BATCH = 64               # images per /predict/batch request
 # Work per request, bounded before decoding: pixels the images' headers declare, all images
@@ -50,6 +52,7 @@ MAX_BATCH = 64               # images per /predict/batch request
 # decoding may take; the rest of a batch past that is answered with an error each.
 MAX_REQUEST_PIXELS = 24_000_000
 BATCH_SECONDS = 5.0
+NUMBER_SECONDS = 2.0  # the time one /predict/number image may take to read (its work is bounded too: number.py)
 # Inference threads: the work holds the GIL most of the time, so more threads than
 # this only fight over it. benchmarks/serve_load.py, 2 cores, 8 clients, side by
 # side: 253 req/s (p99 57 ms) with anyio's default 40 threads, 333 (p99 35 ms) with 1.
@@ -79,7 +82,8 @@ def from_pixels(pixels: np.ndarray, read=read_digit):
     try:
         return read(pixels)
     except ValueError as e:
-        raise RequestError(422, str(e)) from None
+        # The reader's own refusals carry their status (too many digits: 413; out of time: 503).
+        raise RequestError(getattr(e, "status", 422), str(e)) from None
 
 
 def pixels_from_json(body: bytes) -> np.ndarray:
@@ -250,13 +254,17 @@ async def predict(request: Request, preprocessed: bool = False):
 
 @router.post("/predict/number", summary="Read a row of digits",
              description="The same inputs as /predict; an image of several digits written left to right. Answers "
-                         "the number as text and each digit with its probability, box and unsure flag.")
+                         "the number as text and each digit with its probability, box and unsure flag. "
+                         f"At most {MAX_DIGITS} digits (more: 413) and {NUMBER_SECONDS:g} s of work (then 503).")
 async def predict_number(request: Request):
     model = request.app.state.model
+    deadline = time.monotonic() + NUMBER_SECONDS
     prepare, args, _ = await prepared(request)
 
     def work():
-        result = prepare(*args, read=lambda pixels: read_digits(model, pixels))
+        if time.monotonic() > deadline:  # waited its whole budget for a thread
+            raise RequestError(503, f"not read: the request's {NUMBER_SECONDS:g} s were spent waiting; try again")
+        result = prepare(*args, read=lambda pixels: read_digits(model, pixels, deadline))
         result["preprocessed"] = [image.tolist() for image in result.pop("_seen")]
         return result
 

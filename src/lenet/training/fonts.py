@@ -3,7 +3,7 @@ a 4 closed at the top, a crossed 7, strokes of every weight), for training and f
 
 Training uses only the fonts matplotlib ships (DejaVu, STIX, Computer Modern): a dependency of
 `lenet[train]`, so nothing is downloaded. Each digit is drawn on paper at a random size, weight,
-slant and position, then goes through the same preprocessing (`preprocess.read_digit`) as a
+slant and position, then goes through the same preprocessing (`reading.digit.read_digit`) as a
 user's image, so the network learns from what it will be shown.
 """
 
@@ -66,7 +66,7 @@ def draw(digit: int, font: Path, rng, height: int = 96, weight: int = 0, crossed
 def printed_digits(fonts: list[Path], per_font: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(images (N, 28, 28) uint8 as the network sees them, labels (N,)): every digit in every font,
     `per_font` times at random sizes and weights (every 7 also crossed once)."""
-    from lenet.reading.preprocess import preprocess
+    from lenet.reading.digit import preprocess
 
     rng = np.random.default_rng(seed)
     images, labels = [], []

@@ -1,0 +1,122 @@
+"""Decode people's image files into arrays, with bounds on bytes, pixels and formats.
+
+Bounded: at most MAX_FILE_BYTES, MAX_PIXELS pixels (checked from the header, before any
+decoding), formats in FORMATS. Larger images are reduced (anti-aliased) to WORK_SIDE on the
+longer side. Every failure is a `ValueError` that names the file.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+WORK_SIDE = 1600   # decoded images are reduced to this: a 60 px digit in a 4000 px photo is 24 px
+MIN_SIDE = 8       # smaller than this holds no legible digit
+MAX_PIXELS = 40_000_000  # our own decompression-bomb limit (a 48 MP phone photo is rejected)
+MAX_FILE_BYTES = 20 * 1024**2
+FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")  # what Pillow may decode for us
+EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarray:
+    """Decode an image file (or its bytes) into an array: (H, W) grey, (H, W, 2|3|4) colour/alpha."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if isinstance(source, (bytes, bytearray)):
+        data, name = bytes(source), name or "<bytes>"
+    else:
+        from lenet.files import read_bounded
+
+        # Regular files only, read with a bound: a FIFO or /dev/zero is an error, not a hang.
+        data = read_bounded(source, MAX_FILE_BYTES, "image")
+        name = name or str(source)
+    if not data:
+        raise ValueError(f"{name}: empty file")
+    if len(data) > MAX_FILE_BYTES:
+        raise ValueError(f"{name}: larger than {MAX_FILE_BYTES // 1024**2} MB")
+    try:
+        with warnings.catch_warnings():
+            # Our pixel limit is checked from the header, before any decoding; Pillow's own
+            # bomb check would fire later and differently, so it is made an error too.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data), formats=FORMATS)
+            width, height = im.size
+            if width * height > MAX_PIXELS:
+                raise ValueError(f"{name}: {width}x{height} is {width * height:,} pixels, "
+                                 f"over the limit of {MAX_PIXELS:,}")
+            if min(width, height) < MIN_SIDE:
+                raise ValueError(f"{name}: {width}x{height} is too small to hold a digit "
+                                 f"(at least {MIN_SIDE}x{MIN_SIDE})")
+            im.draft("L", (WORK_SIDE, WORK_SIDE))  # JPEG: decode at a reduced scale when it is big
+            im.load()
+            im = ImageOps.exif_transpose(im)  # phone photos: honour the orientation tag
+            try:
+                im = to_array_mode(im)
+            except ValueError as e:  # its pixels: not finite
+                raise ValueError(f"{name}: {e}") from None
+            if max(im.size) > WORK_SIDE:
+                im.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.LANCZOS)
+    except ValueError:
+        raise
+    except UnidentifiedImageError:
+        raise ValueError(f"{name}: not an image this tool reads ({', '.join(FORMATS)})") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        # Pillow's own check fires first for images far over its default; ours is lower.
+        raise ValueError(f"{name}: over the limit of {MAX_PIXELS:,} pixels ({e})") from None
+    except (OSError, SyntaxError, EOFError) as e:  # truncated or corrupt data, found while decoding
+        raise ValueError(f"{name}: cannot decode the image ({e})") from None
+    return np.asarray(im)
+
+
+def declared_pixels(data: bytes) -> int:
+    """The pixel count an image's header declares, read without decoding (0 when unreadable:
+    decoding will then say what is wrong). A PNG's size is read straight from its IHDR chunk, where
+    Pillow reads it too, because opening the file with Pillow costs more than serving a small image."""
+    from PIL import Image
+
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and len(data) >= 24:
+        width, height = struct.unpack(">II", data[16:24])
+        return width * height
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            width, height = Image.open(io.BytesIO(data), formats=FORMATS).size
+    except Exception:  # noqa: BLE001 - any header Pillow cannot read
+        return 0
+    return width * height
+
+
+def to_array_mode(im):
+    """Reduce Pillow's many modes to L, LA, RGB or RGBA of 8 bits."""
+    from PIL import Image
+
+    if im.mode in ("L", "LA", "RGB", "RGBA"):
+        return im
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        return Image.fromarray((stretched(np.asarray(im)) * 255).astype(np.uint8), "L")
+    if im.mode == "1":
+        return im.convert("L")
+    has_alpha = im.mode in ("PA", "La") or "transparency" in im.info
+    return im.convert("RGBA" if has_alpha else "RGB")
+
+
+def stretched(a: np.ndarray) -> np.ndarray:
+    """Numbers of any range as float64 0..1, the darkest 0 and the lightest 1 (a flat image: 0).
+    Pixels that are not numbers, or not finite (a NaN in a float TIFF), are a ValueError."""
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"image pixels must be numbers, got an array of {a.dtype}")
+    if a.size == 0:
+        raise ValueError("empty image (no pixels)")
+    a = a.astype(np.float64)
+    if not np.isfinite(a).all():
+        raise ValueError("image has non-finite pixels (NaN or infinity)")
+    lo, hi = float(a.min()), float(a.max())
+    # Halves first: hi - lo of values near the float limit would overflow to infinity.
+    span = hi / 2 - lo / 2
+    if span <= 0:
+        return np.zeros(a.shape)
+    return np.clip((a / 2 - lo / 2) / span, 0, 1)

@@ -1,0 +1,340 @@
+"""Find the ink in people's images: background, polarity, strength, form lines, marks.
+
+1. the background is estimated locally (a morphological closing for dark ink,
+   an opening for light ink, on a coarse copy) and taken away, so light
+   falling off across a page, or a dark board in a light room, is not ink;
+2. the polarity is the majority around the ink (paper is most of what
+   surrounds a digit), not the image's border;
+3. ink is measured against the light where it is (dark ink: the share of the
+   paper's light it takes away); ink is what reaches half the strongest, and
+   fainter strokes joined to it (hysteresis), so a calligraphy hairline is kept;
+4. long straight lines (form boxes, underlines, ruled lines) are taken out;
+5. what is left falls into connected marks, specks left out.
+
+Every box here is (left, top, right, bottom), right and bottom exclusive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lenet.reading import morphology as mo
+from lenet.reading.image import MIN_SIDE, stretched
+
+ANALYSIS_SIDE = 384  # ink is found on a copy at most this big (a small digit: on its crop, again)
+BACKGROUND_SIDE = 96  # the background is estimated on a copy this small, then smoothly enlarged
+MIN_CONTRAST = 0.08  # below this the image is blank paper (or blank canvas)
+STRONG, WEAK = 0.5, 0.22  # ink: above half the strongest ink, or above WEAK and joined to such ink
+MIN_LINE = 16      # a form line is at least this long (pixels at the analysis scale)
+PLAIN = 0.1        # a border whose grey varies less than this is plain paper
+NO_INK = "no ink found: nothing stands out from the background"
+
+Box = tuple[int, int, int, int]  # left, top, right, bottom: right and bottom exclusive
+
+
+@dataclass(frozen=True)
+class Mark:
+    """One connected mark of ink, at the analysis scale."""
+    label: int      # its number in `Ink.labels`
+    pixels: int     # how many pixels it covers
+    ink: float      # its summed ink strength: what ranks marks
+    box: Box
+
+
+@dataclass(frozen=True)
+class Ink:
+    """What `find_ink` saw in one image, at its analysis scale."""
+    ink: np.ndarray        # ink strength in [0, 1], 1 = the strongest ink
+    mask: np.ndarray       # the ink kept: specks and form lines taken out
+    marks: list[Mark]      # connected marks of `mask`, most ink first
+    labels: np.ndarray     # their labels
+    contrast: np.ndarray   # ink against its background, in grey levels (0..1)
+    factor: float          # image pixels per analysis pixel
+
+
+def grey(pixels: np.ndarray) -> np.ndarray:
+    """Float grey in [0, 1] from any grey, grey+alpha, RGB or RGBA array. A drawing on a
+    transparent canvas becomes dark ink on white (the strokes are where it is opaque)."""
+    values = np.asarray(pixels)
+    values = stretched(values).astype(np.float32) if values.dtype != np.uint8 else values.astype(np.float32) / 255
+    if values.ndim == 3 and values.shape[2] in (2, 4):
+        alpha = values[..., -1]
+        if alpha.max() - alpha.min() > 0.5:
+            # Ink drawn on a transparent background (an HTML canvas export), whatever its colour.
+            return 1 - alpha
+        values = values[..., :-1]
+    if values.ndim == 3:
+        values = (values[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32) if values.shape[2] >= 3
+                  else values[..., 0])
+    if values.ndim != 2:
+        raise ValueError(f"expected an image array (H, W) or (H, W, C), got shape {np.shape(pixels)}")
+    if min(values.shape) < MIN_SIDE:
+        raise ValueError(f"{values.shape[1]}x{values.shape[0]} is too small to hold a digit")
+    return values
+
+
+def resize(values: np.ndarray, shape: tuple[int, int], how=None) -> np.ndarray:
+    """A float array resized to (H, W): by area when reducing, bilinear when enlarging."""
+    from PIL import Image
+
+    if values.shape == tuple(shape):
+        return values
+    if how is None:
+        how = Image.Resampling.BOX if shape[0] <= values.shape[0] else Image.Resampling.BILINEAR
+    image = Image.fromarray(values.astype(np.float32), "F")
+    return np.asarray(image.resize((shape[1], shape[0]), how))
+
+
+def reduced(values: np.ndarray, side: int) -> tuple[np.ndarray, float]:
+    """`values` reduced by area so its longer side is at most `side`, and the factor it was reduced by."""
+    factor = max(values.shape) / side
+    if factor <= 1:
+        return values, 1.0
+    shape = (max(1, round(values.shape[0] / factor)), max(1, round(values.shape[1] / factor)))
+    return resize(values, shape), factor
+
+
+def pooled(values: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """`values` reduced to `shape` by block maximum and by block minimum (blocks cover it evenly),
+    and the blocks' edges, for `expand`."""
+    ys = np.linspace(0, values.shape[0], shape[0] + 1).round().astype(int)
+    xs = np.linspace(0, values.shape[1], shape[1] + 1).round().astype(int)
+    hi = np.maximum.reduceat(np.maximum.reduceat(values, ys[:-1], axis=0), xs[:-1], axis=1)
+    lo = np.minimum.reduceat(np.minimum.reduceat(values, ys[:-1], axis=0), xs[:-1], axis=1)
+    return hi, lo, (ys, xs)
+
+
+def expand(coarse: np.ndarray, edges: tuple) -> np.ndarray:
+    """Each block's value over the block's pixels (the inverse of `pooled`'s layout). Blocks, not a
+    smooth enlargement: a smooth one would spread a board's edge into a band that looks like ink."""
+    ys, xs = edges
+    return np.repeat(np.repeat(coarse, np.diff(ys), axis=0), np.diff(xs), axis=1)
+
+
+def border_of(values: np.ndarray) -> np.ndarray:
+    return np.concatenate([values[0], values[-1], values[:, 0], values[:, -1]])
+
+
+def find_ink(image_grey: np.ndarray, side: int = ANALYSIS_SIDE) -> Ink:
+    """Find the ink in a grey image (the module's steps), on a copy at most `side` pixels long."""
+    small, factor = reduced(image_grey, side)
+    paper, board, dark_ink, light_ink, reach = background(small)
+    dark = dark_is_ink(small, dark_ink, light_ink, reach)
+    ink = dark_ink if dark else light_ink
+    contrast = (paper - small) if dark else (small - board)  # grey levels between ink and background
+    ink, mask = strong_ink(ink)
+    mask &= ~form_lines(mask)
+    labels, marks = marks_of(mask, ink)
+    return Ink(ink, mask, marks, labels, contrast, factor)
+
+
+def background(small: np.ndarray):
+    """(paper, board, dark ink, light ink, reach) of the analysis copy: step 1.
+
+    The window is an eighth of the image: wider than a pen's stroke, narrower than the light's
+    changes (and its error at the image's edge, where a closing cannot see past the border, stays
+    small). A marker's strokes can be wider: measured around the ink found, they widen the window
+    (up to a third). `reach` is half the window at the analysis scale."""
+    coarse = reduced(small, BACKGROUND_SIDE)[0].shape
+    window = max(3, round(max(coarse) / 8)) | 1
+    paper, board, dark_ink, light_ink = backgrounds(small, coarse, window)
+    either = np.maximum(dark_ink, light_ink)
+    if float(mo.box_blur(either, 3).max()) < MIN_CONTRAST:
+        raise ValueError("no ink found: the image is blank or has too little contrast")
+    near = mo.max_filter(either > 0.5 * float(either.max()), max(3, window * small.shape[0] // coarse[0] // 2) | 1)
+    lo, hi = np.percentile(small[near], [2, 98])
+    dark_side = (small < (lo + hi) / 2) & near
+    # Either side may be the ink: the window must be wider than the wider one's strokes (their
+    # mean width, x2.2 for the thickest places: corners and crossings).
+    width = max(stroke_width(dark_side), stroke_width(near & ~dark_side))
+    broad = round(2.2 * width * coarse[0] / small.shape[0]) | 1
+    if broad > window:
+        window = min(broad, max(3, max(coarse) // 3) | 1)
+        paper, board, dark_ink, light_ink = backgrounds(small, coarse, window)
+    reach = max(3, window * small.shape[0] // coarse[0] // 2) | 1
+    return paper, board, dark_ink, light_ink, reach
+
+
+def dark_is_ink(small: np.ndarray, dark_ink: np.ndarray, light_ink: np.ndarray, reach: int) -> bool:
+    """Step 2, the polarity. When one way finds far stronger ink than the other, that way.
+    Otherwise the background is what surrounds the ink: the ring just outside the region of the
+    strongest marks (whatever the marks' own mix of ink and gaps); the image's border only when
+    the marks leave no room for a ring."""
+    peak_dark, peak_light = float(mo.box_blur(dark_ink, 3).max()), float(mo.box_blur(light_ink, 3).max())
+    if min(peak_dark, peak_light) < 0.35 * max(peak_dark, peak_light):
+        return peak_dark > peak_light
+    either = np.maximum(dark_ink, light_ink)
+    inner = mo.max_filter(either > 0.5 * float(either.max()), reach)
+    ring = mo.max_filter(inner, reach) & ~inner
+    lo, hi = np.percentile(small[inner], [2, 98])
+    around = small[ring] if ring.sum() >= 20 else border_of(small)
+    return float(np.median(around)) > (lo + hi) / 2
+
+
+def strong_ink(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Step 3: ink relative to its strongest (a 3x3 mean, so one hot pixel does not set the
+    scale), and the mask of what reaches STRONG with the fainter strokes joined to it."""
+    peak = float(mo.box_blur(ink, 3).max())
+    if peak < MIN_CONTRAST:
+        raise ValueError(NO_INK)
+    ink = np.clip(ink / peak, 0, 1)
+    labels, count = mo.label(ink > WEAK)
+    keep = np.zeros(count + 1, bool)
+    keep[np.unique(labels[ink > STRONG])] = True
+    keep[0] = False
+    mask = keep[labels]
+    if not mask.any():
+        raise ValueError(NO_INK)
+    return ink, mask
+
+
+def marks_of(mask: np.ndarray, ink: np.ndarray) -> tuple[np.ndarray, list[Mark]]:
+    """Step 5: the connected marks of `mask`, most ink first, specks left out. A stroke broken by
+    a faint stretch (a pencil's light touch) is one mark when its pieces are a few pixels apart,
+    so gaps under 1% of the image are closed for the labelling."""
+    gap = max(3, round(min(mask.shape) / 100)) | 1
+    labels, count = mo.label(mo.min_filter(mo.max_filter(mask, gap), gap))
+    labels[~mask] = 0
+    marks = sorted(components(labels, count, ink), key=lambda mark: -mark.ink)
+    biggest = marks[0].pixels if marks else 0
+    marks = [mark for mark in marks if mark.pixels >= max(3, 0.01 * biggest)]  # specks are not ink
+    if not marks:
+        raise ValueError(NO_INK)
+    return labels, marks
+
+
+def components(labels: np.ndarray, count: int, weight: np.ndarray | None = None) -> list[Mark]:
+    """The Marks of labels 1..count (`weight`: the ink summed per mark; none: the pixel count)."""
+    pixels, ink, boxes = mo.components(labels, count, weight)
+    return [Mark(i + 1, int(pixels[i]), float(ink[i]), tuple(int(v) for v in boxes[i])) for i in range(count)]
+
+
+def backgrounds(small: np.ndarray, shape: tuple[int, int], window: int):
+    """(paper, board, dark ink, light ink) of `small` with a window-wide filter on a copy of `shape`.
+
+    The closing of the copy's block minima is the paper under dark ink, the opening of its block
+    maxima the board under light ink. Pooling by the minimum keeps the paper estimate on the dark
+    side of any edge (a board's, a shadow's), so an edge is never taken for ink; the maximum does the
+    same for the board. Ink either way is relative to the light where it is: light falls on paper
+    and ink alike, so dark ink is the share of the paper's light it takes away; light ink (chalk)
+    is measured against the brightest within reach."""
+    light, darkest, blocks = pooled(small, shape)
+    paper = expand(mo.closing(darkest, window), blocks)
+    # Plain paper (an even, light border all round, and dark only in a minority of the image: not
+    # a board on a wall): the paper is at least the border's level, even inside a marker's blot
+    # wider than the window.
+    lo, mid, hi = np.percentile(border_of(small), [5, 50, 95])
+    if (hi - lo < PLAIN and mid > float(np.median(small)) - PLAIN / 2
+            and (small < (lo + small.min()) / 2).mean() < 0.35):
+        paper = np.maximum(paper, lo)
+    board = expand(mo.opening(light, window), blocks)
+    top = expand(mo.max_filter(light, window), blocks)
+    dark_ink = np.clip((paper - small) / np.maximum(paper, 0.05), 0, None)
+    # Where there is no chalk within reach, top - board is only the board's noise: a floor of a
+    # third of the strongest contrast keeps that noise from counting as ink.
+    spread = top - board
+    light_ink = np.clip((small - board) / np.maximum(spread, max(MIN_CONTRAST, float(spread.max()) / 3)), 0, None)
+    return paper, board, dark_ink, light_ink
+
+
+def form_lines(mask: np.ndarray) -> np.ndarray:
+    """Step 4, the pixels of form lines: long thin straight runs that make a frame with each other
+    (a box: horizontal and vertical lines meeting at their ends), cross the whole image (ruled
+    lines), or run past the rest of the ink at both ends below its middle (an underline). A 7's
+    bar, a 2's foot or a 1's stem does none of these (or is all the ink there is), so it stays."""
+    height, width = mask.shape
+    lines = np.zeros_like(mask)
+    candidates = line_candidates(mask)
+    if not candidates:
+        return lines
+    # The rest: the ink off the longest runs (a form's lines are longer than a digit's strokes).
+    longest = max(length for _, _, _, length in candidates)
+    rest = mask.copy()
+    for _, pixels, _, length in candidates:
+        if length >= 0.75 * longest:
+            rest &= ~pixels
+    if rest.sum() < 0.15 * mask.sum():
+        return lines  # lines are all there is: a 1, a 7 of straight strokes
+    rows, cols = np.flatnonzero(rest.any(1)), np.flatnonzero(rest.any(0))
+    extent = {1: cols[-1] + 1 - cols[0], 0: rows[-1] + 1 - rows[0]}  # the rest's, along each axis
+    # Frame lines reach across the rest: at least 90% of its extent their way.
+    framing = [c for c in candidates if c[3] >= 0.9 * extent[c[0]]]
+    for axis, pixels, box, length in candidates:
+        if length >= 0.9 * extent[axis] and any(
+                axis != other[0] and corner(box, other[2]) for other in framing if other[2] != box):
+            lines |= pixels
+            continue
+        start, end = (box[0], box[2]) if axis == 1 else (box[1], box[3])
+        if start == 0 and end == (width if axis == 1 else height):  # across the whole image: a ruled line
+            lines |= pixels
+            continue
+        if axis == 0 or box[1] < (rows[0] + rows[-1]) / 2:
+            continue  # alone, only a line under the digit's middle is a form's (a 7's bar is above it)
+        ink_start, ink_end = cols[0], cols[-1] + 1
+        # A line joined to the digit (a 2's foot) must run well past it to be taken for an underline.
+        joined = bool((mo.max_filter(pixels, 3) & rest).any())
+        margin = (0.25 if joined else 0.08) * (ink_end - ink_start)
+        if start <= ink_start - margin and end >= ink_end + margin:
+            lines |= pixels
+    return lines
+
+
+def line_candidates(mask: np.ndarray) -> list[tuple[int, np.ndarray, Box, int]]:
+    """(axis, pixels, box, length) of each long thin straight run in `mask` (axis 1: horizontal)."""
+    candidates = []
+    for axis, side in ((1, mask.shape[1]), (0, mask.shape[0])):
+        run = mo.line_opening(mask, max(MIN_LINE, side // 4), axis)
+        if not run.any():
+            continue
+        labels, count = mo.label(run)
+        for line in components(labels, count):
+            left, top, right, bottom = line.box
+            length = right - left if axis == 1 else bottom - top
+            if length >= 8 * line.pixels / max(1, length):  # thin: 8 times longer than thick
+                candidates.append((axis, labels == line.label, line.box, length))
+    return candidates
+
+
+def corner(one: Box, other: Box) -> bool:
+    """Whether two line boxes, one horizontal and one vertical, meet at an end of each: a frame's
+    corner, not a cross (a 4's bar through its stem)."""
+    if (one[2] - one[0]) < (one[3] - one[1]):  # make `one` the horizontal line
+        one, other = other, one
+    h_left, h_top, h_right, h_bottom = one
+    v_left, v_top, v_right, v_bottom = other
+    tolerance = 3 + max(h_bottom - h_top, v_right - v_left)
+    ends_across = min(abs(h_left - v_left), abs(h_left - v_right), abs(h_right - v_left), abs(h_right - v_right))
+    ends_down = min(abs(v_top - h_top), abs(v_top - h_bottom), abs(v_bottom - h_top), abs(v_bottom - h_bottom))
+    return ends_across <= tolerance and ends_down <= tolerance
+
+
+def bounds(marks: list[Mark]) -> Box:
+    """The box around all of `marks`."""
+    return (min(m.box[0] for m in marks), min(m.box[1] for m in marks),
+            max(m.box[2] for m in marks), max(m.box[3] for m in marks))
+
+
+def stroke_width(mask: np.ndarray) -> float:
+    """Mean stroke width in pixels: 2 x area / length of the ink's edges (a stroke of width w and
+    length L has area wL and edges about 2L)."""
+    padded = np.zeros((mask.shape[0] + 2, mask.shape[1] + 2), bool)  # a border of background (np.pad costs more)
+    padded[1:-1, 1:-1] = mask
+    neighbours = (padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2], padded[1:-1, 2:])
+    edges = sum(int((mask & ~n).sum()) for n in neighbours)
+    return 2 * float(mask.sum()) / max(edges, 1)
+
+
+def closer_look(image_grey: np.ndarray, found: Ink, marks: list[Mark],
+                side: int = ANALYSIS_SIDE) -> tuple[Ink, int, int] | None:
+    """When the marks are small in a reduced image, the crop around them at higher resolution,
+    analysed again, and its offset (top, left) in the image: crop, then reduce."""
+    left, top, right, bottom = (round(v * found.factor) for v in bounds(marks))
+    size = max(bottom - top, right - left)
+    if found.factor <= 1 or size * 2.5 > max(image_grey.shape):
+        return None
+    margin = int(size * 0.6) + 4
+    y0, x0 = max(0, top - margin), max(0, left - margin)
+    crop = image_grey[y0:min(image_grey.shape[0], bottom + margin), x0:min(image_grey.shape[1], right + margin)]
+    return find_ink(crop, side), y0, x0

@@ -1,0 +1,142 @@
+"""Read a row of digits: the marks on one row, grouped, and the ways to cut touching digits.
+
+The marks on the row of the main mark are its digits; a mark mostly above or below another (a
+5's flag, a broken stroke) joins it; touching digits are cut at the columns with the least ink.
+Every way of reading a group is returned; the network decides between them
+(`predict.read_digits`): it is sure of real digits and unsure of halves of one.
+
+The work is bounded whatever the image: at most MAX_DIGITS groups (more is refused, never read
+short), at most MAX_VALLEYS cuts tried in a group, and each piece between two cuts is read once
+however many ways share it, so an image costs at most MAX_DIGITS x MAX_PIECES readings.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+
+import numpy as np
+
+from lenet.reading import morphology as mo
+from lenet.reading.digit import Reading, read_marks
+from lenet.reading.image import WORK_SIDE
+from lenet.reading.ink import ANALYSIS_SIDE, Ink, Mark, bounds, closer_look, find_ink, grey
+
+MAX_DIGITS = 20    # the longest row read; a longer one is refused (never read short)
+MAX_TOUCHING = 6   # the most digits one connected mark of a number is tried as
+MAX_VALLEYS = 7    # the deepest valleys of its ink profile tried as cuts
+MAX_PIECES = (MAX_VALLEYS + 2) * (MAX_VALLEYS + 1) // 2  # distinct pieces between two of a group's edges
+MIN_PIECE = 3      # no piece cut narrower than this (analysis pixels)
+MIN_CUT_HEIGHT = 12  # nor a row lower than this cut at all: a dash or a speck is not touching digits
+
+Columns = tuple[int, int] | None  # a piece's column range at the analysis scale; None: the group whole
+
+
+class TooManyDigits(ValueError):
+    """A row longer than MAX_DIGITS: refused, so it is never read short in silence."""
+    status = 413
+
+
+class OutOfTime(ValueError):
+    """The time given to read one image was spent before it was read."""
+    status = 503
+
+
+def check_time(deadline: float | None) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        raise OutOfTime("not read: the time for reading this image was spent (try a smaller or plainer image)")
+
+
+def read_number(pixels: np.ndarray, deadline: float | None = None) -> list[list[list[Reading]]]:
+    """An image of a row of digits -> its digits, left to right, as alternatives to choose from:
+    one entry per group of marks, each a list of ways to read that group (as one digit; and, when it
+    is wide enough to be touching digits, as two or more cut apart). Ways that share a piece share
+    its Reading object. `deadline` (time.monotonic()) bounds the time taken: OutOfTime after it."""
+    image_grey = grey(pixels)
+    # A row is long and low: its analysis copy is bounded by pixels, not by its longer side, so a
+    # long row keeps the resolution its digits need.
+    height, width = image_grey.shape
+    side = min(WORK_SIDE, max(ANALYSIS_SIDE, round(ANALYSIS_SIDE * math.sqrt(max(height, width) / min(height, width)))))
+    found = find_ink(image_grey, side)
+    row = number_marks(found)
+    offset = (0, 0)
+    check_time(deadline)
+    closer = closer_look(image_grey, found, row, side)
+    if closer is not None:
+        found, *offset = closer
+        row = number_marks(found)
+    groups = digit_groups(found, row)
+    if len(groups) > MAX_DIGITS:
+        raise TooManyDigits(f"more than {MAX_DIGITS} marks in a row: at most {MAX_DIGITS} digits are read; "
+                            f"crop the image to fewer digits")
+    out = []
+    for marks, ways in groups:
+        check_time(deadline)
+        pieces: dict[Columns, Reading] = {}
+        for way in ways:
+            for columns in way:
+                if columns not in pieces:
+                    pieces[columns] = read_marks(image_grey.shape, found, marks, tuple(offset), columns=columns)
+        out.append([[pieces[columns] for columns in way] for way in ways])
+    return out
+
+
+def number_marks(found: Ink) -> list[Mark]:
+    """The marks on the main mark's row, specks left out."""
+    main = found.marks[0]
+    _, top, _, bottom = main.box
+    height = bottom - top
+    row = []
+    for mark in found.marks:
+        centre = (mark.box[1] + mark.box[3]) / 2
+        if top - 0.5 * height <= centre <= bottom + 0.5 * height and mark.pixels >= 0.04 * main.pixels:
+            row.append(mark)
+    return row
+
+
+def digit_groups(found: Ink, row: list[Mark]) -> list[tuple[list[Mark], list[list[Columns]]]]:
+    """The row's marks grouped, left to right: (marks, ways to cut them)."""
+    height = max(m.box[3] - m.box[1] for m in row)
+    groups: list[list[Mark]] = []
+    for mark in sorted(row, key=lambda m: m.box[0]):
+        if groups:
+            left, top, right, bottom = bounds(groups[-1])
+            m_left, m_top, m_right, m_bottom = mark.box
+            overlap = min(right, m_right) - max(left, m_left)
+            # A piece of a digit (a flag, a broken stroke) over or under another mark joins it; a
+            # whole digit that only leans into its neighbour (row-tall, with ink) stays apart.
+            piece = (m_bottom - m_top) < 0.6 * height or (bottom - top) < 0.6 * height
+            if overlap >= 0.5 * min(m_right - m_left, right - left) and piece:
+                groups[-1].append(mark)
+                continue
+        groups.append([mark])
+        if len(groups) > MAX_DIGITS:
+            break  # refused by the caller: no need to group the rest
+    return [(marks, cuts(found, marks, height)) for marks in groups]
+
+
+def cuts(found: Ink, marks: list[Mark], height: int) -> list[list[Columns]]:
+    """Ways to read a group: whole, and cut at the valleys of the ink's column profile, every way
+    that leaves pieces at least 0.2 of the row's height wide, each with ink; the network then says
+    which reads best."""
+    left, _, right, _ = bounds(marks)
+    width = right - left
+    ways: list[list[Columns]] = [[None]]
+    if height < MIN_CUT_HEIGHT:
+        return ways
+    keep = np.isin(found.labels[:, left:right], [m.label for m in marks])
+    column_ink = (found.ink[:, left:right] * keep).sum(0)
+    profile = mo.box_blur(column_ink[None], 3)[0]
+    least = max(int(0.2 * height), MIN_PIECE)
+    inner = np.arange(least, width - least)
+    valleys = [int(x) for x in inner if profile[x] <= profile[max(0, x - least // 2):x + least // 2 + 1].min()]
+    valleys = sorted(sorted(valleys, key=lambda x: profile[x])[:MAX_VALLEYS])
+    inked = np.concatenate([[0], np.cumsum(column_ink > 0)])  # inked columns before each column
+    for n in range(1, min(MAX_TOUCHING, len(valleys) + 1)):
+        for cut in itertools.combinations(valleys, n):
+            edges = [0, *cut, width]
+            pieces = list(zip(edges, edges[1:]))
+            if all(end - start >= least and inked[end] > inked[start] for start, end in pieces):
+                ways.append([(left + start, left + end) for start, end in pieces])
+    return ways

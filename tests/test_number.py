@@ -1,0 +1,149 @@
+"""Reading numbers on what breaks segmentation: dashes, specks, long rows, chains of touching
+blobs. Nothing may crash, every image's work is bounded, and a long row is never read short
+without a word."""
+
+import io
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lenet.data.disguise import ink_of
+from lenet.nn.numpy_model import NumpyModel
+from lenet.pretrained import bundled_model_path
+from lenet.reading.number import MAX_DIGITS, MAX_PIECES, OutOfTime, TooManyDigits, read_number
+from lenet.reading.predict import read_digits
+
+
+@pytest.fixture(scope="module")
+def model():
+    return NumpyModel.load(bundled_model_path())
+
+
+def paper(ink: np.ndarray) -> np.ndarray:
+    return ((0.92 - 0.8 * np.clip(ink, 0, 1)) * 255).astype(np.uint8)
+
+
+def png(pixels: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "PNG", optimize=True)
+    return buf.getvalue()
+
+
+def row_of(digits: list, gap: int, height: int = 40) -> np.ndarray:
+    """MNIST digits side by side, `gap` pixels apart (negative: overlapping, so touching)."""
+    inks = [ink_of(d, height) for d in digits]
+    page = np.zeros((2 * height, 2 * height + sum(i.shape[1] + gap for i in inks)), np.float32)
+    x = height
+    for ink in inks:
+        region = page[height // 2:height // 2 + height, x:x + ink.shape[1]]
+        np.maximum(region, ink, out=region)
+        x += ink.shape[1] + gap
+    return paper(page)
+
+
+def chains(rows: int = 16, links: int = 8, size: int = 10) -> np.ndarray:
+    """`rows` chains of `links` touching oval blobs `size` pixels tall: every chain one mark with
+    many valleys."""
+    tall, wide, step = size, size * 6 // 5, size
+    page = np.zeros((rows * (tall + 2) + 8, links * step + 2 * wide), np.float32)
+    yy, xx = np.mgrid[0:tall, 0:wide]
+    blob = ((yy - (tall - 1) / 2) ** 2 / (tall / 2) ** 2 + (xx - (wide - 1) / 2) ** 2 / (wide / 2) ** 2) < 1
+    for r in range(rows):
+        for c in range(links):
+            region = page[4 + r * (tall + 2):4 + r * (tall + 2) + tall, wide + c * step:wide + c * step + wide]
+            np.maximum(region, blob, out=region)
+    return paper(page)
+
+
+def ordinary_inputs(mnist) -> dict:
+    dash = np.zeros((100, 200), np.float32)
+    dash[48:53, 60:140] = 1
+    blobs = np.zeros((100, 200), np.float32)
+    for i in range(5):
+        blobs[45:50, 20 + 35 * i:25 + 35 * i] = 1
+    specks = np.zeros((100, 600), np.float32)
+    for i in range(50):
+        specks[50:52, 10 + 11 * i:12 + 11 * i] = 1
+    small_dash = np.zeros((28, 28), np.uint8)
+    small_dash[13:15, 4:24] = 255
+    return {"dash": paper(dash), "five small blobs": paper(blobs), "50 specks": paper(specks),
+            "28x28 dash": small_dash, "a row of 50 MNIST digits": row_of(list(mnist.test_images[:50]), 6),
+            "16 chains of 8 touching blobs": chains()}
+
+
+def test_ordinary_inputs_are_read_or_refused_never_crash(mnist, model):
+    for name, pixels in ordinary_inputs(mnist).items():
+        try:
+            result = read_digits(model, pixels)
+        except ValueError as e:  # a refusal with a message; anything else fails the test
+            assert str(e), name
+            continue
+        assert 1 <= len(result["digits"]) <= MAX_DIGITS, (name, result["number"])
+        assert len(result["number"]) == len(result["digits"])
+
+
+def test_a_row_longer_than_the_limit_is_refused_not_read_short(mnist, model):
+    with pytest.raises(TooManyDigits, match=f"at most {MAX_DIGITS}"):
+        read_digits(model, row_of(list(mnist.test_images[:MAX_DIGITS + 5]), 8))
+    # At the limit, every digit is found (at 1,600 px wide, 40 px tall digits are 10 px at a
+    # 384 px analysis side: the row keeps its resolution).
+    assert len(read_number(row_of(list(mnist.test_images[:MAX_DIGITS]), 8))) == MAX_DIGITS
+
+
+def test_a_long_touching_run_is_read_in_full_or_doubted(mnist, model):
+    digits, labels = list(mnist.test_images[20:32]), mnist.test_labels[20:32]
+    result = read_digits(model, row_of(digits, -4, 60))
+    assert result["number"] == "".join(map(str, labels)) or result["unsure"], result["number"]
+
+
+def test_every_piece_is_read_once_and_the_readings_are_bounded():
+    groups = read_number(chains(1, 8, 30))
+    ways = groups[0]
+    assert len(ways) > 10                                   # a chain has many ways to be cut
+    pieces = {id(r) for way in ways for r in way}
+    assert len(pieces) <= MAX_PIECES < sum(len(way) for way in ways)  # shared, not read per way
+    total = sum(len({id(r) for way in ways for r in way}) for ways in read_number(chains(16, 8, 30)))
+    assert total <= MAX_DIGITS * MAX_PIECES
+
+
+def test_a_deadline_that_has_passed_stops_the_reading(mnist, model):
+    with pytest.raises(OutOfTime):
+        read_digits(model, row_of(list(mnist.test_images[:3]), 8), deadline=time.monotonic() - 1)
+
+
+def test_http_number_budget(mnist, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from lenet.serving import app as serving
+
+    crafted = png(chains())
+    assert len(crafted) < 2000
+    with TestClient(serving.create_app(), base_url="http://127.0.0.1") as client:
+        start = time.monotonic()
+        r = client.post("/predict/number", content=crafted, headers={"content-type": "image/png"})
+        assert time.monotonic() - start < serving.NUMBER_SECONDS + 1
+        assert r.status_code in (200, 413, 422, 503), r.text
+        long_row = png(row_of(list(mnist.test_images[:MAX_DIGITS + 5]), 8))
+        r = client.post("/predict/number", content=long_row, headers={"content-type": "image/png"})
+        assert r.status_code == 413 and f"at most {MAX_DIGITS}" in r.text
+        r = client.post("/predict/number", content=png(ordinary_inputs(mnist)["dash"]),
+                        headers={"content-type": "image/png"})
+        assert r.status_code in (200, 422), r.text
+        monkeypatch.setattr(serving, "NUMBER_SECONDS", 0.0)
+        r = client.post("/predict/number", content=png(row_of(list(mnist.test_images[:3]), 8)),
+                        headers={"content-type": "image/png"})
+        assert r.status_code == 503 and "spent" in r.text
+
+
+def test_a_folder_run_reads_every_file(mnist, tmp_path, capsys):
+    from lenet.cli.main import main
+
+    for i, pixels in enumerate(ordinary_inputs(mnist).values()):
+        Image.fromarray(pixels).save(tmp_path / f"{i}.png")
+    code = main(["predict", "--number", "--json", str(tmp_path)])
+    out = capsys.readouterr()
+    assert code in (0, 1), out.err
+    lines = [line for line in out.out.splitlines() if line.strip()]
+    assert len(lines) == len(ordinary_inputs(mnist)), out
