@@ -142,6 +142,9 @@ def train(recipe: str = "lenet5", data_dir: str | Path | None = None, out: str |
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
     chosen = None if resume else RECIPES[recipe].override(**overrides)  # checks every value
+    if resume and data_dir is None:
+        from lenet.nn.model_file import CHECKPOINT_FILE, recorded_data_dir
+        data_dir = recorded_data_dir(Path(out) / CHECKPOINT_FILE)
     ds = datasets.load(data_dir)
     info = train_on(ds, chosen, out, resume=resume, seed=seed, subset=subset, holdout=holdout,
                     epochs=overrides.get("epochs") if resume else None, log_every=log_every, progress=progress,

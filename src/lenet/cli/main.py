@@ -102,7 +102,10 @@ def add_train(sub) -> None:
                    "the user cache, else download)")
     p.add_argument("--out", default="output", help="folder for the model, checkpoint, metrics and plots")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: CUDA when present")
-    p.add_argument("--resume", action="store_true", help="continue from --out's checkpoint (its settings win)")
+    p.add_argument("--resume", action="store_true", help="continue from --out's checkpoint (its settings win; "
+                   "the data where that run found it, unless --data-dir says)")
+    p.add_argument("--overwrite", action="store_true", help="replace the finished model --out holds "
+                   "(without it, a run into such a folder stops with an error)")
     p.add_argument("--checkpoint-every", type=whole(0), default=0, metavar="N",
                    help="write a mid-epoch checkpoint every N batches (0: about every minute of training)")
     p.add_argument("--log-every", type=whole(0), default=50, metavar="N", help="print loss and accuracy every N batches")
@@ -217,19 +220,29 @@ def cmd_train(args) -> int:
     threads = cpu.prepare(args.threads)  # before torch is imported: OpenMP reads its settings once
 
     from lenet.data import mnist as datasets
-    from lenet.training.distributed import setup
     from lenet.files import check_writable_dir
+    from lenet.nn.model_file import CHECKPOINT_FILE, MODEL_FILE, recorded_data_dir
+    from lenet.training.distributed import setup
     from lenet.training.loop import resolve_device, train_on
 
     recipe = None if args.resume else choose_recipe(args)  # bad values are refused before any work
+    out = Path(args.out)
+    if not (args.resume or args.overwrite) and (out / MODEL_FILE).is_file():
+        raise ValueError(f"--out {out} already holds a finished model ({out / MODEL_FILE}): pass --overwrite "
+                         f"to replace it, --resume to train it further, or choose another --out")
     dist = setup(resolve_device(args.device))  # one process, or one rank of a torchrun job
     if dist.is_main:
         print(threads, file=sys.stderr)
-    out = Path(args.out)
+        if recipe is not None and recipe.arch == "lenet5" and recipe.activation == "sigmoid" and recipe.epochs <= 2:
+            print(f"note: lenet5 with sigmoid learns slowly in {recipe.epochs} epoch(s); "
+                  f"for a quick run that learns, use --recipe fast", file=sys.stderr)
     if dist.is_main:
         check_writable_dir(out, "--out")  # now, not after the training
+    data_dir = args.data_dir
+    if args.resume and data_dir is None:
+        data_dir = recorded_data_dir(out / CHECKPOINT_FILE)
     try:
-        ds = datasets.load(args.data_dir, download=dist.is_main)
+        ds = datasets.load(data_dir, download=dist.is_main)
         info = train_on(ds, recipe, out, resume=args.resume, seed=args.seed, subset=args.subset,
                         holdout=args.holdout, epochs=args.epochs if args.resume else None,
                         log_every=args.log_every, progress=sys.stderr.isatty(), plots=not args.no_plots,
