@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from lenet.cli.main import main
 
 from conftest import write_dataset
@@ -85,3 +87,67 @@ def test_resume_finds_the_data_the_checkpoint_recorded(tmp_path):
                  "--threads", "1"]) == 0
     (data / "train-images-idx3-ubyte.gz").unlink()  # gone: the usual lookup takes over
     assert recorded_data_dir(out / CHECKPOINT_FILE) is None
+
+
+def fake_install(tmp_path, direct_url: str | None):
+    """A lenet distribution as pip records it: METADATA, and direct_url.json (PEP 610) when given."""
+    from importlib import metadata
+
+    info = tmp_path / "lenet-0.1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lenet\nVersion: 0.1.0\n")
+    if direct_url is not None:
+        (info / "direct_url.json").write_text(direct_url)
+    return metadata.PathDistribution(info)
+
+
+def test_a_missing_extra_names_the_install_that_works(tmp_path, monkeypatch, capsys):
+    """Editable install: pip install -e with the source folder (`.` from inside it); from an index or a
+    wheel: pip install 'lenet[extra]'. `serve` without its extra names [serve] (fastapi's own
+    dependencies fail first), never [dev]."""
+    from importlib import metadata
+
+    from lenet.cli.main import install_command
+
+    source = tmp_path / "my clone"
+    source.mkdir()
+    editable = fake_install(tmp_path, '{"dir_info": {"editable": true}, "url": "%s"}' % source.as_uri())
+    monkeypatch.setattr(metadata, "distribution", lambda name: editable)
+    assert shlex.split(install_command("train")) == ["pip", "install", "-e", f"{source}[train]"]
+    monkeypatch.chdir(source)
+    assert install_command("serve") == "pip install -e '.[serve]'"
+
+    wheel = fake_install(tmp_path / "w", '{"archive_info": {}, "url": "file:///tmp/lenet-0.1.0.whl"}')
+    monkeypatch.setattr(metadata, "distribution", lambda name: wheel)
+    assert install_command("serve") == "pip install 'lenet[serve]'"
+    index = fake_install(tmp_path / "i", None)
+    monkeypatch.setattr(metadata, "distribution", lambda name: index)
+    assert install_command("export") == "pip install 'lenet[export]'"
+
+    # `lenet serve` with the serve extra's packages missing (the first one app.py imports is anyio).
+    for name in ("anyio", "fastapi", "uvicorn"):
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.delitem(sys.modules, "lenet.serving.app", raising=False)
+    monkeypatch.delitem(sys.modules, "lenet.serving.guard", raising=False)
+    assert main(["serve"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("pip install 'lenet[serve]'") and "\n" not in err, err
+
+
+def test_serve_on_a_busy_port_is_one_line_and_exit_1(capsys):
+    import socket
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        for workers in ("1", "2"):
+            assert main(["serve", "--port", str(port), "--workers", workers]) == 1
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and f"cannot listen on 127.0.0.1:{port}" in err[0] and "--port" in err[0], err
+
+
+def test_serve_help_states_the_port_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    assert "(default: 8000)" in " ".join(capsys.readouterr().out.split())

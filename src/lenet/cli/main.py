@@ -20,10 +20,33 @@ from lenet.config import DEFAULT_RECIPE, RECIPES, Recipe
 
 MAX_DEFAULT_WORKERS = 8  # lenet serve's processes unless --workers says: one per core up to this
 
-# Which extra brings an optional dependency (pyproject.toml).
+# Which extra brings an optional dependency (pyproject.toml), with what they bring in turn.
 EXTRAS = {"torch": "train", "tqdm": "train", "matplotlib": "train", "onnx": "export", "onnxscript": "export",
           "onnxruntime": "export", "fastapi": "serve", "uvicorn": "serve", "starlette": "serve",
-          "multipart": "serve", "python_multipart": "serve"}
+          "multipart": "serve", "python_multipart": "serve", "anyio": "serve", "httptools": "serve",
+          "h11": "serve", "pydantic": "serve", "uvloop": "serve"}
+COMMAND_EXTRA = {"train": "train", "export": "export", "serve": "serve"}  # a module not named above
+
+
+def install_command(extra: str) -> str:
+    """The pip command that adds `extra` to lenet as it is installed here: `pip install -e
+    '<source folder>[extra]'` for an editable install (its direct_url.json, PEP 610), where
+    `pip install 'lenet[extra]'` would fetch another copy from the index."""
+    from importlib import metadata
+    from urllib.parse import urlsplit
+    from urllib.request import url2pathname
+
+    try:
+        record = json.loads(metadata.distribution("lenet").read_text("direct_url.json") or "{}")
+    except (metadata.PackageNotFoundError, ValueError):
+        record = {}
+    url = record.get("url", "") if isinstance(record, dict) else ""
+    editable = isinstance(record, dict) and isinstance(record.get("dir_info"), dict) and record["dir_info"].get("editable")
+    if editable and url.startswith("file:"):
+        source = Path(url2pathname(urlsplit(url).path))
+        where = "." if source == Path.cwd() else str(source)
+        return f"pip install -e {shlex.quote(f'{where}[{extra}]')}"
+    return f"pip install 'lenet[{extra}]'"
 
 
 EXAMPLES = {  # the end of each command's --help
@@ -184,7 +207,7 @@ def add_serve(sub) -> None:
                        epilog=EXAMPLES["serve"])
     p.add_argument("--model", help="output folder or .safetensors (default: the bundled pretrained model)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 exposes it to the network")
-    p.add_argument("--port", type=whole(1, 65535), default=8000)
+    p.add_argument("--port", type=whole(1, 65535), default=8000, help="TCP port to listen on")
     p.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
                    help="a client must send its whole request within this; slower connections are closed (408)")
     p.add_argument("--max-connections", type=whole(1, 100_000), default=256, metavar="N",
@@ -464,9 +487,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lenet {args.command}: error: {e.strerror or e}{where}", file=sys.stderr)
         return 1
     except ImportError as e:  # an optional dependency of this command is not installed
-        extra = EXTRAS.get((e.name or "").split(".")[0], "dev")
+        extra = EXTRAS.get((e.name or "").split(".")[0], COMMAND_EXTRA.get(args.command, "dev"))
         print(f"lenet {args.command}: error: needs {e.name}, which is not installed: "
-              f"pip install 'lenet[{extra}]'", file=sys.stderr)
+              f"{install_command(extra)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as e:  # train's Interrupted says where its checkpoint is
         print(f"lenet {args.command}: {e or 'interrupted'}", file=sys.stderr)

@@ -363,6 +363,15 @@ def run(app, host: str, port: int, request_timeout: float = REQUEST_TIMEOUT, max
     config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False,
                             http=GuardedProtocol.with_limits(request_timeout, max_connections),
                             limit_concurrency=max_connections, timeout_keep_alive=KEEP_ALIVE)
+    try:
+        # First a socket that does not share: its bind fails while anything holds the port, another
+        # server's sharing sockets included, so two servers never split one port between them (and
+        # a busy port is one line of error, not uvicorn's log of its failed start).
+        with port_socket(host, port, share=False) as probe:
+            port = probe.getsockname()[1]
+    except OSError as e:
+        raise ValueError(f"cannot listen on {host}:{port} ({e.strerror or e}): "
+                         f"choose another --port, or stop what holds it") from None
     if workers <= 1:
         uvicorn.Server(config).run()
         return
@@ -371,13 +380,9 @@ def run(app, host: str, port: int, request_timeout: float = REQUEST_TIMEOUT, max
         supervise(lambda: uvicorn.Server(config).run(sockets=[shared]), workers)
         return
     try:
-        # First a socket that does not share: its bind fails while anything holds the port, another
-        # server's sharing sockets included, so two servers never split one port between them.
-        with port_socket(host, port, share=False) as probe:
-            port = probe.getsockname()[1]
         held = port_socket(host, port)
     except OSError as e:
-        raise SystemExit(f"lenet serve: cannot listen on {host}:{port} ({e.strerror or e})") from None
+        raise ValueError(f"cannot listen on {host}:{port} ({e.strerror or e})") from None
     print(f"lenet serve: answering on http://{host}:{port} (Press CTRL+C to quit)", flush=True)
     with held:  # the port held while workers come and go
         supervise(lambda: uvicorn.Server(config).run(sockets=[port_socket(host, port)]), workers)
