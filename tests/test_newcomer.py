@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -151,3 +152,117 @@ def test_serve_help_states_the_port_default(capsys):
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
     assert "(default: 8000)" in " ".join(capsys.readouterr().out.split())
+
+
+def labelled_folder(root, mnist, n=30):
+    """MNIST test images as a user's own folder: black ink on white PNGs, one subfolder per digit;
+    plus a 3 filed under 8 (a mistake) and a blank page (unreadable)."""
+    import numpy as np
+    from PIL import Image
+
+    for i in range(n):
+        (root / str(int(mnist.test_labels[i]))).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(255 - mnist.test_images[i]).save(root / str(int(mnist.test_labels[i])) / f"{i}.png")
+    (root / "8" / "deeper").mkdir(parents=True, exist_ok=True)
+    three = mnist.test_images[np.flatnonzero(mnist.test_labels == 3)[0]]
+    Image.fromarray(255 - three).save(root / "8" / "deeper" / "a-three.png")
+    Image.fromarray(np.full((40, 40), 255, np.uint8)).save(root / "8" / "blank.png")
+    return n + 2
+
+
+def test_evaluate_a_folder_of_labelled_images(tmp_path, mnist, capsys):
+    import json
+
+    n = labelled_folder(tmp_path / "mine", mnist)
+    assert main(["evaluate", str(tmp_path / "mine"), "--json"]) == 0
+    score = json.loads(capsys.readouterr().out)
+    assert score["n"] == n and score["accuracy"] == score["correct"] / n
+    assert sum(map(sum, score["confusion"])) == n - 1  # every image read, the blank one aside
+    assert score["confusion"][8][3] == 1
+    assert [m["file"] for m in score["mistakes"] if m["label"] == 8] == [str(tmp_path / "mine/8/deeper/a-three.png")]
+    assert score["unreadable"][0]["file"].endswith("blank.png") and "no ink" in score["unreadable"][0]["error"]
+    assert score["correct"] >= n - 4  # the bundled model on clean MNIST digits
+
+    assert main(["evaluate", str(tmp_path / "mine")]) == 0
+    text = capsys.readouterr().out
+    assert f"accuracy {score['accuracy']:.4f}" in text and "confusion" in text
+    assert "a-three.png: labelled 8, read as 3" in text and "blank.png: no ink found" in text
+
+
+def test_evaluate_a_folder_refuses_what_is_not_labelled(tmp_path, capsys):
+    (tmp_path / "cats").mkdir()
+    assert main(["evaluate", str(tmp_path)]) == 1
+    assert "subfolders must be named by the class" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "none")]) == 1
+    assert "not a folder" in capsys.readouterr().err
+
+
+def test_predict_says_it_does_not_look_in_subfolders_unless_recursive(tmp_path, mnist, capsys):
+    labelled_folder(tmp_path / "mine", mnist, n=4)
+    assert main(["predict", str(tmp_path / "mine")]) == 1  # no image directly in it
+    err = capsys.readouterr().err
+    assert "no image files found" in err and "--recursive" in err
+    assert main(["predict", "--recursive", str(tmp_path / "mine")]) == 1  # the blank page fails
+    out = capsys.readouterr().out
+    assert out.count("\n") == 5 and "deeper/a-three.png: 3" in out  # the blank one: on stderr
+    (tmp_path / "mine" / "top.png").write_bytes((tmp_path / "mine/8/deeper/a-three.png").read_bytes())
+    assert main(["predict", str(tmp_path / "mine")]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.count("\n") == 1 and "not looked in" in captured.err and "--recursive" in captured.err
+
+
+def test_predict_help_says_folders_are_not_walked(capsys):
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "not those in its subfolders" in text and "--recursive" in text
+
+
+def test_crop_reads_the_region_asked_for_on_a_photo_of_any_size(tmp_path, capsys):
+    """The second digit of 2026, by its rectangle in the file's pixels: on the example and on the same
+    image four times larger (reduced to its working size before reading)."""
+    import json
+
+    from PIL import Image
+
+    example = Path(__file__).resolve().parent.parent / "docs" / "examples" / "number-2026.png"
+    big = tmp_path / "big.png"
+    with Image.open(example) as im:
+        im.resize((im.width * 4, im.height * 4)).save(big)
+    assert main(["predict", "--json", "--crop", "195,25,70,105", str(example)]) == 0
+    small = json.loads(capsys.readouterr().out)
+    assert small["digit"] == 0
+    x, y, w, h = small["box"]  # in the whole image's coordinates, inside the region
+    assert 195 <= x and x + w <= 265 and 25 <= y and y + h <= 130
+    assert main(["predict", "--json", "--crop", "780,100,280,420", str(big)]) == 0
+    assert json.loads(capsys.readouterr().out)["digit"] == 0
+    assert main(["predict", "--crop", "5000,0,10,10", str(example)]) == 1
+    assert "starts outside the 502x168 image" in capsys.readouterr().err
+    assert main(["predict", "--crop", "1,2,3", str(example)]) == 1
+    assert "expected x,y,w,h" in capsys.readouterr().err
+
+
+def test_annotate_draws_the_box_and_the_answer(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    examples = Path(__file__).resolve().parent.parent / "docs" / "examples"
+    assert main(["predict", "--json", "--annotate", str(tmp_path / "seen"), str(examples / "photo-9.jpg"),
+                 str(tmp_path / "missing.png")]) == 1
+    lines = capsys.readouterr()
+    assert "wrote 1 annotated images" in lines.err
+    import json
+
+    x, y, w, h = json.loads(lines.out.splitlines()[0])["box"]
+    with Image.open(examples / "photo-9.jpg") as im:
+        original = np.asarray(im.convert("RGB")).astype(int)
+    drawn = np.asarray(Image.open(tmp_path / "seen" / "photo-9.png").convert("RGB")).astype(int)
+    assert drawn.shape == original.shape
+    green = (drawn[..., 1] > 150) & (drawn[..., 0] < 100) & (drawn[..., 2] < 120)
+    assert green[y + h // 2, max(0, x - 3):x + 1].any()  # the box's left edge, beside the digit
+    assert green[:y, x:x + w].any()  # the label above the box
+
+    assert main(["predict", "--number", "--annotate", str(tmp_path / "seen"), str(examples / "number-2026.png")]) == 0
+    assert (tmp_path / "seen" / "number-2026.png").is_file()
+    assert main(["predict", "--annotate", str(examples), str(examples / "photo-9.jpg")]) == 1
+    assert "--annotate" in capsys.readouterr().err  # never into the inputs' own folder

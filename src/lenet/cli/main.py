@@ -56,7 +56,8 @@ EXAMPLES = {  # the end of each command's --help
   lenet train --resume --out runs/fast          # continue after Ctrl-C or a crash""",
     "evaluate": """examples:
   lenet evaluate                                # the bundled model on the MNIST test set
-  lenet evaluate --model runs/fast --report report/   # confusion matrix, mistakes""",
+  lenet evaluate --model runs/fast --report report/   # confusion matrix, mistakes
+  lenet evaluate my-digits/                     # your own images: my-digits/7/x.png, ...""",
     "predict": """examples:
   lenet predict docs/examples/photo-9.jpg       # one image
   lenet predict --json --top-k 3 my-digits/     # every image in a folder
@@ -141,9 +142,15 @@ def add_train(sub) -> None:
 
 
 def add_evaluate(sub) -> None:
-    p = sub.add_parser("evaluate", help="score saved models on the test set",
+    p = sub.add_parser("evaluate", help="score saved models on the test set, or on your own labelled images",
+                       description=textwrap.fill(
+                           "Score a model on the MNIST test set, or, given DIR, on your own images: one subfolder "
+                           "per digit, named by it (DIR/7/x.png), each image read as `lenet predict` reads it. "
+                           "For DIR it prints the accuracy, the confusion matrix and the mistakes.", 78),
                        formatter_class=Help,
                        epilog=EXAMPLES["evaluate"])
+    p.add_argument("folder", nargs="?", metavar="DIR", help="a folder of labelled images, one subfolder per digit "
+                   "(default: the MNIST test set)")
     p.add_argument("--model", action="append", help="output folder or .safetensors; repeat for an ensemble "
                    "(default: the bundled pretrained model)")
     p.add_argument("--data-dir", help="folder with the IDX files (default: as for train)")
@@ -165,7 +172,14 @@ def add_predict(sub) -> None:
                            "could not be used.", 78),
                        formatter_class=Help,
                        epilog=EXAMPLES["predict"])
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images (the images "
+                   "directly in a folder, not those in its subfolders: see --recursive)")
+    p.add_argument("--recursive", action="store_true", help="also read the images in the folders' subfolders, "
+                   "all the way down")
+    p.add_argument("--crop", metavar="X,Y,W,H", help="read only this rectangle of each image: left, top, width, "
+                   "height in the image's pixels (a photo with more on it than the digit)")
+    p.add_argument("--annotate", metavar="DIR", help="write each image to DIR with the digit's box and the answer "
+                   "drawn on it (orange: unsure), to see what was read")
     p.add_argument("--model", help="output folder or .safetensors (default: the bundled pretrained model)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--top-k", type=whole(1), default=1, metavar="K", help="show the K most probable digits")
@@ -290,6 +304,8 @@ def cmd_evaluate(args) -> int:
     from lenet.data import mnist as datasets
     from lenet.evaluation.scoring import evaluate_models, format_table
 
+    if args.folder is not None:
+        return evaluate_folder(args)
     paths = args.model or [default_model()]
     if args.report:
         from lenet.files import check_writable_dir
@@ -307,6 +323,23 @@ def cmd_evaluate(args) -> int:
         from lenet.evaluation.report import format_per_class
         print(format_per_class(result["report"]["per_class"]))
         print(f"report written to {args.report}: confusion.png, mistakes.png, report.json")
+    return 0
+
+
+def evaluate_folder(args) -> int:
+    """`lenet evaluate DIR`: one model, torch-free, on the user's labelled images."""
+    from lenet.cpu import one_blas_thread
+
+    one_blas_thread()  # the images are spread over one process per core, as in predict
+    from lenet.evaluation.folder import format_folder_score, score_folder
+    from lenet.nn.numpy_model import NumpyModel
+
+    if args.model and len(args.model) > 1:
+        raise ValueError("a folder is scored with one --model (an ensemble only on the test set)")
+    if args.report:
+        raise ValueError("--report is for the test set; for a folder, --json gives every mistake")
+    score = score_folder(NumpyModel.load((args.model or [default_model()])[0]), Path(args.folder))
+    print(json.dumps(score.to_json()) if args.json else format_folder_score(score))
     return 0
 
 
@@ -371,22 +404,33 @@ def cmd_predict(args) -> int:
         public,
         save_preprocessed,
         stream_files,
+        subfolders_with_images,
     )
+    from lenet.reading.region import Region, write_annotated
 
+    region = Region.parse(args.crop) if args.crop else None
     model = NumpyModel.load(args.model or default_model())
-    paths = collect_inputs(args.inputs)
+    paths = collect_inputs(args.inputs, args.recursive)
+    skipped = [] if args.recursive else [d for item in args.inputs if Path(item).is_dir()
+                                         for d in subfolders_with_images(Path(item))]
     if not paths:
-        raise ValueError("no image files found in " + ", ".join(args.inputs))
+        raise ValueError("no image files found in " + ", ".join(args.inputs)
+                         + (f" (but in {len(skipped)} of its subfolders: add --recursive)" if skipped else ""))
+    if skipped:
+        print(f"note: {len(skipped)} subfolder(s) with images not looked in ({skipped[0]}"
+              f"{', ...' if len(skipped) > 1 else ''}); add --recursive to read them too", file=sys.stderr)
     save = check_save_dir(Path(args.save_preprocessed), paths) if args.save_preprocessed else None
+    annotate = check_save_dir(Path(args.annotate), paths, "--annotate") if args.annotate else None
+    k = min(args.top_k, model.config.num_classes)
     t0 = time.perf_counter()
     if args.number:
-        stream = predict_numbers(model, paths)
+        stream = predict_numbers(model, paths, k, region)
     else:
-        stream = stream_files(model, paths, min(args.top_k, model.config.num_classes), keep_seen=save is not None)
+        stream = stream_files(model, paths, k, keep_seen=save is not None, region=region)
     # Results are printed as they come, in input order; a progress bar on stderr when it is a
     # terminal and the folder is large.
     progress = Progress(len(paths)) if sys.stderr.isatty() and len(paths) >= PROGRESS_FROM else None
-    results, done, failed = [], 0, 0
+    results, done, failed, drawn = [], 0, 0, 0
     for r in stream:  # printed before anything is saved: a failed save loses no prediction
         line = json.dumps(public(r)) if args.json else format_result(r)
         out = sys.stderr if "error" in r and not args.json else sys.stdout
@@ -396,6 +440,8 @@ def cmd_predict(args) -> int:
         done, failed = done + 1, failed + ("error" in r)
         if save is not None:
             results.append(r)
+        if annotate is not None:
+            drawn += write_annotated(annotate, r, region) is not None
         if progress is not None:
             progress.show(done)
     if progress is not None:
@@ -403,10 +449,15 @@ def cmd_predict(args) -> int:
     seconds = time.perf_counter() - t0
     rate = done / seconds if seconds > 0 else 0.0
     print(f"{done - failed} predicted, {failed} failed, {rate:,.0f} images/s", file=sys.stderr)
+    if annotate is not None:
+        print(f"wrote {drawn} annotated images to {annotate}", file=sys.stderr)
     if save is not None:
         written = save_preprocessed(save, results)
-        renamed = sum(p.stem != Path(r["file"]).stem for p, r in zip(written, (r for r in results if "_seen" in r)))
-        print(f"wrote {len(written)} preprocessed images to {save}"
+        # The names save_preprocessed gives when they are free: <name>.png, or <name>-d1.png ... per digit
+        plain = [Path(r["file"]).stem + (f"-d{i + 1}" if args.number else "")
+                 for r in results if "_seen" in r for i in range(len(r["_seen"]) if args.number else 1)]
+        renamed = sum(p.stem != stem for p, stem in zip(written, plain))
+        print(f"wrote {len(written)} preprocessed images{' (one per digit)' if args.number else ''} to {save}"
               + (f" ({renamed} under numbered names: the plain names were taken)" if renamed else ""),
               file=sys.stderr)
     return 1 if failed else 0
