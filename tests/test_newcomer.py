@@ -266,3 +266,28 @@ def test_annotate_draws_the_box_and_the_answer(tmp_path, capsys):
     assert (tmp_path / "seen" / "number-2026.png").is_file()
     assert main(["predict", "--annotate", str(examples), str(examples / "photo-9.jpg")]) == 1
     assert "--annotate" in capsys.readouterr().err  # never into the inputs' own folder
+
+
+def test_float_pixels_0_to_1_read_the_same_by_the_api_and_over_http(mnist):
+    """One contract: uint8 0..255, or floats 0..255 or 0..1; the same answer either way, either path."""
+    import numpy as np
+    from fastapi.testclient import TestClient
+
+    import lenet
+    from lenet.serving.app import create_app
+
+    digit = mnist.test_images[0]  # a 7
+    ones = digit / 255.0
+    clf = lenet.load()
+    by_api = [clf.predict(x) for x in (digit, ones, digit.astype(np.float32))]
+    assert {p.digit for p in by_api} == {int(mnist.test_labels[0])}
+    assert by_api[0].probability == pytest.approx(by_api[1].probability, abs=1e-6)
+    with TestClient(create_app(), base_url="http://127.0.0.1") as client:
+        answers = [client.post("/predict", json={"pixels": x.tolist()}) for x in (digit, ones)]
+        assert [r.status_code for r in answers] == [200, 200], answers[1].text
+        assert [r.json()["digit"] for r in answers] == [by_api[0].digit] * 2
+        assert answers[1].json()["probability"] == pytest.approx(by_api[1].probability, abs=1e-6)
+        bad = client.post("/predict", json={"pixels": (ones * 300).tolist()})
+        assert bad.status_code == 422 and "0 to 255, or from 0 to 1" in bad.json()["error"]
+    with pytest.raises(ValueError, match="0 to 255, or from 0 to 1"):
+        clf.predict(ones - 0.5)

@@ -42,6 +42,7 @@ from lenet.serving.guard import (
 from lenet.nn.numpy_model import NumpyModel
 from lenet.reading.predict import doubts_of, judged, predict_each, predict_images, public, read_digits
 from lenet.reading.preprocess import declared_pixels, load_image, read_digit
+from lenet.reading.values import as_uint8
 
 MAX_BATCH = 64               # images per /predict/batch request
 # Work per request, bounded before decoding: pixels the images' headers declare, all images
@@ -83,7 +84,7 @@ def from_pixels(pixels: np.ndarray, read=read_digit):
 
 
 def pixels_from_json(body: bytes) -> np.ndarray:
-    """A JSON body {"pixels": rows of numbers 0..255} -> uint8 array; bad JSON is a 400, a bad shape a 422."""
+    """A JSON body {"pixels": rows of numbers 0..255 or 0..1} -> uint8 array; bad JSON is a 400, a bad shape a 422."""
     try:
         payload = json.loads(body)
     except (ValueError, RecursionError):  # also nesting past Python's stack, integers of 5,000 digits
@@ -96,9 +97,10 @@ def pixels_from_json(body: bytes) -> np.ndarray:
         raise RequestError(422, "pixels must be rows of numbers") from None
     if arr.ndim != 2 or not (8 <= arr.shape[0] <= 512 and 8 <= arr.shape[1] <= 512):
         raise RequestError(422, f"pixels must be a 2-D grid, 28x28 (8 to 512 a side); got shape {arr.shape}")
-    if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 255:
-        raise RequestError(422, "pixel values must be numbers from 0 to 255")
-    return arr.round().astype(np.uint8)
+    try:
+        return as_uint8(arr)  # 0..255, or 0..1: the Python API's contract (values.py)
+    except ValueError as e:
+        raise RequestError(422, str(e)) from None
 
 
 def content_type(request: Request) -> str:
@@ -225,7 +227,7 @@ async def prepared(request: Request):
 
 @router.post("/predict", summary="Predict one digit",
              description="Send an image (multipart field `file`, or the raw bytes with an image/* "
-                         'content type), or JSON `{"pixels": 28x28 numbers 0..255}`. '
+                         'content type), or JSON `{"pixels": 28x28 numbers 0..255 (or 0..1)}`. '
                          "With `?preprocessed=true` the answer also holds the 28x28 the network saw.")
 async def predict(request: Request, preprocessed: bool = False):
     model = request.app.state.model
