@@ -291,3 +291,36 @@ def test_float_pixels_0_to_1_read_the_same_by_the_api_and_over_http(mnist):
         assert bad.status_code == 422 and "0 to 255, or from 0 to 1" in bad.json()["error"]
     with pytest.raises(ValueError, match="0 to 255, or from 0 to 1"):
         clf.predict(ones - 0.5)
+
+
+@pytest.mark.parametrize("model", ["bundled", "lenet5"])
+def test_no_label_of_the_explain_figure_overlaps_another(model, tmp_path):
+    """Every title and tick label drawn apart from every other, and the output row labelled by digit."""
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from lenet.config import ModelConfig
+    from lenet.evaluation.explain import explain, explain_figure
+    from lenet.nn.network import parameter_shapes
+    from lenet.nn.numpy_model import NumpyModel
+    from lenet.pretrained import bundled_model_path
+    from lenet.reading.preprocess import load_image
+
+    if model == "bundled":
+        net = NumpyModel.load(bundled_model_path())
+    else:
+        config = ModelConfig("lenet5", "sigmoid")
+        rng = np.random.default_rng(0)
+        weights = {k: rng.normal(0, 0.1, s).astype(np.float32) for k, s in parameter_shapes(config).items()}
+        net = NumpyModel(weights, config, {})
+    pixels = load_image(Path(__file__).resolve().parent.parent / "docs" / "examples" / "photo-9.jpg")
+    fig = explain_figure(explain(net, pixels), net, pixels)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    texts = [t for t in fig.findobj(lambda a: hasattr(a, "get_text") and hasattr(a, "get_window_extent"))
+             if t.get_visible() and t.get_text().strip()]
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in texts]
+    overlaps = [(a, b) for i, (a, box) in enumerate(boxes) for b, other in boxes[i + 1:] if box.overlaps(other)]
+    assert not overlaps, overlaps
+    output = next(ax for ax in fig.axes if ax.get_title(loc="left").startswith("output"))
+    assert [t.get_text() for t in output.get_xticklabels()] == [str(d) for d in range(10)]
