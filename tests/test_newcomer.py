@@ -324,3 +324,50 @@ def test_no_label_of_the_explain_figure_overlaps_another(model, tmp_path):
     assert not overlaps, overlaps
     output = next(ax for ax in fig.axes if ax.get_title(loc="left").startswith("output"))
     assert [t.get_text() for t in output.get_xticklabels()] == [str(d) for d in range(10)]
+
+
+def test_the_folder_progress_bar_estimates_only_once_it_can(capsys):
+    """A pool that takes 1.1 s to start, then chunks of 128 results at 1,000 images/s: no estimate at
+    first (the old bar said 3,299 s left after the first image), then the time left within 50%."""
+    import io
+    import re
+
+    from lenet.cli.main import Progress
+
+    now = [0.0]
+    stream = io.StringIO()
+    bar = Progress(3000, stream, clock=lambda: now[0])
+    lines = []
+    for done in range(1, 3001):
+        chunk = (done - 1) // 128
+        now[0] = 1.1 + chunk * 0.128 + ((done - 1) % 128) * 1e-5  # each chunk's results come at once
+        bar.show(done)
+        lines.append((done, now[0], stream.getvalue().rsplit("\r", 1)[-1]))
+    estimates = [(done, t, float(m.group(1).replace(",", ""))) for done, t, line in lines
+                 if (m := re.search(r", ([\d,]+) s left", line))]
+    assert estimates, "no estimate at all"
+    first_done, first_t, _ = estimates[0]
+    assert first_t >= 1.1 + Progress.SETTLE_SECONDS and first_done >= Progress.SETTLE_ITEMS
+    for done, _, left in estimates:
+        truth = (3000 - done) / 1000
+        assert truth / 1.5 - 1 <= left <= truth * 1.5 + 1, (done, left, truth)  # printed in whole seconds
+    assert "s left" not in lines[-1][2] and "/s" in lines[-1][2]
+
+
+def test_number_honours_top_k_and_counts_what_it_renamed(tmp_path, capsys):
+    import json
+
+    example = Path(__file__).resolve().parent.parent / "docs" / "examples" / "number-2026.png"
+    assert main(["predict", "--number", "--json", "--top-k", "3", str(example)]) == 0
+    digits = json.loads(capsys.readouterr().out)["digits"]
+    assert [len(d["top"]) for d in digits] == [3, 3, 3, 3]
+    assert [d["top"][0]["digit"] for d in digits] == [2, 0, 2, 6]
+    assert main(["predict", "--number", "--top-k", "2", str(example)]) == 0
+    assert "2 (1.00), " in capsys.readouterr().out  # each digit's runner-up shown
+
+    saved = tmp_path / "seen"
+    assert main(["predict", "--number", "--save-preprocessed", str(saved), str(example)]) == 0
+    err = capsys.readouterr().err
+    assert "wrote 4 preprocessed images (one per digit)" in err and "numbered names" not in err, err
+    assert main(["predict", "--number", "--save-preprocessed", str(saved), str(example)]) == 0
+    assert "(4 under numbered names" in capsys.readouterr().err
