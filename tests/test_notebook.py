@@ -25,3 +25,27 @@ def test_the_tutorial_notebook_runs(tmp_path, mnist_dir, monkeypatch):
                  for o in cell.outputs)
     assert images >= 4, images
     assert (tmp_path / "runs" / "lenet5" / "model.safetensors").is_file()
+
+
+def test_started_from_docs_the_notebook_finds_the_data_as_the_command_does(tmp_path, monkeypatch):
+    """A clone whose data/MNIST holds the files, the notebook started from its docs/ and no
+    LENET_DATA_DIR: the first cell finds them, and every `lenet` import of every cell resolves."""
+    from conftest import write_dataset
+
+    write_dataset(tmp_path / "data" / "MNIST", n_train=20, n_test=10)
+    (tmp_path / "docs").mkdir()
+    monkeypatch.chdir(tmp_path / "docs")
+    monkeypatch.delenv("LENET_DATA_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # no user-cache copy to fall back on
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    cells = [cell.source for cell in nbformat.read(DOCS / "tutorial.ipynb", as_version=4).cells
+             if cell.cell_type == "code"]
+    space: dict = {}
+    exec(cells[0], space)  # noqa: S102 - the committed notebook's own first cell
+    assert Path(space["DATA"]) == tmp_path / "data" / "MNIST"
+    (_, y_train), _ = space["lenet"].datasets.mnist(space["DATA"])
+    assert len(y_train) == 20
+    for source in cells:
+        for line in source.splitlines():
+            if line.startswith(("from lenet", "import lenet")):
+                exec(line, {})  # noqa: S102

@@ -58,8 +58,8 @@ class Classifier:
 
     def predict(self, x) -> Prediction | list[Prediction]:
         """The digit in `x`: a file path, the file's bytes, a PIL image, or a NumPy array (H, W) grey
-        or (H, W, C) colour, of any size, dark ink on light paper or the reverse; a list of these
-        gives a list. Each image is prepared as MNIST was (lenet.preprocess) before the network sees
+        or (H, W, C) colour (uint8, or floats 0..255 or 0..1 as lenet.reading.values says), of any
+        size, dark ink on light paper or the reverse; a list of these gives a list. Each image is prepared as MNIST was (lenet.preprocess) before the network sees
         it. An image that holds no digit, or cannot be read, raises ValueError."""
         many = isinstance(x, (list, tuple))
         if many and not x:
@@ -98,7 +98,8 @@ def pixels_of(x) -> np.ndarray:
         from lenet.reading.image import to_array_mode
         return np.asarray(to_array_mode(x))
     if isinstance(x, np.ndarray):
-        return x
+        from lenet.reading.values import as_uint8
+        return as_uint8(x)  # floats 0..1 or 0..255, as the server reads them
     raise ValueError(f"cannot read a digit from a {type(x).__name__}: give a path, bytes, a PIL image or "
                      f"a NumPy array")
 
@@ -146,6 +147,9 @@ def train(recipe: str = "lenet5", data_dir: str | Path | None = None, out: str |
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
     chosen = None if resume else RECIPES[recipe].override(**overrides)  # checks every value
+    if resume and data_dir is None:
+        from lenet.nn.model_file import CHECKPOINT_FILE, recorded_data_dir
+        data_dir = recorded_data_dir(Path(out) / CHECKPOINT_FILE)
     dist = Dist(device=resolve_device(device))
     check_writable_dir(out, "--out")  # now, not after the training, as the command does
     ds = datasets.load(data_dir)

@@ -20,10 +20,33 @@ from lenet.config import DEFAULT_RECIPE, RECIPES, Recipe
 
 MAX_DEFAULT_WORKERS = 8  # lenet serve's processes unless --workers says: one per core up to this
 
-# Which extra brings an optional dependency (pyproject.toml).
+# Which extra brings an optional dependency (pyproject.toml), with what they bring in turn.
 EXTRAS = {"torch": "train", "tqdm": "train", "matplotlib": "train", "onnx": "export", "onnxscript": "export",
           "onnxruntime": "export", "fastapi": "serve", "uvicorn": "serve", "starlette": "serve",
-          "multipart": "serve", "python_multipart": "serve"}
+          "multipart": "serve", "python_multipart": "serve", "anyio": "serve", "httptools": "serve",
+          "h11": "serve", "pydantic": "serve", "uvloop": "serve"}
+COMMAND_EXTRA = {"train": "train", "export": "export", "serve": "serve"}  # a module not named above
+
+
+def install_command(extra: str) -> str:
+    """The pip command that adds `extra` to lenet as it is installed here: `pip install -e
+    '<source folder>[extra]'` for an editable install (its direct_url.json, PEP 610), where
+    `pip install 'lenet[extra]'` would fetch another copy from the index."""
+    from importlib import metadata
+    from urllib.parse import urlsplit
+    from urllib.request import url2pathname
+
+    try:
+        record = json.loads(metadata.distribution("lenet").read_text("direct_url.json") or "{}")
+    except (metadata.PackageNotFoundError, ValueError):
+        record = {}
+    url = record.get("url", "") if isinstance(record, dict) else ""
+    editable = isinstance(record, dict) and isinstance(record.get("dir_info"), dict) and record["dir_info"].get("editable")
+    if editable and url.startswith("file:"):
+        source = Path(url2pathname(urlsplit(url).path))
+        where = "." if source == Path.cwd() else str(source)
+        return f"pip install -e {shlex.quote(f'{where}[{extra}]')}"
+    return f"pip install 'lenet[{extra}]'"
 
 
 EXAMPLES = {  # the end of each command's --help
@@ -33,7 +56,8 @@ EXAMPLES = {  # the end of each command's --help
   lenet train --resume --out runs/fast          # continue after Ctrl-C or a crash""",
     "evaluate": """examples:
   lenet evaluate                                # the bundled model on the MNIST test set
-  lenet evaluate --model runs/fast --report report/   # confusion matrix, mistakes""",
+  lenet evaluate --model runs/fast --report report/   # confusion matrix, mistakes
+  lenet evaluate my-digits/                     # your own images: my-digits/7/x.png, ...""",
     "predict": """examples:
   lenet predict docs/examples/photo-9.jpg       # one image
   lenet predict --json --top-k 3 my-digits/     # every image in a folder
@@ -102,7 +126,10 @@ def add_train(sub) -> None:
                    "the user cache, else download)")
     p.add_argument("--out", default="output", help="folder for the model, checkpoint, metrics and plots")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: CUDA when present")
-    p.add_argument("--resume", action="store_true", help="continue from --out's checkpoint (its settings win)")
+    p.add_argument("--resume", action="store_true", help="continue from --out's checkpoint (its settings win; "
+                   "the data where that run found it, unless --data-dir says)")
+    p.add_argument("--overwrite", action="store_true", help="replace the finished model --out holds "
+                   "(without it, a run into such a folder stops with an error)")
     p.add_argument("--checkpoint-every", type=whole(0), default=0, metavar="N",
                    help="write a mid-epoch checkpoint every N batches (0: about every minute of training)")
     p.add_argument("--log-every", type=whole(0), default=50, metavar="N", help="print loss and accuracy every N batches")
@@ -115,9 +142,15 @@ def add_train(sub) -> None:
 
 
 def add_evaluate(sub) -> None:
-    p = sub.add_parser("evaluate", help="score saved models on the test set",
+    p = sub.add_parser("evaluate", help="score saved models on the test set, or on your own labelled images",
+                       description=textwrap.fill(
+                           "Score a model on the MNIST test set, or, given DIR, on your own images: one subfolder "
+                           "per digit, named by it (DIR/7/x.png), each image read as `lenet predict` reads it. "
+                           "For DIR it prints the accuracy, the confusion matrix and the mistakes.", 78),
                        formatter_class=Help,
                        epilog=EXAMPLES["evaluate"])
+    p.add_argument("folder", nargs="?", metavar="DIR", help="a folder of labelled images, one subfolder per digit "
+                   "(default: the MNIST test set)")
     p.add_argument("--model", action="append", help="output folder or .safetensors; repeat for an ensemble "
                    "(default: the bundled pretrained model)")
     p.add_argument("--data-dir", help="folder with the IDX files (default: as for train)")
@@ -139,7 +172,14 @@ def add_predict(sub) -> None:
                            "could not be used.", 78),
                        formatter_class=Help,
                        epilog=EXAMPLES["predict"])
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images (the images "
+                   "directly in a folder, not those in its subfolders: see --recursive)")
+    p.add_argument("--recursive", action="store_true", help="also read the images in the folders' subfolders, "
+                   "all the way down")
+    p.add_argument("--crop", metavar="X,Y,W,H", help="read only this rectangle of each image: left, top, width, "
+                   "height in the image's pixels (a photo with more on it than the digit)")
+    p.add_argument("--annotate", metavar="DIR", help="write each image to DIR with the digit's box and the answer "
+                   "drawn on it (orange: unsure), to see what was read")
     p.add_argument("--model", help="output folder or .safetensors (default: the bundled pretrained model)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--top-k", type=whole(1), default=1, metavar="K", help="show the K most probable digits")
@@ -181,7 +221,7 @@ def add_serve(sub) -> None:
                        epilog=EXAMPLES["serve"])
     p.add_argument("--model", help="output folder or .safetensors (default: the bundled pretrained model)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 exposes it to the network")
-    p.add_argument("--port", type=whole(1, 65535), default=8000)
+    p.add_argument("--port", type=whole(1, 65535), default=8000, help="TCP port to listen on")
     p.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
                    help="a client must send its whole request within this; slower connections are closed (408)")
     p.add_argument("--max-connections", type=whole(1, 100_000), default=256, metavar="N",
@@ -217,19 +257,29 @@ def cmd_train(args) -> int:
     threads = cpu.prepare(args.threads)  # before torch is imported: OpenMP reads its settings once
 
     from lenet.data import mnist as datasets
-    from lenet.training.distributed import setup
     from lenet.files import check_writable_dir, printable
+    from lenet.nn.model_file import CHECKPOINT_FILE, MODEL_FILE, recorded_data_dir
+    from lenet.training.distributed import setup
     from lenet.training.loop import resolve_device, train_on
 
     recipe = None if args.resume else choose_recipe(args)  # bad values are refused before any work
+    out = Path(args.out)
+    if not (args.resume or args.overwrite) and (out / MODEL_FILE).is_file():
+        raise ValueError(f"--out {out} already holds a finished model ({out / MODEL_FILE}): pass --overwrite "
+                         f"to replace it, --resume to train it further, or choose another --out")
     dist = setup(resolve_device(args.device))  # one process, or one rank of a torchrun job
     if dist.is_main:
         print(threads, file=sys.stderr)
-    out = Path(args.out)
+        if recipe is not None and recipe.arch == "lenet5" and recipe.activation == "sigmoid" and recipe.epochs <= 2:
+            print(f"note: lenet5 with sigmoid learns slowly in {recipe.epochs} epoch(s); "
+                  f"for a quick run that learns, use --recipe fast", file=sys.stderr)
     if dist.is_main:
         check_writable_dir(out, "--out")  # now, not after the training
+    data_dir = args.data_dir
+    if args.resume and data_dir is None:
+        data_dir = recorded_data_dir(out / CHECKPOINT_FILE)
     try:
-        ds = datasets.load(args.data_dir, download=dist.is_main)
+        ds = datasets.load(data_dir, download=dist.is_main)
         info = train_on(ds, recipe, out, resume=args.resume, seed=args.seed, subset=args.subset,
                         holdout=args.holdout, epochs=args.epochs if args.resume else None,
                         log_every=args.log_every, progress=sys.stderr.isatty(), plots=not args.no_plots,
@@ -262,6 +312,8 @@ def cmd_evaluate(args) -> int:
     from lenet.evaluation.scoring import evaluate_models, format_table
     from lenet.files import printable
 
+    if args.folder is not None:
+        return evaluate_folder(args)
     paths = args.model or [default_model()]
     if args.report:
         from lenet.files import check_writable_dir
@@ -282,6 +334,23 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def evaluate_folder(args) -> int:
+    """`lenet evaluate DIR`: one model, torch-free, on the user's labelled images."""
+    from lenet.cpu import one_blas_thread
+
+    one_blas_thread()  # the images are spread over one process per core, as in predict
+    from lenet.evaluation.folder import format_folder_score, score_folder
+    from lenet.nn.numpy_model import NumpyModel
+
+    if args.model and len(args.model) > 1:
+        raise ValueError("a folder is scored with one --model (an ensemble only on the test set)")
+    if args.report:
+        raise ValueError("--report is for the test set; for a folder, --json gives every mistake")
+    score = score_folder(NumpyModel.load((args.model or [default_model()])[0]), Path(args.folder))
+    print(json.dumps(score.to_json()) if args.json else format_folder_score(score))
+    return 0
+
+
 PROGRESS_FROM = 200  # files: fewer are done before a bar would be worth reading
 
 
@@ -289,17 +358,27 @@ class Progress:
     """A one-line progress bar on stderr (a terminal) for `lenet predict` on many files: done,
     total, images/s and the time left, redrawn at most five times a second. Results printed to
     the same terminal go above it (`clear_for` wipes the bar before such a line). Plain text,
-    not tqdm: predicting needs NumPy and Pillow only."""
+    not tqdm: predicting needs NumPy and Pillow only.
+
+    The rate is an exponential moving average of the rate between redraws, measured from the
+    first result on (not from the start, which holds the process pool's start-up), and nothing is
+    estimated before SETTLE_ITEMS results and SETTLE_SECONDS: results come in chunks, so an early
+    estimate is off by orders of magnitude."""
 
     WIDTH = 30
+    SETTLE_ITEMS = 20
+    SETTLE_SECONDS = 2.0
+    SMOOTHING = 0.3  # the newest rate's weight in the average
 
-    def __init__(self, total: int, stream=None):
+    def __init__(self, total: int, stream=None, clock=None):
         import time
 
-        self.total, self.stream, self.clock = total, stream or sys.stderr, time.perf_counter
+        self.total, self.stream, self.clock = total, stream or sys.stderr, clock or time.perf_counter
         self.started = self.clock()
         self.drawn_at = -1.0
         self.drawn = False
+        self.first = self.last = None  # (done, time) at the first and at the latest redraw
+        self.rate = None  # images/s, smoothed
 
     def clear_for(self, out) -> None:
         """Wipe the bar if `out` writes to the terminal it is drawn on."""
@@ -313,9 +392,21 @@ class Progress:
         if now - self.drawn_at < 0.2 and done < self.total:
             return
         self.drawn_at = now
-        elapsed = now - self.started
-        rate = f"  {done / elapsed:,.0f}/s" if elapsed >= 1 or done == self.total else ""  # steady by then
-        left = f", {(self.total - done) * elapsed / done:.0f} s left" if rate and done < self.total else ""
+        if self.last is None:
+            self.first = (done, now)
+        elif now > self.last[1]:
+            recent = (done - self.last[0]) / (now - self.last[1])
+            self.rate = recent if self.rate is None else self.SMOOTHING * recent + (1 - self.SMOOTHING) * self.rate
+        self.last = (done, now)
+        settled = (self.rate is not None and done - self.first[0] >= self.SETTLE_ITEMS
+                   and now - self.first[1] >= self.SETTLE_SECONDS)
+        if done == self.total:  # the whole run's rate, start-up included: what the summary line says
+            elapsed = now - self.started
+            rate, left = (f"  {done / elapsed:,.0f}/s" if elapsed > 0 else ""), ""
+        elif settled:
+            rate, left = f"  {self.rate:,.0f}/s", f", {(self.total - done) / max(self.rate, 1e-9):,.0f} s left"
+        else:
+            rate, left = "", ""
         filled = self.WIDTH * done // self.total
         self.stream.write(f"\r[{'#' * filled}{'.' * (self.WIDTH - filled)}] {done:,}/{self.total:,} images"
                           f"{rate}{left}\033[K")
@@ -344,22 +435,33 @@ def cmd_predict(args) -> int:
         public,
         save_preprocessed,
         stream_files,
+        subfolders_with_images,
     )
+    from lenet.reading.region import Region, write_annotated
 
+    region = Region.parse(args.crop) if args.crop else None
     model = NumpyModel.load(args.model or default_model())
-    paths = collect_inputs(args.inputs)
+    paths = collect_inputs(args.inputs, args.recursive)
+    skipped = [] if args.recursive else [d for item in args.inputs if Path(item).is_dir()
+                                         for d in subfolders_with_images(Path(item))]
     if not paths:
-        raise ValueError("no image files found in " + ", ".join(args.inputs))
+        raise ValueError("no image files found in " + ", ".join(args.inputs)
+                         + (f" (but in {len(skipped)} of its subfolders: add --recursive)" if skipped else ""))
+    if skipped:
+        print(f"note: {len(skipped)} subfolder(s) with images not looked in ({skipped[0]}"
+              f"{', ...' if len(skipped) > 1 else ''}); add --recursive to read them too", file=sys.stderr)
     save = check_save_dir(Path(args.save_preprocessed), paths) if args.save_preprocessed else None
+    annotate = check_save_dir(Path(args.annotate), paths, "--annotate") if args.annotate else None
+    k = min(args.top_k, model.config.num_classes)
     t0 = time.perf_counter()
     if args.number:
-        stream = predict_numbers(model, paths)
+        stream = predict_numbers(model, paths, k, region)
     else:
-        stream = stream_files(model, paths, min(args.top_k, model.config.num_classes), keep_seen=save is not None)
+        stream = stream_files(model, paths, k, keep_seen=save is not None, region=region)
     # Results are printed as they come, in input order; a progress bar on stderr when it is a
     # terminal and the folder is large.
     progress = Progress(len(paths)) if sys.stderr.isatty() and len(paths) >= PROGRESS_FROM else None
-    results, done, failed = [], 0, 0
+    results, done, failed, drawn = [], 0, 0, 0
     for r in stream:  # printed before anything is saved: a failed save loses no prediction
         line = json.dumps(public(r), allow_nan=False) if args.json else printable(format_result(r))
         out = sys.stderr if "error" in r and not args.json else sys.stdout
@@ -369,6 +471,8 @@ def cmd_predict(args) -> int:
         done, failed = done + 1, failed + ("error" in r)
         if save is not None:
             results.append(r)
+        if annotate is not None:
+            drawn += write_annotated(annotate, r, region) is not None
         if progress is not None:
             progress.show(done)
     if progress is not None:
@@ -376,10 +480,15 @@ def cmd_predict(args) -> int:
     seconds = time.perf_counter() - t0
     rate = done / seconds if seconds > 0 else 0.0
     print(f"{done - failed} predicted, {failed} failed, {rate:,.0f} images/s", file=sys.stderr)
+    if annotate is not None:
+        print(f"wrote {drawn} annotated images to {annotate}", file=sys.stderr)
     if save is not None:
         written = save_preprocessed(save, results)
-        renamed = sum(p.stem != Path(r["file"]).stem for p, r in zip(written, (r for r in results if "_seen" in r)))
-        print(f"wrote {len(written)} preprocessed images to {printable(save)}"
+        # The names save_preprocessed gives when they are free: <name>.png, or <name>-d1.png ... per digit
+        plain = [Path(r["file"]).stem + (f"-d{i + 1}" if args.number else "")
+                 for r in results if "_seen" in r for i in range(len(r["_seen"]) if args.number else 1)]
+        renamed = sum(p.stem != stem for p, stem in zip(written, plain))
+        print(f"wrote {len(written)} preprocessed images{' (one per digit)' if args.number else ''} to {printable(save)}"
               + (f" ({renamed} under numbered names: the plain names were taken)" if renamed else ""),
               file=sys.stderr)
     return 1 if failed else 0
@@ -473,9 +582,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lenet {args.command}: error: {printable(e.strerror or e)}{where}", file=sys.stderr)
         return 1
     except ImportError as e:  # an optional dependency of this command is not installed
-        extra = EXTRAS.get((e.name or "").split(".")[0], "dev")
+        extra = EXTRAS.get((e.name or "").split(".")[0], COMMAND_EXTRA.get(args.command, "dev"))
         print(f"lenet {args.command}: error: needs {e.name}, which is not installed: "
-              f"pip install 'lenet[{extra}]'", file=sys.stderr)
+              f"{install_command(extra)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as e:  # train's Interrupted says where its checkpoint is
         print(f"lenet {args.command}: {printable(e or 'interrupted')}", file=sys.stderr)

@@ -139,10 +139,19 @@ def kernel_mosaic(kernels: np.ndarray) -> np.ndarray:
 
 
 def draw_figure(result: dict, model: NumpyModel, pixels: np.ndarray, path: str | Path) -> Path:
-    """One PNG that reads top to bottom like the text's figure: the input, what the network saw,
-    every layer by its name and shape, the learned C1 and C3 kernels, and the saliency maps.
-    Each layer's maps are one row of tiles (one image, so the figure draws in about a second)."""
+    """One PNG that reads top to bottom like the text's figure (`explain_figure`)."""
     from lenet.files import write_atomic
+
+    fig = explain_figure(result, model, pixels)
+    path = Path(path)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
+    return path
+
+
+def explain_figure(result: dict, model: NumpyModel, pixels: np.ndarray):
+    """The matplotlib Figure: the input, what the network saw, every layer by its name and shape,
+    the learned C1 and C3 kernels, and the saliency maps. Each layer's maps are one row of tiles
+    (one image, so the figure draws in about a second)."""
     from lenet.figures import figure
 
     maps = [(layer, v) for layer, v in result["layers"] if v.ndim == 3 and v.shape[1] > 1]
@@ -153,7 +162,8 @@ def draw_figure(result: dict, model: NumpyModel, pixels: np.ndarray, path: str |
         kernels.append((f"{name.upper()} kernels" + (", mean over its inputs" if k.shape[1] > 1 else ""),
                         k[:, 0] if k.shape[1] == 1 else k.mean(1)))
     rows = 1 + len(maps) + len(vectors) + len(kernels)
-    fig = figure(figsize=(10, 1.15 * rows + 1.2))
+    # Constrained layout makes room for every row's title and tick labels, so none overlaps the row above.
+    fig = figure(figsize=(10, 1.3 * rows + 1.2), layout="constrained")
     axes = fig.subplots(rows, 1, gridspec_kw={"height_ratios": [2.2] + [1] * (rows - 1)})
     digit, runner, probs = result["digit"], result["runner_up"], result["probabilities"]
 
@@ -196,9 +206,7 @@ def draw_figure(result: dict, model: NumpyModel, pixels: np.ndarray, path: str |
         axes[row].set_title(label + " (red +, blue -)", fontsize=8, loc="left")
         row += 1
     for ax in axes[1:]:
-        if not ax.get_title().startswith("output"):
+        if not ax.get_title(loc="left").startswith("output"):  # the output row keeps its digits
             ax.set_xticks([])
             ax.set_yticks([])
-    path = Path(path)
-    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
-    return path
+    return fig

@@ -256,6 +256,20 @@ def save_checkpoint(path: str | Path, model, optimizer, state: dict, extra: dict
     write_atomic(Path(path), lambda tmp: save_file(tensors, tmp, metadata={"lenet": json.dumps(info, allow_nan=False)}))
 
 
+def recorded_data_dir(path: str | Path) -> str | None:
+    """The data folder the run that wrote the checkpoint at `path` read, when it still holds the
+    four IDX files (None: no checkpoint, none recorded, or it has gone), so --resume needs no --data-dir."""
+    from lenet.data.mnist import has_dataset
+
+    path = Path(path)
+    if not path.is_file():
+        return None  # load_checkpoint says so in its own words
+    _, info = read_safetensors(path, "checkpoint")
+    meta = info.get("meta")
+    where = meta.get("data_dir") if isinstance(meta, dict) else None
+    return where if isinstance(where, str) and has_dataset(Path(where)) else None
+
+
 class Checkpoint(NamedTuple):
     """A training checkpoint as read: torch tensors, and the JSON state."""
     model: dict        # the model's state_dict

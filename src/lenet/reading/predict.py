@@ -16,17 +16,43 @@ from lenet.reading.digit import Reading, read_digit
 from lenet.reading.image import EXTENSIONS, load_image
 from lenet.reading.number import MAX_DIGITS, TooManyDigits, check_time, read_number
 
+MAX_FILES = 10_000_000  # image files one command collects: far above any real folder, bounds a runaway walk
 
-def collect_inputs(inputs: list[str]) -> list[Path]:
-    """Files as given; directories expanded to their image files, sorted by name (not recursive)."""
-    paths = []
+
+def collect_inputs(inputs: list[str], recursive: bool = False) -> list[Path]:
+    """Files as given; directories expanded to their image files, sorted by name: those directly in
+    them, or with `recursive` those in their subfolders too (symbolic links to folders not followed)."""
+    paths: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            paths.extend(sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in EXTENSIONS))
+            paths.extend(image_files(path, recursive))
         else:
             paths.append(path)  # a missing file becomes its own error entry
+        if len(paths) > MAX_FILES:
+            raise ValueError(f"{item}: more than {MAX_FILES:,} image files; give fewer at a time")
     return paths
+
+
+def image_files(folder: Path, recursive: bool = False) -> list[Path]:
+    """The image files in `folder` (and with `recursive` below it), sorted by their path."""
+    import os
+
+    if not recursive:
+        return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in EXTENSIONS)
+    found: list[Path] = []
+    for root, dirs, files in os.walk(folder):  # followlinks=False: a link loop cannot trap it
+        dirs.sort()
+        found.extend(Path(root) / f for f in files if Path(f).suffix.lower() in EXTENSIONS
+                     and (Path(root) / f).is_file())
+        if len(found) > MAX_FILES:
+            break
+    return sorted(found, key=lambda p: p.relative_to(folder).parts)
+
+
+def subfolders_with_images(folder: Path) -> list[Path]:
+    """Folders directly in `folder` that hold image files (what a non-recursive look leaves out)."""
+    return [d for d in sorted(folder.iterdir()) if d.is_dir() and not d.is_symlink() and image_files(d)]
 
 
 def top_k(probabilities: np.ndarray, k: int) -> list[dict]:
@@ -88,7 +114,7 @@ WIDE = 1.3  # a digit wider than this times the row's height may be touching dig
 WIDE_DIGIT = "wide for one digit: may be touching digits read as one"
 
 
-def read_digits(model, pixels: np.ndarray, deadline: float | None = None) -> dict:
+def read_digits(model, pixels: np.ndarray, k: int = 1, deadline: float | None = None) -> dict:
     """A row of digits in one image: the number as text, each digit with its probability, box,
     `unsure` flag and reasons; the whole is unsure when any digit is. Where a group of marks may
     be one digit or several touching ones, the reading the network is surest of is kept (the sum
@@ -97,7 +123,7 @@ def read_digits(model, pixels: np.ndarray, deadline: float | None = None) -> dic
     groups = read_number(pixels, deadline)
     unique = list({id(r): r for ways in groups for readings in ways for r in readings}.values())
     check_time(deadline)
-    predictions = dict(zip((id(r) for r in unique), predict_images(model, np.stack([r.image for r in unique]))))
+    predictions = dict(zip((id(r) for r in unique), predict_images(model, np.stack([r.image for r in unique]), k)))
     chosen = []
     for ways in groups:
         best = None
@@ -123,12 +149,19 @@ def read_digits(model, pixels: np.ndarray, deadline: float | None = None) -> dic
             "unsure": any(d["unsure"] for d in digits), "_seen": [r.image for _, r in chosen]}
 
 
-def predict_numbers(model, paths: list[Path]):
+def predict_numbers(model, paths: list[Path], k: int = 1, region=None):
     """One result per path (a row of digits each: `lenet predict --number`), in order, as each is
-    read (the command counts and times them)."""
+    read (the command counts and times them); each digit with its `k` likeliest answers when k > 1,
+    read in `region` (a lenet.reading.region.Region) of each image when given."""
+    from lenet.reading.region import load_region, shifted
+
     for p in paths:
         try:
-            yield {"file": str(p), **read_digits(model, load_image(p))}
+            pixels, corner = load_region(p, region)
+            result = read_digits(model, pixels, k)
+            for d in result["digits"]:
+                d["box"] = shifted(d["box"], corner)
+            yield {"file": str(p), **result}
         except ValueError as e:
             yield {"file": str(p), "error": str(e).removeprefix(f"{p}: ")}
 
@@ -139,21 +172,31 @@ CHUNK = 128      # files per task of a pool process: read, preprocessed and pred
 IN_FLIGHT = 2    # chunks per pool process submitted ahead: enough to keep it busy, few enough to bound memory
 
 
-def read_file(path: Path) -> Reading | str:
-    """A file's Reading, or the error message (load_image names the file; the entry does already).
+def read_file(path: Path, region=None) -> Reading | str:
+    """A file's Reading (of its `region` when given, the box still in the whole image's
+    coordinates), or the error message (load_image names the file; the entry does already).
     At module level, so a process pool can run it."""
     try:
-        return read_digit(load_image(path))
+        if region is None:
+            return read_digit(load_image(path))
+        from dataclasses import replace
+
+        from lenet.reading.region import load_region, shifted
+
+        pixels, corner = load_region(path, region)
+        found = read_digit(pixels)
+        return replace(found, box=tuple(shifted(found.box, corner)))
     except ValueError as e:
         return str(e).removeprefix(f"{path}: ")
 
 
-def stream_files(model, paths: list[Path], k: int = 1, workers: int | None = None, keep_seen: bool = False):
+def stream_files(model, paths: list[Path], k: int = 1, workers: int | None = None, keep_seen: bool = False,
+                 region=None):
     """One result per path, in input order, as they are ready: in a process pool (one process per
     core; in this process for fewer than POOL_FROM files or `workers` 1), each process reading,
     preprocessing and predicting CHUNK files at a time, so this process only passes results on.
     Nothing but the chunks in flight is held, so memory stays flat over any number of files;
-    "_seen" is kept only with `keep_seen`."""
+    "_seen" is kept only with `keep_seen`; `region` (a lenet.reading.region.Region) is read in each."""
     from lenet.cpu import usable_cores
 
     workers = workers or usable_cores()
@@ -166,15 +209,15 @@ def stream_files(model, paths: list[Path], k: int = 1, workers: int | None = Non
             # for work, and results cannot pile up when printing (or saving) is slower than reading
             # (2 or 8 ahead: 4.3-4.9 s either way for 10,000 files).
             ahead = itertools.islice(chunks, IN_FLIGHT * workers)
-            pending = deque(pool.submit(_predict_chunk, c, k, keep_seen) for c in ahead)
+            pending = deque(pool.submit(_predict_chunk, c, k, keep_seen, region) for c in ahead)
             while pending:
                 results = pending.popleft().result()
                 following = next(chunks, None)
                 if following is not None:
-                    pending.append(pool.submit(_predict_chunk, following, k, keep_seen))
+                    pending.append(pool.submit(_predict_chunk, following, k, keep_seen, region))
                 yield from results
     else:
-        yield from predicted(model, paths, map(read_file, paths), k, keep_seen)
+        yield from predicted(model, paths, (read_file(p, region) for p in paths), k, keep_seen)
 
 
 _model = None  # the model a pool process predicts with (set once by its initializer)
@@ -185,8 +228,8 @@ def _hold(model) -> None:
     _model = model
 
 
-def _predict_chunk(paths: list[Path], k: int, keep_seen: bool) -> list[dict]:
-    return list(predicted(_model, paths, map(read_file, paths), k, keep_seen))
+def _predict_chunk(paths: list[Path], k: int, keep_seen: bool, region=None) -> list[dict]:
+    return list(predicted(_model, paths, (read_file(p, region) for p in paths), k, keep_seen))
 
 
 def predicted(model, paths, readings, k: int, keep_seen: bool):
@@ -212,14 +255,14 @@ def predict_batch(model, batch: list, k: int, keep_seen: bool):
         yield result
 
 
-def check_save_dir(directory: Path, paths: list[Path]) -> Path:
+def check_save_dir(directory: Path, paths: list[Path], flag: str = "--save-preprocessed") -> Path:
     """Refuse, before any work, a folder we cannot write or one that holds the inputs themselves."""
     from lenet.files import check_writable_dir
 
-    check_writable_dir(directory, "--save-preprocessed")
+    check_writable_dir(directory, flag)
     here = directory.resolve()
     if any(p.resolve().parent == here for p in paths):
-        raise ValueError(f"--save-preprocessed {directory}: the folder holds input images; "
+        raise ValueError(f"{flag} {directory}: the folder holds input images; "
                          f"choose another folder, so no input can be overwritten")
     return directory
 
@@ -258,6 +301,9 @@ def format_result(r: dict) -> str:
         return f"{r['file']}: error: {r['error']}"
     if "number" in r:
         text = f"{r['file']}: {r['number']} (" + " ".join(f"{d['probability']:.2f}" for d in r["digits"]) + ")"
+        if any("top" in d for d in r["digits"]):
+            text += "  " + " | ".join(", ".join(f"{t['digit']} ({t['probability']:.2f})" for t in d["top"])
+                                      for d in r["digits"])
         doubts = [f"digit {i + 1}: {'; '.join(d['doubts'])}" for i, d in enumerate(r["digits"]) if d["unsure"]]
         return text + (f"  unsure: {' | '.join(doubts)}" if doubts else "")
     if "top" in r:

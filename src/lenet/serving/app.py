@@ -45,6 +45,7 @@ from lenet.reading.predict import doubts_of, judged, predict_each, predict_image
 from lenet.reading.digit import read_digit
 from lenet.reading.image import declared_pixels, load_image
 from lenet.reading.number import MAX_DIGITS
+from lenet.reading.values import as_uint8
 
 MAX_BATCH = 64               # images per /predict/batch request
 # Work per request, bounded before decoding: pixels the images' headers declare, all images
@@ -87,7 +88,7 @@ def from_pixels(pixels: np.ndarray, read=read_digit):
 
 
 def pixels_from_json(body: bytes) -> np.ndarray:
-    """A JSON body {"pixels": rows of numbers 0..255} -> uint8 array; bad JSON is a 400, a bad shape a 422."""
+    """A JSON body {"pixels": rows of numbers 0..255 or 0..1} -> uint8 array; bad JSON is a 400, a bad shape a 422."""
     try:
         payload = json.loads(body)
     except (ValueError, RecursionError):  # also nesting past Python's stack, integers of 5,000 digits
@@ -100,9 +101,10 @@ def pixels_from_json(body: bytes) -> np.ndarray:
         raise RequestError(422, "pixels must be rows of numbers") from None
     if arr.ndim != 2 or not (8 <= arr.shape[0] <= 512 and 8 <= arr.shape[1] <= 512):
         raise RequestError(422, f"pixels must be a 2-D grid, 28x28 (8 to 512 a side); got shape {arr.shape}")
-    if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 255:
-        raise RequestError(422, "pixel values must be numbers from 0 to 255")
-    return arr.round().astype(np.uint8)
+    try:
+        return as_uint8(arr)  # 0..255, or 0..1: the Python API's contract (values.py)
+    except ValueError as e:
+        raise RequestError(422, str(e)) from None
 
 
 def content_type(request: Request) -> str:
@@ -229,7 +231,7 @@ async def prepared(request: Request):
 
 @router.post("/predict", summary="Predict one digit",
              description="Send an image (multipart field `file`, or the raw bytes with an image/* "
-                         'content type), or JSON `{"pixels": 28x28 numbers 0..255}`. '
+                         'content type), or JSON `{"pixels": 28x28 numbers 0..255 (or 0..1)}`. '
                          "With `?preprocessed=true` the answer also holds the 28x28 the network saw.")
 async def predict(request: Request, preprocessed: bool = False):
     model = request.app.state.model
@@ -264,7 +266,7 @@ async def predict_number(request: Request):
     def work():
         if time.monotonic() > deadline:  # waited its whole budget for a thread
             raise RequestError(503, f"not read: the request's {NUMBER_SECONDS:g} s were spent waiting; try again")
-        result = prepare(*args, read=lambda pixels: read_digits(model, pixels, deadline))
+        result = prepare(*args, read=lambda pixels: read_digits(model, pixels, deadline=deadline))
         result["preprocessed"] = [image.tolist() for image in result.pop("_seen")]
         return result
 
@@ -382,6 +384,15 @@ def run(app, host: str, port: int, request_timeout: float = REQUEST_TIMEOUT, max
                               limit_concurrency=max_connections + 1, timeout_keep_alive=KEEP_ALIVE,
                               callback_notify=beat, timeout_notify=0)
 
+    try:
+        # First a socket that does not share: its bind fails while anything holds the port, another
+        # server's sharing sockets included, so two servers never split one port between them (and
+        # a busy port is one line of error, not uvicorn's log of its failed start).
+        with port_socket(host, port, share=False) as probe:
+            port = probe.getsockname()[1]
+    except OSError as e:
+        raise ValueError(f"cannot listen on {host}:{port} ({e.strerror or e}): "
+                         f"choose another --port, or stop what holds it") from None
     if workers <= 1:
         uvicorn.Server(config()).run()
         return
@@ -390,13 +401,9 @@ def run(app, host: str, port: int, request_timeout: float = REQUEST_TIMEOUT, max
         supervise(lambda beat: uvicorn.Server(config(beat)).run(sockets=[shared]), workers)
         return
     try:
-        # First a socket that does not share: its bind fails while anything holds the port, another
-        # server's sharing sockets included, so two servers never split one port between them.
-        with port_socket(host, port, share=False) as probe:
-            port = probe.getsockname()[1]
         held = port_socket(host, port)
     except OSError as e:
-        raise SystemExit(f"lenet serve: cannot listen on {host}:{port} ({e.strerror or e})") from None
+        raise ValueError(f"cannot listen on {host}:{port} ({e.strerror or e})") from None
     print(f"lenet serve: answering on http://{host}:{port} (Press CTRL+C to quit)", flush=True)
     with held:  # the port held while workers come and go
         supervise(lambda beat: uvicorn.Server(config(beat)).run(sockets=[port_socket(host, port)]), workers)

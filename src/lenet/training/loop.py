@@ -19,6 +19,7 @@ import io
 import math
 import os
 import platform
+import shlex
 import signal
 import threading
 import time
@@ -650,7 +651,7 @@ class Trainer:
         except _Stopped as where:
             self.checkpoint(epoch, where.step, self.global_sums(where.sums), where.generator)
             raise Interrupted(f"interrupted in epoch {epoch + 1} at batch {where.step}; checkpoint written to "
-                              f"{self.checkpoint_path}; continue with: lenet train --resume --out {self.run.out}")
+                              f"{self.checkpoint_path}; continue with: {resume_command(self.run)}")
         except Diverged as e:
             raise Diverged(f"{e}. Nothing from this epoch was saved"
                            + (f"; {self.checkpoint_path} holds the last good epoch"
@@ -680,7 +681,7 @@ class Trainer:
             write_metrics_csv(self.run.out / "metrics.csv", self.history)
         if self.dist.any(stop.requested)[0] and epoch + 1 < self.recipe.epochs:
             raise Interrupted(f"interrupted after epoch {epoch + 1}; checkpoint written to {self.checkpoint_path}; "
-                              f"continue with: lenet train --resume --out {self.run.out}")
+                              f"continue with: {resume_command(self.run)}")
 
     def global_sums(self, sums: EpochSums) -> EpochSums:
         """The epoch's sums over all ranks, as a mid-epoch checkpoint records them (on resume,
@@ -774,7 +775,8 @@ def train_on(ds: Dataset, recipe: Recipe | None, out: str | Path, *, resume: boo
         recipe = Recipe(**ckpt.info["recipe"]).override(epochs=epochs)
         config = ModelConfig.from_dict(ckpt.info["model"])
         # The data this run loaded, which Trainer.restore checks against the checkpoint's.
-        seed, meta = ckpt.info["seed"], {**ckpt.info["meta"], "dataset": ds.root.name, "dataset_sha256": ds.sha256}
+        seed, meta = ckpt.info["seed"], {**ckpt.info["meta"], "dataset": ds.root.name, "dataset_sha256": ds.sha256,
+                                         "data_dir": str(ds.root.resolve())}
         subset, holdout, command = meta["subset"], meta["holdout"], meta.get("command", command)
     else:
         try:
@@ -782,8 +784,9 @@ def train_on(ds: Dataset, recipe: Recipe | None, out: str | Path, *, resume: boo
         except ValueError as e:
             raise ValueError(f"{ds.root}: {e}") from None
         config = recipe.model_config(ds.num_classes, ds.image_shape[0])
-        meta = {"dataset": ds.root.name, "dataset_sha256": ds.sha256, "subset": subset, "holdout": holdout,
-                "command": command}
+        # data_dir: where --resume finds the data again without --data-dir (recorded_data_dir)
+        meta = {"dataset": ds.root.name, "dataset_sha256": ds.sha256, "data_dir": str(ds.root.resolve()),
+                "subset": subset, "holdout": holdout, "command": command}
     if dist.active and recipe.batch_size % dist.world:
         raise ValueError(f"--batch-size {recipe.batch_size} is the global batch: it must divide evenly "
                          f"among {dist.world} processes")
@@ -798,6 +801,15 @@ def train_on(ds: Dataset, recipe: Recipe | None, out: str | Path, *, resume: boo
     run = Run(out=out, seed=seed, log_every=log_every, progress=progress, plots=plots, test=test,
               checkpoint_every=checkpoint_every, snapshots=snapshots, command=command, meta=meta)
     return fit(recipe, config, train, val, run, resume=ckpt, log=log, dist=dist)
+
+
+def resume_command(run: Run) -> str:
+    """The command that continues `run` from its checkpoint, quoted for a shell: with --data-dir,
+    so it works offline and from any folder."""
+    args = ["lenet", "train", "--resume", "--out", str(run.out)]
+    if run.meta.get("data_dir"):
+        args += ["--data-dir", run.meta["data_dir"]]
+    return shlex.join(args)
 
 
 def check_same_run(ckpt: Checkpoint, recipe: Recipe, ds: Dataset, seed: int, subset: int | None,
