@@ -15,14 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_browser import ARTIFACTS, CHROMIUM, FLAGS
 
 from lenet.cli.main import main
 from lenet.nn.numpy_model import NumpyModel
 from lenet.pretrained import bundled_model_path
 from lenet.reading.predict import stream_files
 from lenet.web import ASSETS, MODEL_SCRIPT
-
-from test_browser import ARTIFACTS, CHROMIUM, FLAGS
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 PAD = 280
@@ -246,3 +245,14 @@ def test_export_web_refuses_a_file_as_the_folder(tmp_path, capsys):
     target.write_text("x")
     assert main(["export", "--web", str(target)]) != 0
     assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_export_web_needs_neither_torch_nor_onnx(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; from lenet.cli.main import main; rc = main(['export', '--web', sys.argv[1]]); "
+            "print(sorted(m for m in ('torch', 'onnx', 'onnxruntime') if m in sys.modules)); sys.exit(rc)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "site")], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().endswith("[]"), out.stdout
+    assert (tmp_path / "site" / "index.html").is_file()
