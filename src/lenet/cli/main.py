@@ -221,8 +221,8 @@ def cmd_train(args) -> int:
     threads = cpu.prepare(args.threads)  # before torch is imported: OpenMP reads its settings once
 
     from lenet.data import mnist as datasets
-    from lenet.files import check_writable_dir
     from lenet.training.distributed import setup
+    from lenet.files import check_writable_dir
     from lenet.training.loop import resolve_device, train_on
 
     recipe = None if args.resume else choose_recipe(args)  # bad values are refused before any work
