@@ -256,3 +256,29 @@ def test_export_web_needs_neither_torch_nor_onnx(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "site")], capture_output=True, text=True, check=True)
     assert out.stdout.strip().endswith("[]"), out.stdout
     assert (tmp_path / "site" / "index.html").is_file()
+
+
+def test_low_probability_message_never_contradicts_itself():
+    from lenet.reading.predict import under
+
+    assert under(0.9440, 0.944657) == ("0.944", "0.945")
+    assert under(0.5, 0.944657) == ("0.50", "0.94")
+    assert under(0.9446, 0.944657) == ("0.9446", "0.9447")
+    rng = np.random.default_rng(0)
+    for p in np.round(rng.uniform(0.9, 0.944656, 2000), 6):
+        a, b = under(float(p), 0.944657)
+        assert float(a) < float(b), (p, a, b)
+
+
+def test_the_page_words_doubts_as_the_command_does(site, browser):
+    from lenet.reading.predict import under
+
+    _, url, _ = site
+    page = open_page(browser, url + "/", url, {"width": 800, "height": 600})
+    try:
+        ps = [float(p) for p in np.round(np.random.default_rng(1).uniform(0.3, 0.944656, 300), 6)]
+        theirs = page.evaluate("(ps) => ps.map((p) => Lenet.under(p, window.LENET_MODEL.unsure_below))", ps)
+        threshold = numpy_model().config.unsure_below
+        assert [tuple(t) for t in theirs] == [under(p, threshold) for p in ps]
+    finally:
+        page.context.close()

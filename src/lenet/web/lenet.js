@@ -570,16 +570,25 @@
     return e.map((v) => f32(v / sum));
   }
 
-  // lenet.reading.predict.doubts_of: the reader's doubts, then a probability under the threshold.
+  // lenet.reading.predict.doubts_of: the reader's doubts, then a probability under the threshold,
+  // printed with the fewest decimals (at least two) that show it under (predict.under).
+  function under(p, threshold) {
+    for (let places = 2; places < 10; places++) {
+      const a = p.toFixed(places), b = threshold.toFixed(places);
+      if (parseFloat(a) < parseFloat(b)) return [a, b];
+    }
+    return [String(p), String(threshold)];
+  }
   function doubtsOf(model, probability, readerDoubts) {
     const doubts = readerDoubts.slice();
     if (probability < model.unsure_below) {
-      doubts.push(`low probability (${probability.toFixed(2)}, under ${model.unsure_below.toFixed(2)})`);
+      const [p, threshold] = under(probability, model.unsure_below);
+      doubts.push(`low probability (${p}, under ${threshold})`);
     }
     return doubts;
   }
 
-  const api = { readDigit, probabilities, doubtsOf, pyRound, SIZE };
+  const api = { readDigit, probabilities, doubtsOf, under, pyRound, SIZE };
   root.Lenet = api;
   if (typeof module !== "undefined") module.exports = api;
 })(typeof window !== "undefined" ? window : globalThis);
