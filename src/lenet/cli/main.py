@@ -68,7 +68,8 @@ EXAMPLES = {  # the end of each command's --help
   lenet explain digit.png --json                # every layer's values instead""",
     "export": """examples:
   lenet export --output lenet.onnx              # the bundled model
-  lenet export --model runs/fast --output fast.onnx""",
+  lenet export --model runs/fast --output fast.onnx
+  lenet export --web site/                      # a drawing page that needs no server""",
     "serve": """examples:
   lenet serve                                   # http://127.0.0.1:8000/ : draw a digit
   lenet serve --model runs/fast --port 9000""",
@@ -206,11 +207,14 @@ def add_explain(sub) -> None:
 def add_export(sub) -> None:
     from lenet.export import OPSET  # torch-free: export.py imports onnx and torch inside its function
 
-    p = sub.add_parser("export", help="export a saved model to ONNX",
+    p = sub.add_parser("export", help="export a saved model to ONNX, or as a static drawing page (--web)",
                        formatter_class=Help,
                        epilog=EXAMPLES["export"])
     p.add_argument("--model", help="output folder or .safetensors (default: the bundled pretrained model)")
-    p.add_argument("--output", required=True, help="the .onnx file to write")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--output", help="the .onnx file to write")
+    where.add_argument("--web", metavar="DIR", help="write a static site into DIR: a drawing page that reads "
+                       "digits in the browser, no server (open DIR/index.html, or host the folder anywhere)")
     p.add_argument("--opset", type=whole(13, 30), default=OPSET, help="ONNX opset version")
     p.set_defaults(func=cmd_export)
 
@@ -518,6 +522,8 @@ def cmd_explain(args) -> int:
 
 
 def cmd_export(args) -> int:
+    if args.web:
+        return cmd_export_web(args)
     import onnx  # noqa: F401 - fail early, before torch loads, when the export extra is missing
 
     from lenet.export import export_onnx
@@ -530,6 +536,16 @@ def cmd_export(args) -> int:
     contract = json.loads(meta["input_contract"])
     print(f"wrote {printable(args.output)}: input {contract['input']} {contract['shape']} {contract['dtype']} "
           f"(0..255, white on black), output {contract['output']} {contract['output_shape']}")
+    return 0
+
+
+def cmd_export_web(args) -> int:
+    from lenet.web import write_site  # torch- and onnx-free
+
+    site = write_site(args.web, args.model or default_model())
+    print(f"wrote {site.directory}: {', '.join(site.files)} ({site.runtime_bytes / 1024:.0f} KB of page and "
+          f"script, {site.model_bytes / 1024:.0f} KB of model); open {site.directory / 'index.html'} in a browser, "
+          f"or host the folder (python -m http.server -d {site.directory} -b 127.0.0.1)")
     return 0
 
 

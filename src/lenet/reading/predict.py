@@ -79,8 +79,19 @@ def doubts_of(model, result: dict, reading: Reading) -> list[str]:
     calibrated threshold (calibration.py)."""
     doubts = list(reading.doubts)
     if result["probability"] < model.config.unsure_below:
-        doubts.append(f"low probability ({result['probability']:.2f}, under {model.config.unsure_below:.2f})")
+        p, threshold = under(result["probability"], model.config.unsure_below)
+        doubts.append(f"low probability ({p}, under {threshold})")
     return doubts
+
+
+def under(p: float, threshold: float) -> tuple[str, str]:
+    """p and threshold (p < threshold) printed with the fewest decimals, at least two, that show p
+    under the threshold: never "0.94, under 0.94"."""
+    for places in range(2, 10):
+        a, b = f"{p:.{places}f}", f"{threshold:.{places}f}"
+        if float(a) < float(b):
+            return a, b
+    return repr(p), repr(threshold)
 
 
 def judged(model, result: dict, reading: Reading) -> dict:

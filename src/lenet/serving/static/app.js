@@ -9,6 +9,11 @@ const bars = document.getElementById("bars");
 const status = document.getElementById("status");
 const layersBox = document.getElementById("layers");
 const kernelCaption = document.getElementById("kernel-caption");
+// Over the pad, the boxes where the digits were found; under it (number mode), each digit's 28x28.
+const found = document.getElementById("found").getContext("2d");
+const places = document.getElementById("places").getContext("2d");
+// Pad pixels per pixel of the image read, and where the image starts on the pad (an upload is fitted).
+let fitted = { scale: 1, dx: 0, dy: 0 };
 const DEBOUNCE_MS = 120;
 // MNIST strokes are about 2-3 px of 28; on a 280 px pad that is 20-30 px. Thinner
 // strokes fade away when the drawing is scaled down to 28x28.
@@ -22,6 +27,7 @@ function clearPad() {
   ctx.fillStyle = "#fff";
   ctx.fillRect(0, 0, pad.width, pad.height);
   dirty = false;
+  fitted = { scale: 1, dx: 0, dy: 0 };
   clearAnswer();
 }
 
@@ -34,6 +40,29 @@ function clearAnswer() {
   seen.clearRect(0, 0, seen.canvas.width, 28);
   renderBars(new Array(10).fill(0), -1);
   status.textContent = "";
+  found.clearRect(0, 0, found.canvas.width, found.canvas.height);
+  places.clearRect(0, 0, places.canvas.width, places.canvas.height);
+}
+
+// The found boxes ([left, top, width, height] in the image read) outlined on the pad.
+function showBoxes(boxes) {
+  found.clearRect(0, 0, found.canvas.width, found.canvas.height);
+  found.strokeStyle = "#d2691e";
+  found.lineWidth = 3;
+  for (const [x, y, w, h] of boxes) {
+    const { scale, dx, dy } = fitted;
+    found.strokeRect(dx + x * scale - 4, dy + y * scale - 4, w * scale + 8, h * scale + 8);
+  }
+}
+
+// What a refused upload means for the user, and what to do about it.
+function uploadError(status, message, name) {
+  if (status === 413) return `${name} is too large (${message}): upload a smaller copy, or a crop around the digit.`;
+  if (status === 400 || status === 415) {
+    return `${name} cannot be read as an image (${message}): upload a PNG, JPEG, BMP, GIF, WebP or TIFF file.`;
+  }
+  if (status === 422) return `No digit found in ${name} (${message}): upload a picture of a dark digit on light paper, or draw it on the pad.`;
+  return `${name} was refused (${message}).`;
 }
 
 function renderBars(probs, best) {
@@ -99,7 +128,7 @@ async function send() {
   }
 }
 
-async function predict(body, type) {
+async function predict(body, type, upload) {
   let response;
   try {
     const url = numberMode.checked ? "/predict/number" : "/explain";
@@ -111,7 +140,8 @@ async function predict(body, type) {
   const answer = await response.json().catch(() => ({}));
   if (!response.ok) {
     clearAnswer();
-    status.textContent = answer.error || `Error ${response.status}`;
+    const message = answer.error || `error ${response.status}`;
+    status.textContent = upload ? uploadError(response.status, message, upload) : message;
     return;
   }
   if (answer.number !== undefined) {
@@ -128,6 +158,7 @@ async function predict(body, type) {
     img.data.set([v, v, v, 255], i * 4);
   });
   seen.putImageData(img, 0, 0);
+  showBoxes([answer.box]);
   renderLayers(answer.layers);
 }
 
@@ -196,27 +227,33 @@ function renderLayers(layers) {
   }
 }
 
-// A number: the digits as text, each one's probability, and the 28x28 images side by side.
+// A number: the digits as text, each one's probability, its box on the pad, and under the pad
+// the 28x28 the network saw of it, below the place where it was found.
 function showNumber(answer) {
   document.getElementById("digit").textContent = answer.number;
   document.getElementById("confidence").textContent =
     answer.digits.map((d) => `${(d.probability * 100).toFixed(0)}%`).join(" ");
   const doubts = answer.digits.flatMap((d, i) => d.unsure ? [`digit ${i + 1}: ${d.doubts.join("; ")}`] : []);
   status.textContent = doubts.length ? `Unsure: ${doubts.join(" | ")}` : "";
-  const canvas = document.getElementById("seen");
-  canvas.width = 28 * answer.preprocessed.length;
-  const img = seen.createImageData(canvas.width, 28);
-  answer.preprocessed.forEach((digit, k) => digit.forEach((row, y) => row.forEach((v, x) => {
-    img.data.set([v, v, v, 255], (y * canvas.width + k * 28 + x) * 4);
-  })));
-  seen.putImageData(img, 0, 0);
+  showBoxes(answer.digits.map((d) => d.box));
+  const side = places.canvas.height, one = seen.createImageData(28, 28);
+  places.clearRect(0, 0, places.canvas.width, side);
+  places.imageSmoothingEnabled = false;
+  answer.preprocessed.forEach((digit, k) => {
+    digit.flat().forEach((v, i) => one.data.set([v, v, v, 255], i * 4));
+    seen.putImageData(one, 0, 0);  // the small canvas as a stamp, enlarged onto the strip
+    const [x, , w] = answer.digits[k].box;
+    const centre = (fitted.dx + (x + w / 2) * fitted.scale) * places.canvas.width / pad.width;
+    places.drawImage(seen.canvas, 0, 0, 28, 28, Math.round(centre - side / 2), 0, side, side);
+  });
+  seen.clearRect(0, 0, 28, 28);
   layersBox.innerHTML = "";
 }
 
 numberMode.addEventListener("change", () => {
   document.querySelector("main").classList.toggle("number", numberMode.checked);
   pad.width = numberMode.checked ? 840 : 280;  // the canvas's own pixels: three digits' room per 280
-  document.getElementById("seen").width = 28;
+  found.canvas.width = pad.width;
   clearPad();
 });
 
@@ -230,6 +267,7 @@ function showOnPad(file) {
     const scale = Math.min(pad.width / bitmap.width, pad.height / bitmap.height);
     const w = bitmap.width * scale, h = bitmap.height * scale;
     ctx.drawImage(bitmap, (pad.width - w) / 2, (pad.height - h) / 2, w, h);
+    fitted = { scale, dx: (pad.width - w) / 2, dy: (pad.height - h) / 2 };
     dirty = false;  // the pad now shows the file; drawing on it again sends the pad
   }, () => {
     clearPad();  // the browser cannot show it either: an empty pad, the server says why
@@ -240,7 +278,7 @@ document.getElementById("file").addEventListener("change", async (e) => {
   const file = e.target.files[0];
   if (file) {
     await showOnPad(file);
-    await predict(file, file.type || "application/octet-stream");
+    await predict(file, file.type || "application/octet-stream", file.name);
   }
   e.target.value = "";
 });

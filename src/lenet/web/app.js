@@ -1,0 +1,143 @@
+// The drawing page without a server: strokes on a canvas, read and answered here (lenet.js) with
+// the model model.js defines; the ten probabilities as bars and the 28x28 the network saw.
+"use strict";
+
+const model = window.LENET_MODEL;
+const pad = document.getElementById("pad");
+const ctx = pad.getContext("2d", { willReadFrequently: true });
+const seen = document.getElementById("seen").getContext("2d");
+const bars = document.getElementById("bars");
+const status = document.getElementById("status");
+const DEBOUNCE_MS = 120;
+// As the served page: MNIST's strokes are 2-3 px of 28, so 20-30 px on a 280 px pad.
+const STROKE = 22;
+const EMPTY = "Draw a digit.";
+// The reader's doubt names the command's option; here, reading a number needs the server.
+const SEVERAL_HINT = ["(use --number)", "(reading a number needs lenet serve)"];
+
+let drawing = false, dirty = false, timer = null, last = null;
+// What the page answered last, and how long each answer took (ms): read by tests/test_web.py.
+window.lenetLast = null;
+window.lenetTimes = { ready: null, answers: [] };
+
+function clearPad() {
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, pad.width, pad.height);
+  dirty = false;
+  clearAnswer(EMPTY);
+  window.lenetLast = null;
+}
+
+function clearAnswer(message) {
+  document.getElementById("digit").textContent = "–";
+  document.getElementById("confidence").textContent = "";
+  seen.clearRect(0, 0, 28, 28);
+  renderBars(new Array(model.num_classes).fill(0), -1);
+  status.textContent = message;
+}
+
+// Built node by node: the page's policy allows no inline style, so widths are set through the DOM.
+function renderBars(probs, best) {
+  bars.replaceChildren(...probs.map((p, d) => {
+    const li = document.createElement("li");
+    if (d === best) li.className = "best";
+    const label = document.createElement("span"), bar = document.createElement("span");
+    const fill = document.createElement("span"), value = document.createElement("span");
+    label.textContent = d;
+    bar.className = "bar";
+    fill.className = "fill";
+    fill.style.width = `${(p * 100).toFixed(1)}%`;
+    value.className = "p";
+    value.textContent = `${(p * 100).toFixed(1)}%`;
+    bar.appendChild(fill);
+    li.append(label, bar, value);
+    return li;
+  }));
+}
+
+function point(e) {
+  const r = pad.getBoundingClientRect();
+  return [(e.clientX - r.left) * pad.width / r.width, (e.clientY - r.top) * pad.height / r.height];
+}
+
+function stroke(from, to) {
+  ctx.strokeStyle = "#000";
+  ctx.lineWidth = STROKE;
+  ctx.lineCap = "round";
+  ctx.lineJoin = "round";
+  ctx.beginPath();
+  ctx.moveTo(from[0], from[1]);
+  ctx.lineTo(to[0], to[1]);
+  ctx.stroke();
+}
+
+pad.addEventListener("pointerdown", (e) => {
+  drawing = true;
+  pad.setPointerCapture(e.pointerId);
+  last = point(e);
+  stroke(last, last);
+  dirty = true;
+  schedule();
+});
+pad.addEventListener("pointermove", (e) => {
+  if (!drawing) return;
+  const p = point(e);
+  stroke(last, p);
+  last = p;
+  schedule();
+});
+for (const type of ["pointerup", "pointercancel", "pointerleave"]) {
+  pad.addEventListener(type, () => { if (drawing) { drawing = false; schedule(); } });
+}
+
+function schedule() {
+  clearTimeout(timer);
+  timer = setTimeout(answer, DEBOUNCE_MS);
+}
+
+// Python's round(x, 6), as lenet.reading.predict rounds a probability before judging it.
+function round6(p) { return Lenet.pyRound(p * 1e6) / 1e6; }
+
+function answer() {
+  if (!dirty) { clearAnswer(EMPTY); return; }
+  const start = performance.now();
+  const pixels = ctx.getImageData(0, 0, pad.width, pad.height).data;
+  let reading;
+  try {
+    reading = Lenet.readDigit(pixels, pad.width, pad.height, model.grey);
+  } catch (err) {
+    window.lenetLast = { empty: true, error: err.message };
+    clearAnswer(err.message.startsWith("no ink found") ? EMPTY : err.message);
+    return;
+  }
+  // A dot or a short dash (ink no longer than two strokes are wide) is not a digit: no answer.
+  if (Math.max(reading.box[2], reading.box[3]) < 2 * STROKE) {
+    window.lenetLast = { empty: true, box: reading.box };
+    clearAnswer(`${EMPTY} (this is too small to read: draw it bigger)`);
+    return;
+  }
+  const probs = Lenet.probabilities(model, reading.image);
+  let best = 0;
+  probs.forEach((p, d) => { if (p > probs[best]) best = d; });
+  const probability = round6(probs[best]);
+  const doubts = Lenet.doubtsOf(model, probability, reading.doubts).map((d) => d.replace(...SEVERAL_HINT));
+  const ms = performance.now() - start;
+  window.lenetTimes.answers.push(ms);
+  window.lenetLast = { pixels: Array.from(reading.image), probabilities: Array.from(probs), digit: best,
+                       probability, doubts, box: reading.box, ms };
+  // An answer to doubt says so, with the reasons (several marks, faint, small, low probability).
+  status.textContent = doubts.length ? `Unsure: ${doubts.join("; ")}` : "";
+  document.getElementById("digit").textContent = best;
+  document.getElementById("confidence").textContent = `${(probability * 100).toFixed(1)}%`;
+  renderBars(probs, best);
+  const img = seen.createImageData(28, 28);
+  reading.image.forEach((v, i) => img.data.set([v, v, v, 255], i * 4));
+  seen.putImageData(img, 0, 0);
+}
+
+document.getElementById("clear").addEventListener("click", clearPad);
+
+const acc = model.test_accuracy ? `, ${(model.test_accuracy * 100).toFixed(2)}% on MNIST test` : "";
+document.getElementById("model").textContent = `model: ${model.arch}, ${model.parameters.toLocaleString()} parameters${acc}`;
+clearPad();
+window.lenetTimes.ready = performance.now();
