@@ -102,7 +102,8 @@ def add_train(sub) -> None:
                    "(validation always uses every image) (default: all)")
     p.add_argument("--holdout", type=whole(0), default=0, metavar="N",
                    help="validate on the last N training images instead of the test set (0: the test set)")
-    p.add_argument("--data-dir", help="folder with the four IDX files (default: $LENET_DATA_DIR, ./data/MNIST, "
+    p.add_argument("--data-dir", help="folder with the four IDX files, or an image-folder tree (DIR/0, DIR/1, ... "
+                   "or DIR/train/0, ..., DIR/test/0, ...) (default: $LENET_DATA_DIR, ./data/MNIST, "
                    "the user cache, else download)")
     p.add_argument("--out", default="output", help="folder for the model, checkpoint, metrics and plots")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: CUDA when present")
