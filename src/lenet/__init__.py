@@ -5,6 +5,8 @@
     clf.predict("digit.png").digit
     lenet.train("fast", out="runs/fast")    # train (imports torch)
     lenet.evaluate("runs/fast").accuracy
+    clf.add_sample("my-7.png", 7, samples="mine")  # a correction, kept as a sample
+    lenet.teach("mine").model_path          # the model, fine-tuned on the samples (imports torch)
     (x, y), (x_test, y_test) = lenet.datasets.mnist()
 
 Importing the package is cheap: torch is imported only by the modules that
@@ -13,8 +15,8 @@ train (`lenet.training`, `lenet.nn.torch_model`), so inference can run without i
 
 __version__ = "0.1.0"
 
-__all__ = ["Classifier", "EvalResult", "Prediction", "TrainResult", "datasets", "evaluate", "load", "train"]
-_API = {"Classifier", "EvalResult", "Prediction", "TrainResult", "evaluate", "load", "train"}
+__all__ = ["Classifier", "EvalResult", "Prediction", "TrainResult", "datasets", "evaluate", "load", "teach", "train"]
+_API = {"Classifier", "EvalResult", "Prediction", "TrainResult", "evaluate", "load", "teach", "train"}
 
 
 def __getattr__(name: str):

@@ -77,6 +77,16 @@ class Classifier:
                   for d, seen in zip(result["digits"], result["_seen"])]
         return result["number"], digits
 
+    def add_sample(self, image, label: int, samples: str | Path | None = None) -> Path:
+        """Keep `image` (any input `predict` takes) as a sample of `label` in the samples folder
+        (None: the user data folder's, as `lenet serve --learn` keeps it), the 28x28 read as
+        `predict` reads it; `lenet.teach(samples)` then learns from them. Returns the 28x28's path."""
+        from lenet.data.samples import add_sample, default_dir
+
+        pixels = pixels_of(image)
+        return add_sample(samples or default_dir(), pixels, read_digit(pixels).image, label,
+                          self.config.num_classes, source="api")
+
     def _prediction(self, result: dict, reading) -> Prediction:
         j = judged(self.model, result, reading)
         return Prediction(j["digit"], j["probability"], j["probabilities"], reading.image, j["unsure"], j["doubts"],
@@ -157,6 +167,25 @@ def train(recipe: str = "lenet5", data_dir: str | Path | None = None, out: str |
                     epochs=overrides.get("epochs") if resume else None, log_every=log_every, progress=progress,
                     plots=plots, snapshots=snapshots, command=f"lenet.train({recipe!r}, ...)", dist=dist)
     return TrainResult(Path(out) / "model.safetensors", info["history"], info)
+
+
+def teach(samples: str | Path | None = None, model: str | Path | None = None, out: str | Path | None = None, *,
+          data_dir: str | Path | None = None, steps: int | None = None, seed: int = 0) -> TrainResult:
+    """Fine-tune `model` (None: the bundled one) on the samples folder `samples` (None: the user data
+    folder's) as `lenet teach` does, MNIST replayed; the new model goes to `out` (None: the samples
+    folder's model.safetensors). history[-1]["val_accuracy"] is its MNIST test accuracy; its card
+    (info["teach"]) has the samples per label and the accuracy before."""
+    from lenet.data import mnist as datasets
+    from lenet.data.samples import MODEL, default_dir
+    from lenet.pretrained import bundled_model_path
+    from lenet.training.teach import Teaching, teach as teach_on
+
+    samples = Path(samples) if samples is not None else default_dir()
+    teaching = Teaching() if steps is None else Teaching(steps=steps)
+    info = teach_on(samples, datasets.load(data_dir), model or bundled_model_path(), out, teaching=teaching,
+                    seed=seed, command="lenet.teach(...)")
+    path = Path(out) if out is not None else samples / MODEL
+    return TrainResult(path / MODEL if path.is_dir() else path, info["history"], info)
 
 
 @dataclass

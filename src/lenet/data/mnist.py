@@ -137,7 +137,11 @@ class Dataset:
 
 
 def load(data_dir: str | Path | None = None, download: bool = True) -> Dataset:
-    """Read the four IDX files into memory and check that they fit together."""
+    """Read the four IDX files into memory and check that they fit together; a folder named
+    explicitly that holds an image-folder tree instead is read by `load_image_folder`."""
+    explicit = data_dir or os.environ.get(ENV_VAR)
+    if explicit and is_image_folder(Path(explicit).expanduser()):
+        return load_image_folder(Path(explicit).expanduser())
     root = locate(data_dir, download)
     arrays, digest = [], hashlib.sha256()
     for stem in FILES:
@@ -154,6 +158,60 @@ def load(data_dir: str | Path | None = None, download: bool = True) -> Dataset:
         if len(labels) == 0:
             raise ValueError(f"{root} ({split}): the split holds no images")
     check_classes(train_y, test_y, root)
+    return Dataset(train_x, train_y, test_x, test_y, root, digest.hexdigest())
+
+
+TEST_EVERY = 10  # a tree without train/ and test/: every 10th image of each class is the test split
+
+
+def label_folders(path: Path) -> bool:
+    return path.is_dir() and any(p.is_dir() and p.name.isdigit() for p in path.iterdir())
+
+
+def is_image_folder(path: Path) -> bool:
+    """An image-folder tree (DIR/0, DIR/1, ... or DIR/train/0, ..., DIR/test/0, ...), not IDX files."""
+    return path.is_dir() and not any(find_file(path, stem) for stem in FILES) and (
+        label_folders(path) or label_folders(path / "train"))
+
+
+def load_image_folder(root: Path, log=None) -> Dataset:
+    """A data set from image files, one subfolder per class named by its label (0, 1, ...): any image
+    `predict` reads; 28x28 images are taken as they are, others are read as `predict` reads them.
+    DIR/train and DIR/test are the splits when there; else every TEST_EVERY-th image of each class
+    is the test split. Entries that are not images of a label are named on stderr and skipped."""
+    import sys
+
+    from lenet.data.samples import MAX_FOLDER_IMAGES, read_folder
+
+    log = log or (lambda line: print(line, file=sys.stderr))
+    if label_folders(root / "train"):
+        if not label_folders(root / "test"):
+            raise ValueError(f"{root}: has train/ but no test/ with label folders (0, 1, ...); give both, "
+                             f"or put the label folders in {root} itself")
+        splits = [read_folder(root / "train", limit=MAX_FOLDER_IMAGES), read_folder(root / "test",
+                                                                                    limit=MAX_FOLDER_IMAGES)]
+        for name, split in zip(("train", "test"), splits):
+            if split.skipped:
+                log(f"{root / name}: {split.skipped_line()}")
+        (train_x, train_y), (test_x, test_y) = [(f.images, f.labels) for f in splits]
+    else:
+        folder = read_folder(root, limit=MAX_FOLDER_IMAGES)
+        if folder.skipped:
+            log(f"{root}: {folder.skipped_line()}")
+        rank = np.zeros(len(folder), np.int64)  # each image's place within its class
+        for label in np.unique(folder.labels):
+            where = np.flatnonzero(folder.labels == label)
+            rank[where] = np.arange(len(where))
+        test = rank % TEST_EVERY == TEST_EVERY - 1
+        train_x, train_y = folder.images[~test], folder.labels[~test]
+        test_x, test_y = folder.images[test], folder.labels[test]
+    for split, labels in (("train", train_y), ("test", test_y)):
+        if len(labels) == 0:
+            raise ValueError(f"{root} ({split}): no readable images in label folders (0, 1, ...)")
+    check_classes(train_y, test_y, root)
+    digest = hashlib.sha256()
+    for arr in (train_x, train_y.astype(np.uint8), test_x, test_y.astype(np.uint8)):
+        digest.update(arr.tobytes())
     return Dataset(train_x, train_y, test_x, test_y, root, digest.hexdigest())
 
 

@@ -206,6 +206,8 @@ async def model_info(request: Request):
             "classes": model.config.num_classes,
             "test_accuracy": test_accuracy(info),
             "recipe": info.get("recipe", {}).get("name"), "command": info.get("command"),
+            "answering": request.app.state.answering,
+            "learning": learner.status() if (learner := request.app.state.learner) is not None else None,
             "version": __version__}
 
 
@@ -332,35 +334,62 @@ async def model_error(request, exc: NonFiniteOutput):
 async def lifespan(app: FastAPI):
     """Load the model once, before the first request; hold it in the app's state."""
     from lenet.pretrained import bundled_model_path
+    from lenet.serving.learn import Learner, answering
 
-    app.state.model = NumpyModel.load(app.state.model_path or bundled_model_path())
+    base = Path(app.state.model_path or bundled_model_path())
+    app.state.model = NumpyModel.load(base)
+    app.state.answering = answering(app.state.model, app.state.model_path is None)
+    app.state.learner = None
+    if app.state.samples is not None:  # --learn: a model taught from this folder before answers
+        app.state.learner = Learner(app.state.samples, base)
+        personal = app.state.learner.personal_model()
+        if personal is not None:
+            app.state.model, app.state.answering = personal, answering(personal, False)
     app.state.limiter = anyio.CapacityLimiter(INFERENCE_THREADS)
     app.state.batcher = Batcher(app.state.model)
     app.state.started = time.time()
     yield
 
 
-def create_app(model_path: str | Path | None = None, host: str = "127.0.0.1") -> FastAPI:
-    """The app for a server bound to `host` (which sets the Host names it answers to)."""
+def create_app(model_path: str | Path | None = None, host: str = "127.0.0.1",
+               samples: str | Path | None = None) -> FastAPI:
+    """The app for a server bound to `host` (which sets the Host names it answers to); with a
+    `samples` folder, it learns from corrections (POST /teach, learn.py)."""
     # No /docs or /redoc: their viewers load scripts from a CDN and are blank offline; the API
     # page of our own is /static/api.html, the schema /openapi.json.
     app = FastAPI(title="lenet", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Handwritten digit recognition with LeNet. POST an image, get the digit.")
     app.state.model_path = model_path
+    app.state.samples = Path(samples).expanduser() if samples is not None else None
     app.add_middleware(Guard, hosts=allowed_hosts(host), limit=MAX_BODY)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(router)
+    if samples is not None:
+        from lenet.serving.learn import router as learn_router
+
+        app.include_router(learn_router)
     app.add_exception_handler(RequestError, request_error)
     app.add_exception_handler(NonFiniteOutput, model_error)
     return app
 
 
 def serve(model_path: str | None, host: str, port: int, request_timeout: float = REQUEST_TIMEOUT,
-          max_connections: int = MAX_CONNECTIONS, workers: int = 1) -> None:
-    """Serve the model at `model_path` (None: the bundled one) until interrupted."""
+          max_connections: int = MAX_CONNECTIONS, workers: int = 1, samples: str | Path | None = None) -> None:
+    """Serve the model at `model_path` (None: the bundled one) until interrupted; learning from
+    corrections into the `samples` folder when one is given (one worker process then)."""
     if model_path is not None:
         NumpyModel.load(model_path)  # a bad model file is a one-line error before the server starts
-    run(create_app(model_path, host), host, port, request_timeout, max_connections, workers)
+    if samples is not None:
+        import importlib.util
+
+        from lenet.files import check_writable_dir
+
+        if importlib.util.find_spec("torch") is None:  # looked up, not imported: serving never imports it
+            raise ValueError("--learn fine-tunes with torch, which is not installed: pip install 'lenet[train]'")
+        check_writable_dir(samples, "--samples")
+        workers = 1  # one learner, one model swapped in: the samples are counted in one process
+        print(f"lenet serve: learning from corrections; samples in {samples}", flush=True)
+    run(create_app(model_path, host, samples), host, port, request_timeout, max_connections, workers)
 
 
 def run(app, host: str, port: int, request_timeout: float = REQUEST_TIMEOUT, max_connections: int = MAX_CONNECTIONS,

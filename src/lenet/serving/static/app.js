@@ -35,6 +35,7 @@ function clearPad() {
 // leaves the previous digit looking like its answer.
 function clearAnswer() {
   layersBox.innerHTML = "";
+  teachBox.hidden = true;
   document.getElementById("digit").textContent = "–";
   document.getElementById("confidence").textContent = "";
   seen.clearRect(0, 0, seen.canvas.width, 28);
@@ -129,6 +130,7 @@ async function send() {
 }
 
 async function predict(body, type, upload) {
+  lastSent = { body, type, upload };
   let response;
   try {
     const url = numberMode.checked ? "/predict/number" : "/explain";
@@ -160,6 +162,7 @@ async function predict(body, type, upload) {
   seen.putImageData(img, 0, 0);
   showBoxes([answer.box]);
   renderLayers(answer.layers);
+  teachBox.hidden = !learning;
 }
 
 
@@ -283,9 +286,59 @@ document.getElementById("file").addEventListener("change", async (e) => {
   e.target.value = "";
 });
 
-fetch("/model").then((r) => r.json()).then((m) => {
+// lenet serve --learn: "Wrong? It is a ..." stores the last image sent with the right label
+// (POST /teach); the server learns in the background and /model says which model answers.
+const teachBox = document.getElementById("teach");
+let lastSent = null, learning = false, polling = null;
+
+function showModel(m) {
   const acc = m.test_accuracy ? `, ${(m.test_accuracy * 100).toFixed(2)}% on MNIST test` : "";
-  document.getElementById("model").textContent = `model: ${m.arch}, ${m.parameters.toLocaleString()} parameters${acc}`;
-}).catch(() => {});
+  const who = m.answering ? ` (${m.answering})` : "";
+  document.getElementById("model").textContent =
+    `model${who}: ${m.arch}, ${m.parameters.toLocaleString()} parameters${acc}`;
+  learning = !!m.learning;
+  if (m.learning && m.learning.training && !polling) {
+    polling = setInterval(refreshModel, 2000);
+  } else if (polling && !(m.learning && m.learning.training)) {
+    clearInterval(polling);
+    polling = null;
+    if (m.learning && !m.learning.failed) status.textContent = `Learned: now answering with ${m.answering}. Draw it again.`;
+  }
+}
+
+function refreshModel() {
+  return fetch("/model").then((r) => r.json()).then(showModel).catch(() => {});
+}
+
+async function teach(label) {
+  if (!lastSent) return;
+  let response;
+  try {
+    response = await fetch(`/teach?label=${label}`,
+                           { method: "POST", headers: { "Content-Type": lastSent.type }, body: lastSent.body });
+  } catch (err) {
+    status.textContent = "The server cannot be reached.";
+    return;
+  }
+  const answer = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    status.textContent = answer.error || `Error ${response.status}`;
+    return;
+  }
+  const l = answer.learning;
+  status.textContent = l.training ? `Stored as a ${label}. Learning from ${l.samples} samples…`
+    : `Stored as a ${label}. ${l.until_learning} more correction${l.until_learning === 1 ? "" : "s"} until it learns.`;
+  refreshModel();
+}
+
+for (let d = 0; d < 10; d++) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = d;
+  b.addEventListener("click", () => teach(d));
+  document.getElementById("teach-buttons").appendChild(b);
+}
+
+refreshModel();
 
 clearPad();

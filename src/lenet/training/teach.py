@@ -1,0 +1,154 @@
+"""Fine-tune a model on a user's own samples, replaying MNIST so nothing else is forgotten.
+
+Each step's batch is half samples, half MNIST training digits; every image is
+distorted anew each time (augment.py), so a handful of samples is seen in many
+small variants. Batch norm keeps the statistics it learned on MNIST (its layers
+stay in evaluation mode): a batch that is half one writer's digits would
+otherwise shift them for every input. MNIST's test set is scored before and
+after, and both figures go into the new model's card.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lenet.config import check_int
+from lenet.data.mnist import Dataset
+from lenet.data.samples import MODEL, Folder, read_folder
+from lenet.files import FolderLock, check_writable_file
+from lenet.nn.model_file import resolve_model_path, save_model
+from lenet.nn.torch_model import count_parameters, load_model, normalize
+from lenet.training.augment import distort, roughen
+from lenet.training.loop import SGD, Split, lr_at, score, versions
+
+
+@dataclass(frozen=True)
+class Teaching:
+    """How a model is taught: few, small, gentle steps from where it stands."""
+    steps: int = 150          # optimizer steps in all
+    batch_size: int = 64      # images per step, samples and MNIST together
+    sample_share: float = 0.5  # of each batch drawn from the samples (with replacement)
+    lr: float = 0.02          # peak rate, warmed up then cosine to 0 (loop.lr_at's one-cycle)
+    momentum: float = 0.9     # SGD, Nesterov
+    weight_decay: float = 5e-4  # on weights only, as the recipes train
+    schedule: str = "onecycle"
+    warmup: float = 0.1       # fraction of the steps
+
+    def __post_init__(self):
+        check_int("--steps", self.steps, 1, 10_000)
+        check_int("--batch-size", self.batch_size, 2, 4096)
+
+
+def freeze_batch_norm(model: nn.Module) -> None:
+    """Train every weight, but keep batch norm's running statistics (MNIST's) as they are."""
+    model.train()
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
+def batch(samples: Split, mnist: Split, teaching: Teaching, config, gen: torch.Generator):
+    """One step's (x, y): samples and MNIST digits drawn at random, each distorted anew."""
+    k = max(1, round(teaching.batch_size * teaching.sample_share))
+    pick_s = torch.randint(len(samples), (k,), generator=gen)
+    pick_m = torch.randint(len(mnist), (teaching.batch_size - k,), generator=gen)
+    images = torch.cat([samples.images[pick_s], mnist.images[pick_m]])
+    labels = torch.cat([samples.labels[pick_s], mnist.labels[pick_m]])
+    background, ink = config.normalize(0.0), config.normalize(255.0)
+    x = distort(normalize(images, config), gen, background)
+    return roughen(x, gen, background, ink), labels
+
+
+def fine_tune(model: nn.Module, config, samples: Split, mnist: Split, teaching: Teaching, seed: int = 0) -> list[float]:
+    """Teach `model` in place; returns the loss of each step."""
+    gen = torch.Generator().manual_seed(seed)
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    rest = [p for p in model.parameters() if p.ndim <= 1]
+    optimizer = SGD([{"params": decay, "weight_decay": teaching.weight_decay}, {"params": rest, "weight_decay": 0.0}],
+                    lr=teaching.lr, momentum=teaching.momentum, nesterov=True)
+    freeze_batch_norm(model)
+    losses = []
+    for step in range(teaching.steps):
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, teaching.steps, teaching)
+        x, y = batch(samples, mnist, teaching, config, gen)
+        loss = F.cross_entropy(model(x), y)
+        if not torch.isfinite(loss):
+            raise ValueError(f"teaching diverged at step {step + 1} (the loss is not finite); nothing was written")
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    model.eval()
+    return losses
+
+
+def check_samples(folder: Folder, directory: Path) -> None:
+    """Refuse, in one line, a samples folder that leaves nothing to learn from."""
+    if len(folder) == 0:
+        why = f" ({folder.skipped_line()})" if folder.skipped else ""
+        raise ValueError(f"{directory}: no samples to learn from: put images in label folders "
+                         f"({directory}/7/a.png, ...){why}")
+
+
+def teach(samples_dir: str | Path, ds: Dataset, model_path: str | Path, out: str | Path | None = None, *,
+          teaching: Teaching = Teaching(), seed: int = 0, command: str = "", log=print) -> dict:
+    """Fine-tune the model at `model_path` on the samples in `samples_dir`, with `ds`'s training
+    digits replayed; write the new model to `out` (default: the samples folder's model file) and
+    return its card (the info it records)."""
+    t0 = time.perf_counter()
+    samples_dir = Path(samples_dir).expanduser()
+    model_path = resolve_model_path(model_path)
+    out = Path(out) if out is not None else samples_dir / MODEL
+    if out.is_dir():
+        out = out / MODEL
+    check_writable_file(out, "--out")
+    model, config, base_info = load_model(model_path)
+    if config.image_size != 28:
+        raise ValueError(f"{model_path}: takes {config.image_size}x{config.image_size} images; samples are 28x28")
+    folder = read_folder(samples_dir, config.num_classes)
+    check_samples(folder, samples_dir)
+    if folder.skipped:
+        log(folder.skipped_line())
+    if int(ds.train_labels.max()) >= config.num_classes:
+        raise ValueError(f"{ds.root}: its labels go beyond the model's {config.num_classes} classes")
+    mnist_train = Split.of(ds.train_images, ds.train_labels, "train")
+    test = Split.of(ds.test_images, ds.test_labels, "test")
+    own = Split.of(folder.images, folder.labels, "samples")
+    before = score(model, test, config)["accuracy"]
+    own_before = score(model, own, config)["accuracy"]
+    t1 = time.perf_counter()
+    losses = fine_tune(model, config, own, mnist_train, teaching, seed)
+    seconds = time.perf_counter() - t1
+    after = score(model, test, config)["accuracy"]
+    own_after = score(model, own, config)["accuracy"]
+    card = {"samples": len(folder), "per_label": folder.per_label(), "samples_dir": str(samples_dir),
+            "skipped": folder.skipped[:100], "base_model": str(model_path),
+            "base_recipe": base_info.get("recipe", {}).get("name"), "teaching": asdict(teaching), "seed": seed,
+            "mnist_test_before": before, "mnist_test_after": after,
+            "samples_accuracy_before": own_before, "samples_accuracy_after": own_after,
+            "final_loss": float(np.mean(losses[-10:])), "seconds_teaching": round(seconds, 3)}
+    info = {"model": config.to_dict(), "parameters": count_parameters(model),
+            "recipe": base_info.get("recipe", {}), "command": command, "dataset": ds.root.name,
+            "validation": "test", "test_accuracy": after,
+            "metrics": {"val_accuracy": after}, "history": [{"step": teaching.steps, "val_accuracy": after,
+                                                              "train_loss": card["final_loss"]}],
+            "teach": card, "versions": versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if "calibration" in base_info:
+        info["calibration"] = base_info["calibration"]
+    with FolderLock(out.parent):  # two teachings never write one model at once
+        save_model(out, model, info)
+    per_label = ", ".join(f"{n} of {label}" for label, n in card["per_label"].items())
+    log(f"taught {model_path.name} {len(folder)} samples ({per_label}) in {teaching.steps} steps of "
+        f"{teaching.batch_size} (half samples, half MNIST), {seconds:.1f} s; {time.perf_counter() - t0:.1f} s in all")
+    log(f"samples read right: {own_before:.1%} before, {own_after:.1%} after")
+    log(f"MNIST test accuracy: {before:.4f} before, {after:.4f} after")
+    log(f"saved {out}")
+    return info
