@@ -93,6 +93,9 @@ def test_evaluate_report_and_ensemble(tmp_path, env):
     report = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert sum(sum(row) for row in report["confusion_matrix"]) == 10_000
     assert len(report["per_class"]) == 10 and all(0 <= c["precision"] <= 1 for c in report["per_class"])
-    wrong = report["most_confident_mistakes"]
-    assert wrong and all(m["true"] != m["predicted"] for m in wrong)
+    wrong = report["mistakes"]
+    assert len(wrong) == 10_000 - round(report["accuracy"] * 10_000)  # every one, not the worst few
+    assert wrong and all(m["label"] != m["predicted"] for m in wrong)
     assert [m["probability"] for m in wrong] == sorted((m["probability"] for m in wrong), reverse=True)
+    assert report["known_label_errors"]["among_mistakes"] == sum(1 for m in wrong if m["known_label_error"])
+    assert "of them among the 15 test images" in r.stdout

@@ -509,6 +509,8 @@ def versions() -> dict:
 def write_metrics_csv(path: Path, history: list[dict]) -> None:
     buf = io.StringIO()
     cols = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds", "images_per_second", "lr"]
+    if history and "test_accuracy" in history[0]:
+        cols.append("test_accuracy")
     w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     w.writerows(history)
@@ -538,6 +540,7 @@ class Run:
     command: str = ""
     meta: dict = field(default_factory=dict)  # dataset, split and anything else to record
     test: Split | None = None   # scored once at the end when validation is a holdout
+    test_each_epoch: bool = False  # with a holdout, also score `test` after every epoch (recorded only)
 
 
 def fit(recipe: Recipe, config: ModelConfig, train: Split, val: Split, run: Run, *,
@@ -670,6 +673,10 @@ class Trainer:
                "val_loss": metrics["loss"], "val_accuracy": metrics["accuracy"], "seconds": round(seconds, 3),
                "images_per_second": round((seen - self.already) / seconds),
                "lr": self.optimizer.param_groups[0]["lr"]}
+        if self.run.test_each_epoch and self.run.test is not None:
+            # Recorded only, never read by any choice: the evidence of what picking an epoch on the
+            # test set would flatter (benchmarks/accuracy.py).
+            row["test_accuracy"] = score(self.model, self.run.test, self.config, dist=self.dist)["accuracy"]
         self.history.append(row)
         self.log(f"epoch {epoch + 1}/{self.recipe.epochs}  train loss {row['train_loss']:.4f} "
                  f"acc {row['train_accuracy']:.4f}  val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f}  "
@@ -751,7 +758,7 @@ class Trainer:
 def train_on(ds: Dataset, recipe: Recipe | None, out: str | Path, *, resume: bool = False, seed: int = 0,
              subset: int | None = None, holdout: int = 0, epochs: int | None = None, log_every: int = 50,
              progress: bool = False, plots: bool = True, checkpoint_every: int = 0, snapshots: bool = False,
-             command: str = "",
+             command: str = "", test_each_epoch: bool = False,
              dist: Dist | None = None, log=print) -> dict:
     """Everything `lenet train` does once its arguments are parsed: the settings (from `recipe`, or
     from the checkpoint in `out` when resuming: read once, here), the splits, then `fit`.
@@ -799,7 +806,8 @@ def train_on(ds: Dataset, recipe: Recipe | None, out: str | Path, *, resume: boo
         check_checkpoint_fits(ckpt, ds.num_classes, ds.image_shape, batches_per_epoch(len(train), recipe.batch_size,
                                                                                        dist.world))
     run = Run(out=out, seed=seed, log_every=log_every, progress=progress, plots=plots, test=test,
-              checkpoint_every=checkpoint_every, snapshots=snapshots, command=command, meta=meta)
+              test_each_epoch=test_each_epoch, checkpoint_every=checkpoint_every, snapshots=snapshots,
+              command=command, meta=meta)
     return fit(recipe, config, train, val, run, resume=ckpt, log=log, dist=dist)
 
 

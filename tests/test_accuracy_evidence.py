@@ -1,0 +1,69 @@
+"""The accuracy evidence: per-epoch test accuracy recorded beside a holdout, and the selection figures."""
+
+import csv
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from lenet.config import RECIPES
+from lenet.training.loop import train_on
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("accuracy_benchmark", ROOT / "benchmarks" / "accuracy.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def quick(mnist, out, test_each_epoch):
+    return train_on(mnist, RECIPES["fast"], out, seed=3, subset=2000, holdout=1000, epochs=2, log_every=0,
+                    plots=False, test_each_epoch=test_each_epoch, log=lambda *a, **k: None)
+
+
+def test_test_accuracy_each_epoch_is_recorded_and_changes_nothing(mnist, tmp_path):
+    plain = quick(mnist, tmp_path / "plain", test_each_epoch=False)
+    recorded = quick(mnist, tmp_path / "recorded", test_each_epoch=True)
+    # Recording scores the model and reads nothing back: training and the holdout figures are the same.
+    assert [r["val_accuracy"] for r in recorded["history"]] == [r["val_accuracy"] for r in plain["history"]]
+    assert [r["train_loss"] for r in recorded["history"]] == [r["train_loss"] for r in plain["history"]]
+    assert recorded["validation"].startswith("holdout")
+    assert recorded["history"][-1]["test_accuracy"] == recorded["test_accuracy"] == plain["test_accuracy"]
+    assert "test_accuracy" not in plain["history"][-1]
+    with open(tmp_path / "recorded" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r["test_accuracy"]) for r in rows] == [r["test_accuracy"] for r in recorded["history"]]
+    assert "test_accuracy" not in (tmp_path / "plain" / "metrics.csv").read_text()
+
+
+def history(val, test):
+    return {"history": [{"val_accuracy": v, "test_accuracy": t, "seconds": 2.0} for v, t in zip(val, test)],
+            "parameters": 70_934}
+
+
+def test_last_holdout_chosen_and_best_epoch_side_by_side():
+    bench = load_benchmark()
+    # The holdout peaks at epoch 2, the test set at epoch 3; the last epoch is neither.
+    row = bench.summarize_run(0, history([0.98, 0.991, 0.990, 0.989], [0.980, 0.9920, 0.9950, 0.9930]), 9.0)
+    assert (row["last"], row["holdout_chosen"], row["holdout_chosen_epoch"]) == (0.9930, 0.9920, 2)
+    assert (row["best_epoch"], row["best_epoch_at"]) == (0.9950, 3)
+    assert row["training_seconds"] == 8.0 and row["epochs"] == 4
+    other = bench.summarize_run(1, history([0.99, 0.99], [0.9900, 0.9910]), 5.0)
+    third = bench.summarize_run(2, history([0.99, 0.99], [0.9960, 0.9940]), 5.0)
+    s = bench.summarize([row, other, third])
+    assert s["last"]["median"] == 0.9930 and (s["last"]["min"], s["last"]["max"]) == (0.9910, 0.9940)
+    assert s["best_epoch"]["median"] == 0.9950
+    assert s["epoch_selection_bias"] == pytest.approx(0.0020)
+    assert s["seed_selection_bias"] == pytest.approx(0.0010)
+    table = bench.markdown("fast", [row, other, third], s, "cmd", "machine")
+    assert "| 0 | 99.30 | 99.20 (epoch 2) | 99.50 (epoch 3) |" in table
+    assert "+0.20 points" in table
+
+
+def test_a_run_without_per_epoch_test_accuracy_is_refused():
+    bench = load_benchmark()
+    with pytest.raises(ValueError, match="test_each_epoch"):
+        bench.summarize_run(0, {"history": [{"val_accuracy": 0.9, "seconds": 1.0}], "parameters": 1}, 1.0)
