@@ -311,7 +311,6 @@ def cmd_train(args) -> int:
         if recipe is not None and recipe.arch == "lenet5" and recipe.activation == "sigmoid" and recipe.epochs <= 2:
             print(f"note: lenet5 with sigmoid learns slowly in {recipe.epochs} epoch(s); "
                   f"for a quick run that learns, use --recipe fast", file=sys.stderr)
-    if dist.is_main:
         check_writable_dir(out, "--out")  # now, not after the training
     data_dir = args.data_dir
     if args.resume and data_dir is None:

@@ -93,7 +93,10 @@ def annotated(pixels: np.ndarray, marks: list[tuple[list[int], str, bool]], regi
     draw = ImageDraw.Draw(image)
     side = max(image.size)
     line = max(2, side // 300)
-    font = ImageFont.load_default(size=max(12, side // 25))
+    try:
+        font = ImageFont.load_default(size=max(12, side // 25))
+    except TypeError:  # Pillow 10.0: one small bitmap font, no size
+        font = ImageFont.load_default()
     if region is not None:
         draw.rectangle(region, outline=(40, 110, 255), width=max(1, line // 2))
     for (x, y, w, h), text, unsure in marks:
