@@ -71,6 +71,8 @@ def write_atomic(path: str | Path, write) -> None:
         try:
             write(tmp)
         except Exception as e:
+            if _write_error(e, path) is e:
+                raise
             raise _write_error(e, path) from None
         os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide models and plots from other users
         with open(tmp, "rb+") as f:
@@ -290,7 +292,7 @@ class FolderLock:
     def _check(self, st: os.stat_result) -> None:
         if not stat.S_ISREG(st.st_mode):
             raise self._not_ours(kind_of(st.st_mode))
-        if st.st_nlink != 1:  # writing our PID into it would change the other name's file
+        if st.st_nlink > 1:  # writing our PID into it would change the other name's file (0: just removed)
             raise self._not_ours("a hard link to another file")
         if st.st_uid != os.geteuid():
             raise self._not_ours("another user's file")
