@@ -70,13 +70,14 @@ def write_atomic(path: str | Path, write) -> None:
     try:
         try:
             write(tmp)
+            os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide models and plots from other users
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
         except Exception as e:
-            if _write_error(e, path) is e:
+            said = _write_error(e, path)
+            if said is e:
                 raise
-            raise _write_error(e, path) from None
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide models and plots from other users
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
+            raise said from None
         _check_replaceable(path)  # again: something may have been put there while we wrote
         os.replace(tmp, path)
     except BaseException:
@@ -92,8 +93,11 @@ def _check_replaceable(path: Path) -> None:
 
 
 def _write_error(e: Exception, path: Path) -> Exception:
-    """safetensors reports a failed write (a full disk) as SafetensorError, which is no OSError:
+    """The error a failed write should raise, naming `path` (not our hidden temporary name).
+    safetensors reports a failed write (a full disk) as SafetensorError, which is no OSError:
     made one here, so every edge says it in one line like any other write error."""
+    if isinstance(e, OSError):
+        return OSError(e.errno, e.strerror, str(path)) if e.errno and e.filename != str(path) else e
     try:
         from safetensors import SafetensorError
     except ImportError:
