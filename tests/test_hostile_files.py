@@ -246,8 +246,9 @@ def test_a_full_disk_while_writing_keeps_the_old_file(tmp_path):
         Path(tmp).write_bytes(b"half")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(OSError, match="No space left") as e:
         write_atomic(target, half_then_full)
+    assert e.value.filename == str(target)  # the file the user asked for, not our temporary name
     assert target.read_bytes() == b"the old model" and [p.name for p in tmp_path.iterdir()] == [target.name]
 
 

@@ -12,7 +12,9 @@
 
 `load` and `Classifier.predict` run on NumPy alone, like `lenet predict`; `train`
 and `evaluate` import torch when called. Arguments are checked by the library
-functions underneath, so the API and the command give the same errors.
+functions underneath, so the API and the command give the same errors: every
+bad input (a file that is not an image, pixels that are not finite numbers, an
+empty list, an `out` that is a file) raises ValueError with the command's message.
 """
 
 from __future__ import annotations
@@ -59,8 +61,10 @@ class Classifier:
     def predict(self, x) -> Prediction | list[Prediction]:
         """The digit in `x`: a file path, the file's bytes, a PIL image, or a NumPy array (H, W) grey
         or (H, W, C) colour (uint8, or floats 0..255 or 0..1 as lenet.reading.values says), of any
-        size, dark ink on light paper or the reverse; a list of these gives a list. Each image is prepared as MNIST was (lenet.preprocess) before the network sees
-        it. An image that holds no digit, or cannot be read, raises ValueError."""
+        size, dark ink on light paper or the reverse; a list of these gives a list. Each image is
+        prepared as MNIST was (lenet.reading) before the network sees it. An image that holds no
+        digit, or cannot be read (pixels that are not numbers, or NaN or infinite), raises
+        ValueError, as does an empty list."""
         many = isinstance(x, (list, tuple))
         if many and not x:
             raise ValueError("no images given: predict takes an image or a non-empty list of them")

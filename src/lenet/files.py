@@ -70,11 +70,14 @@ def write_atomic(path: str | Path, write) -> None:
     try:
         try:
             write(tmp)
+            os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide models and plots from other users
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
         except Exception as e:
-            raise _write_error(e, path) from None
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide models and plots from other users
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
+            said = _write_error(e, path)
+            if said is e:
+                raise
+            raise said from None
         _check_replaceable(path)  # again: something may have been put there while we wrote
         os.replace(tmp, path)
     except BaseException:
@@ -90,8 +93,11 @@ def _check_replaceable(path: Path) -> None:
 
 
 def _write_error(e: Exception, path: Path) -> Exception:
-    """safetensors reports a failed write (a full disk) as SafetensorError, which is no OSError:
+    """The error a failed write should raise, naming `path` (not our hidden temporary name).
+    safetensors reports a failed write (a full disk) as SafetensorError, which is no OSError:
     made one here, so every edge says it in one line like any other write error."""
+    if isinstance(e, OSError):
+        return OSError(e.errno, e.strerror, str(path)) if e.errno and e.filename != str(path) else e
     try:
         from safetensors import SafetensorError
     except ImportError:
@@ -290,7 +296,7 @@ class FolderLock:
     def _check(self, st: os.stat_result) -> None:
         if not stat.S_ISREG(st.st_mode):
             raise self._not_ours(kind_of(st.st_mode))
-        if st.st_nlink != 1:  # writing our PID into it would change the other name's file
+        if st.st_nlink > 1:  # writing our PID into it would change the other name's file (0: just removed)
             raise self._not_ours("a hard link to another file")
         if st.st_uid != os.geteuid():
             raise self._not_ours("another user's file")
