@@ -160,7 +160,7 @@ def record_timings(name: str, page) -> dict:
     times = page.evaluate("() => window.lenetTimes")
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / f"web-timings-{name}.json").write_text(json.dumps(times, indent=1) + "\n")
-    print(f"\n{name}: page ready {times['ready']:.0f} ms after navigation; answers (ms): "
+    print(f"\n{name}: page ready {times['ready']:.0f} ms after navigation, warm-up {times.get('warmUp', 0):.0f} ms; answers (ms): "
           + ", ".join(f"{t:.1f}" for t in times["answers"]))
     return times
 
