@@ -32,7 +32,7 @@
     return o;
   }
 
-  // numpy.percentile's default (linear) on the values where `where` is set (or all).
+  // numpy.percentile with its default (linear) interpolation.
   function percentiles(values, qs) {
     const s = Float64Array.from(values).sort();
     return qs.map((q) => {
@@ -74,11 +74,11 @@
     return out;
   }
 
-  // morphology.py: max/min over a size x size square (edges repeated), separable, axis 0 first.
-  // The running maximum over `size` values along each row (axis 1) or column (axis 0), edges
-  // repeated, by van Herk / Gil-Werman: a window's maximum is the larger of the suffix maximum of
+  // morphology.py's max/min over a size x size square (edges repeated), separable, axis 0 first.
+  // The running maximum over `size` values along each row (axis 1), edges repeated, by
+  // van Herk / Gil-Werman: a window's maximum is the larger of the suffix maximum of
   // one block and the prefix maximum of the next, whatever the size. A minimum is that of -values.
-  function runningMax(m, size, axis, sign) {
+  function runningMax(m, size, axis, sign) {  // axis 0 too, but runningMaxRows does it quicker
     const len = axis === 1 ? m.w : m.h, lines = axis === 1 ? m.h : m.w;
     const step = axis === 1 ? 1 : m.w, stride = axis === 1 ? m.w : 1;
     const before = (size - 1) >> 1, n = len + size - 1, o = like(m);
@@ -238,7 +238,8 @@
   }
 
   function pooled(a, shape) {
-    const edges = (n, parts) => Array.from({ length: parts + 1 }, (_, i) => i === parts ? n : pyRoundEven(i * (n / parts)));
+    // np.linspace(0, n, parts + 1).round(): numpy rounds halves to even, as Python does.
+    const edges = (n, parts) => Array.from({ length: parts + 1 }, (_, i) => i === parts ? n : pyRound(i * (n / parts)));
     const ys = edges(a.h, shape[0]), xs = edges(a.w, shape[1]);
     const hi = map(shape[0], shape[1]), lo = map(shape[0], shape[1]);
     for (let by = 0; by < shape[0]; by++) for (let bx = 0; bx < shape[1]; bx++) {
@@ -254,7 +255,6 @@
     }
     return [hi, lo, [ys, xs]];
   }
-  function pyRoundEven(x) { return pyRound(x); }  // numpy's round is Python's too: halves to even
   function expand(coarse, [ys, xs], h, w) {
     const o = map(h, w);
     for (let by = 0; by < coarse.h; by++) for (let bx = 0; bx < coarse.w; bx++) {
