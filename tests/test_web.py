@@ -331,3 +331,20 @@ def test_the_page_reader_is_the_command_reader_on_hard_drawings(site, browser):
             assert tuple(ours["box"]) == theirs.box and tuple(ours["doubts"]) == theirs.doubts, name
     finally:
         page.context.close()
+
+
+def test_the_page_reader_uses_the_command_readers_constants():
+    """lenet.js copies the reader's constants (one truth: preprocess.py); this is the check on the copy."""
+    import re
+
+    from lenet.reading import preprocess
+
+    source = (Path(preprocess.__file__).parent.parent / "web" / "lenet.js").read_text()
+    names = ["SIZE", "BOX", "ANALYSIS_SIDE", "BACKGROUND_SIDE", "MIN_SIDE", "MIN_CONTRAST", "STRONG", "WEAK",
+             "FAINT", "MIN_HEIGHT", "MIN_LINE", "PLAIN", "MNIST_WIDTH", "THIN", "THICK"]
+    for name in names:
+        match = re.search(rf"\b{name} = (?:f32\()?([0-9.]+)\)?[,;]", source)
+        assert match, f"{name} not found in lenet.js"
+        assert float(match.group(1)) == getattr(preprocess, name), name
+    for name, js in (("SEVERAL", "SEVERAL"), ("SMALL", "SMALL"), ("FAINT_INK", "FAINT_INK"), ("BORDER", "BORDER")):
+        assert f'{js} = "{getattr(preprocess, name)}"' in source, name
