@@ -348,3 +348,9 @@ def test_the_page_reader_uses_the_command_readers_constants():
         assert float(match.group(1)) == getattr(preprocess, name), name
     for name, js in (("SEVERAL", "SEVERAL"), ("SMALL", "SMALL"), ("FAINT_INK", "FAINT_INK"), ("BORDER", "BORDER")):
         assert f'{js} = "{getattr(preprocess, name)}"' in source, name
+
+
+def test_export_web_with_a_bad_model_writes_nothing(tmp_path, capsys):
+    assert main(["export", "--web", str(tmp_path / "site"), "--model", str(tmp_path / "none")]) != 0
+    assert "no such model file" in capsys.readouterr().err
+    assert not (tmp_path / "site").exists()
