@@ -160,7 +160,7 @@ def record_timings(name: str, page) -> dict:
     times = page.evaluate("() => window.lenetTimes")
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / f"web-timings-{name}.json").write_text(json.dumps(times, indent=1) + "\n")
-    print(f"\n{name}: page ready {times['ready']:.0f} ms after navigation; answers (ms): "
+    print(f"\n{name}: page ready {times['ready']:.0f} ms after navigation, warm-up {times.get('warmUp', 0):.0f} ms; answers (ms): "
           + ", ".join(f"{t:.1f}" for t in times["answers"]))
     return times
 
@@ -282,3 +282,75 @@ def test_the_page_words_doubts_as_the_command_does(site, browser):
         assert [tuple(t) for t in theirs] == [under(p, threshold) for p in ps]
     finally:
         page.context.close()
+
+
+# Drawings of the reader's harder kinds, as a pad's RGBA (PIL draws them): ink at the border, a
+# scribble over a third of the pad, two digits, specks, a frame, an underline, a dot, a wide 8.
+HARD = {
+    "border": [[(0, 100), (140, 100), (140, 279)]],
+    "scribble": [[(10 + (i % 2) * 250, 10 + i * 12) for i in range(24)]],
+    "two-digits": [[(60, 60), (60, 220)], [(150, 60), (240, 60), (190, 220)]],
+    "specks": [[(140, 50), (140, 230)], [(30, 30), (31, 31)], [(250, 250), (251, 251)]],
+    "framed": [[(20, 20), (260, 20), (260, 260), (20, 260), (20, 20)], [(140, 70), (140, 210)]],
+    "underlined": [[(30, 250), (250, 250)], [(100, 60), (180, 60), (150, 120), (120, 200)]],
+    "wide-bar-seven": [[(10, 40), (270, 40), (150, 260)]],
+    "dot": [[(140, 140), (150, 150)]],
+    "wide-eight": [[(140, 40), (60, 70), (140, 130), (220, 180), (140, 240), (60, 180), (140, 130), (220, 70),
+                    (140, 40)]],
+}
+
+
+def pad_pixels(strokes) -> np.ndarray:
+    from PIL import Image, ImageDraw
+
+    im = Image.new("RGBA", (PAD, PAD), (255, 255, 255, 255))
+    draw = ImageDraw.Draw(im)
+    for stroke in strokes:
+        draw.line(stroke, fill=(0, 0, 0, 255), width=22, joint="curve")
+        for x, y in (stroke[0], stroke[-1]):
+            draw.ellipse([x - 11, y - 11, x + 11, y + 11], fill=(0, 0, 0, 255))
+    return np.asarray(im)
+
+
+def test_the_page_reader_is_the_command_reader_on_hard_drawings(site, browser):
+    from lenet.reading.preprocess import read_digit
+
+    _, url, _ = site
+    page = open_page(browser, url + "/", url, {"width": 800, "height": 600})
+    try:
+        for name, strokes in HARD.items():
+            rgba = pad_pixels(strokes)
+            theirs = read_digit(rgba)
+            ours = page.evaluate("""(b64) => {
+                const bytes = Uint8ClampedArray.from(atob(b64), (c) => c.charCodeAt(0));
+                const r = Lenet.readDigit(bytes, 280, 280, window.LENET_MODEL.grey);
+                return {image: Array.from(r.image), box: r.box, doubts: r.doubts}; }""",
+                                 base64.b64encode(rgba.tobytes()).decode())
+            gap = np.abs(np.array(ours["image"]).reshape(28, 28) - theirs.image.astype(int)).max()
+            assert gap <= 1, (name, gap)
+            assert tuple(ours["box"]) == theirs.box and tuple(ours["doubts"]) == theirs.doubts, name
+    finally:
+        page.context.close()
+
+
+def test_the_page_reader_uses_the_command_readers_constants():
+    """lenet.js copies the reader's constants (one truth: preprocess.py); this is the check on the copy."""
+    import re
+
+    from lenet.reading import preprocess
+
+    source = (Path(preprocess.__file__).parent.parent / "web" / "lenet.js").read_text()
+    names = ["SIZE", "BOX", "ANALYSIS_SIDE", "BACKGROUND_SIDE", "MIN_SIDE", "MIN_CONTRAST", "STRONG", "WEAK",
+             "FAINT", "MIN_HEIGHT", "MIN_LINE", "PLAIN", "MNIST_WIDTH", "THIN", "THICK"]
+    for name in names:
+        match = re.search(rf"\b{name} = (?:f32\()?([0-9.]+)\)?[,;]", source)
+        assert match, f"{name} not found in lenet.js"
+        assert float(match.group(1)) == getattr(preprocess, name), name
+    for name, js in (("SEVERAL", "SEVERAL"), ("SMALL", "SMALL"), ("FAINT_INK", "FAINT_INK"), ("BORDER", "BORDER")):
+        assert f'{js} = "{getattr(preprocess, name)}"' in source, name
+
+
+def test_export_web_with_a_bad_model_writes_nothing(tmp_path, capsys):
+    assert main(["export", "--web", str(tmp_path / "site"), "--model", str(tmp_path / "none")]) != 0
+    assert "no such model file" in capsys.readouterr().err
+    assert not (tmp_path / "site").exists()

@@ -89,8 +89,8 @@ def model_script(model_path: str | Path) -> str:
 
 def write_site(directory: str | Path, model_path: str | Path) -> Site:
     """Write the static site into `directory` (created if needed; our files replaced, others left)."""
+    script = model_script(model_path)  # first: a bad model leaves no folder behind
     directory = check_writable_dir(directory, "--web")
-    script = model_script(model_path)  # first: a bad model leaves the folder as it was
     here = resources.files("lenet.web")
     texts = {name: here.joinpath(name).read_text("utf-8") for name in ASSETS}
     texts[ICON] = resources.files("lenet.serving").joinpath("static", ICON).read_text("utf-8")

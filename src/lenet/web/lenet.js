@@ -32,7 +32,7 @@
     return o;
   }
 
-  // numpy.percentile's default (linear) on the values where `where` is set (or all).
+  // numpy.percentile with its default (linear) interpolation.
   function percentiles(values, qs) {
     const s = Float64Array.from(values).sort();
     return qs.map((q) => {
@@ -41,9 +41,28 @@
       return f32(t >= 0.5 ? b - (b - a) * (1 - t) : a + (b - a) * t);
     });
   }
+  // The k-th smallest of `a` (reordered in place), by quickselect.
+  function select(a, k) {
+    let lo = 0, hi = a.length - 1;
+    while (hi > lo) {
+      const pivot = a[(lo + hi) >> 1];
+      let i = lo, j = hi;
+      while (i <= j) {
+        while (a[i] < pivot) i++;
+        while (a[j] > pivot) j--;
+        if (i <= j) { const t = a[i]; a[i] = a[j]; a[j] = t; i++; j--; }
+      }
+      if (k <= j) hi = j; else if (k >= i) lo = i; else return a[k];
+    }
+    return a[k];
+  }
   function median(values) {
-    const s = Float64Array.from(values).sort(), n = s.length;
-    return n % 2 ? s[(n - 1) / 2] : f32(f32(s[n / 2 - 1] + s[n / 2]) / 2);
+    const s = Float64Array.from(values), n = s.length;
+    if (n % 2) return select(s, (n - 1) / 2);
+    const upper = select(s, n / 2);
+    let lower = -Infinity;  // the largest of the values before the upper middle one
+    for (let i = 0; i < n / 2; i++) if (s[i] > lower) lower = s[i];
+    return f32(f32(lower + upper) / 2);
   }
   function pick(m, where) { const out = []; for (let i = 0; i < m.a.length; i++) if (where.a[i]) out.push(m.a[i]); return out; }
   function borderOf(s) {
@@ -55,11 +74,11 @@
     return out;
   }
 
-  // morphology.py: max/min over a size x size square (edges repeated), separable, axis 0 first.
-  // The running maximum over `size` values along each row (axis 1) or column (axis 0), edges
-  // repeated, by van Herk / Gil-Werman: a window's maximum is the larger of the suffix maximum of
+  // morphology.py's max/min over a size x size square (edges repeated), separable, axis 0 first.
+  // The running maximum over `size` values along each row (axis 1), edges repeated, by
+  // van Herk / Gil-Werman: a window's maximum is the larger of the suffix maximum of
   // one block and the prefix maximum of the next, whatever the size. A minimum is that of -values.
-  function runningMax(m, size, axis, sign) {
+  function runningMax(m, size, axis, sign) {  // axis 0 too, but runningMaxRows does it quicker
     const len = axis === 1 ? m.w : m.h, lines = axis === 1 ? m.h : m.w;
     const step = axis === 1 ? 1 : m.w, stride = axis === 1 ? m.w : 1;
     const before = (size - 1) >> 1, n = len + size - 1, o = like(m);
@@ -82,33 +101,58 @@
     }
     return o;
   }
+  // The same along axis 0, row by row: each step runs along a whole row, contiguous in memory.
+  function runningMaxRows(m, size, sign) {
+    const { h, w } = m, before = (size - 1) >> 1, n = h + size - 1, o = like(m);
+    const g = new Float64Array(n * w), hh = new Float64Array(n * w);
+    const row = (i) => Math.min(h - 1, Math.max(0, i - before)) * w;
+    for (let start = 0; start < n; start += size) {
+      const end = Math.min(n, start + size);
+      for (let i = start; i < end; i++) {
+        const r = row(i), gi = i * w;
+        if (i === start) for (let x = 0; x < w; x++) g[gi + x] = sign * m.a[r + x];
+        else for (let x = 0; x < w; x++) { const v = sign * m.a[r + x], u = g[gi - w + x]; g[gi + x] = v > u ? v : u; }
+      }
+      for (let i = end - 1; i >= start; i--) {
+        const r = row(i), hi = i * w;
+        if (i === end - 1) for (let x = 0; x < w; x++) hh[hi + x] = sign * m.a[r + x];
+        else for (let x = 0; x < w; x++) { const v = sign * m.a[r + x], u = hh[hi + w + x]; hh[hi + x] = v > u ? v : u; }
+      }
+    }
+    for (let y = 0; y < h; y++) {
+      const a0 = y * w, b0 = (y + size - 1) * w;
+      for (let x = 0; x < w; x++) { const a = hh[a0 + x], b = g[b0 + x]; o.a[y * w + x] = sign * (a > b ? a : b); }
+    }
+    return o;
+  }
   function filter2(m, size, isMax) {
     if (size <= 1) return m;
     const sign = isMax ? 1 : -1;
-    return runningMax(runningMax(m, size, 0, sign), size, 1, sign);
+    return runningMax(runningMaxRows(m, size, sign), size, 1, sign);
   }
   const maxFilter = (m, size) => filter2(m, size, true);
   const minFilter = (m, size) => filter2(m, size, false);
   const closing = (m, size) => minFilter(maxFilter(m, size), size);
   const opening = (m, size) => maxFilter(minFilter(m, size), size);
 
-  function boxBlur1(m, size) {
-    const half = size >> 1, o = like(m, Float32Array);
-    for (let x = 0; x < m.w; x++) {
-      const c = new Float64Array(m.h + size + 1);  // cumulative sums of the edge-repeated column
-      let acc = 0;
-      for (let i = 0; i < m.h + size; i++) {
-        const y = Math.min(m.h - 1, Math.max(0, i - half - 1));
-        acc += m.a[y * m.w + x];
-        c[i] = acc;
-      }
-      for (let y = 0; y < m.h; y++) o.a[y * m.w + x] = f32((c[y + size] - c[y]) / size);
-    }
-    return o;
-  }
+  // The mean over size x size (edges repeated), as morphology.box_blur: running sums in double
+  // along each axis (axis 0 first), each mean stored as float32.
   function boxBlur(m, size) {
     if (size <= 1) return m;
-    return transpose(boxBlur1(transpose(boxBlur1(m, size)), size));
+    const half = size >> 1, { h, w } = m;
+    const c = new Float64Array((h + size) * w), mid = map(h, w), out = map(h, w);
+    for (let i = 0; i < h + size; i++) {
+      const row = Math.min(h - 1, Math.max(0, i - half - 1)) * w;
+      for (let x = 0; x < w; x++) c[i * w + x] = (i ? c[(i - 1) * w + x] : 0) + m.a[row + x];
+    }
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) mid.a[y * w + x] = (c[(y + size) * w + x] - c[y * w + x]) / size;
+    const r = new Float64Array(w + size);
+    for (let y = 0; y < h; y++) {
+      let acc = 0;
+      for (let i = 0; i < w + size; i++) { acc += mid.a[y * w + Math.min(w - 1, Math.max(0, i - half - 1))]; r[i] = acc; }
+      for (let x = 0; x < w; x++) out.a[y * w + x] = (r[x + size] - r[x]) / size;
+    }
+    return out;
   }
 
   // Binary opening with a 1 x length line along `axis` (1: horizontal), outside counted as background.
@@ -194,7 +238,8 @@
   }
 
   function pooled(a, shape) {
-    const edges = (n, parts) => Array.from({ length: parts + 1 }, (_, i) => i === parts ? n : pyRoundEven(i * (n / parts)));
+    // np.linspace(0, n, parts + 1).round(): numpy rounds halves to even, as Python does.
+    const edges = (n, parts) => Array.from({ length: parts + 1 }, (_, i) => i === parts ? n : pyRound(i * (n / parts)));
     const ys = edges(a.h, shape[0]), xs = edges(a.w, shape[1]);
     const hi = map(shape[0], shape[1]), lo = map(shape[0], shape[1]);
     for (let by = 0; by < shape[0]; by++) for (let bx = 0; bx < shape[1]; bx++) {
@@ -210,7 +255,6 @@
     }
     return [hi, lo, [ys, xs]];
   }
-  function pyRoundEven(x) { return pyRound(x); }  // numpy's round is Python's too: halves to even
   function expand(coarse, [ys, xs], h, w) {
     const o = map(h, w);
     for (let by = 0; by < coarse.h; by++) for (let bx = 0; bx < coarse.w; bx++) {
@@ -220,7 +264,7 @@
     return o;
   }
 
-  function backgrounds(s, shape, k) {
+  function backgrounds(s, shape, k, sMedian) {
     const [light, darkest, blocks] = pooled(s, shape);
     let paper = expand(closing(darkest, k), blocks, s.h, s.w);
     const border = borderOf(s);
@@ -228,20 +272,25 @@
     const smin = minOf(s.a), cut = (lo + smin) / 2;
     let darkShare = 0;
     for (let i = 0; i < s.a.length; i++) if (s.a[i] < cut) darkShare++;
-    if (hi - lo < PLAIN && mid > median(s.a) - PLAIN / 2 && darkShare / s.a.length < 0.35) {
-      paper = each(paper, (v) => Math.max(v, lo));
+    if (hi - lo < PLAIN && mid > sMedian - PLAIN / 2 && darkShare / s.a.length < 0.35) {
+      for (let i = 0; i < paper.a.length; i++) paper.a[i] = Math.max(paper.a[i], lo);
     }
     const board = expand(opening(light, k), blocks, s.h, s.w);
     const top = expand(maxFilter(light, k), blocks, s.h, s.w);
     const floor005 = f32(0.05);
-    const darkInk = each(s, (v, i) => Math.max(0, f32(f32(paper.a[i] - v) / Math.max(paper.a[i], floor005))));
-    const reach = each(top, (v, i) => f32(v - board.a[i]));
+    const darkInk = like(s), reach = like(s), lightInk = like(s);
+    for (let i = 0; i < s.a.length; i++) {
+      darkInk.a[i] = Math.max(0, f32(f32(paper.a[i] - s.a[i]) / Math.max(paper.a[i], floor005)));
+      reach.a[i] = f32(top.a[i] - board.a[i]);
+    }
     const floor = f32(Math.max(MIN_CONTRAST, maxOf(reach.a) / 3));
-    const lightInk = each(s, (v, i) => Math.max(0, f32(f32(v - board.a[i]) / Math.max(reach.a[i], floor))));
+    for (let i = 0; i < s.a.length; i++) lightInk.a[i] = Math.max(0, f32(f32(s.a[i] - board.a[i]) / Math.max(reach.a[i], floor)));
     return [paper, board, darkInk, lightInk];
   }
-  const maximum = (a, b) => each(a, (v, i) => Math.max(v, b.a[i]));
-  const above = (m, t) => each(m, (v) => v > t ? 1 : 0);
+  function maximum(a, b) { const o = like(a); for (let i = 0; i < a.a.length; i++) o.a[i] = Math.max(a.a[i], b.a[i]); return o; }
+  function above(m, t) { const o = like(m); for (let i = 0; i < m.a.length; i++) o.a[i] = m.a[i] > t ? 1 : 0; return o; }
+  // 1 where `a` is set and `b` is not.
+  function without(a, b) { const o = like(a); for (let i = 0; i < a.a.length; i++) o.a[i] = a.a[i] && !b.a[i] ? 1 : 0; return o; }
 
   function findInk(g) {
     if (Math.max(g.h, g.w) > ANALYSIS_SIDE) throw new Error("the pad is larger than this reader takes");
@@ -249,18 +298,20 @@
     const bf = Math.max(s.h, s.w) / BACKGROUND_SIDE;
     const cShape = bf <= 1 ? [s.h, s.w] : [Math.max(1, pyRound(s.h / bf)), Math.max(1, pyRound(s.w / bf))];
     let k = Math.max(3, pyRound(Math.max(...cShape) / 8)) | 1;
-    let [paper, board, darkInk, lightInk] = backgrounds(s, cShape, k);
+    const sMedian = median(s.a);
+    let [paper, board, darkInk, lightInk] = backgrounds(s, cShape, k, sMedian);
     let either = maximum(darkInk, lightInk);
     if (maxOf(boxBlur(either, 3).a) < MIN_CONTRAST) throw new Error("no ink found: the image is blank or has too little contrast");
     const reachOf = () => Math.max(3, Math.floor(Math.floor(k * s.h / cShape[0]) / 2)) | 1;
     const near = maxFilter(above(either, f32(0.5 * maxOf(either.a))), reachOf());
     let [lo, hi] = percentiles(pick(s, near), [2, 98]);
-    const darkSide = each(s, (v, i) => (v < f32(f32(lo + hi) / 2) && near.a[i]) ? 1 : 0);
-    const width = Math.max(strokeWidth(darkSide), strokeWidth(each(near, (v, i) => v && !darkSide.a[i] ? 1 : 0)));
+    const darkSide = like(s), cut = f32(f32(lo + hi) / 2);
+    for (let i = 0; i < s.a.length; i++) darkSide.a[i] = s.a[i] < cut && near.a[i] ? 1 : 0;
+    const width = Math.max(strokeWidth(darkSide), strokeWidth(without(near, darkSide)));
     const broad = pyRound(2.2 * width * cShape[0] / s.h) | 1;
     if (broad > k) {
       k = Math.min(broad, Math.max(3, Math.floor(Math.max(...cShape) / 3)) | 1);
-      [paper, board, darkInk, lightInk] = backgrounds(s, cShape, k);
+      [paper, board, darkInk, lightInk] = backgrounds(s, cShape, k, sMedian);
       either = maximum(darkInk, lightInk);
     }
     const peakDark = maxOf(boxBlur(darkInk, 3).a), peakLight = maxOf(boxBlur(lightInk, 3).a);
@@ -271,24 +322,28 @@
       const reach = reachOf();
       const inner = maxFilter(above(either, f32(0.5 * maxOf(either.a))), reach);
       const outer = maxFilter(inner, reach);
-      const ring = each(outer, (v, i) => v && !inner.a[i] ? 1 : 0);
+      const ring = without(outer, inner);
       [lo, hi] = percentiles(pick(s, inner), [2, 98]);
       const around = count(ring.a) >= 20 ? pick(s, ring) : borderOf(s);
       dark = median(around) > f32(f32(lo + hi) / 2);
     }
     let ink = dark ? darkInk : lightInk;
-    const contrast = each(s, (v, i) => dark ? f32(paper.a[i] - v) : f32(v - board.a[i]));
+    const contrast = like(s);
+    for (let i = 0; i < s.a.length; i++) contrast.a[i] = dark ? f32(paper.a[i] - s.a[i]) : f32(s.a[i] - board.a[i]);
     const peak = maxOf(boxBlur(ink, 3).a);
     if (peak < MIN_CONTRAST) throw new Error("no ink found: nothing stands out from the background");
-    ink = each(ink, (v) => Math.min(1, Math.max(0, f32(v / f32(peak)))));
+    const scaled = like(ink), p32 = f32(peak);
+    for (let i = 0; i < ink.a.length; i++) scaled.a[i] = Math.min(1, Math.max(0, f32(ink.a[i] / p32)));
+    ink = scaled;
     const [weakLabels, n] = label(above(ink, WEAK));
     const keep = new Uint8Array(n + 1);
     for (let i = 0; i < ink.a.length; i++) if (ink.a[i] > STRONG) keep[weakLabels.a[i]] = 1;
     keep[0] = 0;
-    let mask = each(weakLabels, (l) => keep[l]);
+    let mask = like(ink);
+    for (let i = 0; i < mask.a.length; i++) mask.a[i] = keep[weakLabels.a[i]];
     if (!any(mask.a)) throw new Error("no ink found: nothing stands out from the background");
     const lines = formLines(mask);
-    mask = each(mask, (v, i) => v && !lines.a[i] ? 1 : 0);
+    mask = without(mask, lines);
     const gap = Math.max(3, pyRound(Math.min(s.h, s.w) / 100)) | 1;
     const [labels, m] = label(minFilter(maxFilter(mask, gap), gap));
     for (let i = 0; i < labels.a.length; i++) if (!mask.a[i]) labels.a[i] = 0;
@@ -319,15 +374,21 @@
         const [top, left, bottom, right] = m.box;
         const length = axis === 1 ? right - left : bottom - top;
         if (length >= 8 * m.area / Math.max(1, length)) {
-          candidates.push([axis, each(labels, (l) => l === m.label ? 1 : 0), m.box, length]);
+          candidates.push([axis, { labels, id: m.label, box: m.box }, m.box, length]);
         }
       }
     }
     if (!candidates.length) return lines;
     const longest = Math.max(...candidates.map((c) => c[3]));
-    const rest = each(mask, (v) => v);
+    const rest = map(h, w);
+    rest.a.set(mask.a);
+    const has = (pixels, i) => pixels.labels.a[i] === pixels.id;
+    const inBox = (pixels, fn) => {  // fn(index) for each of a candidate's pixels (all inside its box)
+      const [t, l, b, r] = pixels.box;
+      for (let y = t; y < b; y++) for (let x = l; x < r; x++) if (has(pixels, y * w + x)) fn(y * w + x);
+    };
     for (const [, pixels, , length] of candidates) {
-      if (length >= 0.75 * longest) for (let i = 0; i < rest.a.length; i++) if (pixels.a[i]) rest.a[i] = 0;
+      if (length >= 0.75 * longest) inBox(pixels, (i) => { rest.a[i] = 0; });
     }
     if (count(rest.a) < 0.15 * count(mask.a)) return lines;
     const rows = [], cols = [];
@@ -335,7 +396,7 @@
     for (let x = 0; x < w; x++) { for (let y = 0; y < h; y++) if (rest.a[y * w + x]) { cols.push(x); break; } }
     const extent = { 1: cols[cols.length - 1] + 1 - cols[0], 0: rows[rows.length - 1] + 1 - rows[0] };
     const framing = candidates.filter((c) => c[3] >= 0.9 * extent[c[0]]);
-    const add = (pixels) => { for (let i = 0; i < lines.a.length; i++) if (pixels.a[i]) lines.a[i] = 1; };
+    const add = (pixels) => inBox(pixels, (i) => { lines.a[i] = 1; });
     for (const [axis, pixels, box, length] of candidates) {
       if (length >= 0.9 * extent[axis] && framing.some((o) => !sameBox(o[2], box) && axis !== o[0] && corner(box, o[2]))) {
         add(pixels);
@@ -345,9 +406,17 @@
       if (a === 0 && b === (axis === 1 ? w : h)) { add(pixels); continue; }
       if (axis === 0 || box[0] < (rows[0] + rows[rows.length - 1]) / 2) continue;
       const start = cols[0], end = cols[cols.length - 1] + 1;
-      const grown = maxFilter(pixels, 3);
+      // Joined: some of the rest within one pixel (a 3x3 dilation) of the line's pixels.
       let joined = false;
-      for (let i = 0; i < rest.a.length; i++) if (grown.a[i] && rest.a[i]) { joined = true; break; }
+      for (let y = Math.max(0, box[0] - 1); y < Math.min(h, box[2] + 1) && !joined; y++) {
+        for (let x = Math.max(0, box[1] - 1); x < Math.min(w, box[3] + 1) && !joined; x++) {
+          if (!rest.a[y * w + x]) continue;
+          for (let dy = -1; dy <= 1 && !joined; dy++) for (let dx = -1; dx <= 1; dx++) {
+            const yy = y + dy, xx = x + dx;
+            if (yy >= 0 && yy < h && xx >= 0 && xx < w && has(pixels, yy * w + xx)) { joined = true; break; }
+          }
+        }
+      }
       const margin = (joined ? 0.25 : 0.08) * (end - start);
       if (a <= start - margin && b >= end + margin) add(pixels);
     }
@@ -469,7 +538,10 @@
   // preprocess.reading for the digit's marks, at factor 1 and offset 0.
   function reading(g, found, marks, several) {
     const labelsKept = new Set(marks.map((m) => m.label)), { w, h } = found.labels;
-    const keep = each(found.labels, (l) => labelsKept.has(l) ? 1 : 0);
+    const kept = new Uint8Array(maxOf(found.labels.a) + 1);
+    for (const l of labelsKept) kept[l] = 1;
+    const keep = map(h, w);
+    for (let i = 0; i < keep.a.length; i++) keep.a[i] = kept[found.labels.a[i]];
     let top = h, bottom = 0, left = w, right = 0;
     for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) if (keep.a[y * w + x]) {
       top = Math.min(top, y); bottom = Math.max(bottom, y + 1); left = Math.min(left, x); right = Math.max(right, x + 1);
@@ -516,25 +588,27 @@
     tanh: (v) => f32(Math.tanh(v)),
   };
   function conv(x, [c, h, w], layer) {
-    const [o, ci, k] = layer.kernel, p = layer.padding, oh = h + 2 * p - k + 1, ow = w + 2 * p - k + 1;
-    const out = new Float32Array(o * oh * ow), wt = layer.w;
+    const [o, ci, k] = layer.kernel, p = layer.padding, ph = h + 2 * p, pw = w + 2 * p;
+    const oh = ph - k + 1, ow = pw - k + 1, out = new Float32Array(o * oh * ow), wt = layer.w;
+    const xp = new Float32Array(ci * ph * pw);  // zero padding made once, so the loops test no bounds
+    for (let ic = 0; ic < ci; ic++) for (let y = 0; y < h; y++) {
+      xp.set(x.subarray((ic * h + y) * w, (ic * h + y + 1) * w), (ic * ph + y + p) * pw + p);
+    }
+    const acc = new Float64Array(oh * ow);
     for (let oc = 0; oc < o; oc++) {
-      const bias = layer.b ? layer.b[oc] : 0;
-      for (let y = 0; y < oh; y++) for (let xx = 0; xx < ow; xx++) {
-        let s = 0;
-        for (let ic = 0; ic < ci; ic++) {
-          const base = ic * h * w, wbase = (oc * ci + ic) * k * k;
-          for (let ky = 0; ky < k; ky++) {
-            const iy = y + ky - p;
-            if (iy < 0 || iy >= h) continue;
-            for (let kx = 0; kx < k; kx++) {
-              const ix = xx + kx - p;
-              if (ix >= 0 && ix < w) s += x[base + iy * w + ix] * wt[wbase + ky * k + kx];
-            }
+      acc.fill(0);
+      for (let ic = 0; ic < ci; ic++) {
+        const base = ic * ph * pw, wbase = (oc * ci + ic) * k * k;
+        for (let ky = 0; ky < k; ky++) for (let kx = 0; kx < k; kx++) {
+          const wv = wt[wbase + ky * k + kx], off = base + ky * pw + kx;
+          for (let y = 0; y < oh; y++) {
+            const row = off + y * pw, ar = y * ow;
+            for (let xx = 0; xx < ow; xx++) acc[ar + xx] += xp[row + xx] * wv;
           }
         }
-        out[(oc * oh + y) * ow + xx] = s + bias;
       }
+      const bias = layer.b ? layer.b[oc] : 0, ob = oc * oh * ow;
+      for (let i = 0; i < oh * ow; i++) out[ob + i] = acc[i] + bias;
     }
     return [out, [o, oh, ow]];
   }
