@@ -1,5 +1,5 @@
 """The evaluation report: confusion matrix, per-class precision and recall, every mistake, with
-the test images whose own label is known to be wrong marked among them."""
+the test images whose own label human reviewers judged wrong marked among them."""
 
 from __future__ import annotations
 
