@@ -129,8 +129,9 @@ def to_array(name: str, view: dict, path) -> np.ndarray:
 
 
 def check_weights(weights: dict[str, np.ndarray], config: ModelConfig, path) -> None:
-    """Every tensor the architecture needs, by name and shape, and nothing else; all finite.
-    Checked before any network is built, so a file cannot make us allocate what it claims."""
+    """Every tensor the architecture needs, by name and shape, and nothing else; all finite and
+    within MAX_WEIGHT, then `check_numbers`. Checked before any network is built, so a file
+    cannot make us allocate what it claims."""
     expected = parameter_shapes(config)
     missing, unexpected = sorted(set(expected) - set(weights)), sorted(set(weights) - set(expected))
     if missing or unexpected:
@@ -253,7 +254,8 @@ def save_checkpoint(path: str | Path, model, optimizer, state: dict, extra: dict
         tensors[f"extra.{key}"] = value.detach().cpu().contiguous()
     info = {"format": CHECKPOINT_FORMAT, **state,
             "optimizer": {"param_groups": opt["param_groups"], "scalars": opt_scalars}}
-    write_atomic(Path(path), lambda tmp: save_file(tensors, tmp, metadata={"lenet": json.dumps(info, allow_nan=False)}))
+    text = json.dumps(info, allow_nan=False)
+    write_atomic(Path(path), lambda tmp: save_file(tensors, tmp, metadata={"lenet": text}))
 
 
 def recorded_data_dir(path: str | Path) -> str | None:
@@ -300,6 +302,7 @@ OPTIMIZER_SLOTS = {"sgd": {"momentum_buffer"}, "adam": {"step", "exp_avg", "exp_
 CHECKPOINT_TYPES = {"epoch": int, "step": int, "history": list, "recipe": dict, "model": dict, "seed": int,
                     "meta": dict, "optimizer": dict}
 MAX_COUNT = 2**31 - 1  # seeds, steps, image counts: the bounds `lenet train` sets its flags to
+FRACTIONS = ("momentum", "dampening", "betas", "weight_decay")  # optimizer settings from 0 to 1
 
 
 def whole(value, low: int = 0, high: int = MAX_COUNT) -> bool:
@@ -343,13 +346,13 @@ def check_checkpoint(tensors: dict[str, np.ndarray], info: dict, path) -> None:
     if groups:
         bad(f"unexpected tensors {groups[:4]}")
     check_weights({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}, config, path)
-    check_position(info, recipe, bad)
+    check_position(info, bad)
     check_meta(info["meta"], bad)
     check_optimizer(tensors, info["optimizer"], config, recipe, bad)
     check_generators(tensors, info["step"], bad)
 
 
-def check_position(info: dict, recipe: Recipe, bad) -> None:
+def check_position(info: dict, bad) -> None:
     """Epoch, step, seed, the history so far and a mid-epoch checkpoint's running sums."""
     epoch, step, history, running = info["epoch"], info["step"], info["history"], info.get("running")
     if not whole(epoch, 0, 10_000) or not whole(step) or not whole(info["seed"]):
@@ -401,7 +404,7 @@ def check_optimizer(tensors: dict[str, np.ndarray], optimizer: dict, config: Mod
             values = value if isinstance(value, list) else [value]
             if key == "params" or all(v is None or isinstance(v, bool) for v in values):
                 continue
-            high = MAX_LR if key == "lr" else 1.0 if key in ("momentum", "dampening", "betas", "weight_decay")                 else math.inf
+            high = MAX_LR if key == "lr" else 1.0 if key in FRACTIONS else math.inf
             if not all(number(v, 0.0, high) for v in values):
                 bad(f"optimizer {key} {value!r} must be a number from 0 to {high:g}")
     slots = OPTIMIZER_SLOTS[recipe.optimizer]
