@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lenet.reading import morphology as mo
-from lenet.reading.ink import STRONG, Box, Ink, Mark, bounds, closer_look, find_ink, grey, stroke_width
+from lenet.reading.ink import STRONG, Box, Ink, Mark, bounds, closer_look, find_ink, grey, selected, stroke_width
 
 SIZE = 28          # MNIST's image side
 BOX = 20           # MNIST fitted each digit's ink into a 20x20 box
@@ -155,7 +155,7 @@ def read_marks(shape: tuple[int, int], found: Ink, marks: list[Mark], offset: tu
                several: bool = False, columns: tuple[int, int] | None = None) -> Reading:
     """The Reading of `marks` in `found` (only `columns` of them, when touching digits are cut
     apart); `shape` is the image's, `offset` (top, left) where `found`'s copy lies in it."""
-    keep = np.isin(found.labels, [m.label for m in marks])
+    keep = selected(found.labels, marks)
     if columns is not None:
         keep[:, :columns[0]] = False
         keep[:, columns[1]:] = False

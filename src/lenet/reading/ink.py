@@ -23,7 +23,8 @@ import numpy as np
 from lenet.reading import morphology as mo
 from lenet.reading.image import MIN_SIDE
 
-ANALYSIS_SIDE = 384  # ink is found on a copy at most this big (a small digit: on its crop, again)
+ANALYSIS_SIDE = 192  # ink is found on a copy at most this big (a small digit: on its crop, again),
+LARGE_SIDE = 384     # or this, for images more than twice as big: a small digit in a big photo stays findable
 BACKGROUND_SIDE = 96  # the background is estimated on a copy this small, then smoothly enlarged
 MIN_CONTRAST = 0.08  # below this the image is blank paper (or blank canvas)
 STRONG, WEAK = 0.5, 0.22  # ink: above half the strongest ink, or above WEAK and joined to such ink
@@ -49,15 +50,26 @@ class Ink:
     ink: np.ndarray        # ink strength in [0, 1], 1 = the strongest ink
     mask: np.ndarray       # the ink kept: specks and form lines taken out
     marks: list[Mark]      # connected marks of `mask`, most ink first
-    labels: np.ndarray     # their labels
+    labels: np.ndarray     # their labels (0: no mark)
     contrast: np.ndarray   # ink against its background, in grey levels (0..1)
     factor: float          # image pixels per analysis pixel
+
+
+def selected(labels: np.ndarray, marks: list[Mark]) -> np.ndarray:
+    """The pixels of `labels` that belong to `marks` (a lookup table: one pass, no sorting)."""
+    table = np.zeros(int(labels.max()) + 1, bool)
+    table[[m.label for m in marks]] = True
+    return table[labels]
 
 
 def grey(pixels: np.ndarray) -> np.ndarray:
     """Float grey in [0, 1] from any grey, grey+alpha, RGB or RGBA array. A drawing on a
     transparent canvas becomes dark ink on white (the strokes are where it is opaque)."""
     values = np.asarray(pixels)
+    if values.dtype == np.uint8 and values.ndim == 3 and values.shape[2] in (2, 4) and min(values.shape[:2]) >= MIN_SIDE:
+        alpha = values[..., -1]
+        if int(alpha.max()) - int(alpha.min()) > 127:  # as below, on the one channel that matters
+            return 1 - alpha.astype(np.float32) / 255
     if values.dtype != np.uint8:
         values = values.astype(np.float64)
         values = (values - values.min()) / max(float(values.max() - values.min()), 1e-12) * 255
@@ -104,9 +116,19 @@ def pooled(values: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.n
     and the blocks' edges, for `expand`."""
     ys = np.linspace(0, values.shape[0], shape[0] + 1).round().astype(int)
     xs = np.linspace(0, values.shape[1], shape[1] + 1).round().astype(int)
-    hi = np.maximum.reduceat(np.maximum.reduceat(values, ys[:-1], axis=0), xs[:-1], axis=1)
-    lo = np.minimum.reduceat(np.minimum.reduceat(values, ys[:-1], axis=0), xs[:-1], axis=1)
+    # Each block's rows (and columns) gathered at once, the last repeated where a block is shorter:
+    # a few whole-array reductions instead of reduceat's slow walk along the second axis.
+    rows, cols = block_index(ys), block_index(xs)
+    by_rows = values[rows]  # (blocks down, rows in a block, width)
+    hi = by_rows.max(1)[:, cols].max(2)
+    lo = by_rows.min(1)[:, cols].min(2)
     return hi, lo, (ys, xs)
+
+
+def block_index(edges: np.ndarray) -> np.ndarray:
+    """(blocks, longest block) indices of each block's members, its last member repeated to fill."""
+    starts, ends = edges[:-1], edges[1:]
+    return np.minimum(starts[:, None] + np.arange(int((ends - starts).max()))[None], (ends - 1)[:, None])
 
 
 def expand(coarse: np.ndarray, edges: tuple) -> np.ndarray:
@@ -120,17 +142,46 @@ def border_of(values: np.ndarray) -> np.ndarray:
     return np.concatenate([values[0], values[-1], values[:, 0], values[:, -1]])
 
 
-def find_ink(image_grey: np.ndarray, side: int = ANALYSIS_SIDE) -> Ink:
-    """Find the ink in a grey image (the module's steps), on a copy at most `side` pixels long."""
-    small, factor = reduced(image_grey, side)
-    paper, board, dark_ink, light_ink, reach = background(small)
-    dark = dark_is_ink(small, dark_ink, light_ink, reach)
-    ink = dark_ink if dark else light_ink
-    contrast = (paper - small) if dark else (small - board)  # grey levels between ink and background
+def analysis_side(shape: tuple[int, ...]) -> int:
+    """The longer side of the copy an image of `shape` is analysed on."""
+    return ANALYSIS_SIDE if max(shape) <= 2 * ANALYSIS_SIDE else LARGE_SIDE
+
+
+def find_ink(image_grey: np.ndarray, side: int | None = None) -> Ink:
+    """Find the ink in a grey image (the module's steps), on a copy at most `side` pixels long
+    (by default `analysis_side`)."""
+    small, factor = reduced(image_grey, side or analysis_side(image_grey.shape))
+    plain = plain_ink(small)
+    if plain is not None:  # ink on an even background needs no estimate of it (a canvas export)
+        ink, contrast = plain
+    else:
+        paper, board, dark_ink, light_ink, reach = background(small)
+        dark = dark_is_ink(small, dark_ink, light_ink, reach)
+        ink = dark_ink if dark else light_ink
+        contrast = (paper - small) if dark else (small - board)  # grey levels between ink and background
     ink, mask = strong_ink(ink)
     mask &= ~form_lines(mask)
     labels, marks = marks_of(mask, ink)
     return Ink(ink, mask, marks, labels, contrast, factor)
+
+
+def plain_ink(small: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(dark ink, contrast) when the background is one exact grey, the image's lightest, all round
+    the border and under most of the image, with clear dark ink on it (an HTML canvas export, a
+    clean scan): what `background` and `dark_is_ink` would find there (the plain-paper rule makes
+    the paper that grey everywhere, and such ink wins the polarity), without estimating anything.
+    None for any other image."""
+    border = border_of(small)
+    paper = float(border[0])
+    if paper < 0.5 or border.min() != paper or border.max() != paper or float(small.max()) != paper:
+        return None
+    if (small < (paper + float(small.min())) / 2).mean() >= 0.35:
+        return None  # mostly dark: the plain-paper rule does not hold
+    contrast = paper - small
+    ink = contrast / max(paper, 0.05)
+    if float(mo.box_blur(ink, 3).max()) < 0.35:
+        return None  # faint ink: the polarity must be weighed
+    return ink, contrast
 
 
 def background(small: np.ndarray):
@@ -253,50 +304,74 @@ def form_lines(mask: np.ndarray) -> np.ndarray:
     if not candidates:
         return lines
     # The rest: the ink off the longest runs (a form's lines are longer than a digit's strokes).
-    longest = max(length for _, _, _, length in candidates)
+    longest = max(line.length for line in candidates)
     rest = mask.copy()
-    for _, pixels, _, length in candidates:
-        if length >= 0.75 * longest:
-            rest &= ~pixels
+    for line in candidates:
+        if line.length >= 0.75 * longest:
+            rest[line.region] &= ~line.pixels
     if rest.sum() < 0.15 * mask.sum():
         return lines  # lines are all there is: a 1, a 7 of straight strokes
     rows, cols = np.flatnonzero(rest.any(1)), np.flatnonzero(rest.any(0))
     extent = {1: cols[-1] + 1 - cols[0], 0: rows[-1] + 1 - rows[0]}  # the rest's, along each axis
     # Frame lines reach across the rest: at least 90% of its extent their way.
-    framing = [c for c in candidates if c[3] >= 0.9 * extent[c[0]]]
-    for axis, pixels, box, length in candidates:
-        if length >= 0.9 * extent[axis] and any(
-                axis != other[0] and corner(box, other[2]) for other in framing if other[2] != box):
-            lines |= pixels
+    framing = [line for line in candidates if line.length >= 0.9 * extent[line.axis]]
+    for line in candidates:
+        axis, box = line.axis, line.box
+        if line.length >= 0.9 * extent[axis] and any(
+                axis != other.axis and corner(box, other.box) for other in framing if other.box != box):
+            lines[line.region] |= line.pixels
             continue
         start, end = (box[0], box[2]) if axis == 1 else (box[1], box[3])
         if start == 0 and end == (width if axis == 1 else height):  # across the whole image: a ruled line
-            lines |= pixels
+            lines[line.region] |= line.pixels
             continue
         if axis == 0 or box[1] < (rows[0] + rows[-1]) / 2:
             continue  # alone, only a line under the digit's middle is a form's (a 7's bar is above it)
         ink_start, ink_end = cols[0], cols[-1] + 1
         # A line joined to the digit (a 2's foot) must run well past it to be taken for an underline.
-        joined = bool((mo.max_filter(pixels, 3) & rest).any())
-        margin = (0.25 if joined else 0.08) * (ink_end - ink_start)
+        margin = (0.25 if touches(line, rest) else 0.08) * (ink_end - ink_start)
         if start <= ink_start - margin and end >= ink_end + margin:
-            lines |= pixels
+            lines[line.region] |= line.pixels
     return lines
 
 
-def line_candidates(mask: np.ndarray) -> list[tuple[int, np.ndarray, Box, int]]:
-    """(axis, pixels, box, length) of each long thin straight run in `mask` (axis 1: horizontal)."""
+@dataclass(frozen=True)
+class Line:
+    """A long thin straight run of ink, its pixels held within its box."""
+    axis: int              # 1: horizontal, 0: vertical
+    box: Box
+    length: int
+    pixels: np.ndarray     # the run's pixels within `box`
+
+    @property
+    def region(self) -> tuple[slice, slice]:
+        left, top, right, bottom = self.box
+        return slice(top, bottom), slice(left, right)
+
+
+def touches(line: Line, rest: np.ndarray) -> bool:
+    """Whether `line`'s pixels are next to (8-connected with) any of `rest`."""
+    left, top, right, bottom = line.box
+    y0, x0 = max(0, top - 1), max(0, left - 1)
+    around = np.zeros((min(rest.shape[0], bottom + 1) - y0, min(rest.shape[1], right + 1) - x0), bool)
+    around[top - y0:bottom - y0, left - x0:right - x0] = line.pixels
+    return bool((mo.max_filter(around, 3) & rest[y0:y0 + around.shape[0], x0:x0 + around.shape[1]]).any())
+
+
+def line_candidates(mask: np.ndarray) -> list[Line]:
+    """Each long thin straight run in `mask`: at least a quarter of the image (and MIN_LINE) long,
+    8 times longer than thick."""
     candidates = []
     for axis, side in ((1, mask.shape[1]), (0, mask.shape[0])):
         run = mo.line_opening(mask, max(MIN_LINE, side // 4), axis)
         if not run.any():
             continue
         labels, count = mo.label(run)
-        for line in components(labels, count):
+        for line in components(labels, count, None):
             left, top, right, bottom = line.box
             length = right - left if axis == 1 else bottom - top
             if length >= 8 * line.pixels / max(1, length):  # thin: 8 times longer than thick
-                candidates.append((axis, labels == line.label, line.box, length))
+                candidates.append(Line(axis, line.box, length, labels[top:bottom, left:right] == line.label))
     return candidates
 
 
@@ -330,7 +405,7 @@ def stroke_width(mask: np.ndarray) -> float:
 
 
 def closer_look(image_grey: np.ndarray, found: Ink, marks: list[Mark],
-                side: int = ANALYSIS_SIDE) -> tuple[Ink, int, int] | None:
+                side: int | None = None) -> tuple[Ink, int, int] | None:
     """When the marks are small in a reduced image, the crop around them at higher resolution,
     analysed again, and its offset (top, left) in the image: crop, then reduce."""
     left, top, right, bottom = (round(v * found.factor) for v in bounds(marks))
