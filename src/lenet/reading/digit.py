@@ -51,10 +51,20 @@ class Reading:
     doubts: tuple[str, ...] = ()      # reasons not to trust an answer, whatever its probability
 
 
-def read_digit(pixels: np.ndarray) -> Reading:
-    """An image of one digit -> the 28x28 the network should see, where the digit is, and doubts."""
+def read_digit(pixels: np.ndarray, scale: float = 1.0) -> Reading:
+    """An image of one digit -> the 28x28 the network should see, where the digit is, and doubts.
+    `scale`: pixels of the image as given per pixel of `pixels` (see image.decode_image), so the
+    box is in the image's own coordinates."""
     box = mnist_form(pixels)
-    return as_is(pixels, box) if box is not None else find_digit(pixels)
+    reading = as_is(pixels, box) if box is not None else find_digit(pixels)
+    return at_scale(reading, scale)
+
+
+def at_scale(reading: Reading, scale: float) -> Reading:
+    """`reading` with its box in the coordinates of an image `scale` times as big."""
+    if scale == 1:
+        return reading
+    return Reading(reading.image, tuple(round(v * scale) for v in reading.box), reading.doubts)
 
 
 def preprocess(pixels: np.ndarray) -> np.ndarray:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lenet.reading.digit import Reading, read_digit
-from lenet.reading.image import EXTENSIONS, load_image
+from lenet.reading.digit import Reading, at_scale, read_digit
+from lenet.reading.image import EXTENSIONS, decode_image
 from lenet.reading.number import MAX_DIGITS, TooManyDigits, check_time, read_number
 
 
@@ -88,12 +88,13 @@ WIDE = 1.3  # a digit wider than this times the row's height may be touching dig
 WIDE_DIGIT = "wide for one digit: may be touching digits read as one"
 
 
-def read_digits(model, pixels: np.ndarray, deadline: float | None = None) -> dict:
+def read_digits(model, pixels: np.ndarray, deadline: float | None = None, scale: float = 1.0) -> dict:
     """A row of digits in one image: the number as text, each digit with its probability, box,
     `unsure` flag and reasons; the whole is unsure when any digit is. Where a group of marks may
     be one digit or several touching ones, the reading the network is surest of is kept (the sum
     of its digits' log-probabilities, less SPLIT_COST for each extra digit). Every distinct piece
-    is predicted once, in one batched pass. A row of more than MAX_DIGITS digits is refused."""
+    is predicted once, in one batched pass. A row of more than MAX_DIGITS digits is refused.
+    `scale` as for `read_digit`: the boxes in the coordinates of the image as given."""
     groups = read_number(pixels, deadline)
     unique = list({id(r): r for ways in groups for readings in ways for r in readings}.values())
     check_time(deadline)
@@ -106,7 +107,7 @@ def read_digits(model, pixels: np.ndarray, deadline: float | None = None) -> dic
             score = sum(np.log(max(p["probability"], 1e-9)) for p in preds) - SPLIT_COST * (len(readings) - 1)
             if best is None or score > best[0]:
                 best = (score, preds, readings)
-        chosen.extend(zip(best[1], best[2]))
+        chosen.extend(zip(best[1], (at_scale(r, scale) for r in best[2])))
     if len(chosen) > MAX_DIGITS:
         raise TooManyDigits(f"{len(chosen)} digits in a row: at most {MAX_DIGITS} are read; "
                             f"crop the image to fewer digits")
@@ -128,7 +129,8 @@ def predict_numbers(model, paths: list[Path]):
     read (the command counts and times them)."""
     for p in paths:
         try:
-            yield {"file": str(p), **read_digits(model, load_image(p))}
+            pixels, scale = decode_image(p)
+            yield {"file": str(p), **read_digits(model, pixels, scale=scale)}
         except ValueError as e:
             yield {"file": str(p), "error": str(e).removeprefix(f"{p}: ")}
 
@@ -143,7 +145,7 @@ def read_file(path: Path) -> Reading | str:
     """A file's Reading, or the error message (load_image names the file; the entry does already).
     At module level, so a process pool can run it."""
     try:
-        return read_digit(load_image(path))
+        return read_digit(*decode_image(path))
     except ValueError as e:
         return str(e).removeprefix(f"{path}: ")
 
