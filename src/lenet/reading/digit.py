@@ -231,9 +231,9 @@ def fit_box(crop: np.ndarray) -> np.ndarray:
 def centre_of_mass_place(digit: np.ndarray) -> np.ndarray:
     """Place in SIZE x SIZE so the ink's centre of mass lands on the centre, as MNIST did."""
     height, width = digit.shape
-    total = digit.sum()
-    ys, xs = np.indices(digit.shape)
-    centre_y, centre_x = (ys * digit).sum() / total, (xs * digit).sum() / total
+    by_row, by_col = digit.sum(1, dtype=np.float64), digit.sum(0, dtype=np.float64)
+    total = by_row.sum()
+    centre_y, centre_x = (by_row @ np.arange(height)) / total, (by_col @ np.arange(width)) / total
     # Pixel centres: the image centre is at (SIZE - 1) / 2 in index coordinates.
     top = int(np.clip(round((SIZE - 1) / 2 - centre_y), 0, SIZE - height))
     left = int(np.clip(round((SIZE - 1) / 2 - centre_x), 0, SIZE - width))

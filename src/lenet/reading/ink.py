@@ -366,12 +366,13 @@ def line_candidates(mask: np.ndarray) -> list[Line]:
         run = mo.line_opening(mask, max(MIN_LINE, side // 4), axis)
         if not run.any():
             continue
-        labels, count = mo.label(run)
-        for line in components(labels, count, None):
-            left, top, right, bottom = line.box
+        labels, count, pixels, boxes = mo.label_with_boxes(run)
+        for number in range(count):
+            left, top, right, bottom = (int(v) for v in boxes[number])
             length = right - left if axis == 1 else bottom - top
-            if length >= 8 * line.pixels / max(1, length):  # thin: 8 times longer than thick
-                candidates.append(Line(axis, line.box, length, labels[top:bottom, left:right] == line.label))
+            if length >= 8 * pixels[number] / max(1, length):  # thin: 8 times longer than thick
+                candidates.append(Line(axis, (left, top, right, bottom), length,
+                                       labels[top:bottom, left:right] == number + 1))
     return candidates
 
 

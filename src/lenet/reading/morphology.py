@@ -94,6 +94,17 @@ def label(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return labels, count - 1
 
 
+def label_with_boxes(mask: np.ndarray) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
+    """`label`'s (labels, count) with each component's pixel count and box (left, top, right,
+    bottom), in one pass."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(np.ascontiguousarray(mask).view(np.uint8),
+                                                           connectivity=8, ltype=cv2.CV_32S)
+    stats = stats[1:].astype(np.int64)
+    left, top = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
+    boxes = np.stack([left, top, left + stats[:, cv2.CC_STAT_WIDTH], top + stats[:, cv2.CC_STAT_HEIGHT]], 1)
+    return labels, n - 1, stats[:, cv2.CC_STAT_AREA], boxes
+
+
 def components(labels: np.ndarray, count: int, weight: np.ndarray | None = None):
     """Per component 1..count of `labels` (which may leave gaps inside a component): (pixels, ink,
     boxes): its pixel count, the sum of `weight` over it (its pixel count without one), and its box
@@ -106,14 +117,18 @@ def components(labels: np.ndarray, count: int, weight: np.ndarray | None = None)
     # so a component's box spans its pieces' boxes.
     n, pieces, stats, _ = cv2.connectedComponentsWithStats((labels > 0).view(np.uint8), connectivity=8,
                                                            ltype=cv2.CV_32S)
+    stats = stats[1:].astype(np.int64)
+    corners = np.stack([stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP],
+                        stats[:, cv2.CC_STAT_LEFT] + stats[:, cv2.CC_STAT_WIDTH],
+                        stats[:, cv2.CC_STAT_TOP] + stats[:, cv2.CC_STAT_HEIGHT]], 1)
     owner = np.zeros(n, np.int64)
     owner[pieces.ravel()] = flat
-    owner, stats = owner[1:] - 1, stats[1:].astype(np.int64)
+    owner = owner[1:] - 1
     boxes = np.empty((count, 4), np.int64)
     boxes[:, 0], boxes[:, 1] = labels.shape[1], labels.shape[0]
     boxes[:, 2:] = 0
-    np.minimum.at(boxes[:, 0], owner, stats[:, cv2.CC_STAT_LEFT])
-    np.minimum.at(boxes[:, 1], owner, stats[:, cv2.CC_STAT_TOP])
-    np.maximum.at(boxes[:, 2], owner, stats[:, cv2.CC_STAT_LEFT] + stats[:, cv2.CC_STAT_WIDTH])
-    np.maximum.at(boxes[:, 3], owner, stats[:, cv2.CC_STAT_TOP] + stats[:, cv2.CC_STAT_HEIGHT])
+    np.minimum.at(boxes[:, 0], owner, corners[:, 0])
+    np.minimum.at(boxes[:, 1], owner, corners[:, 1])
+    np.maximum.at(boxes[:, 2], owner, corners[:, 2])
+    np.maximum.at(boxes[:, 3], owner, corners[:, 3])
     return pixels, ink, boxes
