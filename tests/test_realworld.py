@@ -12,7 +12,8 @@ from lenet.nn.numpy_model import NumpyModel
 from lenet.pretrained import bundled_model_path
 from lenet.reading import morphology as mo
 from lenet.reading.digit import BORDER, SEVERAL, read_digit
-from lenet.reading.ink import form_lines, grey
+from lenet.reading.ink import grey
+from lenet.reading.lines import form_lines
 from lenet.reading.number import read_number
 from lenet.reading.predict import read_digits
 

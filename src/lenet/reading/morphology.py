@@ -15,6 +15,8 @@ import numpy as np
 # threads would only fight those processes.
 cv2.setNumThreads(1)
 
+Box = tuple[int, int, int, int]  # left, top, right, bottom: right and bottom exclusive
+
 _SQUARES: dict[int, np.ndarray] = {}
 
 
