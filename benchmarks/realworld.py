@@ -34,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lenet import datasets, disguise
+from lenet.data import disguise
+from lenet.data import mnist as datasets
 from lenet.nn.numpy_model import NumpyModel
 from lenet.pretrained import bundled_model_path
 from lenet.reading.digit import read_digit

@@ -147,3 +147,36 @@ def test_a_folder_run_reads_every_file(mnist, tmp_path, capsys):
     assert code in (0, 1), out.err
     lines = [line for line in out.out.splitlines() if line.strip()]
     assert len(lines) == len(ordinary_inputs(mnist)), out
+
+
+def test_boxes_are_in_the_coordinates_of_the_image_as_given(mnist, tmp_path, model):
+    """An image over the decoder's working side is reduced before reading; every box is still
+    in the coordinates of the image as given (a 3000x4000 photo's boxes were 2.5x off)."""
+    import lenet
+    from lenet.reading.digit import read_digit
+    from lenet.reading.image import WORK_SIDE, decode_image
+    from lenet.reading.predict import read_file
+
+    ink = ink_of(mnist.test_images[0], 400)                     # a 7, 400 px tall
+    page = np.zeros((4000, 3000), np.float32)
+    page[1800:2200, 1200:1200 + ink.shape[1]] = ink
+    path = tmp_path / "big.png"
+    Image.fromarray(paper(page)).save(path)
+    pixels, scale = decode_image(path)
+    assert max(pixels.shape) == WORK_SIDE and scale == pytest.approx(2.5)
+    for box in (read_digit(pixels, scale).box, read_file(path).box, lenet.load().predict(path).box):
+        left, top, right, bottom = box
+        assert abs(left - 1200) <= 8 and abs(top - 1800) <= 8 and abs(bottom - 2200) <= 12, box
+    number = read_digits(model, pixels, scale=scale)
+    assert abs(number["digits"][0]["box"][1] - 1800) <= 8
+    from fastapi.testclient import TestClient
+
+    from lenet.serving.app import create_app
+
+    with TestClient(create_app(), base_url="http://127.0.0.1") as client:
+        for route in ("/predict", "/predict/number"):
+            r = client.post(route, content=path.read_bytes(), headers={"content-type": "image/png"})
+            assert r.status_code == 200, r.text
+            body = r.json()
+            box = body["box"] if route == "/predict" else body["digits"][0]["box"]
+            assert abs(box[0] - 1200) <= 8 and abs(box[1] - 1800) <= 8, (route, box)

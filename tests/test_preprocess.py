@@ -161,3 +161,26 @@ def test_declared_pixels_of_a_png_as_pillow_reads_them(mnist):
         w, h = Image.open(io.BytesIO(data)).size
         assert declared_pixels(data) == w * h
     assert declared_pixels(b"\x89PNG\r\n\x1a\n") == 0  # cut short: Pillow cannot read it either
+
+
+def test_a_plain_canvas_skips_the_background_estimate_and_finds_the_same_ink(mnist):
+    """The shortcut for ink on one exact grey (a canvas export, a clean scan) against the full
+    estimate it replaces: the same ink and contrast, dark ink chosen."""
+    from lenet.reading import ink as ink_module
+
+    rng = np.random.default_rng(3)
+    clean_scan = np.full((120, 90), 240, np.uint8)
+    clean_scan[20:100, 20:70] = 255 - np.asarray(Image.fromarray(mnist.test_images[5]).resize((50, 80)))
+    clean_scan = np.minimum(clean_scan, 240)
+    images = [disguise(d, "canvas", rng) for d in mnist.test_images[:6]] + [clean_scan]
+    for pixels in images:
+        small, _ = ink_module.reduced(ink_module.grey(pixels), ink_module.analysis_side(pixels.shape))
+        plain = ink_module.plain_ink(small)
+        assert plain is not None
+        paper, _, dark_ink, light_ink, reach = ink_module.background(small)
+        assert ink_module.dark_is_ink(small, dark_ink, light_ink, reach)
+        assert np.allclose(plain[0], dark_ink, atol=1e-6) and np.allclose(plain[1], paper - small, atol=1e-6)
+    noisy = (np.clip(0.9 - 0.6 * (disguise(mnist.test_images[0], "canvas", rng)[..., 3] / 255)
+                     + rng.normal(0, 0.02, (1, 1)), 0, 1) * 255).astype(np.uint8)
+    noisy[0, 0] -= 1                                    # one border pixel off the paper's grey
+    assert ink_module.plain_ink(ink_module.grey(noisy)) is None

@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from lenet.nn.numpy_model import NumpyModel
-from lenet.reading.predict import judged, predict_images, read_digits
 from lenet.reading.digit import read_digit
-from lenet.reading.image import load_image
+from lenet.reading.image import decode_image
+from lenet.reading.predict import judged, predict_images, read_digits
 
 
 @dataclass
@@ -68,7 +68,7 @@ class Classifier:
         many = isinstance(x, (list, tuple))
         if many and not x:
             raise ValueError("no images given: predict takes an image or a non-empty list of them")
-        readings = [read_digit(pixels_of(item)) for item in (x if many else [x])]
+        readings = [read_digit(*pixels_of(item)) for item in (x if many else [x])]
         predictions = predict_images(self.model, np.stack([r.image for r in readings]))
         results = [self._prediction(p, r) for p, r in zip(predictions, readings)]
         return results if many else results[0]
@@ -76,7 +76,8 @@ class Classifier:
     def read_number(self, x) -> tuple[str, list[Prediction]]:
         """The row of digits in `x` (any input `predict` takes), left to right: the number as text and
         one Prediction per digit. Unsure where any digit is (see each Prediction's doubts)."""
-        result = read_digits(self.model, pixels_of(x))
+        pixels, scale = pixels_of(x)
+        result = read_digits(self.model, pixels, scale=scale)
         digits = [Prediction(d["digit"], d["probability"], [], seen, d["unsure"], d["doubts"], tuple(d["box"]))
                   for d, seen in zip(result["digits"], result["_seen"])]
         return result["number"], digits
@@ -102,18 +103,19 @@ class Classifier:
         return f"Classifier({c.arch}, {c.num_classes} classes, {self.info.get('validation', 'validation')} accuracy {accuracy})"
 
 
-def pixels_of(x) -> np.ndarray:
-    """An image given any way the API takes it, as a pixel array."""
+def pixels_of(x) -> tuple[np.ndarray, float]:
+    """An image given any way the API takes it, as a pixel array, and the scale the decoder reduced
+    it by (so boxes are in the coordinates of the image as given)."""
     if isinstance(x, (str, Path)):
-        return load_image(x)
+        return decode_image(x)
     if isinstance(x, (bytes, bytearray)):
-        return load_image(bytes(x))
+        return decode_image(bytes(x))
     if hasattr(x, "mode") and hasattr(x, "size"):  # a PIL image
         from lenet.reading.image import to_array_mode
-        return np.asarray(to_array_mode(x))
+        return np.asarray(to_array_mode(x)), 1.0
     if isinstance(x, np.ndarray):
         from lenet.reading.values import as_uint8
-        return as_uint8(x)  # floats 0..1 or 0..255, as the server reads them
+        return as_uint8(x), 1.0  # floats 0..1 or 0..255, as the server reads them
     raise ValueError(f"cannot read a digit from a {type(x).__name__}: give a path, bytes, a PIL image or "
                      f"a NumPy array")
 
@@ -148,8 +150,8 @@ def train(recipe: str = "lenet5", data_dir: str | Path | None = None, out: str |
     change its fields: arch, activation, lr, momentum, epochs, batch_size, augment, ... (the
     flags of `lenet train`, with underscores). Ctrl-C (a notebook's interrupt too) stops after
     the current batch with a resumable checkpoint in `out`: train(..., resume=True) continues."""
-    from lenet.data import mnist as datasets
     from lenet.config import RECIPES, Recipe
+    from lenet.data import mnist as datasets
     from lenet.files import check_writable_dir
     from lenet.training.distributed import Dist
     from lenet.training.loop import resolve_device, train_on

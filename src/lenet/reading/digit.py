@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lenet.reading import morphology as mo
-from lenet.reading.ink import STRONG, Box, Ink, Mark, bounds, closer_look, find_ink, grey, stroke_width
+from lenet.reading.ink import STRONG, Box, Ink, Mark, bounds, closer_look, find_ink, grey, selected, stroke_width
 
 SIZE = 28          # MNIST's image side
 BOX = 20           # MNIST fitted each digit's ink into a 20x20 box
@@ -51,10 +51,20 @@ class Reading:
     doubts: tuple[str, ...] = ()      # reasons not to trust an answer, whatever its probability
 
 
-def read_digit(pixels: np.ndarray) -> Reading:
-    """An image of one digit -> the 28x28 the network should see, where the digit is, and doubts."""
+def read_digit(pixels: np.ndarray, scale: float = 1.0) -> Reading:
+    """An image of one digit -> the 28x28 the network should see, where the digit is, and doubts.
+    `scale`: pixels of the image as given per pixel of `pixels` (see image.decode_image), so the
+    box is in the image's own coordinates."""
     box = mnist_form(pixels)
-    return as_is(pixels, box) if box is not None else find_digit(pixels)
+    reading = as_is(pixels, box) if box is not None else find_digit(pixels)
+    return at_scale(reading, scale)
+
+
+def at_scale(reading: Reading, scale: float) -> Reading:
+    """`reading` with its box in the coordinates of an image `scale` times as big."""
+    if scale == 1:
+        return reading
+    return Reading(reading.image, tuple(round(v * scale) for v in reading.box), reading.doubts)
 
 
 def preprocess(pixels: np.ndarray) -> np.ndarray:
@@ -155,7 +165,7 @@ def read_marks(shape: tuple[int, int], found: Ink, marks: list[Mark], offset: tu
                several: bool = False, columns: tuple[int, int] | None = None) -> Reading:
     """The Reading of `marks` in `found` (only `columns` of them, when touching digits are cut
     apart); `shape` is the image's, `offset` (top, left) where `found`'s copy lies in it."""
-    keep = np.isin(found.labels, [m.label for m in marks])
+    keep = selected(found.labels, marks)
     if columns is not None:
         keep[:, :columns[0]] = False
         keep[:, columns[1]:] = False
@@ -221,9 +231,9 @@ def fit_box(crop: np.ndarray) -> np.ndarray:
 def centre_of_mass_place(digit: np.ndarray) -> np.ndarray:
     """Place in SIZE x SIZE so the ink's centre of mass lands on the centre, as MNIST did."""
     height, width = digit.shape
-    total = digit.sum()
-    ys, xs = np.indices(digit.shape)
-    centre_y, centre_x = (ys * digit).sum() / total, (xs * digit).sum() / total
+    by_row, by_col = digit.sum(1, dtype=np.float64), digit.sum(0, dtype=np.float64)
+    total = by_row.sum()
+    centre_y, centre_x = (by_row @ np.arange(height)) / total, (by_col @ np.arange(width)) / total
     # Pixel centres: the image centre is at (SIZE - 1) / 2 in index coordinates.
     top = int(np.clip(round((SIZE - 1) / 2 - centre_y), 0, SIZE - height))
     left = int(np.clip(round((SIZE - 1) / 2 - centre_x), 0, SIZE - width))

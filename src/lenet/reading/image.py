@@ -24,6 +24,13 @@ EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarray:
     """Decode an image file (or its bytes) into an array: (H, W) grey, (H, W, 2|3|4) colour/alpha."""
+    return decode_image(source, name)[0]
+
+
+def decode_image(source: str | Path | bytes, name: str | None = None) -> tuple[np.ndarray, float]:
+    """`load_image`'s array, and the scale it was reduced by (pixels of the image as given per
+    pixel of the array, 1.0 when not reduced): boxes found in the array times the scale are in
+    the coordinates of the image as given."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     if isinstance(source, (bytes, bytearray)):
@@ -58,6 +65,7 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
                 im = to_array_mode(im)
             except ValueError as e:  # its pixels: not finite
                 raise ValueError(f"{name}: {e}") from None
+            given = max(width, height)  # the side as given; draft() may already have reduced it
             if max(im.size) > WORK_SIDE:
                 im.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.LANCZOS)
     except ValueError:
@@ -69,7 +77,7 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
         raise ValueError(f"{name}: over the limit of {MAX_PIXELS:,} pixels ({e})") from None
     except (OSError, SyntaxError, EOFError) as e:  # truncated or corrupt data, found while decoding
         raise ValueError(f"{name}: cannot decode the image ({e})") from None
-    return np.asarray(im)
+    return np.asarray(im), given / max(im.size)
 
 
 def declared_pixels(data: bytes) -> int:

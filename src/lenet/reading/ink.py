@@ -8,7 +8,7 @@
 3. ink is measured against the light where it is (dark ink: the share of the
    paper's light it takes away); ink is what reaches half the strongest, and
    fainter strokes joined to it (hysteresis), so a calligraphy hairline is kept;
-4. long straight lines (form boxes, underlines, ruled lines) are taken out;
+4. long straight lines (form boxes, underlines, ruled lines) are taken out (lines.py);
 5. what is left falls into connected marks, specks left out.
 
 Every box here is (left, top, right, bottom), right and bottom exclusive.
@@ -22,16 +22,17 @@ import numpy as np
 
 from lenet.reading import morphology as mo
 from lenet.reading.image import MIN_SIDE, stretched
+from lenet.reading.lines import form_lines
+from lenet.reading.morphology import Box
 
-ANALYSIS_SIDE = 384  # ink is found on a copy at most this big (a small digit: on its crop, again)
+ANALYSIS_SIDE = 192  # ink is found on a copy at most this big (a small digit: on its crop, again),
+LARGE_SIDE = 384     # or this, for images more than twice as big: a small digit in a big photo stays findable
 BACKGROUND_SIDE = 96  # the background is estimated on a copy this small, then smoothly enlarged
 MIN_CONTRAST = 0.08  # below this the image is blank paper (or blank canvas)
 STRONG, WEAK = 0.5, 0.22  # ink: above half the strongest ink, or above WEAK and joined to such ink
-MIN_LINE = 16      # a form line is at least this long (pixels at the analysis scale)
 PLAIN = 0.1        # a border whose grey varies less than this is plain paper
 NO_INK = "no ink found: nothing stands out from the background"
 
-Box = tuple[int, int, int, int]  # left, top, right, bottom: right and bottom exclusive
 
 
 @dataclass(frozen=True)
@@ -49,15 +50,26 @@ class Ink:
     ink: np.ndarray        # ink strength in [0, 1], 1 = the strongest ink
     mask: np.ndarray       # the ink kept: specks and form lines taken out
     marks: list[Mark]      # connected marks of `mask`, most ink first
-    labels: np.ndarray     # their labels
+    labels: np.ndarray     # their labels (0: no mark)
     contrast: np.ndarray   # ink against its background, in grey levels (0..1)
     factor: float          # image pixels per analysis pixel
+
+
+def selected(labels: np.ndarray, marks: list[Mark]) -> np.ndarray:
+    """The pixels of `labels` that belong to `marks` (a lookup table: one pass, no sorting)."""
+    table = np.zeros(int(labels.max()) + 1, bool)
+    table[[m.label for m in marks]] = True
+    return table[labels]
 
 
 def grey(pixels: np.ndarray) -> np.ndarray:
     """Float grey in [0, 1] from any grey, grey+alpha, RGB or RGBA array. A drawing on a
     transparent canvas becomes dark ink on white (the strokes are where it is opaque)."""
     values = np.asarray(pixels)
+    if values.dtype == np.uint8 and values.ndim == 3 and values.shape[2] in (2, 4) and min(values.shape[:2]) >= MIN_SIDE:
+        alpha = values[..., -1]
+        if int(alpha.max()) - int(alpha.min()) > 127:  # as below, on the one channel that matters
+            return 1 - alpha.astype(np.float32) / 255
     values = stretched(values).astype(np.float32) if values.dtype != np.uint8 else values.astype(np.float32) / 255
     if values.ndim == 3 and values.shape[2] in (2, 4):
         alpha = values[..., -1]
@@ -101,9 +113,19 @@ def pooled(values: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.n
     and the blocks' edges, for `expand`."""
     ys = np.linspace(0, values.shape[0], shape[0] + 1).round().astype(int)
     xs = np.linspace(0, values.shape[1], shape[1] + 1).round().astype(int)
-    hi = np.maximum.reduceat(np.maximum.reduceat(values, ys[:-1], axis=0), xs[:-1], axis=1)
-    lo = np.minimum.reduceat(np.minimum.reduceat(values, ys[:-1], axis=0), xs[:-1], axis=1)
+    # Each block's rows (and columns) gathered at once, the last repeated where a block is shorter:
+    # a few whole-array reductions instead of reduceat's slow walk along the second axis.
+    rows, cols = block_index(ys), block_index(xs)
+    by_rows = values[rows]  # (blocks down, rows in a block, width)
+    hi = by_rows.max(1)[:, cols].max(2)
+    lo = by_rows.min(1)[:, cols].min(2)
     return hi, lo, (ys, xs)
+
+
+def block_index(edges: np.ndarray) -> np.ndarray:
+    """(blocks, longest block) indices of each block's members, its last member repeated to fill."""
+    starts, ends = edges[:-1], edges[1:]
+    return np.minimum(starts[:, None] + np.arange(int((ends - starts).max()))[None], (ends - 1)[:, None])
 
 
 def expand(coarse: np.ndarray, edges: tuple) -> np.ndarray:
@@ -117,17 +139,46 @@ def border_of(values: np.ndarray) -> np.ndarray:
     return np.concatenate([values[0], values[-1], values[:, 0], values[:, -1]])
 
 
-def find_ink(image_grey: np.ndarray, side: int = ANALYSIS_SIDE) -> Ink:
-    """Find the ink in a grey image (the module's steps), on a copy at most `side` pixels long."""
-    small, factor = reduced(image_grey, side)
-    paper, board, dark_ink, light_ink, reach = background(small)
-    dark = dark_is_ink(small, dark_ink, light_ink, reach)
-    ink = dark_ink if dark else light_ink
-    contrast = (paper - small) if dark else (small - board)  # grey levels between ink and background
+def analysis_side(shape: tuple[int, ...]) -> int:
+    """The longer side of the copy an image of `shape` is analysed on."""
+    return ANALYSIS_SIDE if max(shape) <= 2 * ANALYSIS_SIDE else LARGE_SIDE
+
+
+def find_ink(image_grey: np.ndarray, side: int | None = None) -> Ink:
+    """Find the ink in a grey image (the module's steps), on a copy at most `side` pixels long
+    (by default `analysis_side`)."""
+    small, factor = reduced(image_grey, side or analysis_side(image_grey.shape))
+    plain = plain_ink(small)
+    if plain is not None:  # ink on an even background needs no estimate of it (a canvas export)
+        ink, contrast = plain
+    else:
+        paper, board, dark_ink, light_ink, reach = background(small)
+        dark = dark_is_ink(small, dark_ink, light_ink, reach)
+        ink = dark_ink if dark else light_ink
+        contrast = (paper - small) if dark else (small - board)  # grey levels between ink and background
     ink, mask = strong_ink(ink)
     mask &= ~form_lines(mask)
     labels, marks = marks_of(mask, ink)
     return Ink(ink, mask, marks, labels, contrast, factor)
+
+
+def plain_ink(small: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(dark ink, contrast) when the background is one exact grey, the image's lightest, all round
+    the border and under most of the image, with clear dark ink on it (an HTML canvas export, a
+    clean scan): what `background` and `dark_is_ink` would find there (the plain-paper rule makes
+    the paper that grey everywhere, and such ink wins the polarity), without estimating anything.
+    None for any other image."""
+    border = border_of(small)
+    paper = float(border[0])
+    if paper < 0.5 or border.min() != paper or border.max() != paper or float(small.max()) != paper:
+        return None
+    if (small < (paper + float(small.min())) / 2).mean() >= 0.35:
+        return None  # mostly dark: the plain-paper rule does not hold
+    contrast = paper - small
+    ink = contrast / max(paper, 0.05)
+    if float(mo.box_blur(ink, 3).max()) < 0.35:
+        return None  # faint ink: the polarity must be weighed
+    return ink, contrast
 
 
 def background(small: np.ndarray):
@@ -239,77 +290,6 @@ def backgrounds(small: np.ndarray, shape: tuple[int, int], window: int):
     return paper, board, dark_ink, light_ink
 
 
-def form_lines(mask: np.ndarray) -> np.ndarray:
-    """Step 4, the pixels of form lines: long thin straight runs that make a frame with each other
-    (a box: horizontal and vertical lines meeting at their ends), cross the whole image (ruled
-    lines), or run past the rest of the ink at both ends below its middle (an underline). A 7's
-    bar, a 2's foot or a 1's stem does none of these (or is all the ink there is), so it stays."""
-    height, width = mask.shape
-    lines = np.zeros_like(mask)
-    candidates = line_candidates(mask)
-    if not candidates:
-        return lines
-    # The rest: the ink off the longest runs (a form's lines are longer than a digit's strokes).
-    longest = max(length for _, _, _, length in candidates)
-    rest = mask.copy()
-    for _, pixels, _, length in candidates:
-        if length >= 0.75 * longest:
-            rest &= ~pixels
-    if rest.sum() < 0.15 * mask.sum():
-        return lines  # lines are all there is: a 1, a 7 of straight strokes
-    rows, cols = np.flatnonzero(rest.any(1)), np.flatnonzero(rest.any(0))
-    extent = {1: cols[-1] + 1 - cols[0], 0: rows[-1] + 1 - rows[0]}  # the rest's, along each axis
-    # Frame lines reach across the rest: at least 90% of its extent their way.
-    framing = [c for c in candidates if c[3] >= 0.9 * extent[c[0]]]
-    for axis, pixels, box, length in candidates:
-        if length >= 0.9 * extent[axis] and any(
-                axis != other[0] and corner(box, other[2]) for other in framing if other[2] != box):
-            lines |= pixels
-            continue
-        start, end = (box[0], box[2]) if axis == 1 else (box[1], box[3])
-        if start == 0 and end == (width if axis == 1 else height):  # across the whole image: a ruled line
-            lines |= pixels
-            continue
-        if axis == 0 or box[1] < (rows[0] + rows[-1]) / 2:
-            continue  # alone, only a line under the digit's middle is a form's (a 7's bar is above it)
-        ink_start, ink_end = cols[0], cols[-1] + 1
-        # A line joined to the digit (a 2's foot) must run well past it to be taken for an underline.
-        joined = bool((mo.max_filter(pixels, 3) & rest).any())
-        margin = (0.25 if joined else 0.08) * (ink_end - ink_start)
-        if start <= ink_start - margin and end >= ink_end + margin:
-            lines |= pixels
-    return lines
-
-
-def line_candidates(mask: np.ndarray) -> list[tuple[int, np.ndarray, Box, int]]:
-    """(axis, pixels, box, length) of each long thin straight run in `mask` (axis 1: horizontal)."""
-    candidates = []
-    for axis, side in ((1, mask.shape[1]), (0, mask.shape[0])):
-        run = mo.line_opening(mask, max(MIN_LINE, side // 4), axis)
-        if not run.any():
-            continue
-        labels, count = mo.label(run)
-        for line in components(labels, count):
-            left, top, right, bottom = line.box
-            length = right - left if axis == 1 else bottom - top
-            if length >= 8 * line.pixels / max(1, length):  # thin: 8 times longer than thick
-                candidates.append((axis, labels == line.label, line.box, length))
-    return candidates
-
-
-def corner(one: Box, other: Box) -> bool:
-    """Whether two line boxes, one horizontal and one vertical, meet at an end of each: a frame's
-    corner, not a cross (a 4's bar through its stem)."""
-    if (one[2] - one[0]) < (one[3] - one[1]):  # make `one` the horizontal line
-        one, other = other, one
-    h_left, h_top, h_right, h_bottom = one
-    v_left, v_top, v_right, v_bottom = other
-    tolerance = 3 + max(h_bottom - h_top, v_right - v_left)
-    ends_across = min(abs(h_left - v_left), abs(h_left - v_right), abs(h_right - v_left), abs(h_right - v_right))
-    ends_down = min(abs(v_top - h_top), abs(v_top - h_bottom), abs(v_bottom - h_top), abs(v_bottom - h_bottom))
-    return ends_across <= tolerance and ends_down <= tolerance
-
-
 def bounds(marks: list[Mark]) -> Box:
     """The box around all of `marks`."""
     return (min(m.box[0] for m in marks), min(m.box[1] for m in marks),
@@ -327,7 +307,7 @@ def stroke_width(mask: np.ndarray) -> float:
 
 
 def closer_look(image_grey: np.ndarray, found: Ink, marks: list[Mark],
-                side: int = ANALYSIS_SIDE) -> tuple[Ink, int, int] | None:
+                side: int | None = None) -> tuple[Ink, int, int] | None:
     """When the marks are small in a reduced image, the crop around them at higher resolution,
     analysed again, and its offset (top, left) in the image: crop, then reduce."""
     left, top, right, bottom = (round(v * found.factor) for v in bounds(marks))

@@ -21,7 +21,7 @@ import numpy as np
 from lenet.reading import morphology as mo
 from lenet.reading.digit import Reading, read_marks
 from lenet.reading.image import WORK_SIDE
-from lenet.reading.ink import ANALYSIS_SIDE, Ink, Mark, bounds, closer_look, find_ink, grey
+from lenet.reading.ink import Ink, Mark, analysis_side, bounds, closer_look, find_ink, grey, selected
 
 MAX_DIGITS = 20    # the longest row read; a longer one is refused (never read short)
 MAX_TOUCHING = 6   # the most digits one connected mark of a number is tried as
@@ -57,7 +57,8 @@ def read_number(pixels: np.ndarray, deadline: float | None = None) -> list[list[
     # A row is long and low: its analysis copy is bounded by pixels, not by its longer side, so a
     # long row keeps the resolution its digits need.
     height, width = image_grey.shape
-    side = min(WORK_SIDE, max(ANALYSIS_SIDE, round(ANALYSIS_SIDE * math.sqrt(max(height, width) / min(height, width)))))
+    base = analysis_side(image_grey.shape)
+    side = min(WORK_SIDE, round(base * math.sqrt(max(height, width) / min(height, width))))
     found = find_ink(image_grey, side)
     row = number_marks(found)
     offset = (0, 0)
@@ -125,7 +126,7 @@ def cuts(found: Ink, marks: list[Mark], height: int) -> list[list[Columns]]:
     ways: list[list[Columns]] = [[None]]
     if height < MIN_CUT_HEIGHT:
         return ways
-    keep = np.isin(found.labels[:, left:right], [m.label for m in marks])
+    keep = selected(found.labels[:, left:right], marks)
     column_ink = (found.ink[:, left:right] * keep).sum(0)
     profile = mo.box_blur(column_ink[None], 3)[0]
     least = max(int(0.2 * height), MIN_PIECE)

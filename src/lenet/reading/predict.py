@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lenet.reading.digit import Reading, read_digit
-from lenet.reading.image import EXTENSIONS, load_image
+from lenet.reading.digit import Reading, at_scale, read_digit
+from lenet.reading.image import EXTENSIONS, decode_image
 from lenet.reading.number import MAX_DIGITS, TooManyDigits, check_time, read_number
 
 MAX_FILES = 10_000_000  # image files one command collects: far above any real folder, bounds a runaway walk
@@ -125,12 +125,14 @@ WIDE = 1.3  # a digit wider than this times the row's height may be touching dig
 WIDE_DIGIT = "wide for one digit: may be touching digits read as one"
 
 
-def read_digits(model, pixels: np.ndarray, k: int = 1, deadline: float | None = None) -> dict:
+def read_digits(model, pixels: np.ndarray, k: int = 1, deadline: float | None = None,
+                scale: float = 1.0) -> dict:
     """A row of digits in one image: the number as text, each digit with its probability, box,
     `unsure` flag and reasons; the whole is unsure when any digit is. Where a group of marks may
     be one digit or several touching ones, the reading the network is surest of is kept (the sum
     of its digits' log-probabilities, less SPLIT_COST for each extra digit). Every distinct piece
-    is predicted once, in one batched pass. A row of more than MAX_DIGITS digits is refused."""
+    is predicted once, in one batched pass. A row of more than MAX_DIGITS digits is refused.
+    `scale` as for `read_digit`: the boxes in the coordinates of the image as given."""
     groups = read_number(pixels, deadline)
     unique = list({id(r): r for ways in groups for readings in ways for r in readings}.values())
     check_time(deadline)
@@ -143,7 +145,7 @@ def read_digits(model, pixels: np.ndarray, k: int = 1, deadline: float | None = 
             score = sum(np.log(max(p["probability"], 1e-9)) for p in preds) - SPLIT_COST * (len(readings) - 1)
             if best is None or score > best[0]:
                 best = (score, preds, readings)
-        chosen.extend(zip(best[1], best[2]))
+        chosen.extend(zip(best[1], (at_scale(r, scale) for r in best[2])))
     if len(chosen) > MAX_DIGITS:
         raise TooManyDigits(f"{len(chosen)} digits in a row: at most {MAX_DIGITS} are read; "
                             f"crop the image to fewer digits")
@@ -168,6 +170,10 @@ def predict_numbers(model, paths: list[Path], k: int = 1, region=None):
 
     for p in paths:
         try:
+            if region is None:
+                pixels, scale = decode_image(p)
+                yield {"file": str(p), **read_digits(model, pixels, k, scale=scale)}
+                continue
             pixels, corner = load_region(p, region)
             result = read_digits(model, pixels, k)
             for d in result["digits"]:
@@ -189,7 +195,7 @@ def read_file(path: Path, region=None) -> Reading | str:
     At module level, so a process pool can run it."""
     try:
         if region is None:
-            return read_digit(load_image(path))
+            return read_digit(*decode_image(path))
         from dataclasses import replace
 
         from lenet.reading.region import load_region, shifted

@@ -43,7 +43,7 @@ from lenet.serving.guard import (
 from lenet.nn.numpy_model import NonFiniteOutput, NumpyModel
 from lenet.reading.predict import doubts_of, judged, predict_each, predict_images, public, read_digits
 from lenet.reading.digit import read_digit
-from lenet.reading.image import declared_pixels, load_image
+from lenet.reading.image import declared_pixels, decode_image
 from lenet.reading.number import MAX_DIGITS
 from lenet.reading.values import as_uint8
 
@@ -73,10 +73,10 @@ class RequestError(ValueError):
 def decode(data: bytes, name: str = "upload", read=read_digit):
     """Image bytes -> what `read` makes of them (a Reading), with the HTTP status of each failure."""
     try:
-        pixels = load_image(data, name)
+        pixels, scale = decode_image(data, name)
     except ValueError as e:
         raise RequestError(413 if "over the limit" in str(e) else 400, str(e)) from None
-    return from_pixels(pixels, read)
+    return from_pixels(pixels, lambda pixels: read(pixels, scale=scale))  # boxes in the upload's coordinates
 
 
 def from_pixels(pixels: np.ndarray, read=read_digit):
@@ -268,7 +268,7 @@ async def predict_number(request: Request):
     def work():
         if time.monotonic() > deadline:  # waited its whole budget for a thread
             raise RequestError(503, f"not read: the request's {NUMBER_SECONDS:g} s were spent waiting; try again")
-        result = prepare(*args, read=lambda pixels: read_digits(model, pixels, deadline=deadline))
+        result = prepare(*args, read=lambda pixels, scale=1.0: read_digits(model, pixels, deadline=deadline, scale=scale))
         result["preprocessed"] = [image.tolist() for image in result.pop("_seen")]
         return result
 

@@ -1,0 +1,179 @@
+"""The reader's time per image, on what users send, one process, one BLAS thread.
+
+    OPENBLAS_NUM_THREADS=1 python benchmarks/reader_speed.py [--rounds 15] [--images 20] [--steps]
+
+Inputs, each from digits the network never trained on (drawn or scanned by other writers):
+
+  drawing   a 280x280 RGBA PNG from the page's canvas: dark strokes on transparent pixels
+            (MNIST test digits enlarged to about 200 px, their grey as the stroke's alpha);
+  scan      a 96x96 grey PNG of a real digit on paper: scikit-learn's UCI digits (8x8, by other
+            writers) enlarged, paper grey with noise;
+  photo     a ~330 px RGB JPEG of blue ink on uneven paper (light falling off across it);
+  phone     a 2000x1500 JPEG phone photo of a page with a 60 px digit (disguise.photo);
+  mnist     a 28x28 MNIST PNG: the shortcut (read as it is), labelled as one.
+
+Each round reads every image of every kind once, the kinds interleaved (a busy machine slows
+all of them alike); the figure is the median over rounds of the mean time per image, for
+decoding + reading (`read_digit(load_image(bytes))`), for reading alone, and for round 1's
+reader (benchmarks/round1/preprocess.py, decoding + reading) in the same rounds: on a shared
+machine its column says how much slower the machine is than the quiet one its figures came
+from. Wall time, and the process's CPU time (what a busy machine inflates least). `--steps`
+prints where the reading's time goes, per step, for each kind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import io
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from lenet.data import disguise
+from lenet.data import mnist as datasets
+from lenet.reading import load_image, read_digit
+
+HERE = Path(__file__).parent
+
+
+def png(pixels: np.ndarray, mode: str | None = None) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(pixels, mode).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def drawing(digit: np.ndarray, rng) -> bytes:
+    side = int(rng.integers(170, 230))
+    big = np.asarray(Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC))
+    rgba = np.zeros((280, 280, 4), np.uint8)
+    y, x = (int(v) for v in rng.integers(0, 280 - side, 2))
+    rgba[y:y + side, x:x + side, 3] = big
+    return png(rgba, "RGBA")
+
+
+def scan(digit: np.ndarray, rng) -> bytes:
+    """`digit`: grey uint8 at any size (UCI's 8x8, or MNIST's 28x28), enlarged to 72 px on paper."""
+    ink = np.asarray(Image.fromarray(digit).resize((72, 72), Image.Resampling.BILINEAR))
+    page = np.zeros((96, 96), np.float32)
+    page[12:84, 12:84] = ink / 255
+    grey = 0.88 - 0.7 * page + rng.normal(0, 0.02, page.shape)
+    return png((np.clip(grey, 0, 1) * 255).astype(np.uint8))
+
+
+def photo(digit: np.ndarray, rng) -> bytes:
+    h, w = int(rng.integers(300, 340)), int(rng.integers(320, 360))
+    ink = disguise.ink_of(digit, int(rng.integers(120, 200)))
+    page = np.zeros((h, w), np.float32)
+    disguise.paste(page, ink, int(rng.integers(10, h - ink.shape[0] - 10)), int(rng.integers(10, w - ink.shape[1] - 10)))
+    light = np.linspace(1.0, 0.6, w, dtype=np.float32)[None, :]
+    rgb = np.stack([1 - 0.8 * page, 1 - 0.7 * page, 1 - 0.2 * page], -1) * (0.92 * light)[..., None]
+    rgb = rgb + rng.normal(0, 0.015, rgb.shape)
+    buf = io.BytesIO()
+    Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8)).save(buf, "JPEG", quality=85)
+    return buf.getvalue()
+
+
+def scanned_digits(ds, n: int, rng) -> tuple[np.ndarray, str]:
+    """Digits to scan: scikit-learn's UCI digits by other writers when scikit-learn is installed,
+    else MNIST test digits (and which)."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        return ds.test_images[rng.choice(len(ds.test_labels), n, replace=False)], "MNIST test digits"
+    uci = load_digits().images[rng.choice(1797, n, replace=False)]
+    return (uci / 16 * 255).astype(np.uint8), "UCI digits (scikit-learn)"
+
+
+def inputs(n: int, seed: int = 0) -> dict[str, list[bytes]]:
+    ds = datasets.load(download=False)
+    rng = np.random.default_rng(seed)
+    digits = ds.test_images[rng.choice(len(ds.test_labels), n, replace=False)]
+    scanned, source = scanned_digits(ds, n, rng)
+    print(f"scans made from {source}")
+    return {"drawing 280x280 RGBA PNG": [drawing(d, rng) for d in digits],
+            "scan 96x96 grey PNG": [scan(d, rng) for d in scanned],
+            "photo ~330 px RGB JPEG": [photo(d, rng) for d in digits],
+            "phone 2000x1500 JPEG": [disguise.photo(d, rng) for d in digits[:max(1, n // 4)]],
+            "mnist 28x28 PNG (shortcut)": [png(d) for d in digits]}
+
+
+def timed(images: list, fn) -> tuple[float, float]:
+    """(wall ms, CPU ms) per image of `fn` over `images`."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    for image in images:
+        fn(image)
+    return ((time.perf_counter() - wall) / len(images) * 1000, (time.process_time() - cpu) / len(images) * 1000)
+
+
+def round1():
+    """Round 1's reader: (load_image, preprocess) of benchmarks/round1/preprocess.py."""
+    spec = importlib.util.spec_from_file_location("round1_preprocess", HERE / "round1" / "preprocess.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.load_image, module.preprocess
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=15, help="interleaved rounds (default 15)")
+    ap.add_argument("--images", type=int, default=20, help="images of each kind (default 20)")
+    ap.add_argument("--steps", action="store_true", help="also print the time per step of the reading")
+    args = ap.parse_args()
+    kinds = inputs(args.images)
+    decoded = {kind: [load_image(b) for b in data] for kind, data in kinds.items()}
+    old_load, old_preprocess = round1()
+    readers = {"decode+read": (kinds, lambda b: read_digit(load_image(b))),
+               "read": (decoded, read_digit),
+               "round 1": (kinds, lambda b: old_preprocess(old_load(b)))}
+    for kind in kinds:  # warm up
+        for data, fn in readers.values():
+            timed(data[kind][:2], fn)
+    times: dict = {(kind, name): [] for kind in kinds for name in readers}
+    for _ in range(args.rounds):
+        for kind in kinds:
+            for name, (data, fn) in readers.items():
+                times[kind, name].append(timed(data[kind], fn))
+    print(f"reader speed, ms per image, wall / CPU (median of {args.rounds} interleaved rounds, {args.images} "
+          f"images a kind; {platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}, one BLAS thread "
+          f"if OPENBLAS_NUM_THREADS=1: {os.environ.get('OPENBLAS_NUM_THREADS', 'unset')})")
+    print(f"{'input':30s} " + " ".join(f"{name:>15s}" for name in readers))
+    for kind in kinds:
+        cells = []
+        for name in readers:
+            wall, cpu = (statistics.median(v) for v in zip(*times[kind, name]))
+            cells.append(f"{wall:7.2f} /{cpu:6.2f}")
+        print(f"{kind:30s} " + " ".join(f"{c:>15s}" for c in cells))
+    if args.steps:
+        print_steps(decoded)
+    return 0
+
+
+def print_steps(decoded: dict) -> None:
+    """Cumulative time per reader function (cProfile; its overhead inflates every figure alike)."""
+    import cProfile
+    import pstats
+
+    names = ("grey", "find_ink", "background", "dark_is_ink", "strong_ink", "form_lines", "marks_of",
+             "digit_marks", "closer_look", "read_marks", "even_strokes", "fit_box", "centre_of_mass_place")
+    for kind, images in decoded.items():
+        profile = cProfile.Profile()
+        profile.enable()
+        for image in images:
+            read_digit(image)
+        profile.disable()
+        stats = pstats.Stats(profile).stats
+        per = {name: 0.0 for name in names}
+        for (file, _, function), (_, _, _, cumulative, _) in stats.items():
+            if function in per and "lenet/reading" in file:
+                per[function] += cumulative
+        print(f"{kind}: " + ", ".join(f"{n} {per[n] / len(images) * 1000:.2f}" for n in names if per[n]))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
