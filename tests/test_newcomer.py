@@ -233,8 +233,8 @@ def test_crop_reads_the_region_asked_for_on_a_photo_of_any_size(tmp_path, capsys
     assert main(["predict", "--json", "--crop", "195,25,70,105", str(example)]) == 0
     small = json.loads(capsys.readouterr().out)
     assert small["digit"] == 0
-    x, y, w, h = small["box"]  # in the whole image's coordinates, inside the region
-    assert 195 <= x and x + w <= 265 and 25 <= y and y + h <= 130
+    x, y, right, bottom = small["box"]  # in the whole image's coordinates, inside the region
+    assert 195 <= x and right <= 265 and 25 <= y and bottom <= 130
     assert main(["predict", "--json", "--crop", "780,100,280,420", str(big)]) == 0
     assert json.loads(capsys.readouterr().out)["digit"] == 0
     assert main(["predict", "--crop", "5000,0,10,10", str(example)]) == 1
@@ -254,7 +254,8 @@ def test_annotate_draws_the_box_and_the_answer(tmp_path, capsys):
     assert "wrote 1 annotated images" in lines.err
     import json
 
-    x, y, w, h = json.loads(lines.out.splitlines()[0])["box"]
+    x, y, right, bottom = json.loads(lines.out.splitlines()[0])["box"]
+    w, h = right - x, bottom - y
     with Image.open(examples / "photo-9.jpg") as im:
         original = np.asarray(im.convert("RGB")).astype(int)
     drawn = np.asarray(Image.open(tmp_path / "seen" / "photo-9.png").convert("RGB")).astype(int)
@@ -305,7 +306,7 @@ def test_no_label_of_the_explain_figure_overlaps_another(model, tmp_path):
     from lenet.nn.network import parameter_shapes
     from lenet.nn.numpy_model import NumpyModel
     from lenet.pretrained import bundled_model_path
-    from lenet.reading.preprocess import load_image
+    from lenet.reading.image import load_image
 
     if model == "bundled":
         net = NumpyModel.load(bundled_model_path())

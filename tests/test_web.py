@@ -313,7 +313,7 @@ def pad_pixels(strokes) -> np.ndarray:
 
 
 def test_the_page_reader_is_the_command_reader_on_hard_drawings(site, browser):
-    from lenet.reading.preprocess import read_digit
+    from lenet.reading.digit import read_digit
 
     _, url, _ = site
     page = open_page(browser, url + "/", url, {"width": 800, "height": 600})
@@ -334,20 +334,23 @@ def test_the_page_reader_is_the_command_reader_on_hard_drawings(site, browser):
 
 
 def test_the_page_reader_uses_the_command_readers_constants():
-    """lenet.js copies the reader's constants (one truth: preprocess.py); this is the check on the copy."""
+    """lenet.js copies the reader's constants (one truth: lenet.reading); this is the check on the copy."""
     import re
 
-    from lenet.reading import preprocess
+    from lenet.reading import digit, image, ink, lines
 
-    source = (Path(preprocess.__file__).parent.parent / "web" / "lenet.js").read_text()
+    def constant(name):  # the reader's constants, in whichever of its modules they live
+        return next(getattr(m, name) for m in (digit, ink, image, lines) if hasattr(m, name))
+
+    source = (Path(digit.__file__).parent.parent / "web" / "lenet.js").read_text()
     names = ["SIZE", "BOX", "ANALYSIS_SIDE", "BACKGROUND_SIDE", "MIN_SIDE", "MIN_CONTRAST", "STRONG", "WEAK",
              "FAINT", "MIN_HEIGHT", "MIN_LINE", "PLAIN", "MNIST_WIDTH", "THIN", "THICK"]
     for name in names:
         match = re.search(rf"\b{name} = (?:f32\()?([0-9.]+)\)?[,;]", source)
         assert match, f"{name} not found in lenet.js"
-        assert float(match.group(1)) == getattr(preprocess, name), name
+        assert float(match.group(1)) == constant(name), name
     for name, js in (("SEVERAL", "SEVERAL"), ("SMALL", "SMALL"), ("FAINT_INK", "FAINT_INK"), ("BORDER", "BORDER")):
-        assert f'{js} = "{getattr(preprocess, name)}"' in source, name
+        assert f'{js} = "{constant(name)}"' in source, name
 
 
 def test_export_web_with_a_bad_model_writes_nothing(tmp_path, capsys):

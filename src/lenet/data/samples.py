@@ -201,7 +201,8 @@ def read_file_nofollow(path: Path, limit: int) -> bytes:
 def as_seen(pixels: np.ndarray) -> np.ndarray:
     """An image from a folder as the network's 28x28: a 28x28 grey image as it is (inverted when its
     border is light: dark ink on paper); any other image read as `lenet predict` reads it."""
-    from lenet.reading.preprocess import grey, read_digit
+    from lenet.reading.digit import read_digit
+    from lenet.reading.ink import grey
 
     if pixels.shape[:2] == (SIDE, SIDE):
         g = pixels if pixels.ndim == 2 and pixels.dtype == np.uint8 else np.rint(grey(pixels) * 255).astype(np.uint8)
@@ -215,7 +216,7 @@ def read_folder(directory: str | Path, num_classes: int | None = None, limit: in
     links (never followed), folders that are not labels, files that are not images or cannot be
     decoded. A label folder whose number is `num_classes` or more is an error (the model cannot
     learn it); more than `limit` images is an error."""
-    from lenet.reading.preprocess import EXTENSIONS, load_image
+    from lenet.reading.image import EXTENSIONS, load_image
 
     root = Path(directory).expanduser()
     if not root.is_dir():

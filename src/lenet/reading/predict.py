@@ -174,10 +174,10 @@ def predict_numbers(model, paths: list[Path], k: int = 1, region=None):
                 pixels, scale = decode_image(p)
                 yield {"file": str(p), **read_digits(model, pixels, k, scale=scale)}
                 continue
-            pixels, corner = load_region(p, region)
+            pixels, corner, scale = load_region(p, region)
             result = read_digits(model, pixels, k)
             for d in result["digits"]:
-                d["box"] = shifted(d["box"], corner)
+                d["box"] = shifted(d["box"], corner, scale)
             yield {"file": str(p), **result}
         except ValueError as e:
             yield {"file": str(p), "error": str(e).removeprefix(f"{p}: ")}
@@ -200,9 +200,9 @@ def read_file(path: Path, region=None) -> Reading | str:
 
         from lenet.reading.region import load_region, shifted
 
-        pixels, corner = load_region(path, region)
+        pixels, corner, scale = load_region(path, region)
         found = read_digit(pixels)
-        return replace(found, box=tuple(shifted(found.box, corner)))
+        return replace(found, box=tuple(shifted(found.box, corner, scale)))
     except ValueError as e:
         return str(e).removeprefix(f"{path}: ")
 

@@ -54,7 +54,7 @@ def image_size(path: str | Path) -> tuple[int, int]:
     """(width, height) of an image file as shown: after its EXIF orientation, as load_image turns it."""
     from PIL import Image
 
-    from lenet.reading.preprocess import FORMATS
+    from lenet.reading.image import FORMATS
 
     with Image.open(path, formats=FORMATS) as im:
         width, height = im.size
@@ -63,20 +63,25 @@ def image_size(path: str | Path) -> tuple[int, int]:
     return width, height
 
 
-def load_region(path: str | Path, region: Region | None) -> tuple[np.ndarray, tuple[int, int]]:
-    """(the pixels to read, their top-left corner in the image load_image gives): the whole image,
-    or the `region` of it."""
-    from lenet.reading.preprocess import load_image
+def load_region(path: str | Path, region: Region | None) -> tuple[np.ndarray, tuple[int, int], float]:
+    """(the pixels to read, their top-left corner in the image as decoded, the scale decoding
+    reduced it by): the whole image, or the `region` of it."""
+    from lenet.reading.image import decode_image
 
-    pixels = load_image(path)
+    pixels, scale = decode_image(path)
     if region is None:
-        return pixels, (0, 0)
-    return region.within(pixels, image_size(path), str(path))
+        return pixels, (0, 0), scale
+    crop, corner = region.within(pixels, image_size(path), str(path))
+    return crop, corner, scale
 
 
-def shifted(box, corner: tuple[int, int]) -> list[int]:
-    """A box found in a region, in the coordinates of the whole image."""
-    return [box[0] + corner[0], box[1] + corner[1], box[2], box[3]]
+def shifted(box, corner: tuple[int, int], scale: float = 1.0) -> list[int]:
+    """A box (left, top, right, bottom) found in a region of the decoded image, in the coordinates
+    of the whole image as given."""
+    left, top, right, bottom = box
+    x, y = corner
+    return [round((left + x) * scale), round((top + y) * scale), round((right + x) * scale),
+            round((bottom + y) * scale)]
 
 
 def annotated(pixels: np.ndarray, marks: list[tuple[list[int], str, bool]], region=None):
@@ -99,7 +104,8 @@ def annotated(pixels: np.ndarray, marks: list[tuple[list[int], str, bool]], regi
         font = ImageFont.load_default()
     if region is not None:
         draw.rectangle(region, outline=(40, 110, 255), width=max(1, line // 2))
-    for (x, y, w, h), text, unsure in marks:
+    for (x, y, right, bottom), text, unsure in marks:
+        w, h = right - x, bottom - y
         colour = (255, 150, 0) if unsure else (0, 200, 60)
         draw.rectangle((x - line, y - line, x + w + line - 1, y + h + line - 1), outline=colour, width=line)
         left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
@@ -116,7 +122,9 @@ def write_annotated(directory: Path, result: dict, region: Region | None) -> Pat
     if "error" in result:
         return None
     path = Path(result["file"])
-    pixels, corner = load_region(path, None)[0], (0, 0)
+    from lenet.reading.image import decode_image
+
+    pixels, scale = decode_image(path)  # drawn at its working size: boxes scaled to it
     frame = None
     if region is not None:
         crop, corner = region.within(pixels, image_size(path), str(path))
@@ -125,6 +133,7 @@ def write_annotated(directory: Path, result: dict, region: Region | None) -> Pat
         marks = [(d["box"], str(d["digit"]), d["unsure"]) for d in result["digits"]]
     else:
         marks = [(result["box"], f"{result['digit']} ({result['probability']:.2f})", result["unsure"])]
+    marks = [([round(v / scale) for v in box], text, unsure) for box, text, unsure in marks]
     image = annotated(pixels, marks, frame)
     for n in range(1, MAX_NUMBERED + 1):
         target = directory / (f"{path.stem}.png" if n == 1 else f"{path.stem}-{n}.png")

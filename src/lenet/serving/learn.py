@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 
 from lenet.data.samples import MODEL, add_sample, count_samples
 from lenet.nn.numpy_model import NumpyModel
-from lenet.reading.preprocess import read_digit
+from lenet.reading.digit import read_digit
 
 LEARN_EVERY = 3       # new samples that start a fine-tune
 CHILD_NICENESS = 10   # the fine-tune yields the CPU to the server's requests

@@ -49,7 +49,7 @@ def b64(a: np.ndarray) -> str:
 def grey_levels() -> list[float]:
     """preprocess.grey of each grey level 0..255 (an opaque canvas's pixels), as NumPy computes it,
     so the page starts from the very values `lenet predict` starts from."""
-    from lenet.reading.preprocess import grey
+    from lenet.reading.ink import grey
 
     levels = np.arange(256, dtype=np.uint8).reshape(16, 16)
     rgba = np.stack([levels, levels, levels, np.full_like(levels, 255)], axis=-1)
@@ -61,7 +61,7 @@ def model_script(model_path: str | Path) -> str:
     from lenet.nn.model_file import test_accuracy
     from lenet.nn.network import count_parameters
     from lenet.nn.numpy_model import NumpyModel
-    from lenet.reading.preprocess import SIZE
+    from lenet.reading.digit import SIZE
 
     model = NumpyModel.load(model_path)  # batch norm folded into the convolutions, as predict runs it
     config = model.config

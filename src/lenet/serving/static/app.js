@@ -45,12 +45,13 @@ function clearAnswer() {
   places.clearRect(0, 0, places.canvas.width, places.canvas.height);
 }
 
-// The found boxes ([left, top, width, height] in the image read) outlined on the pad.
+// The found boxes ([left, top, right, bottom] in the image read) outlined on the pad.
 function showBoxes(boxes) {
   found.clearRect(0, 0, found.canvas.width, found.canvas.height);
   found.strokeStyle = "#d2691e";
   found.lineWidth = 3;
-  for (const [x, y, w, h] of boxes) {
+  for (const [x, y, right, bottom] of boxes) {
+    const w = right - x, h = bottom - y;
     const { scale, dx, dy } = fitted;
     found.strokeRect(dx + x * scale - 4, dy + y * scale - 4, w * scale + 8, h * scale + 8);
   }
