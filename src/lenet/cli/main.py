@@ -254,7 +254,8 @@ def add_serve(sub) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 exposes it to the network")
     p.add_argument("--port", type=whole(1, 65535), default=8000, help="TCP port to listen on")
     p.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
-                   help="a client must send its whole request within this; slower connections are closed (408)")
+                   help="a client must send its whole request within this (408), and read each "
+                        "answer without stalling this long; slower connections are closed")
     p.add_argument("--max-connections", type=whole(1, 100_000), default=256, metavar="N",
                    help="open connections at once (per worker process); more are answered 503")
     p.add_argument("--workers", type=whole(1, 64), default=None, metavar="N",

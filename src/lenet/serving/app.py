@@ -406,11 +406,11 @@ def run(app, host: str, port: int, request_timeout: float = REQUEST_TIMEOUT, max
     import uvicorn
 
     def config(beat=None) -> uvicorn.Config:
-        # uvicorn's own 503 (it counts with >=) only behind ours, which first makes room if it can.
-        # callback_notify: uvicorn calls `beat` from its event loop's main loop, about once a second.
+        # uvicorn's own 503 is a backstop behind ours (which first makes room if it can): it also counts
+        # tasks, which can outlive their connection. uvicorn calls `beat` from its main loop, once a second.
         return uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False,
                               http=GuardedProtocol.with_limits(request_timeout, max_connections),
-                              limit_concurrency=max_connections + 1, timeout_keep_alive=KEEP_ALIVE,
+                              limit_concurrency=2 * max_connections + 1, timeout_keep_alive=KEEP_ALIVE,
                               callback_notify=beat, timeout_notify=0)
 
     try:

@@ -24,9 +24,10 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 MAX_BODY = 5 * 1024 * 1024    # bytes per request body
 MAX_HEADER_BYTES = 16 * 1024  # request line and headers together; browsers send about 1 KB
-REQUEST_TIMEOUT = 10.0        # seconds to send a whole request once a connection opens or a request begins
+REQUEST_TIMEOUT = 10.0        # seconds to send a whole request once a connection opens or a request begins,
+                              # and that an answer may wait for the client to read it
 KEEP_ALIVE = 5                # seconds an idle keep-alive connection stays open
-MAX_CONNECTIONS = 256         # open connections; more are answered 503 and closed at once
+MAX_CONNECTIONS = 256         # open connections; past it one stalled on a client that does not read is dropped, else 503
 MAX_PIPELINED = 16            # requests one connection may have waiting for their answers
 LOOPBACK = {"localhost", "127.0.0.1", "[::1]", "::1"}
 WILDCARD = {"0.0.0.0", "::", ""}
@@ -70,6 +71,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._timer = None
         self._write_timer = None
         self._paused_at = 0.0
+        self._running = None  # the cycle whose application task runs: with pipelining, not always self.cycle
         if len(self.connections) > self.max_connections and not self._evict_a_stalled_connection():
             self._refuse(503, f"over {self.max_connections} open connections; try again shortly")
             return
@@ -78,6 +80,7 @@ class GuardedProtocol(HttpToolsProtocol):
     def connection_lost(self, exc) -> None:
         self._disarm()
         self._resumed()
+        self._gone()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -136,6 +139,8 @@ class GuardedProtocol(HttpToolsProtocol):
             self._disarm()
             raise _Refused
         super().on_headers_complete()
+        if not self.pipeline:
+            self._running = self.cycle
 
     def on_message_complete(self) -> None:
         self._disarm()  # the whole request is in: the application's time is not the client's
@@ -144,13 +149,32 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def pause_writing(self) -> None:
         super().pause_writing()
+        self._arm_drop()
+
+    def resume_writing(self) -> None:
+        if not self.transport.is_closing():  # closing, it waits for the whole buffer to go: still bounded
+            self._resumed()
+        super().resume_writing()
+
+    def on_response_complete(self) -> None:
+        if self.pipeline and not self.transport.is_closing():
+            self._running = self.pipeline[-1][0]  # the one uvicorn starts next
+        super().on_response_complete()
+        self._bound_close()
+
+    def timeout_keep_alive_handler(self) -> None:
+        super().timeout_keep_alive_handler()
+        self._bound_close()
+
+    def _bound_close(self) -> None:
+        """A closing transport stays open until the client has read all that is buffered: at most write_timeout."""
+        if self.transport.is_closing() and self.transport.get_write_buffer_size():
+            self._arm_drop()
+
+    def _arm_drop(self) -> None:
         if self._write_timer is None:
             self._paused_at = self.loop.time()
             self._write_timer = self.loop.call_later(self.write_timeout, self._drop)
-
-    def resume_writing(self) -> None:
-        self._resumed()
-        super().resume_writing()
 
     def _resumed(self) -> None:
         if self._write_timer is not None:
@@ -162,7 +186,16 @@ class GuardedProtocol(HttpToolsProtocol):
         self._write_timer = None
         self._refused = True
         self._disarm()
+        self._gone()
         self.transport.abort()
+
+    def _gone(self) -> None:
+        """Tell every request of this connection that the client is gone, so none writes to a closed
+        transport (uvicorn tells only the newest; uvloop raises on such a write)."""
+        for cycle in [self._running, self.cycle, *(cycle for cycle, _ in self.pipeline)]:
+            if cycle is not None and not cycle.response_complete:
+                cycle.disconnected = True
+                cycle.message_event.set()
 
     def _evict_a_stalled_connection(self) -> bool:
         """Make room by dropping the connection that has waited longest on a client that does not read."""
@@ -197,6 +230,7 @@ class GuardedProtocol(HttpToolsProtocol):
         if self.cycle is None or not self.cycle.response_started:
             self.transport.write(error_response(status, message))
         self.transport.close()
+        self._bound_close()
 
 
 def allowed_hosts(bind_host: str) -> set[str] | None:
