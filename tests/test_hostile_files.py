@@ -334,9 +334,11 @@ def test_bad_pixels_are_value_errors(pixels, message):
         clf.read_number(pixels)
 
 
-def test_values_near_the_float_limit_are_read():
+def test_values_near_the_float_limit_are_a_clear_error():
+    """Floats are 0..255 or 0..1 (lenet.reading.values, as over HTTP); far outside, a ValueError."""
     page = np.where(page_with_a_one() > 100, 1e308, -1e308)
-    assert api.load().predict(page).digit == 1
+    with pytest.raises(ValueError, match="from 0 to 255"):
+        api.load().predict(page)
 
 
 def test_an_empty_list_and_a_file_as_out_are_value_errors(tmp_path):

@@ -16,7 +16,11 @@ def as_uint8(pixels, what: str = "pixel values") -> np.ndarray:
     if a.dtype == np.uint8 or a.dtype.kind not in "fb":
         return a
     a = a.astype(np.float64)
-    if a.size == 0 or not np.isfinite(a).all() or a.min() < 0 or a.max() > 255:
+    if a.size == 0:
+        raise ValueError("empty image (no pixels)")
+    if not np.isfinite(a).all():
+        raise ValueError("image has non-finite pixels (NaN or infinity)")
+    if a.min() < 0 or a.max() > 255:
         raise ValueError(f"{what} must be numbers from 0 to 255, or from 0 to 1")
     if a.max() <= 1:
         a = a * 255

@@ -129,9 +129,9 @@ async def teach_route(request: Request, label: int):
     def work():
         given = {}
 
-        def read(pixels):
+        def read(pixels, scale=1.0):
             given["pixels"] = pixels
-            return read_digit(pixels)
+            return read_digit(pixels, scale)
 
         reading = prepare(*args, read=read)
         try:

@@ -246,8 +246,8 @@ function showNumber(answer) {
   answer.preprocessed.forEach((digit, k) => {
     digit.flat().forEach((v, i) => one.data.set([v, v, v, 255], i * 4));
     seen.putImageData(one, 0, 0);  // the small canvas as a stamp, enlarged onto the strip
-    const [x, , w] = answer.digits[k].box;
-    const centre = (fitted.dx + (x + w / 2) * fitted.scale) * places.canvas.width / pad.width;
+    const [left, , right] = answer.digits[k].box;
+    const centre = (fitted.dx + (left + right) / 2 * fitted.scale) * places.canvas.width / pad.width;
     places.drawImage(seen.canvas, 0, 0, 28, 28, Math.round(centre - side / 2), 0, side, side);
   });
   seen.clearRect(0, 0, 28, 28);
