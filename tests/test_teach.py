@@ -237,3 +237,22 @@ def test_a_learning_server_learns_swaps_survives_a_restart_and_a_kill(tmp_path):
     time.sleep(1)
     assert len(S.read_folder(samples)) == 6
     assert (samples / S.MODEL).read_bytes() == before  # the previous model, whole
+
+
+def test_replay_favours_the_classes_the_samples_are_mistaken_for():
+    import torch
+
+    from lenet.nn.torch_model import load_model
+    from lenet.pretrained import bundled_model_path
+    from lenet.training.loop import Split
+    from lenet.training.teach import Replay
+
+    model, config, _ = load_model(bundled_model_path())
+    bars = np.stack([digit(i) for i in range(4)])  # read as 1s, taught as 4s
+    samples = Split.of(bars, np.full(4, 4), "samples")
+    mnist = Split.of(np.zeros((100, 28, 28), np.uint8), np.arange(100) % 10, "mnist")
+    replay = Replay(model, config, samples, mnist)
+    assert replay.weights.argmax() == 1 and replay.weights.sum() == 4
+    picked = replay.draw(50, 1.0, len(mnist), torch.Generator().manual_seed(0))
+    assert (mnist.labels[picked] == 1).all()
+    assert len(set(mnist.labels[replay.draw(200, 0.0, len(mnist), torch.Generator()).tolist()].tolist())) == 10
