@@ -256,3 +256,35 @@ def test_replay_favours_the_classes_the_samples_are_mistaken_for():
     picked = replay.draw(50, 1.0, len(mnist), torch.Generator().manual_seed(0))
     assert (mnist.labels[picked] == 1).all()
     assert len(set(mnist.labels[replay.draw(200, 0.0, len(mnist), torch.Generator()).tolist()].tolist())) == 10
+
+
+def test_the_page_offers_ten_buttons_and_stores_the_correction(tmp_path):
+    """In Chromium, phone-sized: draw a 7, press "1" under "Wrong? It is a ...": a sample of 1 is stored."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from test_browser import CHROMIUM, FLAGS, SEVEN, draw
+
+    proc, url = start_server("--learn", "--samples", str(tmp_path))
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+            try:
+                page = browser.new_page(viewport={"width": 375, "height": 740}, has_touch=True)
+                page.goto(url)
+                expect(page.locator("#model")).to_contain_text("bundled")
+                expect(page.locator("#teach")).to_be_hidden()
+                draw(page, SEVEN)
+                expect(page.locator("#digit")).to_have_text("7", timeout=10_000)
+                expect(page.locator("#teach")).to_be_visible()
+                buttons = page.locator("#teach-buttons button")
+                expect(buttons).to_have_count(10)
+                assert all(buttons.nth(d).bounding_box()["height"] >= 44 for d in range(10))  # a finger's size
+                buttons.nth(1).tap()
+                expect(page.locator("#status")).to_contain_text("Stored as a 1", timeout=10_000)
+                expect(page.locator("#status")).to_contain_text("2 more corrections")
+            finally:
+                browser.close()
+    finally:
+        stop_server(proc)
+    folder = S.read_folder(tmp_path)
+    assert folder.labels.tolist() == [1] and folder.images[0].max() == 255
