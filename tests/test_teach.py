@@ -288,3 +288,11 @@ def test_the_page_offers_ten_buttons_and_stores_the_correction(tmp_path):
         stop_server(proc)
     folder = S.read_folder(tmp_path)
     assert folder.labels.tolist() == [1] and folder.images[0].max() == 255
+
+
+def test_an_image_over_the_size_limit_is_skipped_not_read(tmp_path, monkeypatch):
+    (tmp_path / "2").mkdir()
+    (tmp_path / "2" / "big.png").write_bytes(png(digit()))
+    monkeypatch.setattr(S, "MAX_IMAGE_BYTES", 50)
+    folder = S.read_folder(tmp_path)
+    assert len(folder) == 0 and "over the limit of 50" in folder.skipped[0]
