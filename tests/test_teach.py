@@ -296,3 +296,13 @@ def test_an_image_over_the_size_limit_is_skipped_not_read(tmp_path, monkeypatch)
     monkeypatch.setattr(S, "MAX_IMAGE_BYTES", 50)
     folder = S.read_folder(tmp_path)
     assert len(folder) == 0 and "over the limit of 50" in folder.skipped[0]
+
+
+def test_lenet_teach_refuses_a_missing_model_and_a_missing_folder(tmp_path, small_mnist, capsys):
+    S.add_sample(tmp_path / "s", digit(), digit(), 1)
+    assert main(["teach", str(tmp_path / "s"), "--model", str(tmp_path / "none"), "--data-dir", str(small_mnist),
+                 "--threads", "1"]) == 1
+    assert "no such model file" in capsys.readouterr().err
+    assert main(["teach", str(tmp_path / "absent"), "--data-dir", str(small_mnist), "--threads", "1"]) == 1
+    assert "no such folder" in capsys.readouterr().err
+    assert not (tmp_path / "absent").exists()  # not made by the refusal
