@@ -261,7 +261,6 @@ def test_replay_favours_the_classes_the_samples_are_mistaken_for():
 def test_the_page_offers_ten_buttons_and_stores_the_correction(tmp_path):
     """In Chromium, phone-sized: draw a 7, press "1" under "Wrong? It is a ...": a sample of 1 is stored."""
     from playwright.sync_api import expect, sync_playwright
-
     from test_browser import CHROMIUM, FLAGS, SEVEN, draw
 
     proc, url = start_server("--learn", "--samples", str(tmp_path))

@@ -1,6 +1,6 @@
 """Fine-tune a model on a user's own samples, replaying MNIST so nothing else is forgotten.
 
-Each step's batch is a quarter samples, three quarters MNIST training digits;
+Each step's batch is an eighth samples, the rest MNIST training digits;
 every sample is distorted anew each time (augment.py), so a handful is seen in
 many small variants. Three things keep what the model knew: half the replayed
 digits are of the classes the samples are mistaken for (a Devanagari 1 read as
@@ -37,8 +37,8 @@ from lenet.training.loop import SGD, Split, lr_at, score, versions
 class Teaching:
     """How a model is taught: few, small, gentle steps from where it stands."""
     steps: int = 300          # optimizer steps in all
-    batch_size: int = 64      # images per step, samples and MNIST together
-    sample_share: float = 0.25  # of each batch drawn from the samples (with replacement)
+    batch_size: int = 128     # images per step, samples and MNIST together
+    sample_share: float = 0.125  # of each batch drawn from the samples (with replacement)
     conflict_share: float = 0.5  # of the MNIST part drawn from the classes the samples are mistaken for
     distill: float = 1.0      # weight of the replayed digits' KL divergence to the base model's probabilities
     lr: float = 0.02          # peak rate, warmed up then cosine to 0 (loop.lr_at's one-cycle)
@@ -184,8 +184,9 @@ def teach(samples_dir: str | Path, ds: Dataset, model_path: str | Path, out: str
     with FolderLock(out.parent):  # two teachings never write one model at once
         save_model(out, model, info)
     per_label = ", ".join(f"{n} of {label}" for label, n in card["per_label"].items())
+    k = max(1, round(teaching.batch_size * teaching.sample_share))
     log(f"taught {model_path.name} {len(folder)} samples ({per_label}) in {teaching.steps} steps of "
-        f"{teaching.batch_size} (a quarter samples, the rest MNIST), {seconds:.1f} s; {time.perf_counter() - t0:.1f} s in all")
+        f"{teaching.batch_size} ({k} samples, the rest MNIST), {seconds:.1f} s; {time.perf_counter() - t0:.1f} s in all")
     log(f"samples read right: {own_before:.1%} before, {own_after:.1%} after")
     log(f"MNIST test accuracy: {before:.4f} before, {after:.4f} after")
     log(f"saved {out}")
