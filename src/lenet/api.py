@@ -184,7 +184,8 @@ def teach(samples: str | Path | None = None, model: str | Path | None = None, ou
     from lenet.data import mnist as datasets
     from lenet.data.samples import MODEL, default_dir
     from lenet.pretrained import bundled_model_path
-    from lenet.training.teach import Teaching, teach as teach_on
+    from lenet.training.teach import Teaching
+    from lenet.training.teach import teach as teach_on
 
     samples = Path(samples) if samples is not None else default_dir()
     teaching = Teaching() if steps is None else Teaching(steps=steps)

@@ -193,9 +193,10 @@ def read_file_nofollow(path: Path, limit: int) -> bytes:
         st = os.fstat(f.fileno())
         if not stat.S_ISREG(st.st_mode):
             raise ValueError("not a regular file")
-        if st.st_size > limit:
-            raise ValueError(f"{st.st_size:,} bytes, over the limit of {limit:,}")
-        return f.read(limit + 1)[:limit + 1]
+        data = f.read(limit + 1)  # the size may have grown since fstat
+        if max(st.st_size, len(data)) > limit:
+            raise ValueError(f"{max(st.st_size, len(data)):,} bytes, over the limit of {limit:,}")
+        return data
 
 
 def as_seen(pixels: np.ndarray) -> np.ndarray:

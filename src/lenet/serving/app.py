@@ -334,17 +334,18 @@ async def model_error(request, exc: NonFiniteOutput):
 async def lifespan(app: FastAPI):
     """Load the model once, before the first request; hold it in the app's state."""
     from lenet.pretrained import bundled_model_path
+    from lenet.data.samples import MODEL
     from lenet.serving.learn import Learner, answering
 
     base = Path(app.state.model_path or bundled_model_path())
     app.state.model = NumpyModel.load(base)
-    app.state.answering = answering(app.state.model, app.state.model_path is None)
+    app.state.answering = answering(app.state.model, "bundled" if app.state.model_path is None else base.name)
     app.state.learner = None
     if app.state.samples is not None:  # --learn: a model taught from this folder before answers
         app.state.learner = Learner(app.state.samples, base)
         personal = app.state.learner.personal_model()
         if personal is not None:
-            app.state.model, app.state.answering = personal, answering(personal, False)
+            app.state.model, app.state.answering = personal, answering(personal, MODEL)
     app.state.limiter = anyio.CapacityLimiter(INFERENCE_THREADS)
     app.state.batcher = Batcher(app.state.model)
     app.state.started = time.time()

@@ -39,12 +39,13 @@ def lower_priority() -> None:
     end_with_parent()
 
 
-def answering(model: NumpyModel, bundled: bool) -> str:
-    """Which model answers, in the page's words: "bundled", "yours: 12 samples", or the file's name."""
+def answering(model: NumpyModel, name: str) -> str:
+    """Which model answers, in the page's words: "yours: 12 samples" for a taught one, else `name`
+    ("bundled", or the file's name)."""
     card = model.info.get("teach")
     if isinstance(card, dict) and isinstance(card.get("samples"), int):
         return f"yours: {card['samples']} samples"
-    return "bundled" if bundled else str(model.info.get("command") or "a model of your own")
+    return name
 
 
 class Learner:
@@ -107,7 +108,7 @@ class Learner:
             return
         app.state.model = model           # the swap: requests from here on get the new model
         app.state.batcher.model = model
-        app.state.answering = answering(model, False)
+        app.state.answering = answering(model, MODEL)
         self.taught, self.failed = int(model.info.get("teach", {}).get("samples", count)), ""
         print(f"lenet serve: now answering with the model taught from {self.taught} samples", flush=True)
         self.maybe_start(app)  # corrections that came in meanwhile

@@ -1,15 +1,19 @@
 """Fine-tune a model on a user's own samples, replaying MNIST so nothing else is forgotten.
 
-Each step's batch is half samples, half MNIST training digits; every image is
-distorted anew each time (augment.py), so a handful of samples is seen in many
-small variants. Batch norm keeps the statistics it learned on MNIST (its layers
-stay in evaluation mode): a batch that is half one writer's digits would
-otherwise shift them for every input. MNIST's test set is scored before and
-after, and both figures go into the new model's card.
+Each step's batch is an eighth samples, the rest MNIST training digits;
+every sample is distorted anew each time (augment.py), so a handful is seen in
+many small variants. Three things keep what the model knew: half the replayed
+digits are of the classes the samples are mistaken for (a Devanagari 1 read as
+a 9: the 9s are what it must not lose), the replayed digits are also fitted to
+the base model's own probabilities (distillation, Hinton et al. 2015; "learning
+without forgetting", Li & Hoiem 2016), and batch norm keeps the statistics it
+learned on MNIST (its layers stay in evaluation mode). MNIST's test set is
+scored before and after, and both figures go into the new model's card.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,9 +36,11 @@ from lenet.training.loop import SGD, Split, lr_at, score, versions
 @dataclass(frozen=True)
 class Teaching:
     """How a model is taught: few, small, gentle steps from where it stands."""
-    steps: int = 150          # optimizer steps in all
-    batch_size: int = 64      # images per step, samples and MNIST together
-    sample_share: float = 0.5  # of each batch drawn from the samples (with replacement)
+    steps: int = 300          # optimizer steps in all
+    batch_size: int = 128     # images per step, samples and MNIST together
+    sample_share: float = 0.125  # of each batch drawn from the samples (with replacement)
+    conflict_share: float = 0.5  # of the MNIST part drawn from the classes the samples are mistaken for
+    distill: float = 1.0      # weight of the replayed digits' KL divergence to the base model's probabilities
     lr: float = 0.02          # peak rate, warmed up then cosine to 0 (loop.lr_at's one-cycle)
     momentum: float = 0.9     # SGD, Nesterov
     weight_decay: float = 5e-4  # on weights only, as the recipes train
@@ -54,21 +60,45 @@ def freeze_batch_norm(model: nn.Module) -> None:
             m.eval()
 
 
-def batch(samples: Split, mnist: Split, teaching: Teaching, config, gen: torch.Generator):
-    """One step's (x, y): samples and MNIST digits drawn at random, each distorted anew."""
+class Replay:
+    """Which MNIST digits to replay: any, and those of the classes the samples are mistaken for."""
+
+    def __init__(self, model: nn.Module, config, samples: Split, mnist: Split):
+        with torch.no_grad():
+            read = model(normalize(samples.images, config)).argmax(1)
+        mistaken_for = read[read != samples.labels]
+        self.weights = torch.bincount(mistaken_for, minlength=config.num_classes).float()
+        order = torch.argsort(mnist.labels, stable=True)  # each class's indices, one slice of it
+        counts = torch.bincount(mnist.labels, minlength=config.num_classes)
+        self.order, self.starts, self.counts = order, torch.cumsum(counts, 0) - counts, counts
+
+    def draw(self, n: int, share: float, total: int, gen: torch.Generator) -> torch.Tensor:
+        k = round(n * share) if self.weights.sum() > 0 else 0
+        anywhere = torch.randint(total, (n - k,), generator=gen)
+        if not k:
+            return anywhere
+        classes = torch.multinomial(self.weights, k, replacement=True, generator=gen)
+        within = (torch.rand(k, generator=gen) * self.counts[classes]).long()
+        return torch.cat([anywhere, self.order[self.starts[classes] + within]])
+
+
+def batch(samples: Split, mnist: Split, replay: Replay, teaching: Teaching, config, gen: torch.Generator):
+    """One step's (x, y, k): samples (the first k) and MNIST digits, each distorted anew."""
     k = max(1, round(teaching.batch_size * teaching.sample_share))
     pick_s = torch.randint(len(samples), (k,), generator=gen)
-    pick_m = torch.randint(len(mnist), (teaching.batch_size - k,), generator=gen)
+    pick_m = replay.draw(teaching.batch_size - k, teaching.conflict_share, len(mnist), gen)
     images = torch.cat([samples.images[pick_s], mnist.images[pick_m]])
     labels = torch.cat([samples.labels[pick_s], mnist.labels[pick_m]])
     background, ink = config.normalize(0.0), config.normalize(255.0)
     x = distort(normalize(images, config), gen, background)
-    return roughen(x, gen, background, ink), labels
+    return roughen(x, gen, background, ink), labels, k
 
 
 def fine_tune(model: nn.Module, config, samples: Split, mnist: Split, teaching: Teaching, seed: int = 0) -> list[float]:
     """Teach `model` in place; returns the loss of each step."""
     gen = torch.Generator().manual_seed(seed)
+    base = copy.deepcopy(model).eval()  # what the replayed digits are held to
+    replay = Replay(model, config, samples, mnist)
     decay = [p for p in model.parameters() if p.ndim > 1]
     rest = [p for p in model.parameters() if p.ndim <= 1]
     optimizer = SGD([{"params": decay, "weight_decay": teaching.weight_decay}, {"params": rest, "weight_decay": 0.0}],
@@ -78,8 +108,14 @@ def fine_tune(model: nn.Module, config, samples: Split, mnist: Split, teaching: 
     for step in range(teaching.steps):
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, teaching.steps, teaching)
-        x, y = batch(samples, mnist, teaching, config, gen)
-        loss = F.cross_entropy(model(x), y)
+        x, y, k = batch(samples, mnist, replay, teaching, config, gen)
+        scores = model(x)
+        loss = F.cross_entropy(scores, y)
+        if teaching.distill:
+            with torch.no_grad():
+                held = F.log_softmax(base(x[k:]), 1)
+            loss = loss + teaching.distill * F.kl_div(F.log_softmax(scores[k:], 1), held, log_target=True,
+                                                      reduction="batchmean")
         if not torch.isfinite(loss):
             raise ValueError(f"teaching diverged at step {step + 1} (the loss is not finite); nothing was written")
         optimizer.zero_grad()
@@ -105,6 +141,8 @@ def teach(samples_dir: str | Path, ds: Dataset, model_path: str | Path, out: str
     return its card (the info it records)."""
     t0 = time.perf_counter()
     samples_dir = Path(samples_dir).expanduser()
+    if not samples_dir.is_dir():
+        raise ValueError(f"{samples_dir}: no such folder (a samples folder holds DIR/0, DIR/1, ... of images)")
     model_path = resolve_model_path(model_path)
     out = Path(out) if out is not None else samples_dir / MODEL
     if out.is_dir():
@@ -146,8 +184,9 @@ def teach(samples_dir: str | Path, ds: Dataset, model_path: str | Path, out: str
     with FolderLock(out.parent):  # two teachings never write one model at once
         save_model(out, model, info)
     per_label = ", ".join(f"{n} of {label}" for label, n in card["per_label"].items())
+    k = max(1, round(teaching.batch_size * teaching.sample_share))
     log(f"taught {model_path.name} {len(folder)} samples ({per_label}) in {teaching.steps} steps of "
-        f"{teaching.batch_size} (half samples, half MNIST), {seconds:.1f} s; {time.perf_counter() - t0:.1f} s in all")
+        f"{teaching.batch_size} ({k} samples, the rest MNIST), {seconds:.1f} s; {time.perf_counter() - t0:.1f} s in all")
     log(f"samples read right: {own_before:.1%} before, {own_after:.1%} after")
     log(f"MNIST test accuracy: {before:.4f} before, {after:.4f} after")
     log(f"saved {out}")
