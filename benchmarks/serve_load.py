@@ -50,7 +50,8 @@ NOOP = """
 import sys
 from fastapi import Request
 from fastapi.responses import JSONResponse
-from lenet.serving.app import create_app, run
+from lenet.serving.app import create_app
+from lenet.serving.workers import run
 app = create_app()
 
 @app.post("/noop")

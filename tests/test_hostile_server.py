@@ -17,8 +17,8 @@ import pytest
 from test_hostile import exchange, get, status_of
 from test_serve import children_of, gone
 
-from lenet.serving.app import Supervision, supervise
 from lenet.serving.guard import MAX_HEADER_BYTES, MAX_PIPELINED, GuardedProtocol
+from lenet.serving.workers import Supervision, supervise
 
 from helpers import start_server, stop_server
 

@@ -126,11 +126,11 @@ def test_a_missing_extra_names_the_install_that_works(tmp_path, monkeypatch, cap
     monkeypatch.setattr(metadata, "distribution", lambda name: index)
     assert install_command("export") == "pip install 'lenet[export]'"
 
-    # `lenet serve` with the serve extra's packages missing (the first one app.py imports is anyio).
+    # `lenet serve` with the serve extra's packages missing (the first one the server's modules import is anyio).
     for name in ("anyio", "fastapi", "uvicorn"):
         monkeypatch.setitem(sys.modules, name, None)
-    monkeypatch.delitem(sys.modules, "lenet.serving.app", raising=False)
-    monkeypatch.delitem(sys.modules, "lenet.serving.guard", raising=False)
+    for module in ("app", "routes", "inputs", "batcher", "workers", "guard"):
+        monkeypatch.delitem(sys.modules, f"lenet.serving.{module}", raising=False)
     assert main(["serve"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.endswith("pip install 'lenet[serve]'") and "\n" not in err, err

@@ -19,7 +19,10 @@ from lenet.nn.numpy_model import NumpyModel
 from lenet.reading.predict import judged, predict_images
 from lenet.reading.digit import read_digit
 from lenet.pretrained import bundled_model_path
-from lenet.serving.app import INLINE_PIXELS, MAX_BATCH, MAX_BODY, Batcher, create_app
+from lenet.serving.app import create_app
+from lenet.serving.batcher import INLINE_PIXELS, Batcher
+from lenet.serving.guard import MAX_BODY
+from lenet.serving.inputs import MAX_BATCH
 
 from helpers import lenet, start_server, stop_server
 from test_preprocess import png_bytes as png

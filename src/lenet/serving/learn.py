@@ -23,6 +23,9 @@ from fastapi.responses import JSONResponse
 from lenet.data.samples import MODEL, add_sample, count_samples
 from lenet.nn.numpy_model import NumpyModel
 from lenet.reading.digit import read_digit
+from lenet.serving.batcher import in_worker
+from lenet.serving.inputs import RequestError, prepared
+from lenet.serving.workers import end_with_parent
 
 LEARN_EVERY = 3       # new samples that start a fine-tune
 CHILD_NICENESS = 10   # the fine-tune yields the CPU to the server's requests
@@ -33,8 +36,6 @@ router = APIRouter()
 
 def lower_priority() -> None:
     """In the child, before it runs: nicer than the server, and ended if the server dies."""
-    from lenet.serving.app import end_with_parent
-
     os.nice(CHILD_NICENESS)
     end_with_parent()
 
@@ -119,8 +120,6 @@ class Learner:
                          f"folder; after every {LEARN_EVERY} new samples the model is fine-tuned on all of "
                          "them in the background and swapped in when done (GET /model says which answers).")
 async def teach_route(request: Request, label: int):
-    from lenet.serving.app import RequestError, in_worker, prepared
-
     learner: Learner = request.app.state.learner
     classes = request.app.state.model.config.num_classes
     if not 0 <= label < classes:
