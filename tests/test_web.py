@@ -343,13 +343,14 @@ def test_the_page_reader_uses_the_command_readers_constants():
         return next(getattr(m, name) for m in (digit, ink, image, lines) if hasattr(m, name))
 
     source = (Path(digit.__file__).parent.parent / "web" / "lenet.js").read_text()
-    names = ["SIZE", "BOX", "ANALYSIS_SIDE", "BACKGROUND_SIDE", "MIN_SIDE", "MIN_CONTRAST", "STRONG", "WEAK",
-             "FAINT", "MIN_HEIGHT", "MIN_LINE", "PLAIN", "MNIST_WIDTH", "THIN", "THICK"]
+    names = ["SIZE", "BOX", "ANALYSIS_SIDE", "LARGE_SIDE", "BACKGROUND_SIDE", "MIN_SIDE", "MIN_CONTRAST", "STRONG",
+             "WEAK", "FAINT", "MIN_HEIGHT", "MIN_LINE", "PLAIN", "MNIST_WIDTH", "THIN", "THICK"]
     for name in names:
         match = re.search(rf"\b{name} = (?:f32\()?([0-9.]+)\)?[,;]", source)
         assert match, f"{name} not found in lenet.js"
         assert float(match.group(1)) == constant(name), name
-    for name, js in (("SEVERAL", "SEVERAL"), ("SMALL", "SMALL"), ("FAINT_INK", "FAINT_INK"), ("BORDER", "BORDER")):
+    for name, js in (("SEVERAL", "SEVERAL"), ("SMALL", "SMALL"), ("FAINT_INK", "FAINT_INK"), ("BORDER", "BORDER"),
+                     ("NO_INK", "NO_INK")):
         assert f'{js} = "{constant(name)}"' in source, name
 
 
