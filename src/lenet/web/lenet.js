@@ -766,7 +766,14 @@
     return doubts;
   }
 
-  const api = { readDigit, probabilities, doubtsOf, under, pyRound, SIZE };
+  // `ported`: the steps that copy OpenCV's and Pillow's arithmetic, for tests/test_web.py to check
+  // against those libraries directly.
+  const ported = {
+    label: (h, w, bits) => label({ h, w, a: Uint8Array.from(bits) })[0].a,
+    boxBlur3: (h, w, values) => boxBlur3({ h, w, a: Float32Array.from(values) }).a,
+    resample: (h, w, values, outH, outW, filter) => resample({ h, w, a: Float32Array.from(values) }, outW, outH, FILTERS[filter]).a,
+  };
+  const api = { readDigit, probabilities, doubtsOf, under, pyRound, SIZE, ported };
   root.Lenet = api;
   if (typeof module !== "undefined") module.exports = api;
 })(typeof window !== "undefined" ? window : globalThis);
