@@ -285,7 +285,10 @@ def test_the_page_words_doubts_as_the_command_does(site, browser):
 
 
 # Drawings of the reader's harder kinds, as a pad's RGBA (PIL draws them): ink at the border, a
-# scribble over a third of the pad, two digits, specks, a frame, an underline, a dot, a wide 8.
+# scribble over a third of the pad, two digits, specks, a frame, an underline, a dot, a wide 8; and
+# ones that take the port's rarer steps: a closer look whose crop is reduced again, a tall thin
+# crop (Pillow resizes it vertical pass first), two marks with the same ink, a stroke along the
+# edge (weighed as light ink on the first look).
 HARD = {
     "border": [[(0, 100), (140, 100), (140, 279)]],
     "scribble": [[(10 + (i % 2) * 250, 10 + i * 12) for i in range(24)]],
@@ -297,6 +300,10 @@ HARD = {
     "dot": [[(140, 140), (150, 150)]],
     "wide-eight": [[(140, 40), (60, 70), (140, 130), (220, 180), (140, 240), (60, 180), (140, 130), (220, 70),
                     (140, 40)]],
+    "short-slash": [[(120, 57), (154, 126)]],
+    "edge-stem": [[(187, 175), (188, -1)]],
+    "corner-dash": [[(42, 88), (-10, 62)]],
+    "right-edge": [[(271, 69), (266, 163)]],
 }
 
 
@@ -333,6 +340,39 @@ def test_the_page_reader_is_the_command_reader_on_hard_drawings(site, browser):
         page.context.close()
 
 
+def test_the_page_reader_computes_opencv_and_pillow_steps_as_they_do(site, browser):
+    """lenet.js's copies of cv2.connectedComponents (its numbering), cv2.blur and Pillow's float
+    resize (its coefficients and pass order), checked bit for bit on random inputs."""
+    import cv2
+    from PIL import Image
+
+    _, url, _ = site
+    page = open_page(browser, url + "/", url, {"width": 800, "height": 600})
+    rng = np.random.default_rng(3)
+    try:
+        for _ in range(20):
+            h, w = (int(v) for v in rng.integers(3, 60, 2))
+            mask = (rng.random((h, w)) < rng.uniform(0.1, 0.6)).astype(np.uint8)
+            ours = page.evaluate("([h, w, m]) => Array.from(Lenet.ported.label(h, w, m))", [h, w, mask.ravel().tolist()])
+            theirs = cv2.connectedComponents(mask, connectivity=8, ltype=cv2.CV_32S)[1]
+            assert np.array_equal(np.array(ours).reshape(h, w), theirs), (h, w)
+            values = (rng.random((h, w)) ** rng.uniform(0.5, 8)).astype(np.float32)
+            ours = page.evaluate("([h, w, v]) => Array.from(Lenet.ported.boxBlur3(h, w, v))", [h, w, values.ravel().tolist()])
+            theirs = cv2.blur(values, (3, 3), borderType=cv2.BORDER_REPLICATE)
+            assert np.array_equal(np.array(ours, np.float32).reshape(h, w), theirs), (h, w)
+        # Reductions either pass first, enlargements, one axis alone: what the reader's copies and fits take.
+        for (h, w, out_h, out_w) in [(280, 280, 192, 192), (254, 200, 192, 151), (164, 22, 138, 12), (40, 13, 20, 7),
+                                     (9, 14, 13, 20), (30, 30, 20, 20), (25, 17, 20, 14), (60, 20, 20, 20)]:
+            values = rng.random((h, w)).astype(np.float32)
+            for name, how in (("box", Image.Resampling.BOX), ("lanczos", Image.Resampling.LANCZOS)):
+                ours = page.evaluate("([h, w, v, oh, ow, f]) => Array.from(Lenet.ported.resample(h, w, v, oh, ow, f))",
+                                     [h, w, values.ravel().tolist(), out_h, out_w, name])
+                theirs = np.asarray(Image.fromarray(values, "F").resize((out_w, out_h), how))
+                assert np.array_equal(np.array(ours, np.float32).reshape(out_h, out_w), theirs), (h, w, out_h, out_w, name)
+    finally:
+        page.context.close()
+
+
 def test_the_page_reader_uses_the_command_readers_constants():
     """lenet.js copies the reader's constants (one truth: lenet.reading); this is the check on the copy."""
     import re
@@ -343,13 +383,14 @@ def test_the_page_reader_uses_the_command_readers_constants():
         return next(getattr(m, name) for m in (digit, ink, image, lines) if hasattr(m, name))
 
     source = (Path(digit.__file__).parent.parent / "web" / "lenet.js").read_text()
-    names = ["SIZE", "BOX", "ANALYSIS_SIDE", "BACKGROUND_SIDE", "MIN_SIDE", "MIN_CONTRAST", "STRONG", "WEAK",
-             "FAINT", "MIN_HEIGHT", "MIN_LINE", "PLAIN", "MNIST_WIDTH", "THIN", "THICK"]
+    names = ["SIZE", "BOX", "ANALYSIS_SIDE", "LARGE_SIDE", "BACKGROUND_SIDE", "MIN_SIDE", "MIN_CONTRAST", "STRONG",
+             "WEAK", "FAINT", "MIN_HEIGHT", "MIN_LINE", "PLAIN", "MNIST_WIDTH", "THIN", "THICK"]
     for name in names:
         match = re.search(rf"\b{name} = (?:f32\()?([0-9.]+)\)?[,;]", source)
         assert match, f"{name} not found in lenet.js"
         assert float(match.group(1)) == constant(name), name
-    for name, js in (("SEVERAL", "SEVERAL"), ("SMALL", "SMALL"), ("FAINT_INK", "FAINT_INK"), ("BORDER", "BORDER")):
+    for name, js in (("SEVERAL", "SEVERAL"), ("SMALL", "SMALL"), ("FAINT_INK", "FAINT_INK"), ("BORDER", "BORDER"),
+                     ("NO_INK", "NO_INK")):
         assert f'{js} = "{constant(name)}"' in source, name
 
 

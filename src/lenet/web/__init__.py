@@ -2,7 +2,7 @@
 
 The site is this folder's page (index.html, app.js, style.css), the reader and
 network in JavaScript (lenet.js: a port of the drawing's path through
-lenet.reading.preprocess and of the NumPy forward pass), and the model as a
+lenet.reading's digit.read_digit and ink.find_ink, and of the NumPy forward pass), and the model as a
 script (model.js: the network's description from lenet.nn.network with its
 weights, batch norm folded as the NumPy pass folds it, as base64 float32), so it
 opens from file:// too, where a page may not fetch() a file beside it.
@@ -47,7 +47,7 @@ def b64(a: np.ndarray) -> str:
 
 
 def grey_levels() -> list[float]:
-    """preprocess.grey of each grey level 0..255 (an opaque canvas's pixels), as NumPy computes it,
+    """ink.grey of each grey level 0..255 (an opaque canvas's pixels), as NumPy computes it,
     so the page starts from the very values `lenet predict` starts from."""
     from lenet.reading.ink import grey
 

@@ -111,7 +111,8 @@ function answer() {
     return;
   }
   // A dot or a short dash (ink no longer than two strokes are wide) is not a digit: no answer.
-  if (Math.max(reading.box[2], reading.box[3]) < 2 * STROKE) {
+  const [left, top, right, bottom] = reading.box;  // right and bottom exclusive
+  if (Math.max(right - left, bottom - top) < 2 * STROKE) {
     window.lenetLast = { empty: true, box: reading.box };
     clearAnswer(`${EMPTY} (this is too small to read: draw it bigger)`);
     return;

@@ -1,16 +1,19 @@
-// The reader and the network in the browser: a port of lenet.reading.preprocess's path for a
-// drawing (find_digit at its own scale: no reduction, no closer look) and of the NumPy forward
-// pass, walking the network's description that model.js carries. tests/test_web.py checks both
-// against `lenet predict` on the same canvas pixels.
+// The reader and the network in the browser: a port of lenet.reading's path for a drawing (a
+// canvas's RGBA: digit.find_digit with ink.find_ink on the analysis copy, the plain-canvas shortcut
+// or the background estimate, and the closer look at a small digit) and of the NumPy forward pass,
+// walking the network's description that model.js carries. Arrays keep NumPy's dtypes (float32,
+// or float64 where NumPy promotes), the OpenCV and Pillow steps are ported as those libraries
+// compute them. tests/test_web.py checks both against `lenet predict` on the same canvas pixels.
 "use strict";
 
 (function (root) {
   const f32 = Math.fround;
-  const SIZE = 28, BOX = 20, ANALYSIS_SIDE = 384, BACKGROUND_SIDE = 96, MIN_SIDE = 8;
-  const MIN_CONTRAST = 0.08, STRONG = f32(0.5), WEAK = f32(0.22), FAINT = 0.15, MIN_HEIGHT = 10;
+  const SIZE = 28, BOX = 20, ANALYSIS_SIDE = 192, LARGE_SIDE = 384, BACKGROUND_SIDE = 96, MIN_SIDE = 8;
+  const MIN_CONTRAST = 0.08, STRONG = 0.5, WEAK = 0.22, FAINT = 0.15, MIN_HEIGHT = 10;
   const MIN_LINE = 16, PLAIN = 0.1, MNIST_WIDTH = 1.95, THIN = 1.3, THICK = 3.4;
   const SEVERAL = "several separate marks: looks like more than one digit (use --number)";
   const SMALL = "ink too small", FAINT_INK = "ink too faint", BORDER = "ink touches the border";
+  const NO_INK = "no ink found: nothing stands out from the background";
 
   // Python's round(): halves to even.
   function pyRound(x) {
@@ -18,10 +21,13 @@
     return (Math.abs(x % 1) === 0.5) ? 2 * Math.round(x / 2) : r;
   }
 
-  // A 2-D map: row-major values, h rows of w.
+  // A 2-D map: row-major values, h rows of w (Float32Array unless said: NumPy's float32).
   function map(h, w, Type) { return { h, w, a: new (Type || Float32Array)(h * w) }; }
   function like(m, Type) { return map(m.h, m.w, Type || m.a.constructor); }
-  function each(m, fn, Type) { const o = like(m, Type); for (let i = 0; i < m.a.length; i++) o.a[i] = fn(m.a[i], i); return o; }
+  const isF64 = (m) => m.a instanceof Float64Array;
+  // A Python float compared with an array: NumPy casts it to the array's dtype first.
+  const as = (m, t) => isF64(m) ? t : f32(t);
+  function toF32(m) { if (m.a instanceof Float32Array) return m; const o = like(m, Float32Array); o.a.set(m.a); return o; }
   function maxOf(a) { let m = -Infinity; for (let i = 0; i < a.length; i++) if (a[i] > m) m = a[i]; return m; }
   function minOf(a) { let m = Infinity; for (let i = 0; i < a.length; i++) if (a[i] < m) m = a[i]; return m; }
   function any(a) { for (let i = 0; i < a.length; i++) if (a[i]) return true; return false; }
@@ -31,14 +37,20 @@
     for (let y = 0; y < m.h; y++) for (let x = 0; x < m.w; x++) o.a[x * m.h + y] = m.a[y * m.w + x];
     return o;
   }
+  function region(m, top, bottom, left, right) {  // m[top:bottom, left:right]
+    const o = map(bottom - top, right - left, m.a.constructor);
+    for (let y = top; y < bottom; y++) o.a.set(m.a.subarray(y * m.w + left, y * m.w + right), (y - top) * o.w);
+    return o;
+  }
 
-  // numpy.percentile with its default (linear) interpolation.
+  // numpy.percentile of float32 values (default, linear): its _lerp, the difference in float32,
+  // the interpolation in float64.
   function percentiles(values, qs) {
     const s = Float64Array.from(values).sort();
     return qs.map((q) => {
       const pos = q / 100 * (s.length - 1), lo = Math.floor(pos), t = pos - lo;
-      const a = s[lo], b = s[Math.min(lo + 1, s.length - 1)];
-      return f32(t >= 0.5 ? b - (b - a) * (1 - t) : a + (b - a) * t);
+      const a = s[lo], b = s[Math.min(lo + 1, s.length - 1)], d = f32(b - a);
+      return t >= 0.5 ? b - d * (1 - t) : a + d * t;
     });
   }
   // The k-th smallest of `a` (reordered in place), by quickselect.
@@ -56,13 +68,14 @@
     }
     return a[k];
   }
-  function median(values) {
+  // numpy.median: the mean of the middle two in the values' own dtype (float32 unless `f64`).
+  function median(values, f64) {
     const s = Float64Array.from(values), n = s.length;
     if (n % 2) return select(s, (n - 1) / 2);
     const upper = select(s, n / 2);
     let lower = -Infinity;  // the largest of the values before the upper middle one
     for (let i = 0; i < n / 2; i++) if (s[i] > lower) lower = s[i];
-    return f32(f32(lower + upper) / 2);
+    return f64 ? (lower + upper) / 2 : f32(f32(lower + upper) / 2);
   }
   function pick(m, where) { const out = []; for (let i = 0; i < m.a.length; i++) if (where.a[i]) out.push(m.a[i]); return out; }
   function borderOf(s) {
@@ -128,29 +141,27 @@
   function filter2(m, size, isMax) {
     if (size <= 1) return m;
     const sign = isMax ? 1 : -1;
+    m = toF32IfF64(m);  // morphology.py hands OpenCV float32
     return runningMax(runningMaxRows(m, size, sign), size, 1, sign);
   }
+  function toF32IfF64(m) { return isF64(m) ? toF32(m) : m; }
   const maxFilter = (m, size) => filter2(m, size, true);
   const minFilter = (m, size) => filter2(m, size, false);
   const closing = (m, size) => minFilter(maxFilter(m, size), size);
   const opening = (m, size) => maxFilter(minFilter(m, size), size);
 
-  // The mean over size x size (edges repeated), as morphology.box_blur: running sums in double
-  // along each axis (axis 0 first), each mean stored as float32.
-  function boxBlur(m, size) {
-    if (size <= 1) return m;
-    const half = size >> 1, { h, w } = m;
-    const c = new Float64Array((h + size) * w), mid = map(h, w), out = map(h, w);
-    for (let i = 0; i < h + size; i++) {
-      const row = Math.min(h - 1, Math.max(0, i - half - 1)) * w;
-      for (let x = 0; x < w; x++) c[i * w + x] = (i ? c[(i - 1) * w + x] : 0) + m.a[row + x];
-    }
-    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) mid.a[y * w + x] = (c[(y + size) * w + x] - c[y * w + x]) / size;
-    const r = new Float64Array(w + size);
-    for (let y = 0; y < h; y++) {
-      let acc = 0;
-      for (let i = 0; i < w + size; i++) { acc += mid.a[y * w + Math.min(w - 1, Math.max(0, i - half - 1))]; r[i] = acc; }
-      for (let x = 0; x < w; x++) out.a[y * w + x] = (r[x + size] - r[x]) / size;
+  // morphology.box_blur (3x3) as OpenCV's cv2.blur computes it on float32: sums of three along
+  // each row in float64, running sums of those down the columns in float64, times 1/9, float32.
+  function boxBlur3(m) {
+    const { h, w } = m, rows = new Float64Array((h + 2) * w), out = map(h, w);
+    const at = (y, x) => f32(m.a[Math.min(h - 1, Math.max(0, y)) * w + Math.min(w - 1, Math.max(0, x))]);
+    for (let y = -1; y <= h; y++) for (let x = 0; x < w; x++) rows[(y + 1) * w + x] = at(y, x - 1) + at(y, x) + at(y, x + 1);
+    const sum = new Float64Array(w), scale = 1 / 9;
+    for (let x = 0; x < w; x++) sum[x] = (0 + rows[x]) + rows[w + x];
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
+      const s0 = sum[x] + rows[(y + 2) * w + x];
+      out.a[y * w + x] = s0 * scale;
+      sum[x] = s0 - rows[y * w + x];
     }
     return out;
   }
@@ -174,34 +185,44 @@
     return axis === 1 ? transpose(out) : out;
   }
 
-  // 8-connected components, labelled 1.. in order of their first pixel (row-major), as mo.label.
+  // 8-connected components, numbered as OpenCV's connectedComponents numbers them: in the order of
+  // the first 2x2 block (rows two at a time, then columns) that holds a pixel of the component (a
+  // block's pixels all touch each other). The order decides ties when marks are ranked by ink.
   function label(mask) {
     const { h, w } = mask, labels = map(h, w, Int32Array), stack = [];
     let n = 0;
-    for (let i = 0; i < h * w; i++) {
-      if (!mask.a[i] || labels.a[i]) continue;
-      labels.a[i] = ++n;
-      stack.push(i);
-      while (stack.length) {
-        const j = stack.pop(), y = (j / w) | 0, x = j % w;
-        for (let dy = -1; dy <= 1; dy++) for (let dx = -1; dx <= 1; dx++) {
-          const yy = y + dy, xx = x + dx, k = yy * w + xx;
-          if (yy >= 0 && yy < h && xx >= 0 && xx < w && mask.a[k] && !labels.a[k]) { labels.a[k] = n; stack.push(k); }
+    for (let by = 0; by < h; by += 2) for (let bx = 0; bx < w; bx += 2) {
+      for (let k = 0; k < 4; k++) {
+        const y0 = by + (k >> 1), x0 = bx + (k & 1), i = y0 * w + x0;
+        if (y0 >= h || x0 >= w || !mask.a[i] || labels.a[i]) continue;
+        labels.a[i] = ++n;
+        stack.push(i);
+        while (stack.length) {
+          const j = stack.pop(), y = (j / w) | 0, x = j % w;
+          for (let dy = -1; dy <= 1; dy++) for (let dx = -1; dx <= 1; dx++) {
+            const yy = y + dy, xx = x + dx, kk = yy * w + xx;
+            if (yy >= 0 && yy < h && xx >= 0 && xx < w && mask.a[kk] && !labels.a[kk]) { labels.a[kk] = n; stack.push(kk); }
+          }
         }
       }
     }
     return [labels, n];
   }
+  // morphology.components: per label 1..n its pixel count, summed weight (float64, in raster order
+  // as numpy.bincount sums) and box (left, top, right, bottom; right and bottom exclusive).
   function components(labels, n, weight) {
     const out = [];
-    for (let i = 1; i <= n; i++) out.push({ label: i, area: 0, ink: 0, box: [labels.h, labels.w, 0, 0] });
+    for (let i = 1; i <= n; i++) out.push({ label: i, pixels: 0, ink: 0, box: [labels.w, labels.h, 0, 0] });
     for (let y = 0; y < labels.h; y++) for (let x = 0; x < labels.w; x++) {
       const l = labels.a[y * labels.w + x];
       if (!l) continue;
-      const m = out[l - 1];
-      m.area++;
-      if (weight) m.ink += weight.a[y * labels.w + x];
-      m.box = [Math.min(m.box[0], y), Math.min(m.box[1], x), Math.max(m.box[2], y + 1), Math.max(m.box[3], x + 1)];
+      const m = out[l - 1], b = m.box;
+      m.pixels++;
+      m.ink += weight ? weight.a[y * labels.w + x] : 1;
+      if (x < b[0]) b[0] = x;
+      if (y < b[1]) b[1] = y;
+      if (x + 1 > b[2]) b[2] = x + 1;
+      if (y + 1 > b[3]) b[3] = y + 1;
     }
     return out;
   }
@@ -220,22 +241,77 @@
     return 2 * area / Math.max(edges, 1);
   }
 
-  // preprocess.grey: float grey 0..1; `lut` is grey() of each grey level, as NumPy computes it.
+  // ink.grey for a canvas's RGBA bytes: float32 grey 0..1; `lut` is grey() of each grey level, as
+  // NumPy computes it. A transparent canvas is read by its alpha channel alone.
   function grey(rgba, w, h, lut) {
+    if (Math.min(w, h) < MIN_SIDE) throw new Error(`${w}x${h} is too small to hold a digit`);
     const g = map(h, w);
     let lo = 255, hi = 0;
     for (let i = 0; i < w * h; i++) { const a = rgba[4 * i + 3]; lo = Math.min(lo, a); hi = Math.max(hi, a); }
-    const transparent = f32(hi / 255) - f32(lo / 255) > 0.5;
     const W = [f32(0.299), f32(0.587), f32(0.114)];
     for (let i = 0; i < w * h; i++) {
       const r = rgba[4 * i], gg = rgba[4 * i + 1], b = rgba[4 * i + 2];
-      if (transparent) g.a[i] = f32(1 - f32(rgba[4 * i + 3] / 255));
+      if (hi - lo > 127) g.a[i] = f32(1 - f32(rgba[4 * i + 3] / 255));
       else if (r === gg && gg === b) g.a[i] = lut[r];
       else g.a[i] = f32(f32(f32(f32(r / 255) * W[0]) + f32(f32(gg / 255) * W[1])) + f32(f32(b / 255) * W[2]));
     }
-    if (Math.min(w, h) < MIN_SIDE) throw new Error(`${w}x${h} is too small to hold a digit`);
     return g;
   }
+
+  // Pillow's resize of a float ("F") image (Resample.c): its coefficients (precompute_coeffs),
+  // one pass along each axis with sums in float64, each pass stored as float32. Pillow does the
+  // vertical pass first when it takes away more than twice the rows the horizontal takes columns.
+  function sinc(x) { if (x === 0) return 1; x *= Math.PI; return Math.sin(x) / x; }
+  const FILTERS = {
+    box: [(x) => (x > -0.5 && x <= 0.5) ? 1 : 0, 0.5],
+    lanczos: [(x) => (-3 <= x && x < 3) ? sinc(x) * sinc(x / 3) : 0, 3],
+  };
+  function coefficients(inSize, outSize, [filter, support0]) {
+    const scale = inSize / outSize, filterscale = Math.max(1, scale), support = support0 * filterscale;
+    const out = [];
+    for (let xx = 0; xx < outSize; xx++) {
+      const center = (xx + 0.5) * scale, ss = 1 / filterscale;
+      const xmin = Math.max(0, Math.trunc(center - support + 0.5));
+      const xmax = Math.min(inSize, Math.trunc(center + support + 0.5)) - xmin;
+      const k = [];
+      let ww = 0;
+      for (let x = 0; x < xmax; x++) { const v = filter((x + xmin - center + 0.5) * ss); k.push(v); ww += v; }
+      out.push([xmin, ww !== 0 ? k.map((v) => v / ww) : k]);
+    }
+    return out;
+  }
+  function resamplePass(m, size, axis, filter) {  // axis 1: along rows (to `size` columns)
+    const cs = coefficients(axis === 1 ? m.w : m.h, size, filter);
+    const o = axis === 1 ? map(m.h, size) : map(size, m.w);
+    for (let y = 0; y < o.h; y++) for (let x = 0; x < o.w; x++) {
+      const [start, k] = cs[axis === 1 ? x : y];
+      let ss = 0;
+      if (axis === 1) for (let i = 0; i < k.length; i++) ss += m.a[y * m.w + start + i] * k[i];
+      else for (let i = 0; i < k.length; i++) ss += m.a[(start + i) * m.w + x] * k[i];
+      o.a[y * o.w + x] = ss;
+    }
+    return o;
+  }
+  function resample(m, w, h, filter) {
+    let cur = toF32(m);
+    if (w === m.w && h === m.h) return { h, w, a: Float32Array.from(cur.a) };
+    const verticalFirst = w !== m.w && h !== m.h && Math.max(0, m.h - h) > 2 * Math.max(0, m.w - w);
+    if (verticalFirst) return resamplePass(resamplePass(cur, h, 0, filter), w, 1, filter);
+    if (w !== m.w) cur = resamplePass(cur, w, 1, filter);
+    if (h !== m.h) cur = resamplePass(cur, h, 0, filter);
+    return cur;
+  }
+
+  // ink.reduced: by area (Pillow's BOX) so the longer side is at most `side`, and the factor.
+  function reducedShape(h, w, side) {
+    const factor = Math.max(h, w) / side;
+    return factor <= 1 ? [[h, w], 1] : [[Math.max(1, pyRound(h / factor)), Math.max(1, pyRound(w / factor))], factor];
+  }
+  function reduced(m, side) {
+    const [[h, w], factor] = reducedShape(m.h, m.w, side);
+    return factor === 1 ? [m, 1] : [resample(m, w, h, FILTERS.box), factor];
+  }
+  const analysisSide = (h, w) => Math.max(h, w) <= 2 * ANALYSIS_SIDE ? ANALYSIS_SIDE : LARGE_SIDE;
 
   function pooled(a, shape) {
     // np.linspace(0, n, parts + 1).round(): numpy rounds halves to even, as Python does.
@@ -255,170 +331,221 @@
     }
     return [hi, lo, [ys, xs]];
   }
+
   function expand(coarse, [ys, xs], h, w) {
-    const o = map(h, w);
+    const o = map(h, w, coarse.a.constructor);
     for (let by = 0; by < coarse.h; by++) for (let bx = 0; bx < coarse.w; bx++) {
       const v = coarse.a[by * coarse.w + bx];
       for (let y = ys[by]; y < ys[by + 1]; y++) for (let x = xs[bx]; x < xs[bx + 1]; x++) o.a[y * w + x] = v;
     }
     return o;
   }
+  // a - b elementwise, float64 when either is (NumPy's promotion), else float32.
+  function minus(a, b) {
+    const f64 = isF64(a) || isF64(b), o = like(a, f64 ? Float64Array : Float32Array);
+    for (let i = 0; i < o.a.length; i++) o.a[i] = f64 ? a.a[i] - b.a[i] : f32(a.a[i] - b.a[i]);
+    return o;
+  }
+  function maximum(a, b) {
+    const o = like(a, isF64(a) || isF64(b) ? Float64Array : Float32Array);
+    for (let i = 0; i < a.a.length; i++) o.a[i] = Math.max(a.a[i], b.a[i]);
+    return o;
+  }
+  function above(m, t) { const o = like(m, Uint8Array); for (let i = 0; i < m.a.length; i++) o.a[i] = m.a[i] > t ? 1 : 0; return o; }
+  function below(m, t) { let n = 0; for (let i = 0; i < m.a.length; i++) if (m.a[i] < t) n++; return n; }
+  // 1 where `a` is set and `b` is not.
+  function without(a, b) { const o = like(a, Uint8Array); for (let i = 0; i < a.a.length; i++) o.a[i] = a.a[i] && !b.a[i] ? 1 : 0; return o; }
 
-  function backgrounds(s, shape, k, sMedian) {
+  // ink.backgrounds: (paper, board, dark ink, light ink). The plain-paper rule raises the paper
+  // to a float64 percentile, so NumPy makes the paper, and the dark ink from it, float64.
+  function backgrounds(s, shape, window, sMedian) {
     const [light, darkest, blocks] = pooled(s, shape);
-    let paper = expand(closing(darkest, k), blocks, s.h, s.w);
-    const border = borderOf(s);
-    const [lo, mid, hi] = percentiles(border, [5, 50, 95]);
-    const smin = minOf(s.a), cut = (lo + smin) / 2;
-    let darkShare = 0;
-    for (let i = 0; i < s.a.length; i++) if (s.a[i] < cut) darkShare++;
-    if (hi - lo < PLAIN && mid > sMedian - PLAIN / 2 && darkShare / s.a.length < 0.35) {
-      for (let i = 0; i < paper.a.length; i++) paper.a[i] = Math.max(paper.a[i], lo);
+    let paper = expand(closing(darkest, window), blocks, s.h, s.w);
+    const [lo, mid, hi] = percentiles(borderOf(s), [5, 50, 95]);
+    if (hi - lo < PLAIN && mid > sMedian - PLAIN / 2 && below(s, (lo + minOf(s.a)) / 2) / s.a.length < 0.35) {
+      const raised = like(paper, Float64Array);
+      for (let i = 0; i < paper.a.length; i++) raised.a[i] = Math.max(paper.a[i], lo);
+      paper = raised;
     }
-    const board = expand(opening(light, k), blocks, s.h, s.w);
-    const top = expand(maxFilter(light, k), blocks, s.h, s.w);
-    const floor005 = f32(0.05);
-    const darkInk = like(s), reach = like(s), lightInk = like(s);
+    const board = expand(opening(light, window), blocks, s.h, s.w);
+    const top = expand(maxFilter(light, window), blocks, s.h, s.w);
+    const f64 = isF64(paper), darkInk = like(s, f64 ? Float64Array : Float32Array), spread = like(s), lightInk = like(s);
     for (let i = 0; i < s.a.length; i++) {
-      darkInk.a[i] = Math.max(0, f32(f32(paper.a[i] - s.a[i]) / Math.max(paper.a[i], floor005)));
-      reach.a[i] = f32(top.a[i] - board.a[i]);
+      const p = paper.a[i];
+      darkInk.a[i] = f64 ? Math.max(0, (p - s.a[i]) / Math.max(p, 0.05)) : Math.max(0, f32(f32(p - s.a[i]) / Math.max(p, f32(0.05))));
+      spread.a[i] = f32(top.a[i] - board.a[i]);
     }
-    const floor = f32(Math.max(MIN_CONTRAST, maxOf(reach.a) / 3));
-    for (let i = 0; i < s.a.length; i++) lightInk.a[i] = Math.max(0, f32(f32(s.a[i] - board.a[i]) / Math.max(reach.a[i], floor)));
+    const floor = f32(Math.max(MIN_CONTRAST, maxOf(spread.a) / 3));
+    for (let i = 0; i < s.a.length; i++) lightInk.a[i] = Math.max(0, f32(f32(s.a[i] - board.a[i]) / Math.max(spread.a[i], floor)));
     return [paper, board, darkInk, lightInk];
   }
-  function maximum(a, b) { const o = like(a); for (let i = 0; i < a.a.length; i++) o.a[i] = Math.max(a.a[i], b.a[i]); return o; }
-  function above(m, t) { const o = like(m); for (let i = 0; i < m.a.length; i++) o.a[i] = m.a[i] > t ? 1 : 0; return o; }
-  // 1 where `a` is set and `b` is not.
-  function without(a, b) { const o = like(a); for (let i = 0; i < a.a.length; i++) o.a[i] = a.a[i] && !b.a[i] ? 1 : 0; return o; }
 
-  function findInk(g) {
-    if (Math.max(g.h, g.w) > ANALYSIS_SIDE) throw new Error("the pad is larger than this reader takes");
-    const s = g, factor = 1;
-    const bf = Math.max(s.h, s.w) / BACKGROUND_SIDE;
-    const cShape = bf <= 1 ? [s.h, s.w] : [Math.max(1, pyRound(s.h / bf)), Math.max(1, pyRound(s.w / bf))];
-    let k = Math.max(3, pyRound(Math.max(...cShape) / 8)) | 1;
+  // ink.background: step 1, with the window widened for broad strokes, and the reach.
+  function background(s) {
+    const [coarse] = reducedShape(s.h, s.w, BACKGROUND_SIDE);
+    let window = Math.max(3, pyRound(Math.max(...coarse) / 8)) | 1;
     const sMedian = median(s.a);
-    let [paper, board, darkInk, lightInk] = backgrounds(s, cShape, k, sMedian);
-    let either = maximum(darkInk, lightInk);
-    if (maxOf(boxBlur(either, 3).a) < MIN_CONTRAST) throw new Error("no ink found: the image is blank or has too little contrast");
-    const reachOf = () => Math.max(3, Math.floor(Math.floor(k * s.h / cShape[0]) / 2)) | 1;
-    const near = maxFilter(above(either, f32(0.5 * maxOf(either.a))), reachOf());
-    let [lo, hi] = percentiles(pick(s, near), [2, 98]);
-    const darkSide = like(s), cut = f32(f32(lo + hi) / 2);
+    let [paper, board, darkInk, lightInk] = backgrounds(s, coarse, window, sMedian);
+    const either = maximum(darkInk, lightInk);
+    if (maxOf(boxBlur3(either).a) < MIN_CONTRAST) throw new Error("no ink found: the image is blank or has too little contrast");
+    const reachOf = () => Math.max(3, Math.floor(Math.floor(window * s.h / coarse[0]) / 2)) | 1;
+    const near = maxFilter(above(either, as(either, 0.5 * maxOf(either.a))), reachOf());
+    const [lo, hi] = percentiles(pick(s, near), [2, 98]);
+    const darkSide = like(s, Uint8Array), cut = (lo + hi) / 2;
     for (let i = 0; i < s.a.length; i++) darkSide.a[i] = s.a[i] < cut && near.a[i] ? 1 : 0;
     const width = Math.max(strokeWidth(darkSide), strokeWidth(without(near, darkSide)));
-    const broad = pyRound(2.2 * width * cShape[0] / s.h) | 1;
-    if (broad > k) {
-      k = Math.min(broad, Math.max(3, Math.floor(Math.max(...cShape) / 3)) | 1);
-      [paper, board, darkInk, lightInk] = backgrounds(s, cShape, k, sMedian);
-      either = maximum(darkInk, lightInk);
+    const broad = pyRound(2.2 * width * coarse[0] / s.h) | 1;
+    if (broad > window) {
+      window = Math.min(broad, Math.max(3, Math.floor(Math.max(...coarse) / 3)) | 1);
+      [paper, board, darkInk, lightInk] = backgrounds(s, coarse, window, sMedian);
     }
-    const peakDark = maxOf(boxBlur(darkInk, 3).a), peakLight = maxOf(boxBlur(lightInk, 3).a);
-    let dark;
-    if (Math.min(peakDark, peakLight) < 0.35 * Math.max(peakDark, peakLight)) {
-      dark = peakDark > peakLight;
-    } else {
-      const reach = reachOf();
-      const inner = maxFilter(above(either, f32(0.5 * maxOf(either.a))), reach);
-      const outer = maxFilter(inner, reach);
-      const ring = without(outer, inner);
-      [lo, hi] = percentiles(pick(s, inner), [2, 98]);
-      const around = count(ring.a) >= 20 ? pick(s, ring) : borderOf(s);
-      dark = median(around) > f32(f32(lo + hi) / 2);
-    }
-    let ink = dark ? darkInk : lightInk;
-    const contrast = like(s);
-    for (let i = 0; i < s.a.length; i++) contrast.a[i] = dark ? f32(paper.a[i] - s.a[i]) : f32(s.a[i] - board.a[i]);
-    const peak = maxOf(boxBlur(ink, 3).a);
-    if (peak < MIN_CONTRAST) throw new Error("no ink found: nothing stands out from the background");
-    const scaled = like(ink), p32 = f32(peak);
-    for (let i = 0; i < ink.a.length; i++) scaled.a[i] = Math.min(1, Math.max(0, f32(ink.a[i] / p32)));
-    ink = scaled;
-    const [weakLabels, n] = label(above(ink, WEAK));
-    const keep = new Uint8Array(n + 1);
-    for (let i = 0; i < ink.a.length; i++) if (ink.a[i] > STRONG) keep[weakLabels.a[i]] = 1;
-    keep[0] = 0;
-    let mask = like(ink);
-    for (let i = 0; i < mask.a.length; i++) mask.a[i] = keep[weakLabels.a[i]];
-    if (!any(mask.a)) throw new Error("no ink found: nothing stands out from the background");
-    const lines = formLines(mask);
-    mask = without(mask, lines);
-    const gap = Math.max(3, pyRound(Math.min(s.h, s.w) / 100)) | 1;
-    const [labels, m] = label(minFilter(maxFilter(mask, gap), gap));
-    for (let i = 0; i < labels.a.length; i++) if (!mask.a[i]) labels.a[i] = 0;
-    let marks = components(labels, m, ink).sort((a, b) => b.ink - a.ink);
-    const big = marks.length ? marks[0].area : 0;
-    marks = marks.filter((mk) => mk.area >= Math.max(3, 0.01 * big));
-    if (!marks.length) throw new Error("no ink found: nothing stands out from the background");
-    return { ink, mask, marks, labels, contrast, factor };
+    return [paper, board, darkInk, lightInk, reachOf()];
   }
 
+  // ink.dark_is_ink: step 2, the polarity.
+  function darkIsInk(s, darkInk, lightInk, reach) {
+    const peakDark = maxOf(boxBlur3(darkInk).a), peakLight = maxOf(boxBlur3(lightInk).a);
+    if (Math.min(peakDark, peakLight) < 0.35 * Math.max(peakDark, peakLight)) return peakDark > peakLight;
+    const either = maximum(darkInk, lightInk);
+    const inner = maxFilter(above(either, as(either, 0.5 * maxOf(either.a))), reach);
+    const ring = without(maxFilter(inner, reach), inner);
+    const [lo, hi] = percentiles(pick(s, inner), [2, 98]);
+    const around = count(ring.a) >= 20 ? pick(s, ring) : borderOf(s);
+    return median(around) > (lo + hi) / 2;
+  }
+
+  // ink.plain_ink: (dark ink, contrast) on an even background, all float32, or null.
+  function plainInk(s) {
+    const border = borderOf(s), paper = border[0];
+    if (paper < 0.5 || minOf(border) !== paper || maxOf(border) !== paper || maxOf(s.a) !== paper) return null;
+    if (below(s, f32((paper + minOf(s.a)) / 2)) / s.a.length >= 0.35) return null;
+    const contrast = like(s), ink = like(s), by = f32(Math.max(paper, 0.05));
+    for (let i = 0; i < s.a.length; i++) { contrast.a[i] = f32(paper - s.a[i]); ink.a[i] = f32(contrast.a[i] / by); }
+    if (maxOf(boxBlur3(ink).a) < 0.35) return null;
+    return [ink, contrast];
+  }
+
+  // ink.strong_ink: step 3, ink relative to its strongest, and what reaches STRONG with WEAK joined.
+  function strongInk(ink) {
+    const peak = maxOf(boxBlur3(ink).a);
+    if (peak < MIN_CONTRAST) throw new Error(NO_INK);
+    const scaled = like(ink), f64 = isF64(ink);
+    for (let i = 0; i < ink.a.length; i++) scaled.a[i] = Math.min(1, Math.max(0, f64 ? ink.a[i] / peak : f32(ink.a[i] / peak)));
+    const [weakLabels, n] = label(above(scaled, as(scaled, WEAK)));
+    const keep = new Uint8Array(n + 1);
+    for (let i = 0; i < scaled.a.length; i++) if (scaled.a[i] > STRONG) keep[weakLabels.a[i]] = 1;
+    keep[0] = 0;
+    const mask = like(scaled, Uint8Array);
+    for (let i = 0; i < mask.a.length; i++) mask.a[i] = keep[weakLabels.a[i]];
+    if (!any(mask.a)) throw new Error(NO_INK);
+    return [scaled, mask];
+  }
+
+  // ink.marks_of: step 5, the marks (gaps under 1% closed for the labelling), most ink first.
+  function marksOf(mask, ink) {
+    const gap = Math.max(3, pyRound(Math.min(mask.h, mask.w) / 100)) | 1;
+    const [labels, n] = label(minFilter(maxFilter(mask, gap), gap));
+    for (let i = 0; i < labels.a.length; i++) if (!mask.a[i]) labels.a[i] = 0;
+    let marks = components(labels, n, ink).sort((a, b) => b.ink - a.ink);  // stable, as Python's sorted
+    const biggest = marks.length ? marks[0].pixels : 0;
+    marks = marks.filter((m) => m.pixels >= Math.max(3, 0.01 * biggest));
+    if (!marks.length) throw new Error(NO_INK);
+    return [labels, marks];
+  }
+
+  // ink.find_ink on a grey map, on a copy at most `side` long (by default ink.analysis_side).
+  function findInk(g, side) {
+    const [s, factor] = reduced(g, side || analysisSide(g.h, g.w));
+    let ink, contrast;
+    const plain = plainInk(s);
+    if (plain) [ink, contrast] = plain;
+    else {
+      const [paper, board, darkInk, lightInk, reach] = background(s);
+      const dark = darkIsInk(s, darkInk, lightInk, reach);
+      ink = dark ? darkInk : lightInk;
+      contrast = dark ? minus(paper, s) : minus(s, board);
+    }
+    const [strong, kept] = strongInk(ink);
+    const mask = without(kept, formLines(kept));
+    const [labels, marks] = marksOf(mask, strong);
+    return { ink: strong, mask, marks, labels, contrast, factor };
+  }
+
+  // ink.closer_look: small marks in a reduced image, found again on the crop around them.
+  function closerLook(g, found, marks) {
+    const [left, top, right, bottom] = bounds(marks).map((v) => pyRound(v * found.factor));
+    const size = Math.max(bottom - top, right - left);
+    if (found.factor <= 1 || size * 2.5 > Math.max(g.h, g.w)) return null;
+    const margin = Math.trunc(size * 0.6) + 4;
+    const y0 = Math.max(0, top - margin), x0 = Math.max(0, left - margin);
+    const crop = region(g, y0, Math.min(g.h, bottom + margin), x0, Math.min(g.w, right + margin));
+    return [findInk(crop), y0, x0];
+  }
+
+  // lines.corner: boxes (left, top, right, bottom).
   function corner(one, other) {
-    let [t1, l1, b1, r1] = one, [t2, l2, b2, r2] = other;
-    if ((r1 - l1) < (b1 - t1)) { [t1, l1, b1, r1, t2, l2, b2, r2] = [t2, l2, b2, r2, t1, l1, b1, r1]; }
-    const tol = 3 + Math.max(b1 - t1, r2 - l2);
-    const endsH = Math.min(Math.abs(l1 - l2), Math.abs(l1 - r2), Math.abs(r1 - l2), Math.abs(r1 - r2)) <= tol;
-    const endsV = Math.min(Math.abs(t2 - t1), Math.abs(t2 - b1), Math.abs(b2 - t1), Math.abs(b2 - b1)) <= tol;
-    return endsH && endsV;
+    if ((one[2] - one[0]) < (one[3] - one[1])) [one, other] = [other, one];  // `one` the horizontal line
+    const [hLeft, hTop, hRight, hBottom] = one, [vLeft, vTop, vRight, vBottom] = other;
+    const tolerance = 3 + Math.max(hBottom - hTop, vRight - vLeft);
+    const across = Math.min(Math.abs(hLeft - vLeft), Math.abs(hLeft - vRight), Math.abs(hRight - vLeft), Math.abs(hRight - vRight));
+    const down = Math.min(Math.abs(vTop - hTop), Math.abs(vTop - hBottom), Math.abs(vBottom - hTop), Math.abs(vBottom - hBottom));
+    return across <= tolerance && down <= tolerance;
   }
   const sameBox = (a, b) => a.every((v, i) => v === b[i]);
 
+  // lines.form_lines: step 4, the pixels of form lines.
   function formLines(mask) {
-    const { h, w } = mask, lines = like(mask), candidates = [];
+    const { h, w } = mask, lines = like(mask, Uint8Array), candidates = [];
     for (const [axis, side] of [[1, w], [0, h]]) {
       const run = lineOpening(mask, Math.max(MIN_LINE, Math.floor(side / 4)), axis);
       if (!any(run.a)) continue;
       const [labels, n] = label(run);
       for (const m of components(labels, n)) {
-        const [top, left, bottom, right] = m.box;
+        const [left, top, right, bottom] = m.box;
         const length = axis === 1 ? right - left : bottom - top;
-        if (length >= 8 * m.area / Math.max(1, length)) {
-          candidates.push([axis, { labels, id: m.label, box: m.box }, m.box, length]);
-        }
+        if (length >= 8 * m.pixels / Math.max(1, length)) candidates.push({ axis, labels, id: m.label, box: m.box, length });
       }
     }
     if (!candidates.length) return lines;
-    const longest = Math.max(...candidates.map((c) => c[3]));
-    const rest = map(h, w);
+    const longest = Math.max(...candidates.map((c) => c.length));
+    const rest = like(mask, Uint8Array);
     rest.a.set(mask.a);
-    const has = (pixels, i) => pixels.labels.a[i] === pixels.id;
-    const inBox = (pixels, fn) => {  // fn(index) for each of a candidate's pixels (all inside its box)
-      const [t, l, b, r] = pixels.box;
-      for (let y = t; y < b; y++) for (let x = l; x < r; x++) if (has(pixels, y * w + x)) fn(y * w + x);
+    const has = (line, i) => line.labels.a[i] === line.id;
+    const each = (line, fn) => {  // fn(index) for each of a line's pixels (all inside its box)
+      const [l, t, r, b] = line.box;
+      for (let y = t; y < b; y++) for (let x = l; x < r; x++) if (has(line, y * w + x)) fn(y * w + x);
     };
-    for (const [, pixels, , length] of candidates) {
-      if (length >= 0.75 * longest) inBox(pixels, (i) => { rest.a[i] = 0; });
-    }
+    for (const line of candidates) if (line.length >= 0.75 * longest) each(line, (i) => { rest.a[i] = 0; });
     if (count(rest.a) < 0.15 * count(mask.a)) return lines;
     const rows = [], cols = [];
     for (let y = 0; y < h; y++) { for (let x = 0; x < w; x++) if (rest.a[y * w + x]) { rows.push(y); break; } }
     for (let x = 0; x < w; x++) { for (let y = 0; y < h; y++) if (rest.a[y * w + x]) { cols.push(x); break; } }
     const extent = { 1: cols[cols.length - 1] + 1 - cols[0], 0: rows[rows.length - 1] + 1 - rows[0] };
-    const framing = candidates.filter((c) => c[3] >= 0.9 * extent[c[0]]);
-    const add = (pixels) => inBox(pixels, (i) => { lines.a[i] = 1; });
-    for (const [axis, pixels, box, length] of candidates) {
-      if (length >= 0.9 * extent[axis] && framing.some((o) => !sameBox(o[2], box) && axis !== o[0] && corner(box, o[2]))) {
-        add(pixels);
+    const framing = candidates.filter((c) => c.length >= 0.9 * extent[c.axis]);
+    const add = (line) => each(line, (i) => { lines.a[i] = 1; });
+    for (const line of candidates) {
+      const { axis, box, length } = line;
+      if (length >= 0.9 * extent[axis] && framing.some((o) => !sameBox(o.box, box) && axis !== o.axis && corner(box, o.box))) {
+        add(line);
         continue;
       }
-      const [a, b] = axis === 1 ? [box[1], box[3]] : [box[0], box[2]];
-      if (a === 0 && b === (axis === 1 ? w : h)) { add(pixels); continue; }
-      if (axis === 0 || box[0] < (rows[0] + rows[rows.length - 1]) / 2) continue;
-      const start = cols[0], end = cols[cols.length - 1] + 1;
-      // Joined: some of the rest within one pixel (a 3x3 dilation) of the line's pixels.
-      let joined = false;
-      for (let y = Math.max(0, box[0] - 1); y < Math.min(h, box[2] + 1) && !joined; y++) {
-        for (let x = Math.max(0, box[1] - 1); x < Math.min(w, box[3] + 1) && !joined; x++) {
+      const [start, end] = axis === 1 ? [box[0], box[2]] : [box[1], box[3]];
+      if (start === 0 && end === (axis === 1 ? w : h)) { add(line); continue; }
+      if (axis === 0 || box[1] < (rows[0] + rows[rows.length - 1]) / 2) continue;
+      const inkStart = cols[0], inkEnd = cols[cols.length - 1] + 1;
+      // lines.touches: some of the rest within one pixel (8-connected) of the line's pixels.
+      let touches = false;
+      for (let y = Math.max(0, box[1] - 1); y < Math.min(h, box[3] + 1) && !touches; y++) {
+        for (let x = Math.max(0, box[0] - 1); x < Math.min(w, box[2] + 1) && !touches; x++) {
           if (!rest.a[y * w + x]) continue;
-          for (let dy = -1; dy <= 1 && !joined; dy++) for (let dx = -1; dx <= 1; dx++) {
+          for (let dy = -1; dy <= 1 && !touches; dy++) for (let dx = -1; dx <= 1; dx++) {
             const yy = y + dy, xx = x + dx;
-            if (yy >= 0 && yy < h && xx >= 0 && xx < w && has(pixels, yy * w + xx)) { joined = true; break; }
+            if (yy >= 0 && yy < h && xx >= 0 && xx < w && has(line, yy * w + xx)) { touches = true; break; }
           }
         }
       }
-      const margin = (joined ? 0.25 : 0.08) * (end - start);
-      if (a <= start - margin && b >= end + margin) add(pixels);
+      const margin = (touches ? 0.25 : 0.08) * (inkEnd - inkStart);
+      if (start <= inkStart - margin && end >= inkEnd + margin) add(line);
     }
     return lines;
   }
@@ -428,25 +555,26 @@
             Math.max(...marks.map((m) => m.box[2])), Math.max(...marks.map((m) => m.box[3]))];
   }
 
+  // digit.digit_marks: the main mark with the pieces close to it, and the other digit-sized marks.
   function digitMarks(marks) {
-    const main = marks[0], [t0, l0, b0, r0] = main.box;
-    const reach = Math.max(b0 - t0, r0 - l0) / 3;
+    const main = marks[0], [mainLeft, mainTop, mainRight, mainBottom] = main.box;
+    const reach = Math.max(mainBottom - mainTop, mainRight - mainLeft) / 3;
     let digit = [main], rest = marks.slice(1);
     const piece = (m, left, right) => {
-      const [t, l, b, r] = m.box;
+      const [l, t, r, b] = m.box;
       const stacked = Math.min(r, right) - Math.max(l, left) >= 0.5 * (r - l);
-      return stacked || m.area < 0.3 * main.area || (b - t) < 0.45 * (b0 - t0);
+      return stacked || m.pixels < 0.3 * main.pixels || (b - t) < 0.45 * (mainBottom - mainTop);
     };
     for (;;) {
-      const [top, left, bottom, right] = bounds(digit);
-      const close = rest.filter((m) => m.box[0] < bottom + reach && m.box[2] > top - reach &&
-        m.box[1] < right + reach && m.box[3] > left - reach && piece(m, left, right));
+      const [left, top, right, bottom] = bounds(digit);
+      const close = rest.filter((m) => m.box[1] < bottom + reach && m.box[3] > top - reach &&
+        m.box[0] < right + reach && m.box[2] > left - reach && piece(m, left, right));
       if (!close.length) break;
       digit = digit.concat(close);
       rest = rest.filter((m) => !close.includes(m));
     }
-    const [top, , bottom] = bounds(digit);
-    const others = rest.filter((m) => m.area >= 0.25 * main.area && m.box[2] - m.box[0] >= 0.4 * (bottom - top));
+    const [, top, , bottom] = bounds(digit);
+    const others = rest.filter((m) => m.pixels >= 0.25 * main.pixels && m.box[3] - m.box[1] >= 0.4 * (bottom - top));
     return [digit, others];
   }
 
@@ -465,66 +593,28 @@
     return crop;
   }
 
-  // Pillow's Lanczos resize of a float ("F") image: its coefficients (Resample.c's precompute_coeffs),
-  // a horizontal pass then a vertical one, sums in double, stored as float32.
-  function sinc(x) { if (x === 0) return 1; x *= Math.PI; return Math.sin(x) / x; }
-  function lanczos(x) { return (-3 <= x && x < 3) ? sinc(x) * sinc(x / 3) : 0; }
-  function coefficients(inSize, outSize) {
-    const scale = inSize / outSize, filterscale = Math.max(1, scale), support = 3 * filterscale;
-    const out = [];
-    for (let xx = 0; xx < outSize; xx++) {
-      const center = (xx + 0.5) * scale, ss = 1 / filterscale;
-      const xmin = Math.max(0, Math.trunc(center - support + 0.5));
-      const xmax = Math.min(inSize, Math.trunc(center + support + 0.5)) - xmin;
-      const k = [];
-      let ww = 0;
-      for (let x = 0; x < xmax; x++) { const v = lanczos((x + xmin - center + 0.5) * ss); k.push(v); ww += v; }
-      out.push([xmin, ww !== 0 ? k.map((v) => v / ww) : k]);
-    }
-    return out;
-  }
-  function resizeLanczos(m, w, h) {
-    let cur = m;
-    if (w !== m.w) {
-      const cs = coefficients(m.w, w), o = map(m.h, w);
-      for (let y = 0; y < m.h; y++) for (let xx = 0; xx < w; xx++) {
-        const [x0, k] = cs[xx];
-        let ss = 0;
-        for (let x = 0; x < k.length; x++) ss += m.a[y * m.w + x0 + x] * k[x];
-        o.a[y * w + xx] = ss;
-      }
-      cur = o;
-    }
-    if (h !== m.h) {
-      const cs = coefficients(m.h, h), o = map(h, cur.w);
-      for (let yy = 0; yy < h; yy++) {
-        const [y0, k] = cs[yy];
-        for (let x = 0; x < cur.w; x++) {
-          let ss = 0;
-          for (let y = 0; y < k.length; y++) ss += cur.a[(y0 + y) * cur.w + x] * k[y];
-          o.a[yy * cur.w + x] = ss;
-        }
-      }
-      cur = o;
-    }
-    return cur === m ? each(m, (v) => v) : cur;
-  }
-
+  // digit.fit_box: Pillow's Lanczos to the 20 px box, scaled so the strongest is 1.
   function fitBox(crop) {
     const scale = BOX / Math.max(crop.h, crop.w);
     const w = Math.max(1, pyRound(crop.w * scale)), h = Math.max(1, pyRound(crop.h * scale));
-    const out = each(resizeLanczos(crop, w, h), (v) => Math.max(0, v));
+    const out = resample(crop, w, h, FILTERS.lanczos);
+    for (let i = 0; i < out.a.length; i++) out.a[i] = Math.max(0, out.a[i]);
     const peak = maxOf(out.a);
-    return peak > 0 ? each(out, (v) => Math.min(1, Math.max(0, f32(v / peak)))) : out;
+    if (peak > 0) for (let i = 0; i < out.a.length; i++) out.a[i] = Math.min(1, Math.max(0, f32(out.a[i] / peak)));
+    return out;
   }
 
+  // digit.centre_of_mass_place: the centre of mass from row and column sums in float64.
   function centreOfMassPlace(digit) {
-    let total = 0, sy = 0, sx = 0;
+    const byRow = new Float64Array(digit.h), byCol = new Float64Array(digit.w);
     for (let y = 0; y < digit.h; y++) for (let x = 0; x < digit.w; x++) {
       const v = digit.a[y * digit.w + x];
-      total += v; sy += y * v; sx += x * v;
+      byRow[y] += v;
+      byCol[x] += v;
     }
-    total = f32(total);
+    let total = 0, sy = 0, sx = 0;
+    for (let y = 0; y < digit.h; y++) { total += byRow[y]; sy += byRow[y] * y; }
+    for (let x = 0; x < digit.w; x++) sx += byCol[x] * x;
     const cy = sy / total, cx = sx / total;
     const top = Math.min(Math.max(pyRound((SIZE - 1) / 2 - cy), 0), SIZE - digit.h);
     const left = Math.min(Math.max(pyRound((SIZE - 1) / 2 - cx), 0), SIZE - digit.w);
@@ -535,36 +625,50 @@
     return out;
   }
 
-  // preprocess.reading for the digit's marks, at factor 1 and offset 0.
-  function reading(g, found, marks, several) {
-    const labelsKept = new Set(marks.map((m) => m.label)), { w, h } = found.labels;
-    const kept = new Uint8Array(maxOf(found.labels.a) + 1);
-    for (const l of labelsKept) kept[l] = 1;
-    const keep = map(h, w);
+  // digit.image_box: a box at the analysis scale in the image's own pixels.
+  function imageBox([left, top, right, bottom], factor, [y0, x0]) {
+    const imageLeft = Math.trunc(x0 + left * factor), imageTop = Math.trunc(y0 + top * factor);
+    const width = Math.max(1, pyRound((right - left) * factor)), height = Math.max(1, pyRound((bottom - top) * factor));
+    return [imageLeft, imageTop, imageLeft + width, imageTop + height];
+  }
+
+  // digit.read_marks: the Reading of `marks` in `found`, its copy at `offset` (top, left) in an
+  // image of `shape` (height, width).
+  function readMarks(shape, found, marks, offset, several) {
+    const { w, h } = found.labels, kept = new Uint8Array(maxOf(found.labels.a) + 1);
+    for (const m of marks) kept[m.label] = 1;
+    const keep = map(h, w, Uint8Array);
     for (let i = 0; i < keep.a.length; i++) keep.a[i] = kept[found.labels.a[i]];
     let top = h, bottom = 0, left = w, right = 0;
     for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) if (keep.a[y * w + x]) {
       top = Math.min(top, y); bottom = Math.max(bottom, y + 1); left = Math.min(left, x); right = Math.max(right, x + 1);
     }
-    const box = [left, top, Math.max(1, right - left), Math.max(1, bottom - top)];
+    const box = imageBox([left, top, right, bottom], found.factor, offset);
     const doubts = several ? [SEVERAL] : [];
     const strongContrast = [];
     for (let i = 0; i < keep.a.length; i++) if (keep.a[i] && found.ink.a[i] > STRONG) strongContrast.push(found.contrast.a[i]);
-    if (!strongContrast.length || median(strongContrast) < FAINT) doubts.push(FAINT_INK);
-    if (box[3] < MIN_HEIGHT && box[2] < MIN_HEIGHT) doubts.push(SMALL);
-    if (box[0] <= 0 || box[1] <= 0 || box[0] + box[2] >= g.w || box[1] + box[3] >= g.h) doubts.push(BORDER);
-    const near = maxFilter(keep, 3), crop = map(bottom - top, right - left);
+    if (!strongContrast.length || median(strongContrast, isF64(found.contrast)) < FAINT) doubts.push(FAINT_INK);
+    if (box[3] - box[1] < MIN_HEIGHT && box[2] - box[0] < MIN_HEIGHT) doubts.push(SMALL);
+    if (box[0] <= 0 || box[1] <= 0 || box[2] >= shape[1] || box[3] >= shape[0]) doubts.push(BORDER);
+    const near = maxFilter(keep, 3), crop = map(bottom - top, right - left, found.ink.a.constructor);
     for (let y = top; y < bottom; y++) for (let x = left; x < right; x++) {
       crop.a[(y - top) * crop.w + x - left] = near.a[y * w + x] ? found.ink.a[y * w + x] : 0;
     }
     return { image: centreOfMassPlace(fitBox(evenStrokes(crop))), box, doubts };
   }
 
-  // read_digit for a drawing: {image: 28x28 uint8, box: [left, top, width, height], doubts}.
+  // digit.read_digit for a drawing (digit.find_digit: a canvas is never in MNIST's form):
+  // {image: 28x28 uint8, box: [left, top, right, bottom] (right and bottom exclusive), doubts}.
   function readDigit(rgba, w, h, lut) {
-    const g = grey(rgba, w, h, lut), found = findInk(g);
-    const [digit, others] = digitMarks(found.marks);
-    return reading(g, found, digit, others.length > 0);
+    const g = grey(rgba, w, h, lut);
+    let found = findInk(g), offset = [0, 0];
+    let [digit, others] = digitMarks(found.marks);
+    const closer = closerLook(g, found, digit);
+    if (closer) {
+      [found, ...offset] = closer;
+      [digit] = digitMarks(found.marks);  // the others were counted on the whole image
+    }
+    return readMarks([g.h, g.w], found, digit, offset, others.length > 0);
   }
 
   // The network: model.js's layers (network.describe, batch norm folded) on (C, H, W) maps.
@@ -662,7 +766,14 @@
     return doubts;
   }
 
-  const api = { readDigit, probabilities, doubtsOf, under, pyRound, SIZE };
+  // `ported`: the steps that copy OpenCV's and Pillow's arithmetic, for tests/test_web.py to check
+  // against those libraries directly.
+  const ported = {
+    label: (h, w, bits) => label({ h, w, a: Uint8Array.from(bits) })[0].a,
+    boxBlur3: (h, w, values) => boxBlur3({ h, w, a: Float32Array.from(values) }).a,
+    resample: (h, w, values, outH, outW, filter) => resample({ h, w, a: Float32Array.from(values) }, outW, outH, FILTERS[filter]).a,
+  };
+  const api = { readDigit, probabilities, doubtsOf, under, pyRound, SIZE, ported };
   root.Lenet = api;
   if (typeof module !== "undefined") module.exports = api;
 })(typeof window !== "undefined" ? window : globalThis);
