@@ -9,6 +9,7 @@ from pathlib import Path
 
 from lenet.cli.progress import PROGRESS_FROM, Progress
 from lenet.config import DEFAULT_RECIPE, RECIPES, Recipe
+from lenet.errors import ExitStatus, ImageError, LenetError, UsageError
 
 MAX_DEFAULT_WORKERS = 8  # lenet serve's processes unless --workers says: one per core up to this
 
@@ -33,7 +34,7 @@ def cmd_train(args) -> int:
     recipe = None if args.resume else choose_recipe(args)  # bad values are refused before any work
     out = Path(args.out)
     if not (args.resume or args.overwrite) and (out / MODEL_FILE).is_file():
-        raise ValueError(f"--out {out} already holds a finished model ({out / MODEL_FILE}): pass --overwrite "
+        raise UsageError(f"--out {out} already holds a finished model ({out / MODEL_FILE}): pass --overwrite "
                          f"to replace it, --resume to train it further, or choose another --out")
     dist = setup(resolve_device(args.device))  # one process, or one rank of a torchrun job
     if dist.is_main:
@@ -57,14 +58,14 @@ def cmd_train(args) -> int:
         if not dist.active:
             raise
         # Another rank died or hung: end this one with a message; torchrun ends the job.
-        raise ValueError(f"rank {dist.rank}: lost contact with another process ({str(e).splitlines()[0]}); "
+        raise LenetError(f"rank {dist.rank}: lost contact with another process ({str(e).splitlines()[0]}); "
                          f"the last checkpoint in {out} is intact: continue with --resume") from None
     finally:
         dist.close()
     if dist.is_main:
         print(f"saved {printable(out / 'model.safetensors')}: {info['validation']} accuracy "
               f"{info['metrics'].get('val_accuracy', float('nan')):.4f}")
-    return 0
+    return ExitStatus.SUCCESS
 
 
 def print_printable(*parts, **kw) -> None:
@@ -92,14 +93,14 @@ def cmd_evaluate(args) -> int:
         result["report"] = write_report(result, ds, Path(args.report))
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if not k.startswith("_")}, allow_nan=False))
-        return 0
+        return ExitStatus.SUCCESS
     print(printable(format_table(result), keep_lines=True))
     if args.report:
         from lenet.evaluation.report import format_mistakes, format_per_class
         print(format_per_class(result["report"]["per_class"]))
         print(format_mistakes(result["report"]))
         print(f"report written to {printable(args.report)}: confusion.png, mistakes.png, report.json")
-    return 0
+    return ExitStatus.SUCCESS
 
 
 def evaluate_folder(args) -> int:
@@ -111,12 +112,12 @@ def evaluate_folder(args) -> int:
     from lenet.nn.numpy_model import NumpyModel
 
     if args.model and len(args.model) > 1:
-        raise ValueError("a folder is scored with one --model (an ensemble only on the test set)")
+        raise UsageError("a folder is scored with one --model (an ensemble only on the test set)")
     if args.report:
-        raise ValueError("--report is for the test set; for a folder, --json gives every mistake")
+        raise UsageError("--report is for the test set; for a folder, --json gives every mistake")
     score = score_folder(NumpyModel.load((args.model or [default_model()])[0]), Path(args.folder))
     print(json.dumps(score.to_json()) if args.json else format_folder_score(score))
-    return 0
+    return ExitStatus.SUCCESS
 
 
 def cmd_predict(args) -> int:
@@ -145,7 +146,7 @@ def cmd_predict(args) -> int:
     skipped = [] if args.recursive else [d for item in args.inputs if Path(item).is_dir()
                                          for d in subfolders_with_images(Path(item))]
     if not paths:
-        raise ValueError("no image files found in " + ", ".join(args.inputs)
+        raise ImageError("no image files found in " + ", ".join(args.inputs)
                          + (f" (but in {len(skipped)} of its subfolders: add --recursive)" if skipped else ""))
     if skipped:
         print(f"note: {len(skipped)} subfolder(s) with images not looked in ({skipped[0]}"
@@ -191,7 +192,7 @@ def cmd_predict(args) -> int:
         print(f"wrote {len(written)} preprocessed images{' (one per digit)' if args.number else ''} to {printable(save)}"
               + (f" ({renamed} under numbered names: the plain names were taken)" if renamed else ""),
               file=sys.stderr)
-    return 1 if failed else 0
+    return ExitStatus.ERROR if failed else ExitStatus.SUCCESS
 
 
 def cmd_explain(args) -> int:
@@ -209,12 +210,12 @@ def cmd_explain(args) -> int:
     result = explain(model, pixels)
     if args.json:
         print(json.dumps(to_json(result), allow_nan=False))
-        return 0
+        return ExitStatus.SUCCESS
     draw_figure(result, model, pixels, output)
     p = result["probabilities"]
     print(f"wrote {printable(output)}: {printable(args.image)} reads as {result['digit']} ({p[result['digit']]:.4f}), "
           f"runner-up {result['runner_up']} ({p[result['runner_up']]:.4f})")
-    return 0
+    return ExitStatus.SUCCESS
 
 
 def cmd_export(args) -> int:
@@ -232,7 +233,7 @@ def cmd_export(args) -> int:
     contract = json.loads(meta["input_contract"])
     print(f"wrote {printable(args.output)}: input {contract['input']} {contract['shape']} {contract['dtype']} "
           f"(0..255, white on black), output {contract['output']} {contract['output_shape']}")
-    return 0
+    return ExitStatus.SUCCESS
 
 
 def cmd_export_web(args) -> int:
@@ -242,7 +243,7 @@ def cmd_export_web(args) -> int:
     print(f"wrote {site.directory}: {', '.join(site.files)} ({site.runtime_bytes / 1024:.0f} KB of page and "
           f"script, {site.model_bytes / 1024:.0f} KB of model); open {site.directory / 'index.html'} in a browser, "
           f"or host the folder (python -m http.server -d {site.directory} -b 127.0.0.1)")
-    return 0
+    return ExitStatus.SUCCESS
 
 
 def cmd_teach(args) -> int:
@@ -257,7 +258,7 @@ def cmd_teach(args) -> int:
     ds = datasets.load(args.data_dir)
     teach(args.samples, ds, args.model or default_model(), args.out, teaching=teaching, seed=args.seed,
           command="lenet " + shlex.join(args.argv))
-    return 0
+    return ExitStatus.SUCCESS
 
 
 def cmd_serve(args) -> int:
@@ -267,16 +268,16 @@ def cmd_serve(args) -> int:
     from lenet.serving.app import serve
 
     if not 0 < args.timeout <= 3600:
-        raise ValueError(f"--timeout must be from 0 to 3600 seconds, got {args.timeout}")
+        raise UsageError(f"--timeout must be from 0 to 3600 seconds, got {args.timeout}")
     workers = args.workers or min(usable_cores(), MAX_DEFAULT_WORKERS)
     if args.samples and not args.learn:
-        raise ValueError("--samples is the folder --learn keeps its samples in: give --learn too")
+        raise UsageError("--samples is the folder --learn keeps its samples in: give --learn too")
     samples = None
     if args.learn:
         from lenet.data.samples import default_dir
         samples = args.samples or default_dir()
     serve(args.model, args.host, args.port, args.timeout, args.max_connections, workers, samples)
-    return 0
+    return ExitStatus.SUCCESS
 
 
 def default_model() -> str:

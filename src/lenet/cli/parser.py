@@ -234,6 +234,8 @@ def add_serve(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lenet", description="LeNet handwritten digit recognition on MNIST.")
     parser.add_argument("--version", action="version", version=f"lenet {__version__}")
+    parser.add_argument("--traceback", action="store_true",
+                        help="on an error, show its whole stack instead of one line (also: LENET_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True)
     add_train(sub)
     add_evaluate(sub)

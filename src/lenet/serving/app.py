@@ -28,8 +28,15 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from lenet import __version__
+from lenet.errors import LenetError, OverBudget, TooLarge, UsageError
 from lenet.evaluation.explain import explain_seen, to_tiles
 from lenet.nn.model_file import test_accuracy
+from lenet.nn.numpy_model import NonFiniteOutput, NumpyModel
+from lenet.reading.digit import read_digit
+from lenet.reading.image import declared_pixels, decode_image
+from lenet.reading.number import MAX_DIGITS
+from lenet.reading.predict import doubts_of, judged, predict_each, predict_images, public, read_digits
+from lenet.reading.values import as_uint8
 from lenet.serving.guard import (
     KEEP_ALIVE,
     MAX_BODY,
@@ -40,12 +47,6 @@ from lenet.serving.guard import (
     GuardedProtocol,
     allowed_hosts,
 )
-from lenet.nn.numpy_model import NonFiniteOutput, NumpyModel
-from lenet.reading.predict import doubts_of, judged, predict_each, predict_images, public, read_digits
-from lenet.reading.digit import read_digit
-from lenet.reading.image import declared_pixels, decode_image
-from lenet.reading.number import MAX_DIGITS
-from lenet.reading.values import as_uint8
 
 MAX_BATCH = 64               # images per /predict/batch request
 # Work per request, bounded before decoding: pixels the images' headers declare, all images
@@ -64,27 +65,29 @@ IMAGE_TYPES = {"image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp"
 STATIC = Path(__file__).parent / "static"
 
 
-class RequestError(ValueError):
+class RequestError(LenetError):
+    """A refused request, with the HTTP status it is answered with."""
+
     def __init__(self, status: int, message: str):
         super().__init__(message)
-        self.status, self.message = status, message
+        self.http_status, self.message = status, message
 
 
 def decode(data: bytes, name: str = "upload", read=read_digit):
     """Image bytes -> what `read` makes of them (a Reading), with the HTTP status of each failure."""
     try:
         pixels, scale = decode_image(data, name)
-    except ValueError as e:
-        raise RequestError(413 if "over the limit" in str(e) else 400, str(e)) from None
+    except LenetError as e:  # its type says which: TooLarge 413, ImageError 400
+        raise RequestError(e.http_status, str(e)) from None
     return from_pixels(pixels, lambda pixels: read(pixels, scale=scale))  # boxes in the upload's coordinates
 
 
 def from_pixels(pixels: np.ndarray, read=read_digit):
     try:
         return read(pixels)
-    except ValueError as e:
-        # The reader's own refusals carry their status (too many digits: 413; out of time: 503).
-        raise RequestError(getattr(e, "status", 422), str(e)) from None
+    except LenetError as e:
+        # A decoded image it cannot read is a 422, unless the type says more (too many digits, out of time).
+        raise RequestError(e.http_status if isinstance(e, (TooLarge, OverBudget)) else 422, str(e)) from None
 
 
 def pixels_from_json(body: bytes) -> np.ndarray:
@@ -103,7 +106,7 @@ def pixels_from_json(body: bytes) -> np.ndarray:
         raise RequestError(422, f"pixels must be a 2-D grid, 28x28 (8 to 512 a side); got shape {arr.shape}")
     try:
         return as_uint8(arr)  # 0..255, or 0..1: the Python API's contract (values.py)
-    except ValueError as e:
+    except LenetError as e:
         raise RequestError(422, str(e)) from None
 
 
@@ -311,7 +314,7 @@ async def predict_batch(request: Request, preprocessed: bool = False):
 
     def work():
         results = predict_each(request.app.state.model, [(name, (data, name)) for data, name in files], prepare,
-                               error=lambda name, e: {"error": e.message, "status": e.status})
+                               error=lambda name, e: {"error": e.message, "status": e.http_status})
         if preprocessed:
             for r in results:
                 if "_seen" in r:
@@ -321,8 +324,9 @@ async def predict_batch(request: Request, preprocessed: bool = False):
     return JSONResponse({"results": await in_worker(request, work)})
 
 
-async def request_error(request, exc: RequestError):
-    return JSONResponse({"error": exc.message}, status_code=exc.status)
+async def request_error(request, exc: LenetError):
+    """Any refusal, the request's or the library's: its type gives the status."""
+    return JSONResponse({"error": str(exc)}, status_code=exc.http_status)
 
 
 async def model_error(request, exc: NonFiniteOutput):
@@ -368,7 +372,7 @@ def create_app(model_path: str | Path | None = None, host: str = "127.0.0.1",
         from lenet.serving.learn import router as learn_router
 
         app.include_router(learn_router)
-    app.add_exception_handler(RequestError, request_error)
+    app.add_exception_handler(LenetError, request_error)
     app.add_exception_handler(NonFiniteOutput, model_error)
     return app
 
@@ -385,7 +389,7 @@ def serve(model_path: str | None, host: str, port: int, request_timeout: float =
         from lenet.files import check_writable_dir
 
         if importlib.util.find_spec("torch") is None:  # looked up, not imported: serving never imports it
-            raise ValueError("--learn fine-tunes with torch, which is not installed: pip install 'lenet[train]'")
+            raise UsageError("--learn fine-tunes with torch, which is not installed: pip install 'lenet[train]'")
         check_writable_dir(samples, "--samples")
         workers = 1  # one learner, one model swapped in: the samples are counted in one process
         print(f"lenet serve: learning from corrections; samples in {samples}", flush=True)
@@ -420,7 +424,7 @@ def run(app, host: str, port: int, request_timeout: float = REQUEST_TIMEOUT, max
         with port_socket(host, port, share=False) as probe:
             port = probe.getsockname()[1]
     except OSError as e:
-        raise ValueError(f"cannot listen on {host}:{port} ({e.strerror or e}): "
+        raise LenetError(f"cannot listen on {host}:{port} ({e.strerror or e}): "
                          f"choose another --port, or stop what holds it") from None
     if workers <= 1:
         uvicorn.Server(config()).run()
@@ -432,7 +436,7 @@ def run(app, host: str, port: int, request_timeout: float = REQUEST_TIMEOUT, max
     try:
         held = port_socket(host, port)
     except OSError as e:
-        raise ValueError(f"cannot listen on {host}:{port} ({e.strerror or e})") from None
+        raise LenetError(f"cannot listen on {host}:{port} ({e.strerror or e})") from None
     print(f"lenet serve: answering on http://{host}:{port} (Press CTRL+C to quit)", flush=True)
     with held:  # the port held while workers come and go
         supervise(lambda beat: uvicorn.Server(config(beat)).run(sockets=[port_socket(host, port)]), workers)
