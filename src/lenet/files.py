@@ -305,8 +305,8 @@ class FolderLock:
         if st.st_size > 32:
             raise self._not_ours("it holds something other than a PID")
 
-    def _not_ours(self, what: str) -> ValueError:
-        return ValueError(f"{self.path}: is not a lock file lenet made ({what}); lenet will not write "
+    def _not_ours(self, what: str) -> LenetError:
+        return LenetError(f"{self.path}: is not a lock file lenet made ({what}); lenet will not write "
                           f"into it: remove it if it is not needed, or choose another --out")
 
     def __exit__(self, *exc) -> None:

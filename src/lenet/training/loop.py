@@ -81,7 +81,7 @@ class StopRequest:
             signal.signal(sig, old)
 
 
-class Diverged(ValueError):
+class Diverged(LenetError):
     """The loss became NaN or infinite: nothing from that point on is saved."""
 
 
