@@ -53,6 +53,12 @@ def default_dir() -> Path:
     return Path(platformdirs.user_data_dir("lenet")) / "samples"
 
 
+class FolderFull(DataError):
+    """A samples folder that holds MAX_SAMPLES already (the server answers 507, Insufficient Storage)."""
+
+    http_status = 507
+
+
 @dataclass
 class Folder:
     """Labelled 28x28 images read from a folder tree, and what was skipped and why."""
@@ -165,7 +171,7 @@ def add_sample(directory: str | Path, given: np.ndarray, seen: np.ndarray, label
     directory.mkdir(parents=True, exist_ok=True)
     with _locked(directory):
         if count_samples(directory) >= MAX_SAMPLES:
-            raise DataError(f"{directory}: already holds {MAX_SAMPLES:,} samples, the most one folder keeps; "
+            raise FolderFull(f"{directory}: already holds {MAX_SAMPLES:,} samples, the most one folder keeps; "
                              f"start another with --samples DIR, or remove some")
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         while True:  # a new name every time: a sample is never overwritten

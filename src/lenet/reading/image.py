@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lenet.errors import ImageError, TooLarge
+from lenet.errors import ImageError, LenetError, TooLarge
 
 WORK_SIDE = 1600   # decoded images are reduced to this: a 60 px digit in a 4000 px photo is 24 px
 MIN_SIDE = 8       # smaller than this holds no legible digit
@@ -70,14 +70,14 @@ def decode_image(source: str | Path | bytes, name: str | None = None) -> tuple[n
             given = max(width, height)  # the side as given; draft() may already have reduced it
             if max(im.size) > WORK_SIDE:
                 im.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.LANCZOS)
-    except ValueError:
+    except LenetError:
         raise
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image this tool reads ({', '.join(FORMATS)})") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         # Pillow's own check fires first for images far over its default; ours is lower.
         raise TooLarge(f"{name}: over the limit of {MAX_PIXELS:,} pixels ({e})") from None
-    except (OSError, SyntaxError, EOFError) as e:  # truncated or corrupt data, found while decoding
+    except (OSError, SyntaxError, EOFError, ValueError) as e:  # truncated or corrupt (some plugins: ValueError)
         raise ImageError(f"{name}: cannot decode the image ({e})") from None
     return np.asarray(im), given / max(im.size)
 
