@@ -111,3 +111,13 @@ def test_the_readers_own_refusals_are_typed():
 
     assert issubclass(TooManyDigits, TooLarge) and issubclass(OutOfTime, OverBudget)
     assert issubclass(RequestError, LenetError) and RequestError(415, "send an image").http_status == 415
+
+
+def test_a_full_samples_folder_is_a_507_by_its_type(tmp_path, monkeypatch):
+    from lenet.data import samples
+
+    monkeypatch.setattr(samples, "MAX_SAMPLES", 0)
+    seen = np.zeros((28, 28), np.uint8)
+    with pytest.raises(samples.FolderFull, match="already holds 0 samples") as e:
+        samples.add_sample(tmp_path, seen, seen, 1)
+    assert e.value.http_status == 507 and isinstance(e.value, LenetError)
