@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from lenet.cli.main import build_parser, main
+from lenet.cli.main import main
+from lenet.cli.parser import build_parser
 
 from helpers import lenet
 

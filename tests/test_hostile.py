@@ -370,12 +370,13 @@ def test_output_paths_are_checked_before_the_work(tmp_path, mnist_dir):
 def test_an_os_error_mid_command_is_one_line(monkeypatch, capsys, tmp_path):
     import errno
 
+    from lenet.cli import commands
     from lenet.cli import main as cli
 
     def full(args):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "model.safetensors"))
 
-    monkeypatch.setattr(cli, "cmd_predict", full)  # the parser looks the command up when built
+    monkeypatch.setattr(commands, "cmd_predict", full)  # the parser looks the command up when built
     assert cli.main(["predict", "x.png"]) == 1
     err = capsys.readouterr().err
     assert "No space left on device" in err and "model.safetensors" in err

@@ -334,7 +334,7 @@ def test_the_folder_progress_bar_estimates_only_once_it_can(capsys):
     import io
     import re
 
-    from lenet.cli.main import Progress
+    from lenet.cli.progress import Progress
 
     now = [0.0]
     stream = io.StringIO()

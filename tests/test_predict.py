@@ -210,7 +210,7 @@ def run_on_terminal(args, stdout_too: bool) -> tuple[str, str]:
 
 
 def test_a_large_folder_shows_a_progress_bar_on_the_terminal_and_keeps_results_clean(tmp_path, mnist):
-    from lenet.cli.main import PROGRESS_FROM
+    from lenet.cli.progress import PROGRESS_FROM
 
     n = PROGRESS_FROM
     for i in range(n):

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lenet.errors import ImageError, UsageError
 from lenet.nn.numpy_model import NumpyModel
 from lenet.reading.digit import read_digit
 from lenet.reading.image import decode_image
@@ -67,7 +68,7 @@ class Classifier:
         ValueError, as does an empty list."""
         many = isinstance(x, (list, tuple))
         if many and not x:
-            raise ValueError("no images given: predict takes an image or a non-empty list of them")
+            raise ImageError("no images given: predict takes an image or a non-empty list of them")
         readings = [read_digit(*pixels_of(item)) for item in (x if many else [x])]
         predictions = predict_images(self.model, np.stack([r.image for r in readings]))
         results = [self._prediction(p, r) for p, r in zip(predictions, readings)]
@@ -116,7 +117,7 @@ def pixels_of(x) -> tuple[np.ndarray, float]:
     if isinstance(x, np.ndarray):
         from lenet.reading.values import as_uint8
         return as_uint8(x), 1.0  # floats 0..1 or 0..255, as the server reads them
-    raise ValueError(f"cannot read a digit from a {type(x).__name__}: give a path, bytes, a PIL image or "
+    raise ImageError(f"cannot read a digit from a {type(x).__name__}: give a path, bytes, a PIL image or "
                      f"a NumPy array")
 
 
@@ -159,9 +160,9 @@ def train(recipe: str = "lenet5", data_dir: str | Path | None = None, out: str |
     knobs = {f.name for f in Recipe.knobs()}
     unknown = sorted(set(overrides) - knobs)
     if unknown:
-        raise ValueError(f"unknown training settings {unknown}; the recipe's are: {', '.join(sorted(knobs))}")
+        raise UsageError(f"unknown training settings {unknown}; the recipe's are: {', '.join(sorted(knobs))}")
     if recipe not in RECIPES:
-        raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+        raise UsageError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
     chosen = None if resume else RECIPES[recipe].override(**overrides)  # checks every value
     if resume and data_dir is None:
         from lenet.nn.model_file import CHECKPOINT_FILE, recorded_data_dir

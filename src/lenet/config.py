@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
 
+from lenet.errors import ModelFileError, UsageError
+
 ARCHS = ("lenet5", "seed", "fast")
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -61,11 +63,11 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
         if not isinstance(d, dict):
-            raise ValueError(f"the model config must be a JSON object, got {type(d).__name__}")
+            raise ModelFileError(f"the model config must be a JSON object, got {type(d).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown model config fields: {sorted(unknown)}")
+            raise ModelFileError(f"unknown model config fields: {sorted(unknown)}")
         return cls(**d)
 
     def to_dict(self) -> dict:
@@ -125,7 +127,7 @@ class Recipe:
         check_int(flag("epochs"), self.epochs, 1, 10000)
         for name in ("standardize", "nesterov", "augment", "roughen"):
             if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{flag(name)} must be true or false, got {getattr(self, name)!r}")
+                raise UsageError(f"{flag(name)} must be true or false, got {getattr(self, name)!r}")
 
     def model_config(self, num_classes: int = 10, image_size: int = 28) -> ModelConfig:
         if self.standardize:
@@ -154,12 +156,12 @@ def flag(name: str) -> str:
 
 def _check_choice(label: str, value, choices) -> None:
     if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{label} must be one of {', '.join(choices)}; got {value!r}")
+        raise UsageError(f"{label} must be one of {', '.join(choices)}; got {value!r}")
 
 
 def check_int(label: str, value, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{label} must be a whole number from {low:,} to {high:,}; got {value!r}")
+        raise UsageError(f"{label} must be a whole number from {low:,} to {high:,}; got {value!r}")
 
 
 def _check_number(label: str, value, low: float | None = None, high: float | None = None,
@@ -174,7 +176,7 @@ def _check_number(label: str, value, low: float | None = None, high: float | Non
         lo = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
         hi = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
         rule = " and ".join(r for r in (lo, hi) if r)
-        raise ValueError(f"{label} must be a finite number{' ' + rule if rule else ''}; got {value!r}")
+        raise UsageError(f"{label} must be a finite number{' ' + rule if rule else ''}; got {value!r}")
 
 
 RECIPES = {

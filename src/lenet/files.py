@@ -20,6 +20,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from lenet.errors import LenetError, TooLarge
+
 TEMP_SUFFIX = ".tmp"
 TEMP_MARK = "lenet-"  # then the writer's PID: whose temporary file it is
 # mkstemp's names: "." + target name + ".lenet-" + PID + "." + 8 random characters + ".tmp" (temp_prefix).
@@ -63,7 +65,7 @@ def write_atomic(path: str | Path, write) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.is_dir():
-        raise ValueError(f"{path}: is a directory; give a file name")
+        raise LenetError(f"{path}: is a directory; give a file name")
     _check_replaceable(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path.name), suffix=TEMP_SUFFIX)
     os.close(fd)
@@ -88,7 +90,7 @@ def write_atomic(path: str | Path, write) -> None:
 def _check_replaceable(path: Path) -> None:
     kind = not_replaceable(path)
     if kind:
-        raise ValueError(f"{path}: is {kind}, not a regular file; lenet writes over regular files only: "
+        raise LenetError(f"{path}: is {kind}, not a regular file; lenet writes over regular files only: "
                          f"give another name")
 
 
@@ -165,18 +167,18 @@ def open_regular(path: str | Path):
     try:
         st = os.stat(path)
         if stat.S_ISDIR(st.st_mode):
-            raise ValueError(f"{path}: is a directory")
+            raise LenetError(f"{path}: is a directory")
         if not stat.S_ISREG(st.st_mode):
-            raise ValueError(f"{path}: not a regular file (a pipe, device or socket); give a file")
+            raise LenetError(f"{path}: not a regular file (a pipe, device or socket); give a file")
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         with os.fdopen(fd, "rb") as f:
             if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                raise ValueError(f"{path}: not a regular file")
+                raise LenetError(f"{path}: not a regular file")
             yield f
     except FileNotFoundError:
-        raise ValueError(f"{path}: no such file") from None
+        raise LenetError(f"{path}: no such file") from None
     except OSError as e:
-        raise ValueError(f"{path}: cannot read ({e.strerror or e})") from None
+        raise LenetError(f"{path}: cannot read ({e.strerror or e})") from None
 
 
 def read_bounded(path: str | Path, limit: int, what: str = "file") -> bytes:
@@ -184,10 +186,10 @@ def read_bounded(path: str | Path, limit: int, what: str = "file") -> bytes:
     with open_regular(path) as f:
         size = os.fstat(f.fileno()).st_size
         if size > limit:
-            raise ValueError(f"{path}: {size:,} bytes is larger than the limit of {limit:,} for a {what}")
+            raise TooLarge(f"{path}: {size:,} bytes is larger than the limit of {limit:,} for a {what}")
         data = f.read(limit + 1)
     if len(data) > limit:
-        raise ValueError(f"{path}: larger than the limit of {limit:,} bytes for a {what}")
+        raise TooLarge(f"{path}: larger than the limit of {limit:,} bytes for a {what}")
     return data
 
 
@@ -195,14 +197,14 @@ def check_writable_dir(directory: str | Path, flag: str) -> Path:
     """Create `directory` if needed and prove we can write in it, before any long work."""
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
-        raise ValueError(f"{flag} {directory}: is a file, not a folder")
+        raise LenetError(f"{flag} {directory}: is a file, not a folder")
     try:
         directory.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=directory, prefix=temp_prefix("write-test"), suffix=TEMP_SUFFIX)
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        raise ValueError(f"{flag} {directory}: cannot write there ({e.strerror or e})") from None
+        raise LenetError(f"{flag} {directory}: cannot write there ({e.strerror or e})") from None
     return directory
 
 
@@ -211,14 +213,14 @@ def check_writable_file(path: str | Path, flag: str, inputs=()) -> Path:
     folder we can write in."""
     path = Path(path)
     if path.is_dir():
-        raise ValueError(f"{flag} {path}: is a folder; give a file name")
+        raise LenetError(f"{flag} {path}: is a folder; give a file name")
     kind = not_replaceable(path)
     if kind:
-        raise ValueError(f"{flag} {path}: is {kind}, not a regular file; lenet writes over regular files only: "
+        raise LenetError(f"{flag} {path}: is {kind}, not a regular file; lenet writes over regular files only: "
                          f"give another name")
     for given in inputs:
         if _same_file(path, Path(given)):
-            raise ValueError(f"{flag} {path}: is the command's input {given}; give another name")
+            raise LenetError(f"{flag} {path}: is the command's input {given}; give another name")
     check_writable_dir(path.parent if str(path.parent) else Path("."), flag)
     return path
 
@@ -252,7 +254,7 @@ class FolderLock:
                 holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
                 os.close(fd)
                 if e.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                    raise ValueError(f"{self.path.parent}: another lenet process (PID {holder}) is writing there; "
+                    raise LenetError(f"{self.path.parent}: another lenet process (PID {holder}) is writing there; "
                                      f"wait for it or choose another --out") from None
                 raise
             # The holder before us removes the file as it lets go: a lock on a removed file
@@ -303,8 +305,8 @@ class FolderLock:
         if st.st_size > 32:
             raise self._not_ours("it holds something other than a PID")
 
-    def _not_ours(self, what: str) -> ValueError:
-        return ValueError(f"{self.path}: is not a lock file lenet made ({what}); lenet will not write "
+    def _not_ours(self, what: str) -> LenetError:
+        return LenetError(f"{self.path}: is not a lock file lenet made ({what}); lenet will not write "
                           f"into it: remove it if it is not needed, or choose another --out")
 
     def __exit__(self, *exc) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lenet.errors import ModelFileError
+
 BUNDLED = "lenet-best.safetensors"
 
 
 def bundled_model_path() -> Path:
     path = Path(__file__).parent / "weights" / BUNDLED
     if not path.is_file():
-        raise ValueError(f"the bundled model {path} is missing from this install; pass --model PATH")
+        raise ModelFileError(f"the bundled model {path} is missing from this install; pass --model PATH")
     return path

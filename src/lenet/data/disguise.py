@@ -11,6 +11,7 @@ import io
 import numpy as np
 from PIL import Image
 
+from lenet.errors import UsageError
 from lenet.reading.image import load_image
 
 STYLES = ("dark-on-light", "light-on-dark", "canvas", "jpeg")
@@ -39,7 +40,7 @@ def disguise(digit: np.ndarray, style: str, rng) -> np.ndarray:
         buf = io.BytesIO()
         Image.fromarray((rgb * 255).astype(np.uint8)).save(buf, "JPEG", quality=75)
         return load_image(buf.getvalue())
-    raise ValueError(style)
+    raise UsageError(style)
 
 
 # Real-world sets (benchmarks/realworld.py and the tests): MNIST test digits, so the label is known,

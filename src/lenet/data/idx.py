@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lenet.errors import DataError
 from lenet.files import open_regular
 
 IMAGES_MAGIC = 2051  # 0x00000803: unsigned byte, 3 dimensions (count, rows, cols)
@@ -37,31 +38,31 @@ def parse_idx(data: bytes, name: str = "<bytes>", expect: int | None = None) -> 
     read-only uint8 array shaped as the header says.
     """
     if len(data) == 0:
-        raise ValueError(f"{name}: the file is empty")
+        raise DataError(f"{name}: the file is empty")
     if len(data) < 4:
-        raise ValueError(f"{name}: {len(data)} bytes is too short for an IDX header")
+        raise DataError(f"{name}: {len(data)} bytes is too short for an IDX header")
     magic = int.from_bytes(data[:4], "big")
     if data[0] != 0 or data[1] != 0:
-        raise ValueError(f"{name}: not an IDX file (magic number {magic:#010x}; "
+        raise DataError(f"{name}: not an IDX file (magic number {magic:#010x}; "
                          f"expected {IMAGES_MAGIC} for images or {LABELS_MAGIC} for labels)")
     if data[2] != 0x08:
-        raise ValueError(f"{name}: element type {data[2]:#04x} is not unsigned byte (0x08)")
+        raise DataError(f"{name}: element type {data[2]:#04x} is not unsigned byte (0x08)")
     if magic not in KINDS:
-        raise ValueError(f"{name}: magic number {magic} is neither images "
+        raise DataError(f"{name}: magic number {magic} is neither images "
                          f"({IMAGES_MAGIC}) nor labels ({LABELS_MAGIC})")
     if expect is not None and magic != expect:
-        raise ValueError(f"{name}: this is a {KINDS[magic]} file (magic {magic}), "
+        raise DataError(f"{name}: this is a {KINDS[magic]} file (magic {magic}), "
                          f"expected {KINDS[expect]} (magic {expect})")
     ndim = data[3]  # 3 for images, 1 for labels: part of the magic number checked above
     header = 4 + 4 * ndim
     if len(data) < header:
-        raise ValueError(f"{name}: the header needs {header} bytes, the file has {len(data)}")
+        raise DataError(f"{name}: the header needs {header} bytes, the file has {len(data)}")
     shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     if any(d == 0 for d in shape[1:]):
-        raise ValueError(f"{name}: zero-sized dimension in shape {shape}")
+        raise DataError(f"{name}: zero-sized dimension in shape {shape}")
     count = int(np.prod(shape, dtype=np.int64))
     if header + count != len(data):
-        raise ValueError(f"{name}: header shape {shape} needs {header + count:,} bytes, "
+        raise DataError(f"{name}: header shape {shape} needs {header + count:,} bytes, "
                          f"the file has {len(data):,} (truncated or padded)")
     return np.frombuffer(data, dtype=np.uint8, count=count, offset=header).reshape(shape)
 
@@ -78,11 +79,11 @@ def read_bytes(path: str | Path) -> bytes:
                 with gzip.GzipFile(fileobj=f) as g:
                     data = g.read(MAX_BYTES + 1)
             except EOFError:
-                raise ValueError(f"{path}: the gzip stream is truncated (download it again)") from None
+                raise DataError(f"{path}: the gzip stream is truncated (download it again)") from None
             except (gzip.BadGzipFile, zlib.error) as e:
-                raise ValueError(f"{path}: corrupt gzip data ({e})") from None
+                raise DataError(f"{path}: corrupt gzip data ({e})") from None
     if len(data) > MAX_BYTES:
-        raise ValueError(f"{path}: more than {MAX_BYTES:,} bytes decompressed; refusing")
+        raise DataError(f"{path}: more than {MAX_BYTES:,} bytes decompressed; refusing")
     return data
 
 
@@ -94,4 +95,4 @@ def read_idx(path: str | Path, expect: int | None = None) -> np.ndarray:
 def check_pair(images: np.ndarray, labels: np.ndarray, name: str) -> None:
     """Images and labels of one split must agree in number."""
     if len(images) != len(labels):
-        raise ValueError(f"{name}: {len(images):,} images but {len(labels):,} labels")
+        raise DataError(f"{name}: {len(images):,} images but {len(labels):,} labels")

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lenet.files import write_atomic
 from lenet.data.idx import IMAGES_MAGIC, LABELS_MAGIC, check_pair, read_idx
+from lenet.errors import DataError
+from lenet.files import write_atomic
 
 ENV_VAR = "LENET_DATA_DIR"
 TUTORIAL_DIR = Path("data") / "MNIST"
@@ -75,7 +76,7 @@ def locate(data_dir: str | Path | None = None, download: bool = True) -> Path:
         path = Path(explicit).expanduser()
         missing = [stem for stem in FILES if not find_file(path, stem)]
         if missing:
-            raise ValueError(f"{path}: missing {', '.join(missing)} (gz or uncompressed); "
+            raise DataError(f"{path}: missing {', '.join(missing)} (gz or uncompressed); "
                              + ("it does not exist" if not path.is_dir() else "check the names"))
         return path
     places = [TUTORIAL_DIR, cache_dir()]
@@ -83,11 +84,11 @@ def locate(data_dir: str | Path | None = None, download: bool = True) -> Path:
         if has_dataset(path):
             return path
     if not download:
-        raise ValueError(missing_message(places))
+        raise DataError(missing_message(places))
     try:
         return download_mnist(cache_dir())
     except OSError as e:
-        raise ValueError(f"download failed ({e}).\n" + missing_message(places)) from None
+        raise DataError(f"download failed ({e}).\n" + missing_message(places)) from None
 
 
 def download_mnist(directory: Path, mirrors: tuple[str, ...] = MIRRORS, timeout: float = 30) -> Path:
@@ -153,10 +154,10 @@ def load(data_dir: str | Path | None = None, download: bool = True) -> Dataset:
     check_pair(train_x, train_y, f"{root} (train)")
     check_pair(test_x, test_y, f"{root} (t10k)")
     if train_x.shape[1:] != test_x.shape[1:]:
-        raise ValueError(f"{root}: train images are {train_x.shape[1:]}, test images {test_x.shape[1:]}")
+        raise DataError(f"{root}: train images are {train_x.shape[1:]}, test images {test_x.shape[1:]}")
     for split, labels in (("train", train_y), ("t10k", test_y)):
         if len(labels) == 0:
-            raise ValueError(f"{root} ({split}): the split holds no images")
+            raise DataError(f"{root} ({split}): the split holds no images")
     check_classes(train_y, test_y, root)
     return Dataset(train_x, train_y, test_x, test_y, root, digest.hexdigest())
 
@@ -186,7 +187,7 @@ def load_image_folder(root: Path, log=None) -> Dataset:
     log = log or (lambda line: print(line, file=sys.stderr))
     if label_folders(root / "train"):
         if not label_folders(root / "test"):
-            raise ValueError(f"{root}: has train/ but no test/ with label folders (0, 1, ...); give both, "
+            raise DataError(f"{root}: has train/ but no test/ with label folders (0, 1, ...); give both, "
                              f"or put the label folders in {root} itself")
         splits = [read_folder(root / "train", limit=MAX_FOLDER_IMAGES), read_folder(root / "test",
                                                                                     limit=MAX_FOLDER_IMAGES)]
@@ -207,7 +208,7 @@ def load_image_folder(root: Path, log=None) -> Dataset:
         test_x, test_y = folder.images[test], folder.labels[test]
     for split, labels in (("train", train_y), ("test", test_y)):
         if len(labels) == 0:
-            raise ValueError(f"{root} ({split}): no readable images in label folders (0, 1, ...)")
+            raise DataError(f"{root} ({split}): no readable images in label folders (0, 1, ...)")
     check_classes(train_y, test_y, root)
     digest = hashlib.sha256()
     for arr in (train_x, train_y.astype(np.uint8), test_x, test_y.astype(np.uint8)):
@@ -223,14 +224,14 @@ def check_classes(train_labels: np.ndarray, test_labels: np.ndarray, root) -> No
     counts = np.bincount(train_labels, minlength=2)
     k = len(counts)
     if k > MAX_CLASSES:
-        raise ValueError(f"{root} (train): labels go up to {k - 1}; at most {MAX_CLASSES} classes are supported")
+        raise DataError(f"{root} (train): labels go up to {k - 1}; at most {MAX_CLASSES} classes are supported")
     absent = np.flatnonzero(counts == 0)
     if len(absent):
-        raise ValueError(f"{root} (train): labels must be 0..K-1 with every class present; labels go up to "
+        raise DataError(f"{root} (train): labels must be 0..K-1 with every class present; labels go up to "
                          f"{k - 1} but {', '.join(map(str, absent[:10]))}{' ...' if len(absent) > 10 else ''} "
                          f"never occur (a corrupt label file?)")
     if int(test_labels.max()) >= k:
-        raise ValueError(f"{root} (t10k): label {int(test_labels.max())} does not occur in the training labels "
+        raise DataError(f"{root} (t10k): label {int(test_labels.max())} does not occur in the training labels "
                          f"(0..{k - 1})")
 
 

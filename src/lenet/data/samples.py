@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lenet.errors import DataError, LenetError, TooLarge, UsageError
 from lenet.files import write_atomic, write_text_atomic
 
 FORMAT = "lenet-samples/1"
@@ -50,6 +51,12 @@ def default_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_data_dir("lenet")) / "samples"
+
+
+class FolderFull(DataError):
+    """A samples folder that holds MAX_SAMPLES already (the server answers 507, Insufficient Storage)."""
+
+    http_status = 507
 
 
 @dataclass
@@ -153,18 +160,18 @@ def add_sample(directory: str | Path, given: np.ndarray, seen: np.ndarray, label
     (any pixel array), `seen` the 28x28 uint8 the network saw. Refuses a bad label, a full folder."""
     directory = Path(directory).expanduser()
     if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 0 <= label < num_classes:
-        raise ValueError(f"label {label!r}: must be a whole number from 0 to {num_classes - 1}")
+        raise UsageError(f"label {label!r}: must be a whole number from 0 to {num_classes - 1}")
     if seen.shape != (SIDE, SIDE) or seen.dtype != np.uint8:
-        raise ValueError(f"the image the network saw must be 28x28 uint8, got {seen.shape} {seen.dtype}")
+        raise DataError(f"the image the network saw must be 28x28 uint8, got {seen.shape} {seen.dtype}")
     if directory.exists() and not directory.is_dir():
-        raise ValueError(f"--samples {directory}: is a file, not a folder")
+        raise DataError(f"--samples {directory}: is a file, not a folder")
     given_bytes, seen_bytes = given_png(given), png_bytes(seen)
     if len(given_bytes) > MAX_IMAGE_BYTES:
-        raise ValueError(f"the image is {len(given_bytes):,} bytes as a PNG; at most {MAX_IMAGE_BYTES:,} are kept")
+        raise TooLarge(f"the image is {len(given_bytes):,} bytes as a PNG; at most {MAX_IMAGE_BYTES:,} are kept")
     directory.mkdir(parents=True, exist_ok=True)
     with _locked(directory):
         if count_samples(directory) >= MAX_SAMPLES:
-            raise ValueError(f"{directory}: already holds {MAX_SAMPLES:,} samples, the most one folder keeps; "
+            raise FolderFull(f"{directory}: already holds {MAX_SAMPLES:,} samples, the most one folder keeps; "
                              f"start another with --samples DIR, or remove some")
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         while True:  # a new name every time: a sample is never overwritten
@@ -188,14 +195,14 @@ def read_file_nofollow(path: Path, limit: int) -> bytes:
     try:
         fd = os.open(path, flags)
     except OSError as e:
-        raise ValueError("a link, not followed" if os.path.islink(path) else f"cannot read ({e.strerror})") from None
+        raise DataError("a link, not followed" if os.path.islink(path) else f"cannot read ({e.strerror})") from None
     with os.fdopen(fd, "rb") as f:
         st = os.fstat(f.fileno())
         if not stat.S_ISREG(st.st_mode):
-            raise ValueError("not a regular file")
+            raise DataError("not a regular file")
         data = f.read(limit + 1)  # the size may have grown since fstat
         if max(st.st_size, len(data)) > limit:
-            raise ValueError(f"{max(st.st_size, len(data)):,} bytes, over the limit of {limit:,}")
+            raise TooLarge(f"{max(st.st_size, len(data)):,} bytes, over the limit of {limit:,}")
         return data
 
 
@@ -221,7 +228,7 @@ def read_folder(directory: str | Path, num_classes: int | None = None, limit: in
 
     root = Path(directory).expanduser()
     if not root.is_dir():
-        raise ValueError(f"{root}: no such folder")
+        raise DataError(f"{root}: no such folder")
     images, labels, files, skipped = [], [], [], []
     for entry in _entries(root):
         name = entry.name
@@ -238,7 +245,7 @@ def read_folder(directory: str | Path, num_classes: int | None = None, limit: in
             continue
         label = int(name)
         if num_classes is not None and label >= num_classes:
-            raise ValueError(f"{root / name}: label {label} is outside the model's classes 0..{num_classes - 1}")
+            raise DataError(f"{root / name}: label {label} is outside the model's classes 0..{num_classes - 1}")
         for item in _entries(Path(entry.path)):
             rel = f"{name}/{item.name}"
             if item.name.startswith("."):
@@ -253,10 +260,10 @@ def read_folder(directory: str | Path, num_classes: int | None = None, limit: in
                 skipped.append(f"{rel}: not an image ({', '.join(sorted(EXTENSIONS))})")
                 continue
             if len(files) >= limit:
-                raise ValueError(f"{root}: more than {limit:,} images; at most {limit:,} are read")
+                raise TooLarge(f"{root}: more than {limit:,} images; at most {limit:,} are read")
             try:
                 seen = as_seen(load_image(read_file_nofollow(Path(item.path), MAX_IMAGE_BYTES), rel))
-            except ValueError as e:
+            except LenetError as e:
                 skipped.append(f"{rel}: {str(e).removeprefix(rel + ': ')}")
                 continue
             images.append(seen)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lenet.errors import DataError
+
 
 @dataclass(frozen=True)
 class FolderScore:
@@ -39,7 +41,7 @@ def labelled_images(folder: Path, num_classes: int) -> list[tuple[Path, int]]:
     from lenet.reading.predict import image_files
 
     if not folder.is_dir():
-        raise ValueError(f"{folder}: not a folder (expected one subfolder per digit: {folder}/7/x.png)")
+        raise DataError(f"{folder}: not a folder (expected one subfolder per digit: {folder}/7/x.png)")
     pairs, strangers = [], []
     for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
         if not (sub.name.isdigit() and int(sub.name) < num_classes):
@@ -47,10 +49,10 @@ def labelled_images(folder: Path, num_classes: int) -> list[tuple[Path, int]]:
             continue
         pairs.extend((path, int(sub.name)) for path in image_files(sub, recursive=True))
     if strangers:
-        raise ValueError(f"{folder}: subfolders must be named by the class of their images, 0 to "
+        raise DataError(f"{folder}: subfolders must be named by the class of their images, 0 to "
                          f"{num_classes - 1}; found {', '.join(repr(s) for s in strangers[:5])}")
     if not pairs:
-        raise ValueError(f"{folder}: no labelled images: put each image in the subfolder of its digit "
+        raise DataError(f"{folder}: no labelled images: put each image in the subfolder of its digit "
                          f"({folder}/7/x.png)")
     return pairs
 

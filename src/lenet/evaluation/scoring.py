@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from lenet.errors import DataError
+
 
 def evaluate_models(paths: list[str], ds, device_name: str = "auto") -> dict:
     """Test-set metrics of each model and, for several, of their averaged probabilities.
@@ -16,7 +18,7 @@ def evaluate_models(paths: list[str], ds, device_name: str = "auto") -> dict:
     for path in paths:
         probs, config, info = model_probabilities(path, ds, device_name)
         if config.num_classes < ds.num_classes:
-            raise ValueError(f"{path}: the model knows {config.num_classes} classes, the data has {ds.num_classes}")
+            raise DataError(f"{path}: the model knows {config.num_classes} classes, the data has {ds.num_classes}")
         hit = probs.argmax(1) == labels
         loss = float(-np.log(np.maximum(probs[np.arange(len(labels)), labels], 1e-12)).mean())
         models.append({"model": str(path), "arch": config.arch, "accuracy": float(hit.mean()), "loss": loss,
@@ -71,7 +73,7 @@ def model_probabilities(path, ds, device_name: str):
 
 def check_images(path, config, ds) -> None:
     if config.image_size != ds.image_shape[0]:
-        raise ValueError(f"{path}: the model takes {config.image_size}px images, the data has {ds.image_shape}")
+        raise DataError(f"{path}: the model takes {config.image_size}px images, the data has {ds.image_shape}")
 
 
 def format_table(result: dict) -> str:

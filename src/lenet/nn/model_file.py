@@ -20,6 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from lenet.config import MAX_LR, ModelConfig, Recipe
+from lenet.errors import ModelFileError
 from lenet.files import read_bounded, write_atomic, write_text_atomic
 from lenet.nn.network import describe, fold_batch_norm, parameter_shapes
 
@@ -59,7 +60,7 @@ def resolve_model_path(path: str | Path) -> Path:
     if path.is_dir():
         path = path / MODEL_FILE
     if not path.is_file():
-        raise ValueError(f"{path}: no such model file (train one with `lenet train`, "
+        raise ModelFileError(f"{path}: no such model file (train one with `lenet train`, "
                          f"or pass the folder that holds {MODEL_FILE})")
     return path
 
@@ -75,38 +76,38 @@ def read_safetensors(path: Path, kind: str) -> tuple[dict[str, np.ndarray], dict
         n = int.from_bytes(data[:8], "little")
         meta = json.loads(data[8:8 + n]).get("__metadata__") or {}
     except (SafetensorError, ValueError, OSError, RecursionError, AttributeError) as e:
-        raise ValueError(f"{path}: not a readable safetensors file ({str(e)[:200]})") from None
+        raise ModelFileError(f"{path}: not a readable safetensors file ({str(e)[:200]})") from None
     if not isinstance(meta, dict) or not isinstance(meta.get("lenet"), str):
-        raise ValueError(f"{path}: a safetensors file, but not a lenet {kind} (no 'lenet' metadata)")
+        raise ModelFileError(f"{path}: a safetensors file, but not a lenet {kind} (no 'lenet' metadata)")
     try:
         info = json.loads(meta["lenet"], parse_constant=no_constant, parse_float=finite_float)
     except (ValueError, RecursionError) as e:  # also nesting deeper than Python's stack
-        raise ValueError(f"{path}: corrupt lenet metadata ({str(e)[:200]})") from None
+        raise ModelFileError(f"{path}: corrupt lenet metadata ({str(e)[:200]})") from None
     tensors = {name: to_array(name, view, path) for name, view in views}
     if not isinstance(info, dict):
-        raise ValueError(f"{path}: corrupt lenet metadata (not a JSON object)")
+        raise ModelFileError(f"{path}: corrupt lenet metadata (not a JSON object)")
     for key, kind_ in INFO_TYPES.items():
         if key in info and not isinstance(info[key], kind_) or (kind_ is int and isinstance(info.get(key), bool)):
-            raise ValueError(f"{path}: corrupt lenet metadata ({key!r} must be a JSON {kind_.__name__})")
+            raise ModelFileError(f"{path}: corrupt lenet metadata ({key!r} must be a JSON {kind_.__name__})")
     for key, accuracy in (("metrics.val_accuracy", info.get("metrics", {}).get("val_accuracy")),
                           ("test_accuracy", info.get("test_accuracy"))):
         if accuracy is not None and not (isinstance(accuracy, (int, float)) and 0 <= accuracy <= 1):
-            raise ValueError(f"{path}: corrupt lenet metadata ({key} must be a number from 0 to 1)")
+            raise ModelFileError(f"{path}: corrupt lenet metadata ({key} must be a number from 0 to 1)")
     if info.get("parameters", 0) < 0:
-        raise ValueError(f"{path}: corrupt lenet metadata (parameters must not be negative)")
+        raise ModelFileError(f"{path}: corrupt lenet metadata (parameters must not be negative)")
     return tensors, info
 
 
 def no_constant(name: str):
     """json.loads' hook for NaN and Infinity, which Python reads but JSON does not have."""
-    raise ValueError(f"{name} is not a JSON number")
+    raise ModelFileError(f"{name} is not a JSON number")
 
 
 def finite_float(text: str) -> float:
     """json.loads' hook for a number with a fraction or exponent: 1e999 would read as infinity."""
     value = float(text)
     if not math.isfinite(value):
-        raise ValueError(f"{text[:20]} is out of range")
+        raise ModelFileError(f"{text[:20]} is out of range")
     return value
 
 
@@ -115,12 +116,12 @@ def to_array(name: str, view: dict, path) -> np.ndarray:
     a dtype we cannot compute with refused (one line, naming it)."""
     dtype = view["dtype"]
     if dtype not in DTYPES:
-        raise ValueError(f"{path}: tensor {name!r} holds {dtype} values, which lenet does not read "
+        raise ModelFileError(f"{path}: tensor {name!r} holds {dtype} values, which lenet does not read "
                          f"(it reads F32, F64, F16 and BF16 weights): save the model in float32")
     try:
         array = np.frombuffer(view["data"], DTYPES[dtype]).reshape(view["shape"])
     except ValueError as e:
-        raise ValueError(f"{path}: tensor {name!r} does not fit its shape ({e})") from None
+        raise ModelFileError(f"{path}: tensor {name!r} does not fit its shape ({e})") from None
     if dtype == "BF16":  # the top half of a float32: shift it back into place
         return (array.astype("<u4") << 16).view("<f4")
     if dtype == "F16":
@@ -135,24 +136,24 @@ def check_weights(weights: dict[str, np.ndarray], config: ModelConfig, path) -> 
     expected = parameter_shapes(config)
     missing, unexpected = sorted(set(expected) - set(weights)), sorted(set(weights) - set(expected))
     if missing or unexpected:
-        raise ValueError(f"{path}: the weights do not fit a {config.arch} network "
+        raise ModelFileError(f"{path}: the weights do not fit a {config.arch} network "
                          f"(missing {missing[:4]}, unexpected {unexpected[:4]})")
     for name, shape in expected.items():
         w = weights[name]
         if tuple(w.shape) != shape:
-            raise ValueError(f"{path}: {name} has shape {tuple(w.shape)}; a {config.arch} network with "
+            raise ModelFileError(f"{path}: {name} has shape {tuple(w.shape)}; a {config.arch} network with "
                              f"{config.num_classes} classes needs {shape}")
         if name.endswith("num_batches_tracked"):
             if w.dtype.kind not in "iu" or w < 0:
-                raise ValueError(f"{path}: {name} must be a count (a whole number, 0 or more); got {w}")
+                raise ModelFileError(f"{path}: {name} must be a count (a whole number, 0 or more); got {w}")
             continue
         if w.dtype.kind != "f":
-            raise ValueError(f"{path}: {name} holds {w.dtype} values, not floating point")
+            raise ModelFileError(f"{path}: {name} holds {w.dtype} values, not floating point")
         if not np.isfinite(w).all():
-            raise ValueError(f"{path}: {name} holds NaN or infinite values: the training that wrote it "
+            raise ModelFileError(f"{path}: {name} holds NaN or infinite values: the training that wrote it "
                              f"diverged; train again (lower --lr) or use an earlier model")
         if w.size and np.abs(w).max() > MAX_WEIGHT:
-            raise ValueError(f"{path}: {name} holds values up to {float(np.abs(w).max()):.3g}; a LeNet's stay "
+            raise ModelFileError(f"{path}: {name} holds values up to {float(np.abs(w).max()):.3g}; a LeNet's stay "
                              f"far below {MAX_WEIGHT:g}: not a model that gives finite answers")
     check_numbers(weights, config, path)
 
@@ -161,22 +162,22 @@ def check_numbers(weights: dict[str, np.ndarray], config: ModelConfig, path) -> 
     """What the numbers do, not only their type: positive variances, a sane batch-norm epsilon and
     input contract, and a forward pass whose every value stays finite for every image."""
     if not BN_EPS[0] <= config.bn_eps <= BN_EPS[1]:
-        raise ValueError(f"{path}: bad model config (bn_eps {config.bn_eps:g} must be from {BN_EPS[0]:g} "
+        raise ModelFileError(f"{path}: bad model config (bn_eps {config.bn_eps:g} must be from {BN_EPS[0]:g} "
                          f"to {BN_EPS[1]:g}: batch norm divides by the square root of variance + eps)")
     for name, w in weights.items():
         if name.endswith("running_var") and (w < 0).any():
-            raise ValueError(f"{path}: {name} holds negative values ({float(w.min()):.3g}); a variance cannot be")
+            raise ModelFileError(f"{path}: {name} holds negative values ({float(w.min()):.3g}); a variance cannot be")
     paper, ink = config.normalize(0.0), config.normalize(255.0)
     if not max(abs(paper), abs(ink)) <= MAX_INPUT:
-        raise ValueError(f"{path}: bad model config (scale {config.scale:g}, mean {config.mean:g}, std "
+        raise ModelFileError(f"{path}: bad model config (scale {config.scale:g}, mean {config.mean:g}, std "
                          f"{config.std:g} make network inputs of {max(abs(paper), abs(ink)):.3g}; at most "
                          f"{MAX_INPUT:g})")
     if not abs(ink - paper) >= MIN_INPUT_SPAN:
-        raise ValueError(f"{path}: bad model config (scale {config.scale:g} and std {config.std:g} map ink and "
+        raise ModelFileError(f"{path}: bad model config (scale {config.scale:g} and std {config.std:g} map ink and "
                          f"paper {abs(ink - paper):.3g} apart; at least {MIN_INPUT_SPAN:g})")
     bound = activation_bound(weights, config, max(abs(paper), abs(ink)))
     if not bound <= MAX_ACTIVATION:
-        raise ValueError(f"{path}: the weights can make values of {bound:.3g} in the forward pass (at most "
+        raise ModelFileError(f"{path}: the weights can make values of {bound:.3g} in the forward pass (at most "
                          f"{MAX_ACTIVATION:g}): not a model that gives finite answers")
 
 
@@ -208,13 +209,13 @@ def load_model_file(path: str | Path) -> tuple[dict[str, np.ndarray], ModelConfi
     path = resolve_model_path(path)
     tensors, info = read_safetensors(path, "model")
     if info.get("format") not in (FORMAT, CHECKPOINT_FORMAT):
-        raise ValueError(f"{path}: unknown format {info.get('format')!r} (expected {FORMAT})")
+        raise ModelFileError(f"{path}: unknown format {info.get('format')!r} (expected {FORMAT})")
     if "model" not in info:
-        raise ValueError(f"{path}: corrupt lenet metadata (no 'model' config)")
+        raise ModelFileError(f"{path}: corrupt lenet metadata (no 'model' config)")
     try:
         config = ModelConfig.from_dict(info["model"])
     except (ValueError, TypeError) as e:
-        raise ValueError(f"{path}: bad model config ({e})") from None
+        raise ModelFileError(f"{path}: bad model config ({e})") from None
     weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     check_weights(weights, config, path)
     return weights, config, info
@@ -230,7 +231,7 @@ def save_model(path: str | Path, model, info: dict) -> None:
 
     path = Path(path)
     if not all(bool(t.isfinite().all()) for t in model.state_dict().values() if t.is_floating_point()):
-        raise ValueError(f"{path}: not written: the weights hold NaN or infinite values")
+        raise ModelFileError(f"{path}: not written: the weights hold NaN or infinite values")
     info = {"format": FORMAT, **info}
     text = json.dumps(info, indent=2, allow_nan=False)  # never a file we would refuse to read
     write_atomic(path, lambda tmp: save_file(model_tensors(model), tmp, metadata={"lenet": text}))
@@ -285,15 +286,15 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     """A checkpoint written by save_checkpoint; anything else is a clear error."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{path}: no checkpoint to resume from")
+        raise ModelFileError(f"{path}: no checkpoint to resume from")
     arrays, info = read_safetensors(path, "checkpoint")
     if info.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a lenet training checkpoint (format {info.get('format')!r})")
+        raise ModelFileError(f"{path}: not a lenet training checkpoint (format {info.get('format')!r})")
     check_checkpoint(arrays, info, path)
     try:
         return _unpack_checkpoint(arrays, info, path)
     except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise ValueError(f"{path}: corrupt checkpoint ({type(e).__name__}: {e})") from None
+        raise ModelFileError(f"{path}: corrupt checkpoint ({type(e).__name__}: {e})") from None
 
 
 # What each optimizer keeps per parameter; "step" is a scalar, the others have the parameter's shape.
@@ -318,7 +319,7 @@ def check_checkpoint(tensors: dict[str, np.ndarray], info: dict, path) -> None:
     the model (as load_model_file checks it), the recipe and where training stood, the optimizer's
     layout and values, and the random-number states. A ValueError naming what is wrong."""
     def bad(message: str):
-        raise ValueError(f"{path}: corrupt checkpoint ({message})")
+        raise ModelFileError(f"{path}: corrupt checkpoint ({message})")
 
     for key, kind in CHECKPOINT_TYPES.items():
         if key not in info:
@@ -451,11 +452,11 @@ def check_checkpoint_fits(ckpt: "Checkpoint", num_classes: int, image_shape: tup
     (the data itself is checked by its checksum when training starts)."""
     config, step = ModelConfig.from_dict(ckpt.info["model"]), ckpt.info["step"]
     if (config.num_classes, config.image_size, config.image_size) != (num_classes, *image_shape):
-        raise ValueError(f"{ckpt.path}: corrupt checkpoint (its network takes {config.num_classes} classes of "
+        raise ModelFileError(f"{ckpt.path}: corrupt checkpoint (its network takes {config.num_classes} classes of "
                          f"{config.image_size}x{config.image_size} images; the data has {num_classes} of "
                          f"{image_shape[0]}x{image_shape[1]})")
     if step >= steps:
-        raise ValueError(f"{ckpt.path}: corrupt checkpoint (it stopped at batch {step}; an epoch of this data "
+        raise ModelFileError(f"{ckpt.path}: corrupt checkpoint (it stopped at batch {step}; an epoch of this data "
                          f"has {steps})")
 
 

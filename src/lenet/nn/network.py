@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lenet.errors import DataError, UsageError
+
 # What the architectures take: LeNet-5 and fast are built for 28x28 (the paper's 32x32
 # with C1's padding of 2); their C5 covers exactly the 5x5 that S4 leaves. The seed
 # network's 'same' padding takes any square size whose two poolings leave a map.
@@ -87,7 +89,7 @@ def describe(config) -> list[Layer]:
         s4 = _pool("s4", "maxpool", c3, "relu")
         c5 = _conv("c5", 32, 64, s4.shape[1], activation="relu", bias=False, batch_norm="bn5")
         return [c1, s2, c3, s4, c5, _dense("f6", 64, 84, "relu"), _dense("output", 84, classes)]
-    raise ValueError(f"unknown architecture {arch!r}")
+    raise UsageError(f"unknown architecture {arch!r}")
 
 
 def fold_batch_norm(weight, bias, gamma, beta, mean, var, eps: float):
@@ -124,12 +126,12 @@ def count_parameters(config) -> int:
 def check_image_size(arch: str, height: int, width: int) -> None:
     """A ValueError naming the size `arch` needs when it cannot take height x width images."""
     if height != width:
-        raise ValueError(f"images are {height}x{width}; LeNet needs square images")
+        raise DataError(f"images are {height}x{width}; LeNet needs square images")
     if arch in FIXED_SIZE and height != FIXED_SIZE[arch]:
         n = FIXED_SIZE[arch]
-        raise ValueError(f"images are {height}x{width}; the {arch} network needs {n}x{n} "
+        raise DataError(f"images are {height}x{width}; the {arch} network needs {n}x{n} "
                          f"(pad or resize the data, or use --arch seed, which takes {SEED_SIZES[0]} to "
                          f"{SEED_SIZES[1]} pixels a side)")
     if arch == "seed" and not SEED_SIZES[0] <= height <= SEED_SIZES[1]:
-        raise ValueError(f"images are {height}x{width}; the seed network takes {SEED_SIZES[0]} to "
+        raise DataError(f"images are {height}x{width}; the seed network takes {SEED_SIZES[0]} to "
                          f"{SEED_SIZES[1]} pixels a side")

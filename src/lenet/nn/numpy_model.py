@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lenet.nn.model_file import load_model_file
 from lenet.config import ModelConfig
+from lenet.errors import ImageError, ModelFileError
+from lenet.nn.model_file import load_model_file
 from lenet.nn.network import describe, fold_batch_norm
 
 
@@ -148,7 +149,7 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(-1, keepdims=True)
 
 
-class NonFiniteOutput(ValueError):
+class NonFiniteOutput(ModelFileError):
     """The model computed NaN or infinite scores: an answer from them would be meaningless."""
 
 
@@ -179,7 +180,7 @@ def fitted(images: np.ndarray, side: int) -> np.ndarray:
     if (h, w) == (side, side):
         return images
     if h > side or w > side:
-        raise ValueError(f"the model takes {side}x{side} images, smaller than the {h}x{w} it was given "
+        raise ImageError(f"the model takes {side}x{side} images, smaller than the {h}x{w} it was given "
                          f"(lenet reads digits at 28x28): use a model trained on 28x28 images or larger")
     top, left = (side - h) // 2, (side - w) // 2
     out = np.zeros((len(images), side, side), images.dtype)

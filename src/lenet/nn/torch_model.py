@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lenet.config import ModelConfig
+from lenet.errors import ModelFileError, UsageError
 from lenet.nn.network import describe, fold_batch_norm
 
 ACTIVATION = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": F.relu, None: lambda x: x}
@@ -183,7 +184,7 @@ def init_weights(model: nn.Module, scheme: str, activation: str = "sigmoid") -> 
     if scheme == "torch":
         return
     if scheme not in ("xavier", "xavier-gain"):
-        raise ValueError(f"unknown initialisation {scheme!r}")
+        raise UsageError(f"unknown initialisation {scheme!r}")
     gain = GAIN[activation] if scheme == "xavier-gain" else 1.0
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
@@ -210,5 +211,5 @@ def load_model(path, device="cpu") -> tuple[nn.Module, ModelConfig, dict]:
     try:
         model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in weights.items()})
     except RuntimeError as e:
-        raise ValueError(f"{path}: weights do not fit a {config.arch} network ({str(e).splitlines()[0]})") from None
+        raise ModelFileError(f"{path}: weights do not fit a {config.arch} network ({str(e).splitlines()[0]})") from None
     return model.to(device).eval(), config, info

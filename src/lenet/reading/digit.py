@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lenet.errors import NoDigit
 from lenet.reading import morphology as mo
 from lenet.reading.ink import STRONG, Box, Ink, Mark, bounds, closer_look, find_ink, grey, selected, stroke_width
 
@@ -171,7 +172,7 @@ def read_marks(shape: tuple[int, int], found: Ink, marks: list[Mark], offset: tu
         keep[:, columns[1]:] = False
     rows, cols = np.flatnonzero(keep.any(1)), np.flatnonzero(keep.any(0))
     if rows.size == 0:
-        raise ValueError("no ink found in the columns cut for this digit")
+        raise NoDigit("no ink found in the columns cut for this digit")
     top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     box = image_box((left, top, right, bottom), found.factor, offset)
     doubts = [SEVERAL] if several else []

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lenet.errors import ImageError, LenetError, TooLarge
+
 WORK_SIDE = 1600   # decoded images are reduced to this: a 60 px digit in a 4000 px photo is 24 px
 MIN_SIDE = 8       # smaller than this holds no legible digit
 MAX_PIXELS = 40_000_000  # our own decompression-bomb limit (a 48 MP phone photo is rejected)
@@ -42,9 +44,9 @@ def decode_image(source: str | Path | bytes, name: str | None = None) -> tuple[n
         data = read_bounded(source, MAX_FILE_BYTES, "image")
         name = name or str(source)
     if not data:
-        raise ValueError(f"{name}: empty file")
+        raise ImageError(f"{name}: empty file")
     if len(data) > MAX_FILE_BYTES:
-        raise ValueError(f"{name}: larger than {MAX_FILE_BYTES // 1024**2} MB")
+        raise TooLarge(f"{name}: larger than {MAX_FILE_BYTES // 1024**2} MB")
     try:
         with warnings.catch_warnings():
             # Our pixel limit is checked from the header, before any decoding; Pillow's own
@@ -53,10 +55,10 @@ def decode_image(source: str | Path | bytes, name: str | None = None) -> tuple[n
             im = Image.open(io.BytesIO(data), formats=FORMATS)
             width, height = im.size
             if width * height > MAX_PIXELS:
-                raise ValueError(f"{name}: {width}x{height} is {width * height:,} pixels, "
+                raise TooLarge(f"{name}: {width}x{height} is {width * height:,} pixels, "
                                  f"over the limit of {MAX_PIXELS:,}")
             if min(width, height) < MIN_SIDE:
-                raise ValueError(f"{name}: {width}x{height} is too small to hold a digit "
+                raise ImageError(f"{name}: {width}x{height} is too small to hold a digit "
                                  f"(at least {MIN_SIDE}x{MIN_SIDE})")
             im.draft("L", (WORK_SIDE, WORK_SIDE))  # JPEG: decode at a reduced scale when it is big
             im.load()
@@ -64,19 +66,19 @@ def decode_image(source: str | Path | bytes, name: str | None = None) -> tuple[n
             try:
                 im = to_array_mode(im)
             except ValueError as e:  # its pixels: not finite
-                raise ValueError(f"{name}: {e}") from None
+                raise ImageError(f"{name}: {e}") from None
             given = max(width, height)  # the side as given; draft() may already have reduced it
             if max(im.size) > WORK_SIDE:
                 im.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.LANCZOS)
-    except ValueError:
+    except LenetError:
         raise
     except UnidentifiedImageError:
-        raise ValueError(f"{name}: not an image this tool reads ({', '.join(FORMATS)})") from None
+        raise ImageError(f"{name}: not an image this tool reads ({', '.join(FORMATS)})") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         # Pillow's own check fires first for images far over its default; ours is lower.
-        raise ValueError(f"{name}: over the limit of {MAX_PIXELS:,} pixels ({e})") from None
-    except (OSError, SyntaxError, EOFError) as e:  # truncated or corrupt data, found while decoding
-        raise ValueError(f"{name}: cannot decode the image ({e})") from None
+        raise TooLarge(f"{name}: over the limit of {MAX_PIXELS:,} pixels ({e})") from None
+    except (OSError, SyntaxError, EOFError, ValueError) as e:  # truncated or corrupt (some plugins: ValueError)
+        raise ImageError(f"{name}: cannot decode the image ({e})") from None
     return np.asarray(im), given / max(im.size)
 
 
@@ -116,12 +118,12 @@ def stretched(a: np.ndarray) -> np.ndarray:
     """Numbers of any range as float64 0..1, the darkest 0 and the lightest 1 (a flat image: 0).
     Pixels that are not numbers, or not finite (a NaN in a float TIFF), are a ValueError."""
     if a.dtype.kind not in "biuf":
-        raise ValueError(f"image pixels must be numbers, got an array of {a.dtype}")
+        raise ImageError(f"image pixels must be numbers, got an array of {a.dtype}")
     if a.size == 0:
-        raise ValueError("empty image (no pixels)")
+        raise ImageError("empty image (no pixels)")
     a = a.astype(np.float64)
     if not np.isfinite(a).all():
-        raise ValueError("image has non-finite pixels (NaN or infinity)")
+        raise ImageError("image has non-finite pixels (NaN or infinity)")
     lo, hi = float(a.min()), float(a.max())
     # Halves first: hi - lo of values near the float limit would overflow to infinity.
     span = hi / 2 - lo / 2

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lenet.errors import ImageError, NoDigit
 from lenet.reading import morphology as mo
 from lenet.reading.image import MIN_SIDE, stretched
 from lenet.reading.lines import form_lines
@@ -81,9 +82,9 @@ def grey(pixels: np.ndarray) -> np.ndarray:
         values = (values[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32) if values.shape[2] >= 3
                   else values[..., 0])
     if values.ndim != 2:
-        raise ValueError(f"expected an image array (H, W) or (H, W, C), got shape {np.shape(pixels)}")
+        raise ImageError(f"expected an image array (H, W) or (H, W, C), got shape {np.shape(pixels)}")
     if min(values.shape) < MIN_SIDE:
-        raise ValueError(f"{values.shape[1]}x{values.shape[0]} is too small to hold a digit")
+        raise ImageError(f"{values.shape[1]}x{values.shape[0]} is too small to hold a digit")
     return values
 
 
@@ -193,7 +194,7 @@ def background(small: np.ndarray):
     paper, board, dark_ink, light_ink = backgrounds(small, coarse, window)
     either = np.maximum(dark_ink, light_ink)
     if float(mo.box_blur(either, 3).max()) < MIN_CONTRAST:
-        raise ValueError("no ink found: the image is blank or has too little contrast")
+        raise NoDigit("no ink found: the image is blank or has too little contrast")
     near = mo.max_filter(either > 0.5 * float(either.max()), max(3, window * small.shape[0] // coarse[0] // 2) | 1)
     lo, hi = np.percentile(small[near], [2, 98])
     dark_side = (small < (lo + hi) / 2) & near
@@ -229,7 +230,7 @@ def strong_ink(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     scale), and the mask of what reaches STRONG with the fainter strokes joined to it."""
     peak = float(mo.box_blur(ink, 3).max())
     if peak < MIN_CONTRAST:
-        raise ValueError(NO_INK)
+        raise NoDigit(NO_INK)
     ink = np.clip(ink / peak, 0, 1)
     labels, count = mo.label(ink > WEAK)
     keep = np.zeros(count + 1, bool)
@@ -237,7 +238,7 @@ def strong_ink(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     keep[0] = False
     mask = keep[labels]
     if not mask.any():
-        raise ValueError(NO_INK)
+        raise NoDigit(NO_INK)
     return ink, mask
 
 
@@ -252,7 +253,7 @@ def marks_of(mask: np.ndarray, ink: np.ndarray) -> tuple[np.ndarray, list[Mark]]
     biggest = marks[0].pixels if marks else 0
     marks = [mark for mark in marks if mark.pixels >= max(3, 0.01 * biggest)]  # specks are not ink
     if not marks:
-        raise ValueError(NO_INK)
+        raise NoDigit(NO_INK)
     return labels, marks
 
 

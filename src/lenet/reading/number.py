@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 
+from lenet.errors import OverBudget, TooLarge
 from lenet.reading import morphology as mo
 from lenet.reading.digit import Reading, read_marks
 from lenet.reading.image import WORK_SIDE
@@ -33,14 +34,12 @@ MIN_CUT_HEIGHT = 12  # nor a row lower than this cut at all: a dash or a speck i
 Columns = tuple[int, int] | None  # a piece's column range at the analysis scale; None: the group whole
 
 
-class TooManyDigits(ValueError):
+class TooManyDigits(TooLarge):
     """A row longer than MAX_DIGITS: refused, so it is never read short in silence."""
-    status = 413
 
 
-class OutOfTime(ValueError):
+class OutOfTime(OverBudget):
     """The time given to read one image was spent before it was read."""
-    status = 503
 
 
 def check_time(deadline: float | None) -> None:

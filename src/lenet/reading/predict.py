@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lenet.errors import LenetError, TooLarge, UsageError
 from lenet.reading.digit import Reading, at_scale, read_digit
 from lenet.reading.image import EXTENSIONS, decode_image
 from lenet.reading.number import MAX_DIGITS, TooManyDigits, check_time, read_number
@@ -30,7 +31,7 @@ def collect_inputs(inputs: list[str], recursive: bool = False) -> list[Path]:
         else:
             paths.append(path)  # a missing file becomes its own error entry
         if len(paths) > MAX_FILES:
-            raise ValueError(f"{item}: more than {MAX_FILES:,} image files; give fewer at a time")
+            raise TooLarge(f"{item}: more than {MAX_FILES:,} image files; give fewer at a time")
     return paths
 
 
@@ -102,7 +103,7 @@ def judged(model, result: dict, reading: Reading) -> dict:
 
 def predict_each(model, items, prepare, k: int = 1, error=lambda name, e: {"error": str(e)}) -> list[dict]:
     """One result per (name, item), in order: `prepare(item)` makes the Reading, and every image
-    that could be read is predicted in one batched pass; an item whose `prepare` raised ValueError
+    that could be read is predicted in one batched pass; an item whose `prepare` raised a LenetError
     keeps its place with `error(name, exception)` instead. One bad input never stops the others.
     A predicted entry keeps the 28x28 the network saw under "_seen" (not printed; see `public`)."""
     results: list[dict] = []
@@ -112,7 +113,7 @@ def predict_each(model, items, prepare, k: int = 1, error=lambda name, e: {"erro
             readings.append(prepare(item))
             where.append(len(results))
             results.append({"file": name})
-        except ValueError as e:
+        except LenetError as e:
             results.append({"file": name, **error(name, e)})
     images = np.stack([r.image for r in readings]) if readings else np.zeros((0, 28, 28), np.uint8)
     for i, pred, reading in zip(where, predict_images(model, images, k), readings):
@@ -179,7 +180,7 @@ def predict_numbers(model, paths: list[Path], k: int = 1, region=None):
             for d in result["digits"]:
                 d["box"] = shifted(d["box"], corner, scale)
             yield {"file": str(p), **result}
-        except ValueError as e:
+        except LenetError as e:
             yield {"file": str(p), "error": str(e).removeprefix(f"{p}: ")}
 
 
@@ -203,7 +204,7 @@ def read_file(path: Path, region=None) -> Reading | str:
         pixels, corner, scale = load_region(path, region)
         found = read_digit(pixels)
         return replace(found, box=tuple(shifted(found.box, corner, scale)))
-    except ValueError as e:
+    except LenetError as e:
         return str(e).removeprefix(f"{path}: ")
 
 
@@ -279,7 +280,7 @@ def check_save_dir(directory: Path, paths: list[Path], flag: str = "--save-prepr
     check_writable_dir(directory, flag)
     here = directory.resolve()
     if any(p.resolve().parent == here for p in paths):
-        raise ValueError(f"{flag} {directory}: the folder holds input images; "
+        raise UsageError(f"{flag} {directory}: the folder holds input images; "
                          f"choose another folder, so no input can be overwritten")
     return directory
 

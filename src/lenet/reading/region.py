@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lenet.errors import ImageError, LenetError, UsageError
+
 MAX_NUMBERED = 10_000  # <name>-2.png ... : names tried before giving up on a crowded folder
 
 @dataclass(frozen=True)
@@ -29,10 +31,10 @@ class Region:
         try:
             x, y, w, h = (int(p) for p in parts)
         except ValueError:
-            raise ValueError(f"--crop {text!r}: expected x,y,w,h, four whole numbers (left, top, width, height "
+            raise UsageError(f"--crop {text!r}: expected x,y,w,h, four whole numbers (left, top, width, height "
                              f"in the image's pixels), e.g. 120,40,300,300") from None
         if x < 0 or y < 0 or w < 1 or h < 1:
-            raise ValueError(f"--crop {text!r}: x and y must be at least 0, width and height at least 1")
+            raise UsageError(f"--crop {text!r}: x and y must be at least 0, width and height at least 1")
         return cls(x, y, w, h)
 
     def within(self, pixels: np.ndarray, size: tuple[int, int], name: str) -> tuple[np.ndarray, tuple[int, int]]:
@@ -41,7 +43,7 @@ class Region:
         when the region lies outside it."""
         width, height = size
         if self.x >= width or self.y >= height:
-            raise ValueError(f"{name}: --crop {self.x},{self.y},{self.w},{self.h} starts outside the "
+            raise ImageError(f"{name}: --crop {self.x},{self.y},{self.w},{self.h} starts outside the "
                              f"{width}x{height} image")
         scale = pixels.shape[1] / width  # the same both ways: a reduction keeps the aspect ratio
         left, top = int(self.x * scale), int(self.y * scale)
@@ -143,5 +145,5 @@ def write_annotated(directory: Path, result: dict, region: Region | None) -> Pat
             return target
         except FileExistsError:
             continue
-    raise ValueError(f"{directory}: {path.stem}.png to {path.stem}-{MAX_NUMBERED}.png are all taken; "
+    raise LenetError(f"{directory}: {path.stem}.png to {path.stem}-{MAX_NUMBERED}.png are all taken; "
                      f"choose an empty --annotate folder")

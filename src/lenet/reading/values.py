@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from lenet.errors import ImageError
+
 
 def as_uint8(pixels, what: str = "pixel values") -> np.ndarray:
     """`pixels` as uint8 0..255 by the contract above; other integer types are left to the reader."""
@@ -17,11 +19,11 @@ def as_uint8(pixels, what: str = "pixel values") -> np.ndarray:
         return a
     a = a.astype(np.float64)
     if a.size == 0:
-        raise ValueError("empty image (no pixels)")
+        raise ImageError("empty image (no pixels)")
     if not np.isfinite(a).all():
-        raise ValueError("image has non-finite pixels (NaN or infinity)")
+        raise ImageError("image has non-finite pixels (NaN or infinity)")
     if a.min() < 0 or a.max() > 255:
-        raise ValueError(f"{what} must be numbers from 0 to 255, or from 0 to 1")
+        raise ImageError(f"{what} must be numbers from 0 to 255, or from 0 to 1")
     if a.max() <= 1:
         a = a * 255
     return a.round().astype(np.uint8)

@@ -23,16 +23,17 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from lenet import __version__
+from lenet.errors import LenetError, UsageError
 from lenet.nn.numpy_model import NonFiniteOutput, NumpyModel
 from lenet.serving.batcher import INFERENCE_THREADS, Batcher
 from lenet.serving.guard import MAX_BODY, MAX_CONNECTIONS, REQUEST_TIMEOUT, Guard, allowed_hosts
-from lenet.serving.inputs import RequestError
 from lenet.serving.routes import STATIC, router
 from lenet.serving.workers import run
 
 
-async def request_error(request, exc: RequestError):
-    return JSONResponse({"error": exc.message}, status_code=exc.status)
+async def request_error(request, exc: LenetError):
+    """Any refusal, the request's or the library's: its type gives the status."""
+    return JSONResponse({"error": str(exc)}, status_code=exc.http_status)
 
 
 async def model_error(request, exc: NonFiniteOutput):
@@ -79,7 +80,7 @@ def create_app(model_path: str | Path | None = None, host: str = "127.0.0.1",
         from lenet.serving.learn import router as learn_router
 
         app.include_router(learn_router)
-    app.add_exception_handler(RequestError, request_error)
+    app.add_exception_handler(LenetError, request_error)
     app.add_exception_handler(NonFiniteOutput, model_error)
     return app
 
@@ -96,7 +97,7 @@ def serve(model_path: str | None, host: str, port: int, request_timeout: float =
         from lenet.files import check_writable_dir
 
         if importlib.util.find_spec("torch") is None:  # looked up, not imported: serving never imports it
-            raise ValueError("--learn fine-tunes with torch, which is not installed: pip install 'lenet[train]'")
+            raise UsageError("--learn fine-tunes with torch, which is not installed: pip install 'lenet[train]'")
         check_writable_dir(samples, "--samples")
         workers = 1  # one learner, one model swapped in: the samples are counted in one process
         print(f"lenet serve: learning from corrections; samples in {samples}", flush=True)

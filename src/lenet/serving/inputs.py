@@ -9,6 +9,7 @@ import json
 import numpy as np
 from fastapi import Request
 
+from lenet.errors import LenetError, OverBudget, TooLarge
 from lenet.reading.digit import read_digit
 from lenet.reading.image import declared_pixels, decode_image
 from lenet.reading.values import as_uint8
@@ -23,27 +24,29 @@ IMAGE_TYPES = {"image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp"
                "application/octet-stream"}
 
 
-class RequestError(ValueError):
+class RequestError(LenetError):
+    """A refused request, with the HTTP status it is answered with."""
+
     def __init__(self, status: int, message: str):
         super().__init__(message)
-        self.status, self.message = status, message
+        self.http_status, self.message = status, message
 
 
 def decode(data: bytes, name: str = "upload", read=read_digit):
     """Image bytes -> what `read` makes of them (a Reading), with the HTTP status of each failure."""
     try:
         pixels, scale = decode_image(data, name)
-    except ValueError as e:
-        raise RequestError(413 if "over the limit" in str(e) else 400, str(e)) from None
+    except LenetError as e:  # its type says which: TooLarge 413, ImageError 400
+        raise RequestError(e.http_status, str(e)) from None
     return from_pixels(pixels, lambda pixels: read(pixels, scale=scale))  # boxes in the upload's coordinates
 
 
 def from_pixels(pixels: np.ndarray, read=read_digit):
     try:
         return read(pixels)
-    except ValueError as e:
-        # The reader's own refusals carry their status (too many digits: 413; out of time: 503).
-        raise RequestError(getattr(e, "status", 422), str(e)) from None
+    except LenetError as e:
+        # A decoded image it cannot read is a 422, unless the type says more (too many digits, out of time).
+        raise RequestError(e.http_status if isinstance(e, (TooLarge, OverBudget)) else 422, str(e)) from None
 
 
 def pixels_from_json(body: bytes) -> np.ndarray:
@@ -62,7 +65,7 @@ def pixels_from_json(body: bytes) -> np.ndarray:
         raise RequestError(422, f"pixels must be a 2-D grid, 28x28 (8 to 512 a side); got shape {arr.shape}")
     try:
         return as_uint8(arr)  # 0..255, or 0..1: the Python API's contract (values.py)
-    except ValueError as e:
+    except LenetError as e:
         raise RequestError(422, str(e)) from None
 
 

@@ -20,7 +20,8 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from lenet.data.samples import MODEL, add_sample, count_samples
+from lenet.data.samples import MODEL, FolderFull, add_sample, count_samples
+from lenet.errors import LenetError
 from lenet.nn.numpy_model import NumpyModel
 from lenet.reading.digit import read_digit
 from lenet.serving.batcher import in_worker
@@ -69,7 +70,7 @@ class Learner:
             return None
         try:
             model = NumpyModel.load(self.model_path)
-        except ValueError as e:
+        except LenetError as e:
             print(f"lenet serve: {e}; answering with the base model", flush=True)
             return None
         self.taught = int(model.info.get("teach", {}).get("samples", 0))
@@ -104,7 +105,7 @@ class Learner:
             return
         try:
             model = await asyncio.to_thread(NumpyModel.load, self.model_path)
-        except ValueError as e:
+        except LenetError as e:
             self.failed, self.taught = str(e), count
             return
         app.state.model = model           # the swap: requests from here on get the new model
@@ -136,8 +137,8 @@ async def teach_route(request: Request, label: int):
         reading = prepare(*args, read=read)
         try:
             path = add_sample(learner.directory, given["pixels"], reading.image, label, classes, source="serve")
-        except ValueError as e:
-            raise RequestError(507 if "already holds" in str(e) else 422, str(e)) from None
+        except LenetError as e:
+            raise RequestError(e.http_status if isinstance(e, FolderFull) else 422, str(e)) from None
         return path
 
     path = await in_worker(request, work)

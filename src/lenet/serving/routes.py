@@ -133,7 +133,7 @@ async def predict_batch(request: Request, preprocessed: bool = False):
 
     def work():
         results = predict_each(request.app.state.model, [(name, (data, name)) for data, name in files], prepare,
-                               error=lambda name, e: {"error": e.message, "status": e.status})
+                               error=lambda name, e: {"error": e.message, "status": e.http_status})
         if preprocessed:
             for r in results:
                 if "_seen" in r:

@@ -7,6 +7,7 @@ import socket
 import time
 from dataclasses import dataclass
 
+from lenet.errors import LenetError
 from lenet.serving.guard import KEEP_ALIVE, MAX_CONNECTIONS, REQUEST_TIMEOUT, GuardedProtocol
 
 
@@ -38,7 +39,7 @@ def run(app, host: str, port: int, request_timeout: float = REQUEST_TIMEOUT, max
         with port_socket(host, port, share=False) as probe:
             port = probe.getsockname()[1]
     except OSError as e:
-        raise ValueError(f"cannot listen on {host}:{port} ({e.strerror or e}): "
+        raise LenetError(f"cannot listen on {host}:{port} ({e.strerror or e}): "
                          f"choose another --port, or stop what holds it") from None
     if workers <= 1:
         uvicorn.Server(config()).run()
@@ -50,7 +51,7 @@ def run(app, host: str, port: int, request_timeout: float = REQUEST_TIMEOUT, max
     try:
         held = port_socket(host, port)
     except OSError as e:
-        raise ValueError(f"cannot listen on {host}:{port} ({e.strerror or e})") from None
+        raise LenetError(f"cannot listen on {host}:{port} ({e.strerror or e})") from None
     print(f"lenet serve: answering on http://{host}:{port} (Press CTRL+C to quit)", flush=True)
     with held:  # the port held while workers come and go
         supervise(lambda beat: uvicorn.Server(config(beat)).run(sockets=[port_socket(host, port)]), workers)

@@ -48,6 +48,7 @@ from lenet.training.distributed import Dist
 from lenet.files import FolderLock, clean_stale_temps, write_text_atomic
 from lenet.nn.torch_model import build_model, count_parameters, init_weights, normalize
 from lenet.nn.network import check_image_size
+from lenet.errors import DataError, LenetError, ModelFileError, UsageError
 
 EVAL_BATCH = 256  # batches whose activations stay in cache: fast evaluates 1.6x faster than at 1000
 
@@ -80,7 +81,7 @@ class StopRequest:
             signal.signal(sig, old)
 
 
-class Diverged(ValueError):
+class Diverged(LenetError):
     """The loss became NaN or infinite: nothing from that point on is saved."""
 
 
@@ -123,7 +124,7 @@ def make_splits(ds: Dataset, device: torch.device, subset: int | None = None,
     x, y = ds.train_images, ds.train_labels
     if holdout:
         if not 0 < holdout < len(y):
-            raise ValueError(f"--holdout {holdout}: must be between 1 and {len(y) - 1}")
+            raise UsageError(f"--holdout {holdout}: must be between 1 and {len(y) - 1}")
         val = Split.of(x[-holdout:], y[-holdout:], f"holdout (last {holdout:,} training images)", device)
         x, y = x[:-holdout], y[:-holdout]
     else:
@@ -174,7 +175,7 @@ def make_optimizer(model, recipe: Recipe):
         return torch.optim.Adam(groups, lr=recipe.lr, fused=fused)
     if recipe.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=recipe.lr, fused=fused)
-    raise ValueError(f"unknown optimizer {recipe.optimizer!r}")
+    raise UsageError(f"unknown optimizer {recipe.optimizer!r}")
 
 
 class SGD:
@@ -239,7 +240,7 @@ class SGD:
     def load_state_dict(self, state_dict: dict) -> None:
         saved = state_dict["param_groups"]
         if [len(g["params"]) for g in saved] != [len(g["params"]) for g in self.param_groups]:
-            raise ValueError("the checkpoint's optimizer holds other parameters than this model's")
+            raise ModelFileError("the checkpoint's optimizer holds other parameters than this model's")
         self.state = {}
         for group, old in zip(self.param_groups, saved):
             for key in ("lr", "momentum", "nesterov", "weight_decay", "dampening"):
@@ -429,7 +430,7 @@ def batches_per_epoch(n: int, batch_size: int, world: int = 1) -> int:
 def check_trainable(n: int, world: int = 1) -> None:
     """A ValueError, before any work, when there are too few images to give each process two."""
     if n < 2 * world:
-        raise ValueError(f"{n} training image{'' if n == 1 else 's'}: training needs at least {2 * world} "
+        raise DataError(f"{n} training image{'' if n == 1 else 's'}: training needs at least {2 * world} "
                          f"({'two per process' if world > 1 else 'batch norm cannot learn from one'}); "
                          f"give a larger --subset")
 
@@ -493,11 +494,11 @@ def all_finite(model) -> bool:
 
 def resolve_device(name: str) -> torch.device:
     if name not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"--device {name!r}: choose auto, cpu or cuda")
+        raise UsageError(f"--device {name!r}: choose auto, cpu or cuda")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA device is available (use --device auto or cpu)")
+        raise UsageError("--device cuda: no CUDA device is available (use --device auto or cpu)")
     return torch.device(name)
 
 
@@ -621,7 +622,7 @@ class Trainer:
     def restore(self, ckpt: Checkpoint) -> None:
         """Continue exactly where `ckpt` stopped: weights, optimizer, history, position, RNG."""
         if ckpt.info["meta"].get("dataset_sha256") != self.run.meta.get("dataset_sha256"):
-            raise ValueError(f"{ckpt.path}: the checkpoint was trained on other data "
+            raise UsageError(f"{ckpt.path}: the checkpoint was trained on other data "
                              f"(dataset checksum differs); point --data-dir at the same files")
         self.model.load_state_dict(ckpt.model)
         self.optimizer.load_state_dict(ckpt.optimizer)
@@ -727,7 +728,7 @@ class Trainer:
         if self.dist.active:
             digests = self.dist.all_gather_object(weights_digest(self.model))
             if len(set(digests)) != 1:
-                raise ValueError(f"ranks ended with different weights: {digests}")
+                raise LenetError(f"ranks ended with different weights: {digests}")
             info["distributed"] = {"world_size": self.dist.world, "backend": self.dist.backend,
                                    "weights_sha256": digests[0], "weights_identical_across_ranks": True}
         if not self.dist.is_main:
@@ -789,13 +790,13 @@ def train_on(ds: Dataset, recipe: Recipe | None, out: str | Path, *, resume: boo
         try:
             check_image_size(recipe.arch, *ds.image_shape)
         except ValueError as e:
-            raise ValueError(f"{ds.root}: {e}") from None
+            raise DataError(f"{ds.root}: {e}") from None
         config = recipe.model_config(ds.num_classes, ds.image_shape[0])
         # data_dir: where --resume finds the data again without --data-dir (recorded_data_dir)
         meta = {"dataset": ds.root.name, "dataset_sha256": ds.sha256, "data_dir": str(ds.root.resolve()),
                 "subset": subset, "holdout": holdout, "command": command}
     if dist.active and recipe.batch_size % dist.world:
-        raise ValueError(f"--batch-size {recipe.batch_size} is the global batch: it must divide evenly "
+        raise UsageError(f"--batch-size {recipe.batch_size} is the global batch: it must divide evenly "
                          f"among {dist.world} processes")
     train, val = make_splits(ds, dist.device, subset, holdout)
     check_trainable(len(train), dist.world)
@@ -829,5 +830,5 @@ def check_same_run(ckpt: Checkpoint, recipe: Recipe, ds: Dataset, seed: int, sub
     ours = {"recipe": recipe.to_dict(), "seed": seed, "dataset": ds.sha256, "subset": subset, "holdout": holdout}
     differ = [k for k in ours if theirs[k] != ours[k]]
     if differ:
-        raise ValueError(f"{ckpt.path} is the checkpoint of another run ({', '.join(differ)} differ); "
+        raise UsageError(f"{ckpt.path} is the checkpoint of another run ({', '.join(differ)} differ); "
                          f"an elastic restart resumes only its own run: remove it or choose another --out")

@@ -26,6 +26,7 @@ from torch import nn
 from lenet.config import check_int
 from lenet.data.mnist import Dataset
 from lenet.data.samples import MODEL, Folder, read_folder
+from lenet.errors import DataError, LenetError, UsageError
 from lenet.files import FolderLock, check_writable_file
 from lenet.nn.model_file import resolve_model_path, save_model
 from lenet.nn.torch_model import count_parameters, load_model, normalize
@@ -117,7 +118,7 @@ def fine_tune(model: nn.Module, config, samples: Split, mnist: Split, teaching: 
             loss = loss + teaching.distill * F.kl_div(F.log_softmax(scores[k:], 1), held, log_target=True,
                                                       reduction="batchmean")
         if not torch.isfinite(loss):
-            raise ValueError(f"teaching diverged at step {step + 1} (the loss is not finite); nothing was written")
+            raise LenetError(f"teaching diverged at step {step + 1} (the loss is not finite); nothing was written")
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -130,7 +131,7 @@ def check_samples(folder: Folder, directory: Path) -> None:
     """Refuse, in one line, a samples folder that leaves nothing to learn from."""
     if len(folder) == 0:
         why = f" ({folder.skipped_line()})" if folder.skipped else ""
-        raise ValueError(f"{directory}: no samples to learn from: put images in label folders "
+        raise DataError(f"{directory}: no samples to learn from: put images in label folders "
                          f"({directory}/7/a.png, ...){why}")
 
 
@@ -150,13 +151,13 @@ def teach(samples_dir: str | Path, ds: Dataset, model_path: str | Path, out: str
     check_writable_file(out, "--out")
     model, config, base_info = load_model(model_path)
     if config.image_size != 28:
-        raise ValueError(f"{model_path}: takes {config.image_size}x{config.image_size} images; samples are 28x28")
+        raise UsageError(f"{model_path}: takes {config.image_size}x{config.image_size} images; samples are 28x28")
     folder = read_folder(samples_dir, config.num_classes)
     check_samples(folder, samples_dir)
     if folder.skipped:
         log(folder.skipped_line())
     if int(ds.train_labels.max()) >= config.num_classes:
-        raise ValueError(f"{ds.root}: its labels go beyond the model's {config.num_classes} classes")
+        raise DataError(f"{ds.root}: its labels go beyond the model's {config.num_classes} classes")
     mnist_train = Split.of(ds.train_images, ds.train_labels, "train")
     test = Split.of(ds.test_images, ds.test_labels, "test")
     own = Split.of(folder.images, folder.labels, "samples")

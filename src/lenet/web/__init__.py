@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lenet.errors import UsageError
 from lenet.files import check_writable_dir, write_text_atomic
 
 ASSETS = ("index.html", "app.js", "lenet.js", "style.css")  # the page and its runtime, copied as they are
@@ -66,7 +67,7 @@ def model_script(model_path: str | Path) -> str:
     model = NumpyModel.load(model_path)  # batch norm folded into the convolutions, as predict runs it
     config = model.config
     if config.image_size != SIZE:
-        raise ValueError(f"{model_path}: the page reads digits as {SIZE}x{SIZE}; this model takes "
+        raise UsageError(f"{model_path}: the page reads digits as {SIZE}x{SIZE}; this model takes "
                          f"{config.image_size}x{config.image_size} (export a {SIZE}x{SIZE} model)")
     layers = []
     for layer in model.description:
