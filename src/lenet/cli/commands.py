@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -33,7 +34,9 @@ def cmd_train(args) -> int:
 
     recipe = None if args.resume else choose_recipe(args)  # bad values are refused before any work
     out = Path(args.out)
-    if not (args.resume or args.overwrite) and (out / MODEL_FILE).is_file():
+    # An elastic restart runs the same command again: it resumes (or refuses) on its own terms.
+    elastic_restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0) > 0
+    if not (args.resume or args.overwrite or elastic_restart) and (out / MODEL_FILE).is_file():
         raise UsageError(f"--out {out} already holds a finished model ({out / MODEL_FILE}): pass --overwrite "
                          f"to replace it, --resume to train it further, or choose another --out")
     dist = setup(resolve_device(args.device))  # one process, or one rank of a torchrun job

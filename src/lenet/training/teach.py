@@ -143,7 +143,7 @@ def teach(samples_dir: str | Path, ds: Dataset, model_path: str | Path, out: str
     t0 = time.perf_counter()
     samples_dir = Path(samples_dir).expanduser()
     if not samples_dir.is_dir():
-        raise ValueError(f"{samples_dir}: no such folder (a samples folder holds DIR/0, DIR/1, ... of images)")
+        raise DataError(f"{samples_dir}: no such folder (a samples folder holds DIR/0, DIR/1, ... of images)")
     model_path = resolve_model_path(model_path)
     out = Path(out) if out is not None else samples_dir / MODEL
     if out.is_dir():
