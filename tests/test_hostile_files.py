@@ -257,7 +257,7 @@ def test_a_safetensors_error_while_saving_is_one_line(monkeypatch, capsys, tmp_p
     from safetensors import SafetensorError
 
     from lenet.cli import main as cli
-    from lenet.nn.model_file import load_checkpoint
+    from lenet.training.checkpoint import load_checkpoint
 
     real = safetensors.torch.save_file
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from lenet.nn.model_file import CHECKPOINT_FILE, load_checkpoint, load_model_file
+from lenet.nn.model_file import load_model_file
+from lenet.training.checkpoint import CHECKPOINT_FILE, load_checkpoint
 from lenet.config import RECIPES
 from lenet.nn.torch_model import load_model
 from lenet.training.loop import Run, Split, fit, make_splits, score

@@ -164,7 +164,7 @@ def train(recipe: str = "lenet5", data_dir: str | Path | None = None, out: str |
         raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
     chosen = None if resume else RECIPES[recipe].override(**overrides)  # checks every value
     if resume and data_dir is None:
-        from lenet.nn.model_file import CHECKPOINT_FILE, recorded_data_dir
+        from lenet.training.checkpoint import CHECKPOINT_FILE, recorded_data_dir
         data_dir = recorded_data_dir(Path(out) / CHECKPOINT_FILE)
     dist = Dist(device=resolve_device(device))
     check_writable_dir(out, "--out")  # now, not after the training, as the command does

@@ -297,7 +297,8 @@ def cmd_train(args) -> int:
 
     from lenet.data import mnist as datasets
     from lenet.files import check_writable_dir, printable
-    from lenet.nn.model_file import CHECKPOINT_FILE, MODEL_FILE, recorded_data_dir
+    from lenet.nn.model_file import MODEL_FILE
+    from lenet.training.checkpoint import CHECKPOINT_FILE, recorded_data_dir
     from lenet.training.distributed import setup
     from lenet.training.loop import resolve_device, train_on
 

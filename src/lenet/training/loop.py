@@ -33,14 +33,13 @@ import torch.nn.functional as F
 
 from lenet import __version__
 from lenet.training.augment import distort, roughen
-from lenet.nn.model_file import (
+from lenet.nn.model_file import MODEL_FILE, save_model
+from lenet.training.checkpoint import (
     CHECKPOINT_FILE,
-    MODEL_FILE,
     Checkpoint,
     check_checkpoint_fits,
     load_checkpoint,
     save_checkpoint,
-    save_model,
 )
 from lenet.config import ModelConfig, Recipe, check_int, flag
 from lenet.data.mnist import Dataset
