@@ -122,7 +122,8 @@ def main() -> int:
     from lenet.config import RECIPES
     from lenet.data import mnist as datasets
     from lenet.files import write_text_atomic
-    from lenet.training.loop import resolve_device, train_on
+    from lenet.evaluation.scoring import resolve_device
+    from lenet.training.loop import train_on
 
     if args.recipe not in RECIPES:
         ap.error(f"--recipe must be one of {', '.join(RECIPES)}; got {args.recipe!r}")

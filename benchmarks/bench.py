@@ -25,11 +25,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lenet.data import mnist as data
 from lenet.config import RECIPES, ModelConfig
-from lenet.training.distributed import Dist
+from lenet.data import mnist as data
+from lenet.evaluation.scoring import Split, score
 from lenet.nn.torch_model import build_model, init_weights, normalize
-from lenet.training.loop import Batches, EpochSums, Run, Split, fit, make_optimizer, make_splits, score, train_one_epoch
+from lenet.training.distributed import Dist
+from lenet.training.loop import Batches, EpochSums, Run, fit, make_optimizer, make_splits, train_one_epoch
 
 CPU = torch.device("cpu")
 

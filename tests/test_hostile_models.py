@@ -19,9 +19,9 @@ from safetensors.numpy import load_file, save_file
 from lenet.cli.main import main
 from lenet.data.disguise import disguise
 from lenet.nn.model_file import load_model_file
-from lenet.training.checkpoint import CHECKPOINT_FILE
 from lenet.nn.numpy_model import NonFiniteOutput, NumpyModel
 from lenet.pretrained import bundled_model_path
+from lenet.training.checkpoint import CHECKPOINT_FILE
 
 from conftest import write_dataset
 from helpers import lenet

@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from lenet.nn.model_file import load_model_file
-from lenet.training.checkpoint import CHECKPOINT_FILE, load_checkpoint
 from lenet.config import RECIPES
+from lenet.evaluation.scoring import Split, score
+from lenet.nn.model_file import load_model_file
 from lenet.nn.torch_model import load_model
-from lenet.training.loop import Run, Split, fit, make_splits, score
+from lenet.training.checkpoint import CHECKPOINT_FILE, load_checkpoint
+from lenet.training.loop import Run, fit, make_splits
 
 CPU = torch.device("cpu")
 

@@ -154,7 +154,8 @@ def train(recipe: str = "lenet5", data_dir: str | Path | None = None, out: str |
     from lenet.data import mnist as datasets
     from lenet.files import check_writable_dir
     from lenet.training.distributed import Dist
-    from lenet.training.loop import resolve_device, train_on
+    from lenet.evaluation.scoring import resolve_device
+    from lenet.training.loop import train_on
 
     knobs = {f.name for f in Recipe.knobs()}
     unknown = sorted(set(overrides) - knobs)

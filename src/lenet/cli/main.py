@@ -300,7 +300,8 @@ def cmd_train(args) -> int:
     from lenet.nn.model_file import MODEL_FILE
     from lenet.training.checkpoint import CHECKPOINT_FILE, recorded_data_dir
     from lenet.training.distributed import setup
-    from lenet.training.loop import resolve_device, train_on
+    from lenet.evaluation.scoring import resolve_device
+    from lenet.training.loop import train_on
 
     recipe = None if args.resume else choose_recipe(args)  # bad values are refused before any work
     out = Path(args.out)

@@ -22,11 +22,12 @@ from torch import nn
 from lenet.config import check_int
 from lenet.data.mnist import Dataset
 from lenet.data.samples import MODEL, Folder, read_folder
+from lenet.evaluation.scoring import Split, score
 from lenet.files import FolderLock, check_writable_file
 from lenet.nn.model_file import resolve_model_path, save_model
 from lenet.nn.torch_model import count_parameters, load_model, normalize
 from lenet.training.augment import distort, roughen
-from lenet.training.loop import SGD, Split, lr_at, score, versions
+from lenet.training.loop import SGD, lr_at, versions
 
 
 @dataclass(frozen=True)
