@@ -285,7 +285,7 @@ def test_a_last_batch_of_one_joins_the_one_before():
     from lenet.config import RECIPES
     from lenet.evaluation.scoring import Split
     from lenet.training.distributed import Dist
-    from lenet.training.loop import Batches
+    from lenet.training.splits import Batches
 
     recipe = RECIPES["fast"].override(augment=False, roughen=False)
     config = recipe.model_config(10, 28)

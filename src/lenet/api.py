@@ -155,7 +155,7 @@ def train(recipe: str = "lenet5", data_dir: str | Path | None = None, out: str |
     from lenet.files import check_writable_dir
     from lenet.training.distributed import Dist
     from lenet.evaluation.scoring import resolve_device
-    from lenet.training.loop import train_on
+    from lenet.training.run import RunOptions, train_on
 
     knobs = {f.name for f in Recipe.knobs()}
     unknown = sorted(set(overrides) - knobs)
@@ -170,9 +170,10 @@ def train(recipe: str = "lenet5", data_dir: str | Path | None = None, out: str |
     dist = Dist(device=resolve_device(device))
     check_writable_dir(out, "--out")  # now, not after the training, as the command does
     ds = datasets.load(data_dir)
-    info = train_on(ds, chosen, out, resume=resume, seed=seed, subset=subset, holdout=holdout,
-                    epochs=overrides.get("epochs") if resume else None, log_every=log_every, progress=progress,
-                    plots=plots, snapshots=snapshots, command=f"lenet.train({recipe!r}, ...)", dist=dist)
+    options = RunOptions(resume=resume, seed=seed, subset=subset, holdout=holdout,
+                         epochs=overrides.get("epochs") if resume else None, log_every=log_every, progress=progress,
+                         plots=plots, snapshots=snapshots, command=f"lenet.train({recipe!r}, ...)")
+    info = train_on(ds, chosen, out, options, dist=dist)
     return TrainResult(Path(out) / "model.safetensors", info["history"], info)
 
 

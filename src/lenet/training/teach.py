@@ -27,7 +27,8 @@ from lenet.files import FolderLock, check_writable_file
 from lenet.nn.model_file import resolve_model_path, save_model
 from lenet.nn.torch_model import count_parameters, load_model, normalize
 from lenet.training.augment import distort, roughen
-from lenet.training.loop import SGD, lr_at, versions
+from lenet.training.optim import SGD, lr_at
+from lenet.training.run import versions
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class Teaching:
     steps: int = 150          # optimizer steps in all
     batch_size: int = 64      # images per step, samples and MNIST together
     sample_share: float = 0.5  # of each batch drawn from the samples (with replacement)
-    lr: float = 0.02          # peak rate, warmed up then cosine to 0 (loop.lr_at's one-cycle)
+    lr: float = 0.02          # peak rate, warmed up then cosine to 0 (optim.lr_at's one-cycle)
     momentum: float = 0.9     # SGD, Nesterov
     weight_decay: float = 5e-4  # on weights only, as the recipes train
     schedule: str = "onecycle"
