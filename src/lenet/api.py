@@ -152,9 +152,9 @@ def train(recipe: str = "lenet5", data_dir: str | Path | None = None, out: str |
     the current batch with a resumable checkpoint in `out`: train(..., resume=True) continues."""
     from lenet.config import RECIPES, Recipe
     from lenet.data import mnist as datasets
+    from lenet.evaluation.scoring import resolve_device
     from lenet.files import check_writable_dir
     from lenet.training.distributed import Dist
-    from lenet.evaluation.scoring import resolve_device
     from lenet.training.run import RunOptions, train_on
 
     knobs = {f.name for f in Recipe.knobs()}

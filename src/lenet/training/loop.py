@@ -16,7 +16,6 @@ import torch
 import torch.nn.functional as F
 
 from lenet.config import Recipe
-from lenet.training.distributed import Dist
 from lenet.training.optim import lr_at
 from lenet.training.signals import StopRequest
 from lenet.training.splits import Batches
@@ -123,9 +122,9 @@ class Watch:
     (every `checkpoint_every` batches; 0: every CHECKPOINT_SECONDS). Under torchrun the ranks
     agree on stopping and checkpointing at the same step."""
 
-    def __init__(self, batches: Batches, dist: Dist, stop: StopRequest | None, save: Callable, *, log,
-                 log_every: int, checkpoint_every: int = 0, snapshot: Callable | None = None):
-        self.batches, self.dist, self.stop, self._save = batches, dist, stop, save
+    def __init__(self, batches: Batches, stop: StopRequest | None, save: Callable, *, log, log_every: int,
+                 checkpoint_every: int = 0, snapshot: Callable | None = None):
+        self.batches, self.dist, self.stop, self._save = batches, batches.dist, stop, save
         n, k = len(batches), SNAPSHOTS_IN_FIRST_EPOCH
         self.snapshot, self.snapshot_at = snapshot, {round(i * n / (k + 1)) for i in range(1, k + 1)} - {0, n}
         self.log, self.log_every = log, log_every

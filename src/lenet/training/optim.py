@@ -39,7 +39,7 @@ def make_optimizer(model, recipe: Recipe):
 class SGD:
     """Stochastic gradient descent with momentum (Nesterov's or not) and weight decay: torch.optim.SGD's
     update, dampening 0, written here because constructing any torch.optim optimizer imports
-    torch._dynamo, 2 s of a 20 s training run's start-up (`python -X importtime`). The state_dict
+    torch._dynamo, a large part of a short run's start-up. The state_dict
     has torch.optim.SGD's layout, so checkpoints of either kind resume with the other;
     tests/test_train.py checks both take the same steps.
 

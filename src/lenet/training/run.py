@@ -185,9 +185,9 @@ class Trainer:
         self.already = self.sums.seen if self.sums is not None else 0
         options = self.run.options
         batches = Batches(train, self.config, self.recipe, seed=options.seed, epoch=epoch, dist=self.dist,
-                          start_step=self.step, generator_state=self.generator,
+                          resume_at=(self.step, self.generator),
                           channels_last=options.channels_last)
-        watch = Watch(batches, self.dist, stop,
+        watch = Watch(batches, stop,
                       lambda step, sums, generator: self.checkpoint(epoch, step, self.global_sums(sums), generator),
                       log=self.log, log_every=options.log_every, checkpoint_every=options.checkpoint_every,
                       snapshot=self.snapshots.take if self.snapshots and epoch == 0 else None)

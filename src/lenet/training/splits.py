@@ -70,10 +70,10 @@ class Batches:
     as one process would see."""
 
     def __init__(self, split: Split, config: ModelConfig, recipe: Recipe, *, seed: int, epoch: int,
-                 dist: Dist, start_step: int = 0, generator_state: torch.Tensor | None = None,
-                 channels_last: bool = False):
+                 dist: Dist, resume_at: tuple[int, torch.Tensor | None] = (0, None), channels_last: bool = False):
+        """`resume_at`: (the step a resumed epoch starts at, the epoch generator's state there)."""
         self.split, self.config, self.recipe, self.dist = split, config, recipe, dist
-        self.epoch, self.start_step = epoch, start_step
+        (self.start_step, generator_state), self.epoch = resume_at, epoch
         self.generator = epoch_generator(seed, epoch)
         self.order = torch.randperm(len(split), generator=self.generator).to(split.labels.device)
         if generator_state is not None:
