@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from lenet.config import Recipe
+from lenet.training.distributed import Dist
 from lenet.training.optim import lr_at
 from lenet.training.signals import StopRequest
 from lenet.training.splits import Batches
