@@ -22,7 +22,7 @@ import lenet.nn.torch_model
 from lenet.data import mnist as data
 from lenet.config import RECIPES
 from lenet.nn.torch_model import build_model, init_weights
-from lenet.training.loop import make_splits
+from lenet.training.splits import make_splits
 
 CPU = torch.device("cpu")
 

@@ -6,7 +6,7 @@
 
 Each seed trains `--recipe` on the first 60,000 - `--holdout` training images with the recipe's
 fixed schedule; its validation (and calibration) is the holdout, never the test set. After every
-epoch the test accuracy is recorded too (`train_on(test_each_epoch=True)`), and nothing reads it
+epoch the test accuracy is recorded too (`RunOptions(test_each_epoch=True)`), and nothing reads it
 until this script prints, per seed, side by side:
 
 - last: the test accuracy at the schedule's end, the figure to quote;
@@ -41,7 +41,7 @@ def summarize_run(seed: int, info: dict, wall: float) -> dict:
     """One seed's figures from its saved info (history with test_accuracy per epoch)."""
     history = info["history"]
     if not history or "test_accuracy" not in history[-1]:
-        raise ValueError("the run recorded no per-epoch test accuracy (train_on(test_each_epoch=True), --holdout)")
+        raise ValueError("the run recorded no per-epoch test accuracy (RunOptions(test_each_epoch=True), --holdout)")
     test = [row["test_accuracy"] for row in history]
     val = [row["val_accuracy"] for row in history]
     chosen = max(range(len(val)), key=lambda e: (val[e], e))  # ties: the later epoch, as a fixed rule
@@ -121,8 +121,9 @@ def main() -> int:
 
     from lenet.config import RECIPES
     from lenet.data import mnist as datasets
+    from lenet.evaluation.scoring import resolve_device
     from lenet.files import write_text_atomic
-    from lenet.training.loop import resolve_device, train_on
+    from lenet.training.run import RunOptions, train_on
 
     if args.recipe not in RECIPES:
         ap.error(f"--recipe must be one of {', '.join(RECIPES)}; got {args.recipe!r}")
@@ -137,8 +138,9 @@ def main() -> int:
         for seed in range(args.seeds):
             out = base / f"{args.recipe}-s{seed}"
             t0 = time.perf_counter()
-            info = train_on(ds, recipe, out, seed=seed, subset=args.subset, holdout=args.holdout, log_every=0,
-                            plots=False, test_each_epoch=True, command=command, log=lambda *a, **k: None)
+            options = RunOptions(seed=seed, subset=args.subset, holdout=args.holdout, log_every=0, plots=False,
+                                 test_each_epoch=True, command=command)
+            info = train_on(ds, recipe, out, options, log=lambda *a, **k: None)
             row = summarize_run(seed, info, time.perf_counter() - t0)
             if abs(row["last"] - info["test_accuracy"]) > 1e-12:
                 raise SystemExit(f"seed {seed}: the last epoch's recorded test accuracy {row['last']} is not the "

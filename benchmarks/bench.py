@@ -25,11 +25,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lenet.data import mnist as data
 from lenet.config import RECIPES, ModelConfig
-from lenet.training.distributed import Dist
+from lenet.data import mnist as data
+from lenet.evaluation.scoring import Split, score
 from lenet.nn.torch_model import build_model, init_weights, normalize
-from lenet.training.loop import Batches, EpochSums, Run, Split, fit, make_optimizer, make_splits, score, train_one_epoch
+from lenet.training.distributed import Dist
+from lenet.training.loop import EpochSums, train_one_epoch
+from lenet.training.optim import make_optimizer
+from lenet.training.run import Run, RunOptions, fit
+from lenet.training.splits import Batches, make_splits
 
 CPU = torch.device("cpu")
 
@@ -120,7 +124,8 @@ def library_train(recipe, train: Split, channels_last: bool = True, model=None, 
     opt = optimizer(model) if optimizer else make_optimizer(model, recipe)
     t0 = time.perf_counter()
     batches = Batches(train, config, recipe, seed=0, epoch=0, dist=Dist(), channels_last=channels_last)
-    sums = train_one_epoch(model, opt, batches, recipe, EpochSums.zeros(train.labels.device))
+    sums = EpochSums.zeros(train.labels.device)
+    train_one_epoch(model, opt, batches, recipe, sums)
     return sums.seen / (time.perf_counter() - t0)
 
 
@@ -155,7 +160,7 @@ def time_to_99(ds, seeds=(0, 1, 2)) -> list[dict]:
     for seed in seeds:
         with tempfile.TemporaryDirectory() as tmp:
             info = fit(recipe, recipe.model_config(), train, val,
-                       Run(out=Path(tmp), seed=seed, log_every=0, plots=False), log=lambda *a: None)
+                       Run(out=Path(tmp), options=RunOptions(seed=seed, log_every=0, plots=False)), log=lambda *a: None)
         seconds = sum(h["seconds"] for h in info["history"])
         out.append({"seed": seed, "train_seconds": round(seconds, 1), "accuracy": info["metrics"]["val_accuracy"]})
     return out

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lenet.config import RECIPES
-from lenet.training.loop import train_on
+from lenet.training.run import RunOptions, train_on
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,8 +20,9 @@ def load_benchmark():
 
 
 def quick(mnist, out, test_each_epoch):
-    return train_on(mnist, RECIPES["fast"], out, seed=3, subset=2000, holdout=1000, epochs=2, log_every=0,
-                    plots=False, test_each_epoch=test_each_epoch, log=lambda *a, **k: None)
+    options = RunOptions(seed=3, subset=2000, holdout=1000, epochs=2, log_every=0, plots=False,
+                         test_each_epoch=test_each_epoch)
+    return train_on(mnist, RECIPES["fast"], out, options, log=lambda *a, **k: None)
 
 
 def test_test_accuracy_each_epoch_is_recorded_and_changes_nothing(mnist, tmp_path):

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from lenet.nn.model_file import CHECKPOINT_FILE, load_checkpoint
 from lenet.nn.torch_model import load_model
+from lenet.training.checkpoint import CHECKPOINT_FILE, load_checkpoint
 
 ARGS = ["--arch", "lenet5", "--activation", "relu", "--subset", "4000", "--batch-size", "64", "--threads", "1",
         "--log-every", "0", "--no-plots"]

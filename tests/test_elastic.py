@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from lenet.nn.model_file import CHECKPOINT_FILE, load_checkpoint
+from lenet.training.checkpoint import CHECKPOINT_FILE, load_checkpoint
 
 from helpers import free_port, lenet
 

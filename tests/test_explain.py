@@ -10,12 +10,12 @@ import pytest
 import torch
 from PIL import Image
 
+from lenet.config import ModelConfig
 from lenet.evaluation.explain import explain, layer_outputs
 from lenet.nn.model_file import save_model
-from lenet.config import ModelConfig
+from lenet.nn.network import describe
 from lenet.nn.numpy_model import NumpyModel
 from lenet.nn.torch_model import build_model, init_weights
-from lenet.nn.network import describe
 
 from helpers import lenet
 

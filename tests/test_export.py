@@ -8,9 +8,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from lenet.evaluation.scoring import Split, score
 from lenet.nn.torch_model import load_model
 from lenet.pretrained import bundled_model_path
-from lenet.training.loop import Split, score
 
 
 def test_onnx_matches_pytorch_on_the_test_set(mnist, tmp_path):

@@ -17,9 +17,9 @@ import pytest
 from PIL import Image
 from safetensors.numpy import load_file, save_file
 
-from lenet.nn.model_file import load_model_file
 from lenet.data.disguise import disguise
 from lenet.files import FolderLock, clean_stale_temps, read_bounded, write_atomic
+from lenet.nn.model_file import load_model_file
 from lenet.pretrained import bundled_model_path
 
 from conftest import idx_bytes, write_dataset

@@ -257,7 +257,7 @@ def test_a_safetensors_error_while_saving_is_one_line(monkeypatch, capsys, tmp_p
     from safetensors import SafetensorError
 
     from lenet.cli import main as cli
-    from lenet.nn.model_file import load_checkpoint
+    from lenet.training.checkpoint import load_checkpoint
 
     real = safetensors.torch.save_file
 
@@ -283,8 +283,9 @@ def test_a_last_batch_of_one_joins_the_one_before():
     import torch
 
     from lenet.config import RECIPES
+    from lenet.evaluation.scoring import Split
     from lenet.training.distributed import Dist
-    from lenet.training.loop import Batches, Split
+    from lenet.training.splits import Batches
 
     recipe = RECIPES["fast"].override(augment=False, roughen=False)
     config = recipe.model_config(10, 28)

@@ -18,9 +18,10 @@ from safetensors.numpy import load_file, save_file
 
 from lenet.cli.main import main
 from lenet.data.disguise import disguise
-from lenet.nn.model_file import CHECKPOINT_FILE, load_model_file
+from lenet.nn.model_file import load_model_file
 from lenet.nn.numpy_model import NonFiniteOutput, NumpyModel
 from lenet.pretrained import bundled_model_path
+from lenet.training.checkpoint import CHECKPOINT_FILE
 
 from conftest import write_dataset
 from helpers import lenet
@@ -244,7 +245,7 @@ def runs(tmp_path_factory):
     caught as training wrote them, the first mid-epoch one of SGD ("mid") and of Adam ("adam")."""
     import shutil
 
-    import lenet.training.loop as loop
+    import lenet.training.run as training_run
 
     root = tmp_path_factory.mktemp("runs")
     data = root / "data"
@@ -258,9 +259,9 @@ def runs(tmp_path_factory):
             if state["step"] and not caught.exists():
                 shutil.copyfile(path, caught)
 
-        save = loop.save_checkpoint
+        save = training_run.save_checkpoint
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(loop, "save_checkpoint", keep_the_first_mid_epoch)
+            mp.setattr(training_run, "save_checkpoint", keep_the_first_mid_epoch)
             code, _, err = run_main("train", "--recipe", "fast", "--epochs", "1", "--checkpoint-every", "1",
                                     *extra, *TRAIN_FLAGS, "--data-dir", str(data), "--out", str(root / name))
         assert code == 0 and caught.is_file(), err

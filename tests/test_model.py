@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from lenet.config import ModelConfig
-from lenet.nn.torch_model import build_model, count_parameters, init_weights
+from lenet.nn.torch_model import NETWORKS, build_model, count_parameters, init_weights
 
 
 def shapes(model, x):
@@ -89,3 +89,16 @@ def test_xavier_zeroes_biases_and_bounds_weights():
     bound = (6 / (6 * 25 + 16 * 25)) ** 0.5  # Glorot: fan_in = 6*5*5, fan_out = 16*5*5
     assert model.c3.weight.abs().max() <= bound
     assert model.c3.weight.abs().max() > 0.9 * bound
+
+
+@pytest.mark.parametrize("arch", sorted(NETWORKS))
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
+def test_declared_modules_are_the_description(arch, activation):
+    """Each network class declares, in order, exactly the modules its description builds."""
+    import inspect
+
+    model = build_model(ModelConfig(arch, activation))
+    declared = inspect.get_annotations(NETWORKS[arch], eval_str=True)
+    built = {name: type(module) for name, module in model.named_children()}
+    assert list(declared) == list(built)
+    assert declared == built

@@ -78,7 +78,7 @@ def test_the_printed_resume_command_finishes_the_run(tmp_path):
 
 def test_resume_finds_the_data_the_checkpoint_recorded(tmp_path):
     """Without --data-dir, --resume reads the data where the interrupted run found it."""
-    from lenet.nn.model_file import CHECKPOINT_FILE, recorded_data_dir
+    from lenet.training.checkpoint import CHECKPOINT_FILE, recorded_data_dir
 
     data, out = tmp_path / "data", tmp_path / "out"
     write_dataset(data, n_train=200, n_test=50)

@@ -12,10 +12,10 @@ from PIL import Image
 
 from lenet.config import RECIPES, ModelConfig
 from lenet.data.disguise import disguise
+from lenet.evaluation.scoring import Split, score
 from lenet.nn.numpy_model import NumpyModel
 from lenet.nn.torch_model import build_model, init_weights, load_model, normalize
 from lenet.pretrained import bundled_model_path
-from lenet.training.loop import Split, score
 
 from helpers import lenet
 from test_preprocess import png_header_only

@@ -16,9 +16,9 @@ from PIL import Image
 
 from lenet.data.disguise import disguise
 from lenet.nn.numpy_model import NumpyModel
-from lenet.reading.predict import judged, predict_images
-from lenet.reading.digit import read_digit
 from lenet.pretrained import bundled_model_path
+from lenet.reading.digit import read_digit
+from lenet.reading.predict import judged, predict_images
 from lenet.serving.app import create_app
 from lenet.serving.batcher import INLINE_PIXELS, Batcher
 from lenet.serving.guard import MAX_BODY

@@ -242,9 +242,9 @@ def test_a_learning_server_learns_swaps_survives_a_restart_and_a_kill(tmp_path):
 def test_replay_favours_the_classes_the_samples_are_mistaken_for():
     import torch
 
+    from lenet.evaluation.scoring import Split
     from lenet.nn.torch_model import load_model
     from lenet.pretrained import bundled_model_path
-    from lenet.training.loop import Split
     from lenet.training.teach import Replay
 
     model, config, _ = load_model(bundled_model_path())

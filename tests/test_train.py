@@ -11,10 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from lenet.nn.model_file import CHECKPOINT_FILE, load_checkpoint, load_model_file
 from lenet.config import RECIPES
+from lenet.evaluation.scoring import Split, score
+from lenet.nn.model_file import load_model_file
 from lenet.nn.torch_model import load_model
-from lenet.training.loop import Run, Split, fit, make_splits, score
+from lenet.training.checkpoint import CHECKPOINT_FILE, load_checkpoint
+from lenet.training.run import Run, RunOptions, fit
+from lenet.training.splits import make_splits
 
 CPU = torch.device("cpu")
 
@@ -30,7 +33,7 @@ def history(out: Path) -> list[dict]:
 def train_quick(mnist, out, recipe, subset=3000, seed=0, epochs=1):
     train, val = make_splits(mnist, CPU, subset=subset)
     config = recipe.model_config(mnist.num_classes)
-    run = Run(out=out, seed=seed, log_every=0, plots=False, meta={"dataset_sha256": mnist.sha256})
+    run = Run(out=out, options=RunOptions(seed=seed, log_every=0, plots=False), meta={"dataset_sha256": mnist.sha256})
     return fit(recipe.override(epochs=epochs), config, train, val, run, log=lambda *a: None)
 
 
@@ -157,7 +160,7 @@ def test_corrupt_or_foreign_checkpoint_is_a_clear_error(mnist_dir, tmp_path):
 def test_our_sgd_takes_torch_sgd_steps_and_reads_its_state(momentum, nesterov, decay):
     from lenet.config import ModelConfig
     from lenet.nn.torch_model import build_model
-    from lenet.training.loop import SGD
+    from lenet.training.optim import SGD
 
     def groups(model):
         return [{"params": [p for p in model.parameters() if p.ndim > 1], "weight_decay": decay},

@@ -153,9 +153,10 @@ def train(recipe: str = "lenet5", data_dir: str | Path | None = None, out: str |
     the current batch with a resumable checkpoint in `out`: train(..., resume=True) continues."""
     from lenet.config import RECIPES, Recipe
     from lenet.data import mnist as datasets
+    from lenet.evaluation.scoring import resolve_device
     from lenet.files import check_writable_dir
     from lenet.training.distributed import Dist
-    from lenet.training.loop import resolve_device, train_on
+    from lenet.training.run import RunOptions, train_on
 
     knobs = {f.name for f in Recipe.knobs()}
     unknown = sorted(set(overrides) - knobs)
@@ -165,14 +166,15 @@ def train(recipe: str = "lenet5", data_dir: str | Path | None = None, out: str |
         raise UsageError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
     chosen = None if resume else RECIPES[recipe].override(**overrides)  # checks every value
     if resume and data_dir is None:
-        from lenet.nn.model_file import CHECKPOINT_FILE, recorded_data_dir
+        from lenet.training.checkpoint import CHECKPOINT_FILE, recorded_data_dir
         data_dir = recorded_data_dir(Path(out) / CHECKPOINT_FILE)
     dist = Dist(device=resolve_device(device))
     check_writable_dir(out, "--out")  # now, not after the training, as the command does
     ds = datasets.load(data_dir)
-    info = train_on(ds, chosen, out, resume=resume, seed=seed, subset=subset, holdout=holdout,
-                    epochs=overrides.get("epochs") if resume else None, log_every=log_every, progress=progress,
-                    plots=plots, snapshots=snapshots, command=f"lenet.train({recipe!r}, ...)", dist=dist)
+    options = RunOptions(resume=resume, seed=seed, subset=subset, holdout=holdout,
+                         epochs=overrides.get("epochs") if resume else None, log_every=log_every, progress=progress,
+                         plots=plots, snapshots=snapshots, command=f"lenet.train({recipe!r}, ...)")
+    info = train_on(ds, chosen, out, options, dist=dist)
     return TrainResult(Path(out) / "model.safetensors", info["history"], info)
 
 

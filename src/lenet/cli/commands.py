@@ -27,10 +27,12 @@ def cmd_train(args) -> int:
     threads = cpu.prepare(args.threads)  # before torch is imported: OpenMP reads its settings once
 
     from lenet.data import mnist as datasets
+    from lenet.evaluation.scoring import resolve_device
     from lenet.files import check_writable_dir, printable
-    from lenet.nn.model_file import CHECKPOINT_FILE, MODEL_FILE, recorded_data_dir
+    from lenet.nn.model_file import MODEL_FILE
+    from lenet.training.checkpoint import CHECKPOINT_FILE, recorded_data_dir
     from lenet.training.distributed import setup
-    from lenet.training.loop import resolve_device, train_on
+    from lenet.training.run import RunOptions, train_on
 
     recipe = None if args.resume else choose_recipe(args)  # bad values are refused before any work
     out = Path(args.out)
@@ -51,12 +53,13 @@ def cmd_train(args) -> int:
         data_dir = recorded_data_dir(out / CHECKPOINT_FILE)
     try:
         ds = datasets.load(data_dir, download=dist.is_main)
-        info = train_on(ds, recipe, out, resume=args.resume, seed=args.seed, subset=args.subset,
-                        holdout=args.holdout, epochs=args.epochs if args.resume else None,
-                        log_every=args.log_every, progress=sys.stderr.isatty(), plots=not args.no_plots,
-                        checkpoint_every=args.checkpoint_every, snapshots=args.snapshots,
-                        # `python -m lenet` and torchrun run the same command
-                        command="lenet " + shlex.join(args.argv), dist=dist, log=print_printable)
+        options = RunOptions(resume=args.resume, seed=args.seed, subset=args.subset, holdout=args.holdout,
+                             epochs=args.epochs if args.resume else None, log_every=args.log_every,
+                             progress=sys.stderr.isatty(), plots=not args.no_plots,
+                             checkpoint_every=args.checkpoint_every, snapshots=args.snapshots,
+                             # `python -m lenet` and torchrun run the same command
+                             command="lenet " + shlex.join(args.argv))
+        info = train_on(ds, recipe, out, options, dist=dist, log=print_printable)
     except RuntimeError as e:  # torch.distributed.DistError and gloo's connection errors
         if not dist.active:
             raise

@@ -1,10 +1,115 @@
-"""Score saved models on the test set, alone and as an ensemble (averaged probabilities)."""
+"""Scoring: a torch model over a split (what training validates with), and saved models on the
+test set, alone and as an ensemble (averaged probabilities).
+
+torch is imported where it is used, so evaluating runs on the NumPy network where torch is not installed.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from lenet.errors import DataError
+from lenet.errors import DataError, UsageError
+
+if TYPE_CHECKING:
+    import torch
+
+    from lenet.config import ModelConfig
+
+EVAL_BATCH = 256  # batches whose activations stay in cache
+
+
+@dataclass
+class Split:
+    images: torch.Tensor  # uint8 (N, H, W), on the training device
+    labels: torch.Tensor  # int64 (N,)
+    name: str
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @classmethod
+    def of(cls, images: np.ndarray, labels: np.ndarray, name: str, device="cpu") -> Split:
+        """From a dataset's uint8 arrays (copied: they are read-only views of the file)."""
+        import torch
+
+        return cls(torch.from_numpy(images.copy()).to(device), torch.from_numpy(labels.astype(np.int64)).to(device),
+                   name)
+
+
+def resolve_device(name: str) -> torch.device:
+    import torch
+
+    if name not in ("auto", "cpu", "cuda"):
+        raise UsageError(f"--device {name!r}: choose auto, cpu or cuda")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available (use --device auto or cpu)")
+    return torch.device(name)
+
+
+def score(model, split: Split, config: ModelConfig, batch_size: int = EVAL_BATCH,
+          return_probabilities: bool = False, dist=None) -> dict:
+    """Loss, accuracy and per-class accuracy over every image of `split` (no batch is dropped).
+    Under torchrun (`dist`, a lenet.training.distributed.Dist) each rank scores every world-th image
+    and the sums are reduced: each image is scored exactly once. Predictions and probabilities are
+    single-process only."""
+    import torch
+    import torch.nn.functional as F
+
+    from lenet.nn.torch_model import normalize
+
+    rank, world = (dist.rank, dist.world) if dist is not None else (0, 1)
+    model.eval()
+    images, labels = split.images[rank::world], split.labels[rank::world]
+    n, num_classes = len(split), config.num_classes
+    loss = torch.zeros((), dtype=torch.float64, device=split.labels.device)
+    preds, probs = [], []
+    with torch.no_grad():
+        for i in range(0, len(labels), batch_size):
+            # Channels-last input (and model, see model_probabilities and fit): faster on CPU.
+            x = normalize(images[i:i + batch_size], config).contiguous(memory_format=torch.channels_last)
+            y = labels[i:i + batch_size]
+            logits = model(x)
+            loss += F.cross_entropy(logits, y, reduction="sum").double()
+            preds.append(logits.argmax(1))
+            if return_probabilities:
+                probs.append(torch.softmax(logits.float() / config.temperature, 1))
+    pred = torch.cat(preds) if preds else labels[:0]
+    hit = pred == labels
+    sums = torch.cat([loss.view(1), torch.bincount(labels, minlength=num_classes).double(),
+                      torch.bincount(labels[hit], minlength=num_classes).double()])
+    if world > 1:
+        dist.all_reduce(sums)
+    per_class_total, per_class_hit = sums[1:1 + num_classes], sums[1 + num_classes:]
+    correct = int(per_class_hit.sum())
+    result = {
+        "n": n,
+        "loss": float(sums[0]) / n,
+        "accuracy": correct / n,
+        "correct": correct,
+        "per_class_accuracy": (per_class_hit / per_class_total.clamp(min=1)).tolist(),
+        "predictions": None if world > 1 else pred.cpu().numpy(),
+    }
+    if return_probabilities and world == 1:
+        result["probabilities"] = torch.cat(probs).cpu().numpy()
+    return result
+
+
+def held_out_scores(model, split: Split, config: ModelConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(scores (N, classes), labels) as NumPy, for calibration."""
+    import torch
+
+    from lenet.nn.torch_model import normalize
+
+    model.eval()
+    with torch.inference_mode():
+        logits = [model(normalize(split.images[i:i + EVAL_BATCH], config)).float().cpu()
+                  for i in range(0, len(split), EVAL_BATCH)]
+        return torch.cat(logits).numpy(), split.labels.cpu().numpy()
 
 
 def evaluate_models(paths: list[str], ds, device_name: str = "auto") -> dict:
@@ -61,7 +166,6 @@ def model_probabilities(path, ds, device_name: str):
         return model.probabilities(ds.test_images), model.config, model.info
 
     from lenet.nn.torch_model import load_model
-    from lenet.training.loop import Split, resolve_device, score
 
     device = resolve_device(device_name)
     model, config, info = load_model(path, device)

@@ -101,8 +101,18 @@ def conv_for_training(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
 class LeNet5(Described):
     """LeNet-5 as the tutorial's text describes it: 61,706 parameters for 10 classes."""
 
+    # The modules Described builds from network.describe, declared for readers and type checkers
+    # (tests/test_model.py checks these against the description).
+    c1: nn.Conv2d
+    s2: nn.AvgPool2d
+    c3: nn.Conv2d
+    s4: nn.MaxPool2d
+    c5: nn.Conv2d
+    f6: nn.Linear
+    output: nn.Linear
+
     def __init__(self, config: ModelConfig):
-        super().__init__(config)  # c1 ... output as network.describe draws them
+        super().__init__(config)
         self.act = ACTIVATION[config.activation]
 
     def forward(self, x):
@@ -121,7 +131,14 @@ class LeNet5(Described):
 class Seed(Described):
     """The tutorial's Keras code layer for layer: 'same' padding everywhere, 545,546 parameters."""
 
-    # c1 ... output as network.describe draws them.
+    # As network.describe draws them (tests/test_model.py checks).
+    c1: nn.Conv2d
+    s2: nn.AvgPool2d
+    c3: nn.Conv2d
+    s4: nn.AvgPool2d
+    c5: nn.Conv2d
+    f6: nn.Linear
+    output: nn.Linear
 
     def forward(self, x):
         # `layers` with each convolution-and-average-pool pair as one convolution (exact; see
@@ -140,7 +157,17 @@ class Fast(Described):
     early layers, max pooling, batch norm after each convolution.
     """
 
-    # c1+bn1 ... output as network.describe draws them.
+    # As network.describe draws them (tests/test_model.py checks).
+    c1: nn.Conv2d
+    bn1: nn.BatchNorm2d
+    s2: nn.MaxPool2d
+    c3: nn.Conv2d
+    bn3: nn.BatchNorm2d
+    s4: nn.MaxPool2d
+    c5: nn.Conv2d
+    bn5: nn.BatchNorm2d
+    f6: nn.Linear
+    output: nn.Linear
 
     def forward(self, x):                         # (B, 1, 28, 28)
         # Pooling before ReLU gives the same result (max commutes with a monotone function)

@@ -42,8 +42,8 @@ class Snapshots:
         return [self.write_strip(out / "learning.png"), self.write_gif(out / "learning.gif")]
 
     def write_strip(self, path: Path) -> Path:
-        from lenet.files import write_atomic
         from lenet.figures import figure
+        from lenet.files import write_atomic
 
         fig = figure(figsize=(16, 0.75 * len(self.rows) + 0.6))
         axes = fig.subplots(len(self.rows), 3, gridspec_kw={"width_ratios": [2, 3, 4]}, squeeze=False)

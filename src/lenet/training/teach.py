@@ -27,11 +27,13 @@ from lenet.config import check_int
 from lenet.data.mnist import Dataset
 from lenet.data.samples import MODEL, Folder, read_folder
 from lenet.errors import DataError, LenetError, UsageError
+from lenet.evaluation.scoring import Split, score
 from lenet.files import FolderLock, check_writable_file
 from lenet.nn.model_file import resolve_model_path, save_model
 from lenet.nn.torch_model import count_parameters, load_model, normalize
 from lenet.training.augment import distort, roughen
-from lenet.training.loop import SGD, Split, lr_at, score, versions
+from lenet.training.optim import SGD, lr_at
+from lenet.training.run import versions
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class Teaching:
     sample_share: float = 0.125  # of each batch drawn from the samples (with replacement)
     conflict_share: float = 0.5  # of the MNIST part drawn from the classes the samples are mistaken for
     distill: float = 1.0      # weight of the replayed digits' KL divergence to the base model's probabilities
-    lr: float = 0.02          # peak rate, warmed up then cosine to 0 (loop.lr_at's one-cycle)
+    lr: float = 0.02          # peak rate, warmed up then cosine to 0 (optim.lr_at's one-cycle)
     momentum: float = 0.9     # SGD, Nesterov
     weight_decay: float = 5e-4  # on weights only, as the recipes train
     schedule: str = "onecycle"
