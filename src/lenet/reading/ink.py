@@ -244,12 +244,22 @@ def dark_is_ink(small: np.ndarray, dark_ink: np.ndarray, light_ink: np.ndarray, 
     peak_dark, peak_light = float(mo.box_blur(dark_ink, 3).max()), float(mo.box_blur(light_ink, 3).max())
     if min(peak_dark, peak_light) < 0.35 * max(peak_dark, peak_light):
         return peak_dark > peak_light
+    if edges_touched(dark_ink > STRONG * peak_dark) == 4 and edges_touched(light_ink > STRONG * peak_light) == 4:
+        # A tight crop: both ways' ink reaches every edge (the paper between a digit's thick strokes
+        # looks like light ink), so no ring fits round it; the border, mostly paper, decides.
+        lo, hi = np.percentile(small, [2, 98])
+        return float(np.median(border_of(small))) > (lo + hi) / 2
     either = np.maximum(dark_ink, light_ink)
     inner = mo.max_filter(either > 0.5 * float(either.max()), reach)
     ring = mo.max_filter(inner, reach) & ~inner
     lo, hi = np.percentile(small[inner], [2, 98])
     around = small[ring] if ring.sum() >= 20 else border_of(small)
     return float(np.median(around)) > (lo + hi) / 2
+
+
+def edges_touched(mask: np.ndarray) -> int:
+    """How many of the image's four edges `mask` reaches."""
+    return int(mask[0].any()) + int(mask[-1].any()) + int(mask[:, 0].any()) + int(mask[:, -1].any())
 
 
 def strong_ink(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
