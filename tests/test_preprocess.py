@@ -184,3 +184,33 @@ def test_a_plain_canvas_skips_the_background_estimate_and_finds_the_same_ink(mni
                      + rng.normal(0, 0.02, (1, 1)), 0, 1) * 255).astype(np.uint8)
     noisy[0, 0] -= 1                                    # one border pixel off the paper's grey
     assert ink_module.plain_ink(ink_module.grey(noisy)) is None
+
+
+def test_digit_on_squared_paper_and_tight_crop_read_right():
+    """A digit on graph paper (grey grid every 16 px) and the same digit cropped so its ink touches
+    every edge are read as the digit."""
+    import lenet
+    from lenet.data import disguise
+    from lenet.data import mnist as datasets
+
+    ds = datasets.load(None, download=False)
+    model = lenet.load().model
+    rng = np.random.default_rng(3)
+    right_grid = right_tight = 0
+    picks = rng.choice(len(ds.test_labels), 10, replace=False)
+    for digit, label in zip(ds.test_images[picks], ds.test_labels[picks]):
+        ink = disguise.ink_of(digit, 80)
+        page = np.zeros((150, 150), np.float32)
+        disguise.paste(page, ink, 35, (150 - ink.shape[1]) // 2)
+        paper = 0.92 - 0.8 * page
+        grid = np.zeros_like(page, bool)
+        grid[5::16] = grid[:, 5::16] = True
+        on_grid = np.where(grid, np.minimum(paper, 0.65), paper)
+        tight = 0.9 - 0.8 * ink
+        for image, name in ((on_grid, "grid"), (tight, "tight")):
+            reading = read_digit((image * 255).astype(np.uint8))
+            right = int(model.probabilities(reading.image[None])[0].argmax() == label)
+            right_grid += right * (name == "grid")
+            right_tight += right * (name == "tight")
+    assert right_grid >= 9, right_grid
+    assert right_tight >= 9, right_tight

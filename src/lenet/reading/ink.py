@@ -31,6 +31,7 @@ LARGE_SIDE = 384     # or this, for images more than twice as big: a small digit
 BACKGROUND_SIDE = 96  # the background is estimated on a copy this small, then smoothly enlarged
 MIN_CONTRAST = 0.08  # below this the image is blank paper (or blank canvas)
 STRONG, WEAK = 0.5, 0.22  # ink: above half the strongest ink, or above WEAK and joined to such ink
+LINE_CONTRAST = 0.04  # a paper's ruling is at least this much darker than the paper beside it
 PLAIN = 0.1        # a border whose grey varies less than this is plain paper
 NO_INK = "no ink found: nothing stands out from the background"
 
@@ -153,6 +154,7 @@ def find_ink(image_grey: np.ndarray, side: int | None = None) -> Ink:
     if plain is not None:  # ink on an even background needs no estimate of it (a canvas export)
         ink, contrast = plain
     else:
+        small = unruled(small)
         paper, board, dark_ink, light_ink, reach = background(small)
         dark = dark_is_ink(small, dark_ink, light_ink, reach)
         ink = dark_ink if dark else light_ink
@@ -161,6 +163,32 @@ def find_ink(image_grey: np.ndarray, side: int | None = None) -> Ink:
     mask &= ~form_lines(mask)
     labels, marks = marks_of(mask, ink)
     return Ink(ink, mask, marks, labels, contrast, factor)
+
+
+def unruled(small: np.ndarray) -> np.ndarray:
+    """`small` with the lines of squared or ruled paper painted over with the paper beside them:
+    three or more thin rows (or columns) darker than their neighbours nearly all the way across. A
+    line's pixel takes the lighter of the rows just outside the line, so where a digit's stroke
+    crosses the line (dark on both sides) the stroke stays."""
+    out = small
+    for axis in (0, 1):
+        side = out.shape[axis]
+        along = out if axis == 0 else out.T
+        profile = np.median(along, axis=1)
+        reach = max(3, side // 16)
+        padded = np.pad(profile, reach, mode="edge")
+        local = np.lib.stride_tricks.sliding_window_view(padded, 2 * reach + 1).max(1)
+        dark = (profile < local - LINE_CONTRAST) & ((along < (local - LINE_CONTRAST / 2)[:, None]).mean(1) >= 0.9)
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], dark.astype(np.int8), [0]])))
+        runs = [(a, b) for a, b in zip(edges[::2], edges[1::2]) if b - a <= max(3, side // 24)]
+        if len(runs) < 3:
+            continue  # a digit's bar, a box's two sides, a board's edges: not a ruling
+        along = along.copy()
+        for a, b in runs:
+            above, below = along[max(a - 1, 0)], along[min(b, side - 1)]
+            along[a:b] = np.maximum(along[a:b], np.minimum(above, below))
+        out = along if axis == 0 else along.T
+    return out
 
 
 def plain_ink(small: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -217,12 +245,22 @@ def dark_is_ink(small: np.ndarray, dark_ink: np.ndarray, light_ink: np.ndarray, 
     peak_dark, peak_light = float(mo.box_blur(dark_ink, 3).max()), float(mo.box_blur(light_ink, 3).max())
     if min(peak_dark, peak_light) < 0.35 * max(peak_dark, peak_light):
         return peak_dark > peak_light
+    if edges_touched(dark_ink > STRONG * peak_dark) == 4 and edges_touched(light_ink > STRONG * peak_light) == 4:
+        # A tight crop: both ways' ink reaches every edge (the paper between a digit's thick strokes
+        # looks like light ink), so no ring fits round it; the border, mostly paper, decides.
+        lo, hi = np.percentile(small, [2, 98])
+        return float(np.median(border_of(small))) > (lo + hi) / 2
     either = np.maximum(dark_ink, light_ink)
     inner = mo.max_filter(either > 0.5 * float(either.max()), reach)
     ring = mo.max_filter(inner, reach) & ~inner
     lo, hi = np.percentile(small[inner], [2, 98])
     around = small[ring] if ring.sum() >= 20 else border_of(small)
     return float(np.median(around)) > (lo + hi) / 2
+
+
+def edges_touched(mask: np.ndarray) -> int:
+    """How many of the image's four edges `mask` reaches."""
+    return int(mask[0].any()) + int(mask[-1].any()) + int(mask[:, 0].any()) + int(mask[:, -1].any())
 
 
 def strong_ink(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -27,6 +27,17 @@ def form_lines(mask: np.ndarray) -> np.ndarray:
     candidates = line_candidates(mask)
     if not candidates:
         return lines
+    # Squared or ruled paper: two or more parallel lines across the whole image are the paper's, even
+    # when they are most of the ink (a digit's stroke spans a tight crop once, not twice in parallel).
+    comb = [line for line in candidates if spans(line, mask.shape)]
+    comb = [line for line in comb if sum(other.axis == line.axis for other in comb) >= 2]
+    if comb:
+        for line in comb:
+            lines[line.region] |= line.pixels
+        mask = mask & ~lines
+        candidates = [line for line in candidates if not any(line is other for other in comb)]
+        if not candidates or not mask.any():
+            return lines
     # The rest: the ink off the longest runs (a form's lines are longer than a digit's strokes).
     longest = max(line.length for line in candidates)
     rest = mask.copy()
@@ -57,6 +68,12 @@ def form_lines(mask: np.ndarray) -> np.ndarray:
         if start <= ink_start - margin and end >= ink_end + margin:
             lines[line.region] |= line.pixels
     return lines
+
+
+def spans(line: "Line", shape: tuple[int, int]) -> bool:
+    """Whether `line` runs from one edge of an image of `shape` to the opposite one."""
+    start, end = (line.box[0], line.box[2]) if line.axis == 1 else (line.box[1], line.box[3])
+    return start == 0 and end == (shape[1] if line.axis == 1 else shape[0])
 
 
 @dataclass(frozen=True)
