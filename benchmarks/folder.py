@@ -30,7 +30,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from reader_speed import KINDS, kinds_of, labelled_inputs
 
 
