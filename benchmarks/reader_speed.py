@@ -113,7 +113,11 @@ def labelled_inputs(kinds: list[str], n: int, seed: int = 0,
                     data_dir: str | None = None) -> dict[str, tuple[list[bytes], np.ndarray]]:
     """{kind: (n encoded files, their labels)} for each of `kinds`, from digits the network never
     trained on; the same seed gives the same files."""
-    ds = datasets.load(data_dir, download=False)
+    try:
+        ds = datasets.load(data_dir, download=False)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"the inputs are made from MNIST's test digits: {e}; pass --data-dir or set "
+                         "LENET_DATA_DIR") from None
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(ds.test_labels), n, replace=False)
     digits, labels = ds.test_images[pick], ds.test_labels[pick]
