@@ -1,4 +1,10 @@
-"""The speed benchmark suite: training, time to 99%, evaluation, predict, and the data path.
+"""The speed benchmark suite: predict on what users send, training, time to 99%, evaluation, the data path.
+
+The first rows are `lenet predict`, whole process, on the files users send (benchmarks/
+reader_speed.py makes them from MNIST test digits): one page drawing (280x280 RGBA canvas PNG),
+then a folder of `--n` files of each of `--kinds` (page drawings, photo-like ~330 px JPEGs, 96x96
+grey scans), and last the MNIST-form 28x28 PNGs, the reader's shortcut that skips finding the
+ink, labelled as such. Each row names its input.
 
 Every speed figure is printed next to the machine, core count and versions, and
 the training figures also as ratios against a plain PyTorch eager NCHW loop of
@@ -6,6 +12,7 @@ the textbook network (layer after layer, as the text draws it) that lives here,
 measured side by side in the same run: medians of 3 interleaved rounds.
 
     python benchmarks/bench.py [--data-dir DIR] [--json benchmarks/results/bench.json] [--quick]
+    python benchmarks/bench.py --predict-only [--kinds drawing,photo,scan,mnist] [--n 200]
 """
 
 from __future__ import annotations
@@ -24,6 +31,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from folder import accuracy, write_folder
+from folder import run as predict_folder
+from reader_speed import KINDS, kinds_of, labelled_inputs
 
 from lenet.config import RECIPES, ModelConfig
 from lenet.data import mnist as data
@@ -178,12 +188,55 @@ def predict_process(args: list[str]) -> tuple[float, float | None]:
     return wall, int(r.stderr.strip().splitlines()[-1]) / 1024 if timer else None
 
 
+def predict_rows(kinds: list[str], n: int, data_dir: str | None) -> dict:
+    """`lenet predict`, whole process: one page drawing (median of 3), then a folder of `n` files
+    of each kind, real inputs first and the MNIST-form shortcut last."""
+    kinds = sorted(kinds, key=lambda k: k == "mnist")
+    made = labelled_inputs(sorted({"drawing", *kinds}), n, 0, data_dir)
+    out: dict = {"folders": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        one = Path(tmp, "one.png")
+        one.write_bytes(made["drawing"][0][0])
+        predict_process([str(one)])  # warm the file cache
+        walls = [predict_process([str(one)])[0] for _ in range(3)]
+        out["one_file"] = {"input": KINDS["drawing"][0], "wall_s": round(statistics.median(walls), 3),
+                           "peak_mb": mb_of(predict_process([str(one)])[1])}
+        for kind in kinds:
+            files, labels = made[kind]
+            write_folder(Path(tmp, kind), files, KINDS[kind][1])
+            wall, mb = predict_folder(Path(tmp, kind), Path(tmp, f"{kind}.json"))
+            out["folders"].append({"kind": kind, "input": KINDS[kind][0], "files": n,
+                                   "images_per_s": round(n / wall, 1), "peak_mb": mb_of(mb),
+                                   "accuracy": accuracy(Path(tmp, f"{kind}.json"), labels)})
+    return out
+
+
+def mb_of(mb: float | None) -> float | None:
+    return None if mb is None else round(mb, 1)
+
+
+def print_predict(predict: dict) -> None:
+    one = predict["one_file"]
+    print(f"lenet predict one file ({one['input']}): {one['wall_s']} s wall, {one['peak_mb']} MB peak")
+    width = max(len(r["input"]) for r in predict["folders"])
+    print(f"{'lenet predict FOLDER, whole process':<{width}} {'files':>6} {'images/s':>9} {'peak MB':>8} {'accuracy':>9}")
+    for r in predict["folders"]:
+        print(f"{r['input']:<{width}} {r['files']:>6} {r['images_per_s']:>9,.1f} {r['peak_mb']:>8} {r['accuracy']:>9.4f}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", help="MNIST folder (default: as for lenet train)")
     ap.add_argument("--json", help="write the results here too")
     ap.add_argument("--quick", action="store_true", help="smaller measurements, one round, one seed for time-to-99%%")
+    ap.add_argument("--kinds", default="drawing,photo,scan,mnist",
+                    help=f"input kinds of the predict rows, of {','.join(KINDS)} (default: drawing,photo,scan,mnist)")
+    ap.add_argument("--n", type=int, default=200, help="files of each kind for the predict rows (default: 200)")
+    ap.add_argument("--predict-only", action="store_true", help="only the predict rows: no training or evaluation")
     args = ap.parse_args()
+    if not 1 <= args.n <= 10_000:
+        raise SystemExit("--n must be 1 to 10000 (MNIST's test set)")
+    kinds = kinds_of(args.kinds)
 
     ds = data.load(args.data_dir)
     subset = 10_000 if args.quick else 30_000
@@ -191,6 +244,13 @@ def main() -> int:
     train, _ = make_splits(ds, CPU, subset=subset)
     results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads",
                "versions": {"torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()}}
+
+    results["predict"] = predict_rows(kinds, args.n, args.data_dir)
+    if args.predict_only:
+        print(f"machine: {results['machine']}; numpy {np.__version__}, Python {platform.python_version()}")
+        print_predict(results["predict"])
+        write_json(results, args.json)
+        return 0
 
     results["gemm_gflops"] = round(gemm_gflops(), 1)
     rows = []
@@ -224,19 +284,6 @@ def main() -> int:
         score(model, test, ModelConfig(arch, "relu"))
         results["evaluate_images_per_s"][arch] = round(10_000 / (time.perf_counter() - t0))
 
-    with tempfile.TemporaryDirectory() as tmp:
-        from PIL import Image
-        folder = Path(tmp) / "pngs"
-        folder.mkdir()
-        for i in range(1000):
-            Image.fromarray(ds.test_images[i]).resize((56, 56)).save(folder / f"{i:04d}.png")
-        predict_process([str(folder / "0000.png")])  # warm the file cache
-        walls = [predict_process([str(folder / "0000.png")])[0] for _ in range(3)]
-        results["predict_one_png_wall_s"] = round(statistics.median(walls), 3)
-        results["predict_one_png_peak_mb"] = round(predict_process([str(folder / "0000.png")])[1], 1)
-        wall, _ = predict_process([str(folder)])
-        results["predict_1000_pngs_images_per_s"] = round(1000 / wall)
-
     runs = time_to_99(ds, seeds=(0,) if args.quick else (0, 1, 2))
     results["time_to_99"] = {"recipe": "fast", "runs": runs,
                              "median_train_seconds": statistics.median(r["train_seconds"] for r in runs),
@@ -244,6 +291,7 @@ def main() -> int:
 
     print(f"machine: {results['machine']}; torch {torch.__version__}, numpy {np.__version__}, "
           f"Python {platform.python_version()}")
+    print_predict(results["predict"])
     print(f"GEMM ceiling: {results['gemm_gflops']} GFLOP/s (fp32, 1024x1024)")
     print(f"{'training images/s':<16} {'eager b64':>9} {'lenet':>7} {'NCHW':>7} {'b256':>7} {'ratio':>6} {'ceiling':>8} {'frac':>6}")
     for r in rows:
@@ -253,15 +301,17 @@ def main() -> int:
     print(f"data path alone: {results['data_path_batches_per_s_b64']:,} batches/s of 64")
     print("evaluate (torch, all 10,000 test images): "
           + ", ".join(f"{a} {v:,} images/s" for a, v in results["evaluate_images_per_s"].items()))
-    print(f"lenet predict one.png: {results['predict_one_png_wall_s']} s wall, "
-          f"{results['predict_one_png_peak_mb']} MB peak; 1,000 PNGs: {results['predict_1000_pngs_images_per_s']:,} images/s")
     t = results["time_to_99"]
     print(f"time to 99% (fast recipe): median {t['median_train_seconds']} s of training, accuracy "
           + ", ".join(f"{r['accuracy']:.4f} in {r['train_seconds']} s" for r in runs))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    write_json(results, args.json)
     return 0
+
+
+def write_json(results: dict, path: str | None) -> None:
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

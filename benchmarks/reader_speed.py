@@ -79,28 +79,64 @@ def photo(digit: np.ndarray, rng) -> bytes:
     return buf.getvalue()
 
 
-def scanned_digits(ds, n: int, rng) -> tuple[np.ndarray, str]:
-    """Digits to scan: scikit-learn's UCI digits by other writers when scikit-learn is installed,
-    else MNIST test digits (and which)."""
+def scanned_digits(ds, n: int, rng) -> tuple[np.ndarray, np.ndarray, str]:
+    """Digits to scan and their labels: scikit-learn's UCI digits by other writers when
+    scikit-learn is installed, else MNIST test digits (and which)."""
     try:
         from sklearn.datasets import load_digits
     except ImportError:
-        return ds.test_images[rng.choice(len(ds.test_labels), n, replace=False)], "MNIST test digits"
-    uci = load_digits().images[rng.choice(1797, n, replace=False)]
-    return (uci / 16 * 255).astype(np.uint8), "UCI digits (scikit-learn)"
+        pick = rng.choice(len(ds.test_labels), n, replace=False)
+        return ds.test_images[pick], ds.test_labels[pick], "MNIST test digits"
+    uci = load_digits()
+    pick = rng.choice(len(uci.target), n, replace=False)
+    return (uci.images[pick] / 16 * 255).astype(np.uint8), uci.target[pick], "UCI digits (scikit-learn)"
+
+
+# Each kind's row name (what it is, as a user sends it) and file suffix; real inputs first.
+KINDS = {"drawing": ("page drawing, 280x280 RGBA canvas PNG", ".png"),
+         "photo": ("photo-like file, ~330 px RGB JPEG", ".jpg"),
+         "scan": ("scan, 96x96 grey PNG", ".png"),
+         "phone": ("phone photo, 2000x1500 JPEG", ".jpg"),
+         "mnist": ("MNIST-form 28x28 (the reader's shortcut: skips finding the ink)", ".png")}
+
+
+def kinds_of(text: str) -> list[str]:
+    """The kinds named in a comma-separated `text`, checked against KINDS."""
+    kinds = [k.strip() for k in text.split(",") if k.strip()]
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown or not kinds:
+        raise SystemExit(f"unknown input kind(s) {unknown or text!r}: choose from {', '.join(KINDS)}")
+    return kinds
+
+
+def labelled_inputs(kinds: list[str], n: int, seed: int = 0,
+                    data_dir: str | None = None) -> dict[str, tuple[list[bytes], np.ndarray]]:
+    """{kind: (n encoded files, their labels)} for each of `kinds`, from digits the network never
+    trained on; the same seed gives the same files."""
+    try:
+        ds = datasets.load(data_dir, download=False)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"the inputs are made from MNIST's test digits: {e}; pass --data-dir or set "
+                         "LENET_DATA_DIR") from None
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(ds.test_labels), n, replace=False)
+    digits, labels = ds.test_images[pick], ds.test_labels[pick]
+    scanned, scanned_labels, source = scanned_digits(ds, n, rng)
+    makers = {"drawing": lambda: [drawing(d, rng) for d in digits],
+              "photo": lambda: [photo(d, rng) for d in digits],
+              "scan": lambda: [scan(d, rng) for d in scanned],
+              "phone": lambda: [disguise.photo(d, rng) for d in digits],
+              "mnist": lambda: [png(d) for d in digits]}
+    if "scan" in kinds:
+        print(f"scans made from {source}")
+    return {kind: (makers[kind](), scanned_labels if kind == "scan" else labels) for kind in kinds}
 
 
 def inputs(n: int, seed: int = 0) -> dict[str, list[bytes]]:
-    ds = datasets.load(download=False)
-    rng = np.random.default_rng(seed)
-    digits = ds.test_images[rng.choice(len(ds.test_labels), n, replace=False)]
-    scanned, source = scanned_digits(ds, n, rng)
-    print(f"scans made from {source}")
-    return {"drawing 280x280 RGBA PNG": [drawing(d, rng) for d in digits],
-            "scan 96x96 grey PNG": [scan(d, rng) for d in scanned],
-            "photo ~330 px RGB JPEG": [photo(d, rng) for d in digits],
-            "phone 2000x1500 JPEG": [disguise.photo(d, rng) for d in digits[:max(1, n // 4)]],
-            "mnist 28x28 PNG (shortcut)": [png(d) for d in digits]}
+    """{row name: n encoded files} of every kind (a quarter as many phone photos: they are large)."""
+    made = labelled_inputs([k for k in KINDS if k != "phone"], n, seed)
+    made["phone"] = labelled_inputs(["phone"], max(1, n // 4), seed)["phone"]
+    return {KINDS[kind][0]: made[kind][0] for kind in KINDS}
 
 
 def timed(images: list, fn) -> tuple[float, float]:
@@ -142,13 +178,13 @@ def main() -> int:
     print(f"reader speed, ms per image, wall / CPU (median of {args.rounds} interleaved rounds, {args.images} "
           f"images a kind; {platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}, one BLAS thread "
           f"if OPENBLAS_NUM_THREADS=1: {os.environ.get('OPENBLAS_NUM_THREADS', 'unset')})")
-    print(f"{'input':30s} " + " ".join(f"{name:>15s}" for name in readers))
+    print(f"{'input':66s} " + " ".join(f"{name:>15s}" for name in readers))
     for kind in kinds:
         cells = []
         for name in readers:
             wall, cpu = (statistics.median(v) for v in zip(*times[kind, name]))
             cells.append(f"{wall:7.2f} /{cpu:6.2f}")
-        print(f"{kind:30s} " + " ".join(f"{c:>15s}" for c in cells))
+        print(f"{kind:66s} " + " ".join(f"{c:>15s}" for c in cells))
     if args.steps:
         print_steps(decoded)
     return 0

@@ -1,26 +1,32 @@
-"""Load benchmark of `lenet serve`: requests/s and p50/p99 latency at 1, 8 and 32 concurrent clients,
-against a no-op endpoint of the same stack.
+"""Load benchmark of `lenet serve` on what users send: requests/s and p50/p99 latency at 1, 8 and 32
+concurrent clients, against a no-op endpoint of the same stack.
 
-Starts the server on a free loopback port, then drives it from a bounded
-asyncio load generator (keep-alive HTTP/1.1, one connection per client)
-posting one 28x28 PNG per request: MNIST test digits in turn (a drawn ring
-without --data-dir or LENET_DATA_DIR). Each level runs for at most --seconds
-or --max-requests, whichever comes first. Then the same for a server of the
-same stack (our app, bounds and worker processes) with one more route,
-/noop, that reads the body and answers a small JSON: the stack's own limit
-on this machine with this client. Prints a table, with each worker's CPU
-seconds in each level (one near 0 got no connections), and writes JSON.
+Starts the server on a free loopback port, then drives it from a bounded asyncio load generator
+(keep-alive HTTP/1.1, one connection per client) posting one file per request, `--n` files of
+one kind in turn (benchmarks/reader_speed.py makes them, from MNIST test digits), each kind in
+its own rows, real inputs first:
 
-    python benchmarks/serve_load.py [--seconds 5] [--workers 2] [--json benchmarks/results/serve.json]
-    python benchmarks/serve_load.py --path /explain --clients 1   # the drawing page's request
-    python benchmarks/serve_load.py --invert    # black on white: every digit takes the full preprocessing
+  drawing   page drawings: 280x280 RGBA canvas PNGs, dark strokes on transparent (the page's request);
+  photo     photo-like files: ~330 px RGB JPEGs;
+  scan      scans: 96x96 grey PNGs of real digits;
+  phone     phone photos: 2000x1500 JPEGs (not by default: slow);
+  mnist     MNIST-form 28x28 PNGs: the reader's shortcut, which skips finding the ink.
+
+Each level runs for at most --seconds or --max-requests, whichever comes first. Then the same
+for a server of the same stack (our app, bounds and worker processes) with one more route,
+/noop, that reads the body and answers a small JSON: the stack's own limit on this machine with
+this client and these bodies. Prints a table, with each worker's CPU seconds in each level (one
+near 0 got no connections), and writes JSON when asked.
+
+    python benchmarks/serve_load.py [--kinds drawing,photo,scan,mnist] [--seconds 2] [--workers 2]
+    python benchmarks/serve_load.py --kinds drawing --clients 8 --seconds 5 --json /tmp/serve.json
+    python benchmarks/serve_load.py --kinds drawing --path /explain --clients 1   # the page's explain request
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import json
 import os
 import platform
@@ -32,19 +38,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
-
-def digit_png() -> bytes:
-    """A 28x28 PNG of a drawn-looking digit (a thick ring: a zero), white on black."""
-    from PIL import Image, ImageDraw
-
-    im = Image.new("L", (28, 28), 0)
-    ImageDraw.Draw(im).ellipse((8, 5, 20, 23), outline=255, width=3)
-    buf = io.BytesIO()
-    im.save(buf, "PNG")
-    return buf.getvalue()
-
+from reader_speed import KINDS, kinds_of, labelled_inputs
 
 NOOP = """
 import sys
@@ -63,20 +57,10 @@ run(app, "127.0.0.1", int(sys.argv[1]), workers=int(sys.argv[2]))
 """
 
 
-def digit_pngs(data_dir: str | None, invert: bool, n: int = 100) -> list[bytes]:
-    """PNG bytes of the first `n` MNIST test digits (the ring when MNIST is not found)."""
-    from lenet.data import mnist as datasets
-
-    try:
-        images = datasets.load(data_dir).test_images[:n]
-    except (OSError, ValueError):
-        images = [np.asarray(Image.open(io.BytesIO(digit_png())))]
-    out = []
-    for image in images:
-        buf = io.BytesIO()
-        Image.fromarray(255 - image if invert else image).save(buf, "PNG")
-        out.append(buf.getvalue())
-    return out
+def bodies_of(kinds: list[str], n: int, data_dir: str | None) -> dict[str, list[bytes]]:
+    """{kind: `n` encoded files} from reader_speed's makers."""
+    made = labelled_inputs(kinds, n, 0, data_dir)
+    return {kind: files for kind, (files, _) in made.items()}
 
 
 def rss_mb(pid: int) -> float:
@@ -147,8 +131,10 @@ async def level(port: int, bodies: list[bytes], clients: int, seconds: float, ma
             "health_p99_ms": round(float(np.percentile(np.array(health) * 1000, 99)), 2) if health else None}
 
 
-def measure(command: list[str], port: int, bodies: list[bytes], args, path: str) -> tuple[list[dict], float]:
-    """Start a server with `command`, load it at each level; (rows, memory at rest in MB, all processes)."""
+def measure(command: list[str], port: int, bodies: dict[str, list[bytes]], args,
+            path: str) -> tuple[dict[str, list[dict]], float]:
+    """Start a server with `command`, load it at each level with each kind's bodies;
+    ({kind: rows}, memory at rest in MB, all processes)."""
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(600):
@@ -160,17 +146,19 @@ def measure(command: list[str], port: int, bodies: list[bytes], args, path: str)
         time.sleep(0.5)  # every worker up, not only the first
         workers = children(server.pid) or [server.pid]
         rest_mb = sum(rss_mb(p) for p in {server.pid, *workers})
-        asyncio.run(level(port, bodies, 1, 1.0, 200, path))  # warm-up
-        rows = []
-        for c in args.clients.split(","):
-            before = [cpu_seconds(p) for p in workers]
-            rows.append(asyncio.run(level(port, bodies, int(c), args.seconds, args.max_requests, path)))
-            # Each worker's CPU time in the level: a worker near 0 gets no connections.
-            rows[-1]["worker_cpu_s"] = [round(cpu_seconds(p) - b, 2) for p, b in zip(workers, before)]
+        out = {}
+        for kind, files in bodies.items():
+            asyncio.run(level(port, files, 1, 1.0, 200, path))  # warm-up
+            rows = out[kind] = []
+            for c in args.clients.split(","):
+                before = [cpu_seconds(p) for p in workers]
+                rows.append(asyncio.run(level(port, files, int(c), args.seconds, args.max_requests, path)))
+                # Each worker's CPU time in the level: a worker near 0 gets no connections.
+                rows[-1]["worker_cpu_s"] = [round(cpu_seconds(p) - b, 2) for p, b in zip(workers, before)]
     finally:
         server.terminate()
         server.wait(timeout=10)
-    return rows, rest_mb
+    return out, rest_mb
 
 
 def cpu_seconds(pid: int) -> float:
@@ -198,39 +186,48 @@ def free_port() -> int:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=float, default=5.0, help="per concurrency level (default: 5)")
+    ap.add_argument("--kinds", default="drawing,photo,scan,mnist",
+                    help=f"comma-separated input kinds, of {','.join(KINDS)} (default: drawing,photo,scan,mnist)")
+    ap.add_argument("--n", type=int, default=50, help="files of each kind, posted in turn (default: 50)")
+    ap.add_argument("--seconds", type=float, default=2.0, help="per kind and concurrency level (default: 2)")
     ap.add_argument("--max-requests", type=int, default=20_000, help="per level, a hard bound (default: 20000)")
     ap.add_argument("--clients", default="1,8,32", help="concurrency levels (default: 1,8,32)")
     ap.add_argument("--path", default="/predict", help="the endpoint to POST to (default: /predict)")
     ap.add_argument("--workers", type=int, default=os.cpu_count(), help="server processes (default: the cores)")
-    ap.add_argument("--invert", action="store_true", help="digits black on white (the full preprocessing)")
     ap.add_argument("--data-dir", help="MNIST folder (default: as for lenet train)")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
+    if not 1 <= args.n <= 10_000:
+        raise SystemExit("--n must be 1 to 10000 (MNIST's test set)")
 
-    bodies = digit_pngs(args.data_dir, args.invert)
+    kinds = sorted(kinds_of(args.kinds), key=lambda k: k == "mnist")  # real inputs first, the shortcut last
+    bodies = bodies_of(kinds, args.n, args.data_dir)
     port = free_port()
     ours, rest_mb = measure([sys.executable, "-m", "lenet", "serve", "--port", str(port), "--workers",
                              str(args.workers)], port, bodies, args, args.path)
     port = free_port()
     noop, _ = measure([sys.executable, "-c", NOOP, str(port), str(args.workers)], port, bodies, args, "/noop")
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    print(f"lenet serve --workers {args.workers}, {len(bodies)} 28x28 PNGs in turn "
-          f"({'black on white' if args.invert else 'as MNIST stores them'}), POST {args.path}, "
+    print(f"lenet serve --workers {args.workers}, {args.n} files of each kind in turn, POST {args.path}, "
           f"client on the same machine ({machine})")
     print(f"server memory at rest: {rest_mb:.1f} MB resident, all processes")
-    print(f"{'clients':>7} {'requests':>8} {'errors':>6} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
-          f"{'/health p99':>11} {'no-op req/s':>11} {'no-op p99':>9} {'share':>6}  worker CPU s")
-    for r, n in zip(ours, noop):
-        print(f"{r['clients']:>7} {r['requests']:>8} {r['errors']:>6} {r['requests_per_second']:>8} "
-              f"{r['p50_ms']:>7} {r['p99_ms']:>7} {r['health_p99_ms']:>11} {n['requests_per_second']:>11} "
-              f"{n['p99_ms']:>9} {r['requests_per_second'] / n['requests_per_second']:>6.0%}  "
-              f"{' + '.join(map(str, r['worker_cpu_s']))}")
-        r["noop"] = n
+    for kind in kinds:
+        print(f"input: {KINDS[kind][0]}")
+        print(f"{'clients':>7} {'requests':>8} {'errors':>6} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+              f"{'/health p99':>11} {'no-op req/s':>11} {'no-op p99':>9} {'share':>6}  worker CPU s")
+        for r, n in zip(ours[kind], noop[kind]):
+            print(f"{r['clients']:>7} {r['requests']:>8} {r['errors']:>6} {r['requests_per_second']:>8} "
+                  f"{r['p50_ms']:>7} {r['p99_ms']:>7} {r['health_p99_ms']:>11} {n['requests_per_second']:>11} "
+                  f"{n['p99_ms']:>9} {r['requests_per_second'] / n['requests_per_second']:>6.0%}  "
+                  f"{' + '.join(map(str, r['worker_cpu_s']))}")
+            r["noop"] = n
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"machine": machine, "workers": args.workers, "invert": args.invert,
-                                               "rest_rss_mb": rest_mb, "levels": ours}, indent=2) + "\n")
+        Path(args.json).write_text(json.dumps(
+            {"machine": machine, "workers": args.workers, "path": args.path, "files_per_kind": args.n,
+             "rest_rss_mb": rest_mb,
+             "inputs": [{"kind": kind, "input": KINDS[kind][0], "levels": ours[kind]} for kind in kinds]},
+            indent=2) + "\n")
     return 0
 
 
