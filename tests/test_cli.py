@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -99,3 +101,10 @@ def test_evaluate_report_and_ensemble(tmp_path, env):
     assert [m["probability"] for m in wrong] == sorted((m["probability"] for m in wrong), reverse=True)
     assert report["known_label_errors"]["among_mistakes"] == sum(1 for m in wrong if m["known_label_error"])
     assert "of them among the 15 test images" in r.stdout
+
+
+def test_parsing_the_command_line_loads_no_numpy():
+    """predict and serve set one BLAS thread before NumPy loads; building the parser must not load it first."""
+    code = ("import sys; from lenet.cli.parser import build_parser; build_parser(); "
+            "sys.exit('numpy' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

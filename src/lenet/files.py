@@ -27,6 +27,7 @@ TEMP_MARK = "lenet-"  # then the writer's PID: whose temporary file it is
 # mkstemp's names: "." + target name + ".lenet-" + PID + "." + 8 random characters + ".tmp" (temp_prefix).
 _TEMP_NAME = re.compile(r"^\..+\." + TEMP_MARK + r"(\d{1,10})\.[a-z0-9_]{8}\.tmp$")
 LOCK_FILE = ".lenet.lock"
+MODEL_FILE = "model.safetensors"  # a trained model in its folder (lenet train --out, a samples folder)
 _KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a named pipe"),
           (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"))
 

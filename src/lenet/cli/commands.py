@@ -82,6 +82,12 @@ def print_printable(*parts, **kw) -> None:
 
 
 def cmd_evaluate(args) -> int:
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:  # the NumPy pass: two BLAS threads on two cores only fight
+        from lenet.cpu import one_blas_thread
+
+        one_blas_thread()
     from lenet.data import mnist as datasets
     from lenet.evaluation.scoring import evaluate_models, format_table
     from lenet.files import printable

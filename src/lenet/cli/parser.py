@@ -186,7 +186,7 @@ def add_export(sub) -> None:
 
 
 def add_teach(sub) -> None:
-    from lenet.data.samples import MODEL
+    from lenet.files import MODEL_FILE as MODEL  # not lenet.data.samples: parsing must not load NumPy
 
     p = sub.add_parser("teach", help="fine-tune a model on your own samples (DIR/7/*.png, ...)",
                        description=textwrap.fill(

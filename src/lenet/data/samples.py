@@ -31,12 +31,12 @@ from pathlib import Path
 import numpy as np
 
 from lenet.errors import DataError, LenetError, TooLarge, UsageError
-from lenet.files import write_atomic, write_text_atomic
+from lenet.files import MODEL_FILE, write_atomic, write_text_atomic
 
 FORMAT = "lenet-samples/1"
 MANIFEST = "manifest.json"
 GIVEN = "given"                 # the images as given, apart from the label folders
-MODEL = "model.safetensors"     # the personal model `lenet serve --learn` finds here
+MODEL = MODEL_FILE  # the personal model `lenet serve --learn` finds here
 OURS = {MANIFEST, GIVEN, MODEL, "model.json", ".samples.lock", ".lenet.lock"}  # not junk
 SIDE = 28
 MAX_SAMPLES = 5_000             # samples in one folder: far more than anyone corrects by hand

@@ -19,12 +19,11 @@ import numpy as np
 
 from lenet.config import ModelConfig
 from lenet.errors import ModelFileError
-from lenet.files import read_bounded, write_atomic, write_text_atomic
+from lenet.files import MODEL_FILE, read_bounded, write_atomic, write_text_atomic
 from lenet.nn.network import describe, fold_batch_norm, parameter_shapes
 
 FORMAT = "lenet-model/1"
 CHECKPOINT_FORMAT = "lenet-checkpoint/1"  # a checkpoint also loads as a model
-MODEL_FILE = "model.safetensors"
 MAX_FILE_BYTES = 256 * 1024**2  # far above any LeNet; refuses to read a stray huge file
 # The fields of a model file's metadata that code reads, with the JSON type each must have.
 INFO_TYPES = {"format": str, "model": dict, "metrics": dict, "recipe": dict, "command": str, "parameters": int,
