@@ -70,15 +70,13 @@ def test_the_lock_never_follows_a_symlink(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
     (out / ".lenet.lock").symlink_to(victim)
-    with pytest.raises(ValueError, match="not a lock file lenet made .a symbolic link"):
-        with FolderLock(out):
-            pass
+    with pytest.raises(ValueError, match="not a lock file lenet made .a symbolic link"), FolderLock(out):
+        pass
     assert victim.read_text() == "someone's data"
     (out / ".lenet.lock").unlink()
     (out / ".lenet.lock").symlink_to(tmp_path / "created-through-the-link")  # dangling
-    with pytest.raises(ValueError, match="symbolic link"):
-        with FolderLock(out):
-            pass
+    with pytest.raises(ValueError, match="symbolic link"), FolderLock(out):
+        pass
     assert not (tmp_path / "created-through-the-link").exists()
 
 
@@ -88,20 +86,17 @@ def test_the_lock_refuses_hard_links_pipes_and_other_content(tmp_path):
     victim = tmp_path / "precious.txt"
     victim.write_text("12")  # digits, so only the link count tells it apart
     os.link(victim, out / ".lenet.lock")
-    with pytest.raises(ValueError, match="hard link"):
-        with FolderLock(out):
-            pass
+    with pytest.raises(ValueError, match="hard link"), FolderLock(out):
+        pass
     assert victim.read_text() == "12"
     (out / ".lenet.lock").unlink()
     os.mkfifo(out / ".lenet.lock")
-    with pytest.raises(ValueError, match="named pipe"):
-        with FolderLock(out):
-            pass
+    with pytest.raises(ValueError, match="named pipe"), FolderLock(out):
+        pass
     (out / ".lenet.lock").unlink()
     (out / ".lenet.lock").write_text("my notes\n")
-    with pytest.raises(ValueError, match="something other than a PID"):
-        with FolderLock(out):
-            pass
+    with pytest.raises(ValueError, match="something other than a PID"), FolderLock(out):
+        pass
     assert (out / ".lenet.lock").read_text() == "my notes\n"
 
 

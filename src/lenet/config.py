@@ -61,7 +61,7 @@ class ModelConfig:
         return (pixels * self.scale - self.mean) / self.std
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
+    def from_dict(cls, d: dict) -> ModelConfig:
         if not isinstance(d, dict):
             raise ModelFileError(f"the model config must be a JSON object, got {type(d).__name__}")
         known = {f.name for f in fields(cls)}
@@ -134,7 +134,7 @@ class Recipe:
             return ModelConfig(self.arch, self.activation, num_classes, image_size)
         return ModelConfig(self.arch, self.activation, num_classes, image_size, scale=1.0, mean=0.0, std=1.0)
 
-    def override(self, **changes) -> "Recipe":
+    def override(self, **changes) -> Recipe:
         """A copy with the given fields changed; None values are ignored."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 

@@ -241,7 +241,7 @@ class FolderLock:
         self.path = Path(directory) / LOCK_FILE
         self.fd: int | None = None
 
-    def __enter__(self) -> "FolderLock":
+    def __enter__(self) -> FolderLock:
         try:
             import fcntl
         except ImportError:  # not POSIX: no lock, as before

@@ -139,7 +139,7 @@ def evaluate_models(paths: list[str], ds, device_name: str = "auto") -> dict:
     return {
         "calibration_error": round(expected_calibration_error(probs, labels), 6),  # ECE, 15 bins
         "accuracy": float(hit.mean()),
-        "n": int(len(labels)),
+        "n": len(labels),
         "correct": int(hit.sum()),
         "per_class_accuracy": [round(float(a), 6) for a in per_class],
         "models": models,

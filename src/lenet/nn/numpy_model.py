@@ -215,7 +215,7 @@ class NumpyModel:
         w.pop(f"{bn}.num_batches_tracked", None)
 
     @classmethod
-    def load(cls, path: str | Path) -> "NumpyModel":
+    def load(cls, path: str | Path) -> NumpyModel:
         return cls(*load_model_file(path))
 
     def normalize(self, images: np.ndarray) -> np.ndarray:

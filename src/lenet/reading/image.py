@@ -95,7 +95,7 @@ def declared_pixels(data: bytes) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             width, height = Image.open(io.BytesIO(data), formats=FORMATS).size
-    except Exception:  # noqa: BLE001 - any header Pillow cannot read
+    except Exception:  # any header Pillow cannot read
         return 0
     return width * height
 

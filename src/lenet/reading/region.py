@@ -25,7 +25,7 @@ class Region:
     h: int
 
     @classmethod
-    def parse(cls, text: str) -> "Region":
+    def parse(cls, text: str) -> Region:
         """`x,y,w,h` as whole numbers: x, y from 0, width and height from 1."""
         parts = text.replace(" ", "").split(",")
         try:

@@ -52,7 +52,7 @@ class Batcher:
         waiting, self.waiting = self.waiting, []
         try:
             results = answers(self.model, [reading for reading, _ in waiting])
-        except Exception as e:  # noqa: BLE001 - each request gets the failure, as its own would
+        except Exception as e:  # each request gets the failure, as its own would
             for _, future in waiting:
                 if not future.done():
                     future.set_exception(e)

@@ -57,7 +57,7 @@ class GuardedProtocol(HttpToolsProtocol):
     max_pipelined = MAX_PIPELINED
 
     @classmethod
-    def with_limits(cls, request_timeout: float, max_connections: int) -> type["GuardedProtocol"]:
+    def with_limits(cls, request_timeout: float, max_connections: int) -> type[GuardedProtocol]:
         return type("GuardedProtocol", (cls,), {"request_timeout": request_timeout, "write_timeout": request_timeout,
                                                 "max_connections": max_connections})
 

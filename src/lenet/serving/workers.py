@@ -147,7 +147,7 @@ class Pool:
             code = 0
             try:
                 self.serve_one(beat)
-            except BaseException:  # noqa: BLE001 - a worker's failure is reported by its exit code
+            except BaseException:  # a worker's failure is reported by its exit code
                 import traceback
 
                 traceback.print_exc()

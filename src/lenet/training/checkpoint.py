@@ -242,7 +242,7 @@ def check_checkpoint_fits(ckpt: Checkpoint, num_classes: int, image_shape: tuple
 
 def _unpack_checkpoint(arrays: dict, info: dict, path: Path) -> Checkpoint:
     for key in ("epoch", "step", "history", "recipe", "model", "seed", "meta"):
-        info[key]  # noqa: B018 - every one must be there
+        info[key]  # every one must be there
     model_sd, extra, slots = {}, {}, {}
     for key, arr in arrays.items():
         t = torch.from_numpy(arr.copy())

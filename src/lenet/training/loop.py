@@ -46,7 +46,7 @@ class EpochSums:
     seen: int = 0
 
     @classmethod
-    def zeros(cls, device) -> "EpochSums":
+    def zeros(cls, device) -> EpochSums:
         return cls(torch.zeros((), dtype=torch.float64, device=device),
                    torch.zeros((), dtype=torch.int64, device=device))
 
@@ -69,7 +69,7 @@ class EpochSums:
         return {"loss": float(self.loss), "correct": int(self.correct), "seen": self.seen}
 
     @classmethod
-    def from_dict(cls, d: dict, device) -> "EpochSums":
+    def from_dict(cls, d: dict, device) -> EpochSums:
         return cls(torch.tensor(d["loss"], dtype=torch.float64, device=device),
                    torch.tensor(d["correct"], dtype=torch.int64, device=device), d["seen"])
 
