@@ -70,7 +70,7 @@ def test_the_lock_never_follows_a_symlink(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
     (out / ".lenet.lock").symlink_to(victim)
-    with pytest.raises(ValueError, match="not a lock file lenet made .a symbolic link"), FolderLock(out):
+    with pytest.raises(ValueError, match=r"not a lock file lenet made .a symbolic link"), FolderLock(out):
         pass
     assert victim.read_text() == "someone's data"
     (out / ".lenet.lock").unlink()
@@ -122,7 +122,8 @@ def test_training_with_a_planted_lock_link_is_one_line(tmp_path, small_data):
 
 def special_files(tmp_path: Path) -> dict[str, Path]:
     """A named pipe, a socket, a symbolic link (and, as root, a device node), by kind."""
-    made = {"named pipe": tmp_path / "fifo.png", "socket": tmp_path / "sock.png", "symbolic link": tmp_path / "link.png"}
+    made = {"named pipe": tmp_path / "fifo.png", "socket": tmp_path / "sock.png",
+            "symbolic link": tmp_path / "link.png"}
     os.mkfifo(made["named pipe"])
     s = socket.socket(socket.AF_UNIX)
     s.bind(str(made["socket"]))
@@ -342,7 +343,7 @@ def test_an_empty_list_and_a_file_as_out_are_value_errors(tmp_path):
         api.load().predict([])
     a_file = tmp_path / "file"
     a_file.write_text("x")
-    with pytest.raises(ValueError, match="--out .*is a file"):
+    with pytest.raises(ValueError, match=r"--out .*is a file"):
         api.train("fast", out=a_file)
     with pytest.raises(ValueError, match="--device"):
         api.train("fast", out=tmp_path / "run", device="tpu")

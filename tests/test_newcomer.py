@@ -113,7 +113,7 @@ def test_a_missing_extra_names_the_install_that_works(tmp_path, monkeypatch, cap
 
     source = tmp_path / "my clone"
     source.mkdir()
-    editable = fake_install(tmp_path, '{"dir_info": {"editable": true}, "url": "%s"}' % source.as_uri())
+    editable = fake_install(tmp_path, f'{{"dir_info": {{"editable": true}}, "url": "{source.as_uri()}"}}')
     monkeypatch.setattr(metadata, "distribution", lambda name: editable)
     assert shlex.split(install_command("train")) == ["pip", "install", "-e", f"{source}[train]"]
     monkeypatch.chdir(source)

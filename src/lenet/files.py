@@ -17,7 +17,7 @@ import os
 import re
 import stat
 import tempfile
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from lenet.errors import LenetError, TooLarge
@@ -276,10 +276,8 @@ class FolderLock:
     def _open(self) -> int:
         """The lock file, opened without following a link: a regular file of ours, else a ValueError.
         Whatever is there is looked at before it is opened (opening a device can act on it)."""
-        try:
+        with suppress(FileNotFoundError):
             self._check(os.lstat(self.path))
-        except FileNotFoundError:
-            pass
         flags = (os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0)
                  | getattr(os, "O_CLOEXEC", 0))
         try:

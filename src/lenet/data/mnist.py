@@ -191,7 +191,7 @@ def load_image_folder(root: Path, log=None) -> Dataset:
                              f"or put the label folders in {root} itself")
         splits = [read_folder(root / "train", limit=MAX_FOLDER_IMAGES), read_folder(root / "test",
                                                                                     limit=MAX_FOLDER_IMAGES)]
-        for name, split in zip(("train", "test"), splits):
+        for name, split in zip(("train", "test"), splits, strict=True):
             if split.skipped:
                 log(f"{root / name}: {split.skipped_line()}")
         (train_x, train_y), (test_x, test_y) = [(f.images, f.labels) for f in splits]

@@ -68,7 +68,7 @@ def score_folder(model, folder: str | Path) -> FolderScore:
     classes = model.config.num_classes
     confusion = np.zeros((classes, classes), np.int64)
     mistakes, unreadable = [], []
-    for (path, label), r in zip(pairs, stream_files(model, paths)):
+    for (path, label), r in zip(pairs, stream_files(model, paths), strict=True):
         if "error" in r:
             unreadable.append({"file": str(path), "label": label, "error": r["error"]})
             continue

@@ -158,7 +158,7 @@ def as_is(pixels: np.ndarray, box: Box) -> Reading:
         heights = [int(np.ptp(np.flatnonzero(part.any(1)))) + 1 for part in parts]
         main = int(np.argmax(areas))
         several = any(area >= 0.3 * areas[main] and height >= 0.45 * heights[main]
-                      for i, (area, height) in enumerate(zip(areas, heights)) if i != main)
+                      for i, (area, height) in enumerate(zip(areas, heights, strict=True)) if i != main)
     return Reading(pixels.copy(), box, (SEVERAL,) if several else ())
 
 

@@ -136,7 +136,7 @@ def cuts(found: Ink, marks: list[Mark], height: int) -> list[list[Columns]]:
     for n in range(1, min(MAX_TOUCHING, len(valleys) + 1)):
         for cut in itertools.combinations(valleys, n):
             edges = [0, *cut, width]
-            pieces = list(zip(edges, edges[1:]))
+            pieces = list(itertools.pairwise(edges))
             if all(end - start >= least and inked[end] > inked[start] for start, end in pieces):
                 ways.append([(left + start, left + end) for start, end in pieces])
     return ways

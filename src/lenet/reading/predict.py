@@ -116,7 +116,7 @@ def predict_each(model, items, prepare, k: int = 1, error=lambda name, e: {"erro
         except LenetError as e:
             results.append({"file": name, **error(name, e)})
     images = np.stack([r.image for r in readings]) if readings else np.zeros((0, 28, 28), np.uint8)
-    for i, pred, reading in zip(where, predict_images(model, images, k), readings):
+    for i, pred, reading in zip(where, predict_images(model, images, k), readings, strict=True):
         results[i].update(judged(model, pred, reading), _seen=reading.image)
     return results
 
@@ -137,7 +137,8 @@ def read_digits(model, pixels: np.ndarray, k: int = 1, deadline: float | None = 
     groups = read_number(pixels, deadline)
     unique = list({id(r): r for ways in groups for readings in ways for r in readings}.values())
     check_time(deadline)
-    predictions = dict(zip((id(r) for r in unique), predict_images(model, np.stack([r.image for r in unique]), k)))
+    predicted = predict_images(model, np.stack([r.image for r in unique]), k)
+    predictions = dict(zip((id(r) for r in unique), predicted, strict=True))
     chosen = []
     for ways in groups:
         best = None
@@ -146,7 +147,7 @@ def read_digits(model, pixels: np.ndarray, k: int = 1, deadline: float | None = 
             score = sum(np.log(max(p["probability"], 1e-9)) for p in preds) - SPLIT_COST * (len(readings) - 1)
             if best is None or score > best[0]:
                 best = (score, preds, readings)
-        chosen.extend(zip(best[1], (at_scale(r, scale) for r in best[2])))
+        chosen.extend(zip(best[1], (at_scale(r, scale) for r in best[2]), strict=True))
     if len(chosen) > MAX_DIGITS:
         raise TooManyDigits(f"{len(chosen)} digits in a row: at most {MAX_DIGITS} are read; "
                             f"crop the image to fewer digits")
@@ -252,7 +253,7 @@ def _predict_chunk(paths: list[Path], k: int, keep_seen: bool, region=None) -> l
 
 def predicted(model, paths, readings, k: int, keep_seen: bool):
     batch: list = []
-    for path, reading in zip(paths, readings):
+    for path, reading in zip(paths, readings, strict=False):
         batch.append((path, reading))
         if len(batch) == BATCH:
             yield from predict_batch(model, batch, k, keep_seen)

@@ -27,7 +27,8 @@ MAX_HEADER_BYTES = 16 * 1024  # request line and headers together; browsers send
 REQUEST_TIMEOUT = 10.0        # seconds to send a whole request once a connection opens or a request begins,
                               # and that an answer may wait for the client to read it
 KEEP_ALIVE = 5                # seconds an idle keep-alive connection stays open
-MAX_CONNECTIONS = 256         # open connections; past it one stalled on a client that does not read is dropped, else 503
+# open connections; past it one stalled on a client that does not read is dropped, else 503
+MAX_CONNECTIONS = 256
 MAX_PIPELINED = 16            # requests one connection may have waiting for their answers
 LOOPBACK = {"localhost", "127.0.0.1", "[::1]", "::1"}
 WILDCARD = {"0.0.0.0", "::", ""}

@@ -70,7 +70,7 @@ class SGD:
             momentum = group["momentum"]
             if momentum:
                 buffers, old, old_grads = [], [], []
-                for p, g in zip(params, grads):
+                for p, g in zip(params, grads, strict=True):
                     slots = self.state.get(p)  # keyed by the tensor itself (hashed by identity)
                     if slots is None:
                         slots = self.state[p] = {"momentum_buffer": g.detach().clone()}
@@ -89,7 +89,7 @@ class SGD:
         index, groups, state = 0, [], {}
         for group in self.param_groups:
             ids = list(range(index, index + len(group["params"])))
-            for i, p in zip(ids, group["params"]):
+            for i, p in zip(ids, group["params"], strict=True):
                 if p in self.state:
                     state[i] = dict(self.state[p])
             groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": ids})
@@ -101,11 +101,11 @@ class SGD:
         if [len(g["params"]) for g in saved] != [len(g["params"]) for g in self.param_groups]:
             raise ModelFileError("the checkpoint's optimizer holds other parameters than this model's")
         self.state = {}
-        for group, old in zip(self.param_groups, saved):
+        for group, old in zip(self.param_groups, saved, strict=True):
             for key in ("lr", "momentum", "nesterov", "weight_decay", "dampening"):
                 if key in old:
                     group[key] = old[key]
-            for p, i in zip(group["params"], old["params"]):
+            for p, i in zip(group["params"], old["params"], strict=True):
                 slots = state_dict["state"].get(i, state_dict["state"].get(str(i)))
                 if slots and slots.get("momentum_buffer") is not None:
                     self.state[p] = {"momentum_buffer": slots["momentum_buffer"].to(p.device, p.dtype)}

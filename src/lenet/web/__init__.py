@@ -84,7 +84,8 @@ def model_script(model_path: str | Path) -> str:
             "temperature": config.temperature, "unsure_below": config.unsure_below,
             "grey": grey_levels(), "layers": layers}
     return ("// The model for the page, written by `lenet export --web`: the network's layers (lenet.nn.network)\n"
-            "// with their weights as base64 float32, batch norm folded. A script, not JSON: file:// pages may load it.\n"
+            "// with their weights as base64 float32, batch norm folded."
+            " A script, not JSON: file:// pages may load it.\n"
             f"window.LENET_MODEL = {json.dumps(data, separators=(',', ':'))};\n")
 
 
