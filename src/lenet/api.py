@@ -90,7 +90,7 @@ class Classifier:
         `predict` reads it; `lenet.teach(samples)` then learns from them. Returns the 28x28's path."""
         from lenet.data.samples import add_sample, default_dir
 
-        pixels = pixels_of(image)
+        pixels, _ = pixels_of(image)  # the scale: a sample keeps no box
         return add_sample(samples or default_dir(), pixels, read_digit(pixels).image, label,
                           self.config.num_classes, source="api")
 

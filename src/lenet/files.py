@@ -123,7 +123,7 @@ def clean_stale_temps(directory: str | Path) -> list[Path]:
     Ours only: our mark in the name, a regular file of our user, written by a process that is gone
     (or by this one, which holds the folder's lock and writes nothing yet). Another program's file,
     or one a live lenet process (an export, a report) is writing, is kept."""
-    removed = []
+    removed: list[Path] = []
     directory = Path(directory)
     if not directory.is_dir():
         return removed

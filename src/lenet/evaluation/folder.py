@@ -42,7 +42,8 @@ def labelled_images(folder: Path, num_classes: int) -> list[tuple[Path, int]]:
 
     if not folder.is_dir():
         raise DataError(f"{folder}: not a folder (expected one subfolder per digit: {folder}/7/x.png)")
-    pairs, strangers = [], []
+    pairs: list[tuple[Path, int]] = []
+    strangers: list[str] = []
     for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
         if not (sub.name.isdigit() and int(sub.name) < num_classes):
             strangers.append(sub.name)

@@ -90,7 +90,8 @@ def label_errors_summary(mistakes: list[Mistake], labels: np.ndarray, known: dic
     """How the known label errors fared: among the mistakes, answered as the reviewers' majority
     chose, and the accuracy on the test set without them."""
     missed = [m for m in mistakes if m.known_label_error]
-    agreed = [m for m in missed if m.known_label_error.votes[1] >= 3 and m.predicted == m.known_label_error.proposed]
+    agreed = [m for m in missed
+              if (e := m.known_label_error) is not None and e.votes[1] >= 3 and m.predicted == e.proposed]
     rest = len(labels) - len(known)
     return {"source": LABEL_ERRORS_SOURCE, "indices": sorted(known), "among_mistakes": len(missed),
             "answered_as_reviewers_chose": len(agreed),

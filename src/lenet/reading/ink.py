@@ -296,10 +296,16 @@ def marks_of(mask: np.ndarray, ink: np.ndarray) -> tuple[np.ndarray, list[Mark]]
     return labels, marks
 
 
+def as_box(values) -> tuple[int, int, int, int]:
+    """Four numbers as a box of ints: left, top, right, bottom."""
+    left, top, right, bottom = (int(v) for v in values)
+    return left, top, right, bottom
+
+
 def components(labels: np.ndarray, count: int, weight: np.ndarray | None = None) -> list[Mark]:
     """The Marks of labels 1..count (`weight`: the ink summed per mark; none: the pixel count)."""
     pixels, ink, boxes = mo.components(labels, count, weight)
-    return [Mark(i + 1, int(pixels[i]), float(ink[i]), tuple(int(v) for v in boxes[i])) for i in range(count)]
+    return [Mark(i + 1, int(pixels[i]), float(ink[i]), as_box(boxes[i])) for i in range(count)]
 
 
 def backgrounds(small: np.ndarray, shape: tuple[int, int], window: int):

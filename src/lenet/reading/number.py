@@ -64,7 +64,7 @@ def read_number(pixels: np.ndarray, deadline: float | None = None) -> list[list[
     check_time(deadline)
     closer = closer_look(image_grey, found, row, side)
     if closer is not None:
-        found, *offset = closer
+        found, offset = closer[0], (closer[1], closer[2])
         row = number_marks(found)
     groups = digit_groups(found, row)
     if len(groups) > MAX_DIGITS:
@@ -77,7 +77,7 @@ def read_number(pixels: np.ndarray, deadline: float | None = None) -> list[list[
         for way in ways:
             for columns in way:
                 if columns not in pieces:
-                    pieces[columns] = read_marks(image_grey.shape, found, marks, tuple(offset), columns=columns)
+                    pieces[columns] = read_marks(image_grey.shape, found, marks, offset, columns=columns)
         out.append([[pieces[columns] for columns in way] for way in ways])
     return out
 

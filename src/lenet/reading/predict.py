@@ -15,6 +15,7 @@ import numpy as np
 from lenet.errors import LenetError, TooLarge, UsageError
 from lenet.reading.digit import Reading, at_scale, read_digit
 from lenet.reading.image import EXTENSIONS, decode_image
+from lenet.reading.ink import as_box
 from lenet.reading.number import MAX_DIGITS, TooManyDigits, check_time, read_number
 
 MAX_FILES = 10_000_000  # image files one command collects: far above any real folder, bounds a runaway walk
@@ -139,14 +140,15 @@ def read_digits(model, pixels: np.ndarray, k: int = 1, deadline: float | None = 
     check_time(deadline)
     predicted = predict_images(model, np.stack([r.image for r in unique]), k)
     predictions = dict(zip((id(r) for r in unique), predicted, strict=True))
-    chosen = []
+    chosen: list[tuple[dict, Reading]] = []
     for ways in groups:
-        best = None
+        best: tuple[float, list[dict], list[Reading]] | None = None
         for readings in ways:
             preds = [predictions[id(r)] for r in readings]
             score = sum(np.log(max(p["probability"], 1e-9)) for p in preds) - SPLIT_COST * (len(readings) - 1)
             if best is None or score > best[0]:
                 best = (score, preds, readings)
+        assert best is not None  # every group has at least one way to read it
         chosen.extend(zip(best[1], (at_scale(r, scale) for r in best[2]), strict=True))
     if len(chosen) > MAX_DIGITS:
         raise TooManyDigits(f"{len(chosen)} digits in a row: at most {MAX_DIGITS} are read; "
@@ -204,7 +206,7 @@ def read_file(path: Path, region=None) -> Reading | str:
 
         pixels, corner, scale = load_region(path, region)
         found = read_digit(pixels)
-        return replace(found, box=tuple(shifted(found.box, corner, scale)))
+        return replace(found, box=as_box(shifted(found.box, corner, scale)))
     except LenetError as e:
         return str(e).removeprefix(f"{path}: ")
 

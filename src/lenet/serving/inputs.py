@@ -82,7 +82,7 @@ async def form_files(request: Request) -> list[tuple[bytes, str]]:
         raise RequestError(400, f"malformed multipart form ({e})") from None
     files = []
     for _, value in form.multi_items():
-        if hasattr(value, "read"):
+        if not isinstance(value, str):  # a file part; the others are plain fields
             files.append((await value.read(), value.filename or "upload"))
     return files
 

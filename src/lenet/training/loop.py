@@ -137,9 +137,9 @@ class Watch:
         """A progress bar for the epoch (rank 0), through which the log lines then print."""
         if self.dist.is_main:
             from tqdm.auto import tqdm  # a widget in a notebook, text on a terminal
-            self.bar = tqdm(total=len(self.batches), initial=self.batches.start_step,
-                            desc=f"epoch {self.batches.epoch + 1}", unit="batch", leave=False, dynamic_ncols=True)
-            self.log = self.bar.write
+            bar = tqdm(total=len(self.batches), initial=self.batches.start_step,
+                       desc=f"epoch {self.batches.epoch + 1}", unit="batch", leave=False, dynamic_ncols=True)
+            self.bar, self.log = bar, bar.write
 
     def advance(self) -> None:
         if self.bar is not None:
@@ -164,7 +164,8 @@ class Watch:
             return stop, due
         if done % SYNC_EVERY and not (every and done % every == 0):
             return False, False  # only at steps every rank reaches with the same count
-        return tuple(self.dist.any(stop, due))
+        stop, due = self.dist.any(stop, due)
+        return stop, due
 
     def close(self) -> None:
         if self.bar is not None:

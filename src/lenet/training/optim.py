@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 
 from lenet.config import Recipe
 from lenet.errors import ModelFileError, UsageError
 
+if TYPE_CHECKING:
+    from lenet.training.teach import Teaching
 
-def lr_at(step: int, total: int, recipe: Recipe) -> float:
+
+def lr_at(step: int, total: int, recipe: Recipe | Teaching) -> float:
     """Learning rate for a global step: constant, or one-cycle (linear warm-up over the recipe's
     `warmup` fraction of the steps, then cosine to 0)."""
     if recipe.schedule == "constant":
@@ -64,7 +68,7 @@ class SGD:
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
-            grads = [p.grad for p in params]
+            grads: list[torch.Tensor] | tuple[torch.Tensor, ...] = [p.grad for p in params]
             if group["weight_decay"]:
                 grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
             momentum = group["momentum"]

@@ -95,7 +95,7 @@ def write_site(directory: str | Path, model_path: str | Path) -> Site:
     directory = check_writable_dir(directory, "--web")
     here = resources.files("lenet.web")
     texts = {name: here.joinpath(name).read_text("utf-8") for name in ASSETS}
-    texts[ICON] = resources.files("lenet.serving").joinpath("static", ICON).read_text("utf-8")
+    texts[ICON] = resources.files("lenet.serving").joinpath("static").joinpath(ICON).read_text("utf-8")
     texts[MODEL_SCRIPT] = script
     for name, text in texts.items():
         write_text_atomic(directory / name, text)
