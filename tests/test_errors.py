@@ -94,11 +94,11 @@ def server():
     (ValueError("operands could not be broadcast together"), 500),  # a bug is not the request's fault
 ])
 def test_the_servers_status_comes_from_the_errors_type(monkeypatch, server, error, status):
-    import lenet.serving.app as app
+    import lenet.serving.inputs as inputs
 
     from test_preprocess import png_bytes
 
-    monkeypatch.setattr(app, "decode_image", raising(error))
+    monkeypatch.setattr(inputs, "decode_image", raising(error))  # where the server decodes an upload
     r = server.post("/predict", content=png_bytes(np.zeros((28, 28), np.uint8)), headers={"content-type": "image/png"})
     assert r.status_code == status, r.text
     if status != 500:
@@ -107,7 +107,7 @@ def test_the_servers_status_comes_from_the_errors_type(monkeypatch, server, erro
 
 def test_the_readers_own_refusals_are_typed():
     from lenet.reading.number import OutOfTime, TooManyDigits
-    from lenet.serving.app import RequestError
+    from lenet.serving.inputs import RequestError
 
     assert issubclass(TooManyDigits, TooLarge) and issubclass(OutOfTime, OverBudget)
     assert issubclass(RequestError, LenetError) and RequestError(415, "send an image").http_status == 415
