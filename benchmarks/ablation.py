@@ -19,8 +19,8 @@ import torch
 from bench import Textbook, library_train, median_of_rounds, plain_eager
 
 import lenet.nn.torch_model
-from lenet.data import mnist as data
 from lenet.config import RECIPES
+from lenet.data import mnist as data
 from lenet.nn.torch_model import build_model, init_weights
 from lenet.training.splits import make_splits
 
@@ -58,7 +58,8 @@ def main() -> int:
         return run
 
     steps = {
-        "plain eager loop, textbook network, batch 64": lambda: plain_eager(recipe.model_config(), train, 64, len(train)),
+        "plain eager loop, textbook network, batch 64": lambda: plain_eager(
+            recipe.model_config(), train, 64, len(train)),
         "lenet's loop (no sync per step), same network": lambda: library_train(
             recipe, train, channels_last=False, model=textbook(), optimizer=unfused_sgd),
         "+ batch 256": lambda: library_train(b256, train, channels_last=False, model=textbook(), optimizer=unfused_sgd),

@@ -130,7 +130,8 @@ def main() -> int:
     recipe = RECIPES[args.recipe].override(epochs=args.epochs)
     ds = datasets.load(args.data_dir)
     command = "python benchmarks/accuracy.py " + shlex.join(sys.argv[1:])
-    machine = (f"{platform.machine()}, {os.cpu_count()} cores, device {resolve_device('auto')}; {threads}; torch {torch.__version__}, "
+    machine = (f"{platform.machine()}, {os.cpu_count()} cores, device {resolve_device('auto')}; {threads}; "
+               f"torch {torch.__version__}, "
                f"Python {platform.python_version()}")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

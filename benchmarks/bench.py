@@ -62,7 +62,8 @@ def forward_macs(model, shape=(1, 1, 28, 28)) -> int:
 
     # Two images, in training mode: evaluation folds batch norm into fast's convolutions
     # (without calling them), and batch norm cannot train on one image.
-    hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    hooks = [m.register_forward_hook(hook) for m in model.modules()
+             if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
     x = torch.zeros((2, *shape[1:]))
     with torch.no_grad():
         list(model.layers(x)) if hasattr(model, "layers") else model(x)
@@ -93,8 +94,8 @@ class Textbook(torch.nn.Module):
     def forward(self, x):
         if not hasattr(self.net, "layers"):
             return self.net(x)
-        for _, x in self.net.layers(x):
-            pass
+        for _, out in self.net.layers(x):
+            x = out
         return x
 
 
@@ -219,9 +220,11 @@ def print_predict(predict: dict) -> None:
     one = predict["one_file"]
     print(f"lenet predict one file ({one['input']}): {one['wall_s']} s wall, {one['peak_mb']} MB peak")
     width = max(len(r["input"]) for r in predict["folders"])
-    print(f"{'lenet predict FOLDER, whole process':<{width}} {'files':>6} {'images/s':>9} {'peak MB':>8} {'accuracy':>9}")
+    print(f"{'lenet predict FOLDER, whole process':<{width}} {'files':>6} {'images/s':>9} {'peak MB':>8} "
+          f"{'accuracy':>9}")
     for r in predict["folders"]:
-        print(f"{r['input']:<{width}} {r['files']:>6} {r['images_per_s']:>9,.1f} {r['peak_mb']:>8} {r['accuracy']:>9.4f}")
+        print(f"{r['input']:<{width}} {r['files']:>6} {r['images_per_s']:>9,.1f} {r['peak_mb']:>8} "
+              f"{r['accuracy']:>9.4f}")
 
 
 def main() -> int:
@@ -262,16 +265,17 @@ def main() -> int:
         config = recipe.model_config()
         flops_per_image = 3 * 2 * forward_macs(build_model(config))  # forward + backward ~ 3x forward
         rate = median_of_rounds({
-            "eager": lambda: plain_eager(config, train, 64, subset // 2),
-            "ours": lambda: library_train(recipe, train),
-            "ours_nchw": lambda: library_train(recipe, train, channels_last=False),
-            "big": lambda: library_train(recipe.override(batch_size=256), train)}, rounds)
+            "eager": lambda config=config: plain_eager(config, train, 64, subset // 2),
+            "ours": lambda recipe=recipe: library_train(recipe, train),
+            "ours_nchw": lambda recipe=recipe: library_train(recipe, train, channels_last=False),
+            "big": lambda recipe=recipe: library_train(recipe.override(batch_size=256), train)}, rounds)
         eager, ours, ours_nchw, big = rate["eager"], rate["ours"], rate["ours_nchw"], rate["big"]
         rows.append({"network": name, "recipe_batch": recipe.batch_size, "eager_b64": round(eager),
                      "library": round(ours), "library_nchw": round(ours_nchw), "library_b256": round(big),
                      "best_ratio_vs_eager": round(max(ours, big) / eager, 2),
                      "ceiling_images_per_s": round(results["gemm_gflops"] * 1e9 / flops_per_image),
-                     "fraction_of_ceiling": round(max(ours, big) * flops_per_image / (results["gemm_gflops"] * 1e9), 3)})
+                     "fraction_of_ceiling": round(max(ours, big) * flops_per_image
+                                                  / (results["gemm_gflops"] * 1e9), 3)})
     results["training"] = rows
     results["data_path_batches_per_s_b64"] = round(data_path_only(train, ModelConfig(), 64))
 
@@ -293,7 +297,8 @@ def main() -> int:
           f"Python {platform.python_version()}")
     print_predict(results["predict"])
     print(f"GEMM ceiling: {results['gemm_gflops']} GFLOP/s (fp32, 1024x1024)")
-    print(f"{'training images/s':<16} {'eager b64':>9} {'lenet':>7} {'NCHW':>7} {'b256':>7} {'ratio':>6} {'ceiling':>8} {'frac':>6}")
+    print(f"{'training images/s':<16} {'eager b64':>9} {'lenet':>7} {'NCHW':>7} {'b256':>7} {'ratio':>6} "
+          f"{'ceiling':>8} {'frac':>6}")
     for r in rows:
         print(f"{r['network']:<16} {r['eager_b64']:>9,} {r['library']:>7,} {r['library_nchw']:>7,} "
               f"{r['library_b256']:>7,} {r['best_ratio_vs_eager']:>6} {r['ceiling_images_per_s']:>8,} "

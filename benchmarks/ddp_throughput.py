@@ -18,7 +18,7 @@ from pathlib import Path
 
 
 def images_per_second(cmd: list[str], out: Path, env: dict) -> float:
-    r = subprocess.run(cmd + ["--out", str(out)], env=env, capture_output=True, text=True)
+    r = subprocess.run([*cmd, "--out", str(out)], env=env, capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(r.stdout + r.stderr)
     with open(out / "metrics.csv") as f:

@@ -16,8 +16,8 @@ import numpy as np
 from lenet.data import mnist as datasets
 from lenet.data.disguise import disguise
 from lenet.nn.numpy_model import NumpyModel
-from lenet.reading.digit import find_digit, plain_resize, preprocess
 from lenet.pretrained import bundled_model_path
+from lenet.reading.digit import find_digit, plain_resize, preprocess
 
 
 def main() -> int:

@@ -70,7 +70,8 @@ def photo(digit: np.ndarray, rng) -> bytes:
     h, w = int(rng.integers(300, 340)), int(rng.integers(320, 360))
     ink = disguise.ink_of(digit, int(rng.integers(120, 200)))
     page = np.zeros((h, w), np.float32)
-    disguise.paste(page, ink, int(rng.integers(10, h - ink.shape[0] - 10)), int(rng.integers(10, w - ink.shape[1] - 10)))
+    disguise.paste(page, ink, int(rng.integers(10, h - ink.shape[0] - 10)),
+                   int(rng.integers(10, w - ink.shape[1] - 10)))
     light = np.linspace(1.0, 0.6, w, dtype=np.float32)[None, :]
     rgb = np.stack([1 - 0.8 * page, 1 - 0.7 * page, 1 - 0.2 * page], -1) * (0.92 * light)[..., None]
     rgb = rgb + rng.normal(0, 0.015, rgb.shape)
@@ -182,7 +183,7 @@ def main() -> int:
     for kind in kinds:
         cells = []
         for name in readers:
-            wall, cpu = (statistics.median(v) for v in zip(*times[kind, name]))
+            wall, cpu = (statistics.median(v) for v in zip(*times[kind, name], strict=False))
             cells.append(f"{wall:7.2f} /{cpu:6.2f}")
         print(f"{kind:66s} " + " ".join(f"{c:>15s}" for c in cells))
     if args.steps:
@@ -204,7 +205,7 @@ def print_steps(decoded: dict) -> None:
             read_digit(image)
         profile.disable()
         stats = pstats.Stats(profile).stats
-        per = {name: 0.0 for name in names}
+        per = dict.fromkeys(names, 0.0)
         for (file, _, function), (_, _, _, cumulative, _) in stats.items():
             if function in per and "lenet/reading" in file:
                 per[function] += cumulative

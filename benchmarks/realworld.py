@@ -93,7 +93,7 @@ def build(name: str, n: int, ds, rng) -> list[tuple[bytes, str]]:
             "photo-60": disguise.photo, "photo-150": lambda d, r: disguise.photo(d, r, 150, corner=True),
             "dark-board": disguise.dark_board, "box": lambda d, r: disguise.form(d, r, "box"),
             "underline": lambda d, r: disguise.form(d, r, "underline")}[name]
-    return [(make(d, rng), str(y)) for d, y in zip(digits, labels)]
+    return [(make(d, rng), str(y)) for d, y in zip(digits, labels, strict=False)]
 
 
 def read_now(model, data: bytes, several: bool) -> tuple[str, bool]:
@@ -132,7 +132,8 @@ def main() -> int:
     fonts = held_out_fonts()
     print(f"model: {args.model or bundled_model_path()}; held-out fonts: {len(fonts)} "
           f"({', '.join(sorted({f.stem.split('-')[0] for f in fonts}))})")
-    print(f"{'set':<15} {'n':>4} {'previous':>9} {'new prep':>9} {'now':>7} {'caught':>7} {'false alarms':>12}  seconds")
+    print(f"{'set':<15} {'n':>4} {'previous':>9} {'new prep':>9} {'now':>7} {'caught':>7} "
+          f"{'false alarms':>12}  seconds")
     for name in args.sets.split(","):
         if name.startswith("printed") and not fonts:
             print(f"{name:<15} skipped: no fonts on this machine besides matplotlib's")
@@ -143,13 +144,19 @@ def main() -> int:
         several = name == "numbers"
         now = [read_now(model, data, several) for data, _ in items]
         truth = [t for _, t in items]
-        right = np.array([a == t for (a, _), t in zip(now, truth)])
+        right = np.array([a == t for (a, _), t in zip(now, truth, strict=False)])
         unsure = np.array([u for _, u in now])
         if several:
             previous = newprep = "-"  # the previous round read one digit per image
         else:
-            previous = f"{np.mean([read_with(lambda b: old_prep.preprocess(old_prep.load_image(b)), old_model, d) == t for d, t in items]):.3f}"
-            newprep = f"{np.mean([read_with(lambda b: read_digit(load_image(b)).image, old_model, d) == t for d, t in items]):.3f}"
+            def old_reading(b):
+                return old_prep.preprocess(old_prep.load_image(b))
+
+            def new_reading(b):
+                return read_digit(load_image(b)).image
+
+            previous = f"{np.mean([read_with(old_reading, old_model, d) == t for d, t in items]):.3f}"
+            newprep = f"{np.mean([read_with(new_reading, old_model, d) == t for d, t in items]):.3f}"
         caught = f"{unsure[~right].mean():.2f}" if (~right).any() else "-"
         print(f"{name:<15} {len(items):>4} {previous:>9} {newprep:>9} {right.mean():>7.3f} {caught:>7} "
               f"{unsure[right].mean():>12.3f}  {time.perf_counter() - t0:.0f}")

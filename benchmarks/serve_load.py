@@ -154,7 +154,7 @@ def measure(command: list[str], port: int, bodies: dict[str, list[bytes]], args,
                 before = [cpu_seconds(p) for p in workers]
                 rows.append(asyncio.run(level(port, files, int(c), args.seconds, args.max_requests, path)))
                 # Each worker's CPU time in the level: a worker near 0 gets no connections.
-                rows[-1]["worker_cpu_s"] = [round(cpu_seconds(p) - b, 2) for p, b in zip(workers, before)]
+                rows[-1]["worker_cpu_s"] = [round(cpu_seconds(p) - b, 2) for p, b in zip(workers, before, strict=False)]
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -215,7 +215,7 @@ def main() -> int:
         print(f"input: {KINDS[kind][0]}")
         print(f"{'clients':>7} {'requests':>8} {'errors':>6} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
               f"{'/health p99':>11} {'no-op req/s':>11} {'no-op p99':>9} {'share':>6}  worker CPU s")
-        for r, n in zip(ours[kind], noop[kind]):
+        for r, n in zip(ours[kind], noop[kind], strict=False):
             print(f"{r['clients']:>7} {r['requests']:>8} {r['errors']:>6} {r['requests_per_second']:>8} "
                   f"{r['p50_ms']:>7} {r['p99_ms']:>7} {r['health_p99_ms']:>11} {n['requests_per_second']:>11} "
                   f"{n['p99_ms']:>9} {r['requests_per_second'] / n['requests_per_second']:>6.0%}  "

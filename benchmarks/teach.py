@@ -73,7 +73,7 @@ def accuracy(model_path, images28: np.ndarray, labels: np.ndarray) -> float:
     from lenet.reading.predict import predict_images
 
     model = NumpyModel.load(model_path)
-    return float(np.mean([p["digit"] == y for p, y in zip(predict_images(model, images28), labels)]))
+    return float(np.mean([p["digit"] == y for p, y in zip(predict_images(model, images28), labels, strict=False)]))
 
 
 def one_run(style: str, shots: int, seed: int, ds, steps: int | None) -> dict:
@@ -89,7 +89,7 @@ def one_run(style: str, shots: int, seed: int, ds, steps: int | None) -> dict:
     apart28 = seen(apart_images)
     base = bundled_model_path()
     with tempfile.TemporaryDirectory() as tmp:
-        for image, label in zip(taught, taught_labels):
+        for image, label in zip(taught, taught_labels, strict=False):
             add_sample(tmp, image, seen([image])[0], int(label), source="benchmark")
         t0 = time.perf_counter()
         info = teach(tmp, ds, base, Path(tmp) / "model.safetensors",

@@ -3,7 +3,8 @@
 Exports the site into a temporary folder, opens it from a loopback http.server (every other
 request blocked), and times, with performance.now() inside the page: the page ready after
 navigation (model.js parsed), the page's warm-up reading (of a stroke on a hidden pad, so the
-browser compiles the reader before the user draws), the first answer and each answer after it (reading the pad and the forward pass), over golden drawings repeated.
+browser compiles the reader before the user draws), the first answer and each answer after it
+(reading the pad and the forward pass), over golden drawings repeated.
 
     python benchmarks/web_speed.py [--rounds 5]
 """
@@ -21,11 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from test_browser import CHROMIUM, FLAGS  # noqa: E402
-from test_web import GOLDEN, Quiet, mouse_draw  # noqa: E402
+from test_browser import CHROMIUM, FLAGS
+from test_web import GOLDEN, Quiet, mouse_draw
 
-from lenet.pretrained import bundled_model_path  # noqa: E402
-from lenet.web import MODEL_SCRIPT, write_site  # noqa: E402
+from lenet.pretrained import bundled_model_path
+from lenet.web import MODEL_SCRIPT, write_site
 
 
 def main() -> None:

@@ -41,7 +41,8 @@ def test_test_accuracy_each_epoch_is_recorded_and_changes_nothing(mnist, tmp_pat
 
 
 def history(val, test):
-    return {"history": [{"val_accuracy": v, "test_accuracy": t, "seconds": 2.0} for v, t in zip(val, test)],
+    return {"history": [{"val_accuracy": v, "test_accuracy": t, "seconds": 2.0}
+                        for v, t in zip(val, test, strict=False)],
             "parameters": 70_934}
 
 

@@ -77,3 +77,12 @@ def test_datasets_mnist_gives_the_arrays(mnist_dir):
     (x, y), (x_test, y_test) = lenet.datasets.mnist(mnist_dir)
     assert x.shape == (60_000, 28, 28) and x.dtype == np.uint8 and y.shape == (60_000,)
     assert x_test.shape == (10_000, 28, 28) and set(np.unique(y_test)) == set(range(10))
+
+
+def test_add_sample_keeps_an_image_given_as_an_array(clf, tmp_path):
+    # pixels_of gives (pixels, scale): the sample is the pixels alone
+    image = np.zeros((28, 28), np.uint8)
+    image[5:23, 12:16] = 255
+    path = clf.add_sample(image, 1, tmp_path)
+    assert path.is_file() and path.parent.name == "1"
+    assert np.asarray(Image.open(path)).shape == (28, 28)

@@ -40,7 +40,7 @@ def test_every_layer_matches_torch_layers(config, tmp_path, mnist):
     with torch.no_grad():
         theirs = [out[0].numpy() for _, out in model.layers(x)]
     assert [layer.name for layer, _ in ours] == [layer.name for layer in describe(config)]
-    for (layer, a), b in zip(ours, theirs):
+    for (layer, a), b in zip(ours, theirs, strict=True):
         assert a.shape == b.reshape(a.shape).shape == layer.shape, layer.name
         np.testing.assert_allclose(a, b.reshape(a.shape), rtol=1e-4, atol=1e-4, err_msg=layer.name)
 

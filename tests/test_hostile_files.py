@@ -70,15 +70,13 @@ def test_the_lock_never_follows_a_symlink(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
     (out / ".lenet.lock").symlink_to(victim)
-    with pytest.raises(ValueError, match="not a lock file lenet made .a symbolic link"):
-        with FolderLock(out):
-            pass
+    with pytest.raises(ValueError, match=r"not a lock file lenet made .a symbolic link"), FolderLock(out):
+        pass
     assert victim.read_text() == "someone's data"
     (out / ".lenet.lock").unlink()
     (out / ".lenet.lock").symlink_to(tmp_path / "created-through-the-link")  # dangling
-    with pytest.raises(ValueError, match="symbolic link"):
-        with FolderLock(out):
-            pass
+    with pytest.raises(ValueError, match="symbolic link"), FolderLock(out):
+        pass
     assert not (tmp_path / "created-through-the-link").exists()
 
 
@@ -88,20 +86,17 @@ def test_the_lock_refuses_hard_links_pipes_and_other_content(tmp_path):
     victim = tmp_path / "precious.txt"
     victim.write_text("12")  # digits, so only the link count tells it apart
     os.link(victim, out / ".lenet.lock")
-    with pytest.raises(ValueError, match="hard link"):
-        with FolderLock(out):
-            pass
+    with pytest.raises(ValueError, match="hard link"), FolderLock(out):
+        pass
     assert victim.read_text() == "12"
     (out / ".lenet.lock").unlink()
     os.mkfifo(out / ".lenet.lock")
-    with pytest.raises(ValueError, match="named pipe"):
-        with FolderLock(out):
-            pass
+    with pytest.raises(ValueError, match="named pipe"), FolderLock(out):
+        pass
     (out / ".lenet.lock").unlink()
     (out / ".lenet.lock").write_text("my notes\n")
-    with pytest.raises(ValueError, match="something other than a PID"):
-        with FolderLock(out):
-            pass
+    with pytest.raises(ValueError, match="something other than a PID"), FolderLock(out):
+        pass
     assert (out / ".lenet.lock").read_text() == "my notes\n"
 
 
@@ -127,7 +122,8 @@ def test_training_with_a_planted_lock_link_is_one_line(tmp_path, small_data):
 
 def special_files(tmp_path: Path) -> dict[str, Path]:
     """A named pipe, a socket, a symbolic link (and, as root, a device node), by kind."""
-    made = {"named pipe": tmp_path / "fifo.png", "socket": tmp_path / "sock.png", "symbolic link": tmp_path / "link.png"}
+    made = {"named pipe": tmp_path / "fifo.png", "socket": tmp_path / "sock.png",
+            "symbolic link": tmp_path / "link.png"}
     os.mkfifo(made["named pipe"])
     s = socket.socket(socket.AF_UNIX)
     s.bind(str(made["socket"]))
@@ -347,7 +343,7 @@ def test_an_empty_list_and_a_file_as_out_are_value_errors(tmp_path):
         api.load().predict([])
     a_file = tmp_path / "file"
     a_file.write_text("x")
-    with pytest.raises(ValueError, match="--out .*is a file"):
+    with pytest.raises(ValueError, match=r"--out .*is a file"):
         api.train("fast", out=a_file)
     with pytest.raises(ValueError, match="--device"):
         api.train("fast", out=tmp_path / "run", device="tpu")

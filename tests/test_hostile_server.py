@@ -4,6 +4,7 @@ that die or stop answering. Every loop is bounded; the limits are short so each 
 """
 
 import asyncio
+import contextlib
 import os
 import select
 import signal
@@ -106,10 +107,8 @@ def test_pipelined_requests_are_capped_per_connection(server):
 def open_sockets(pid: int) -> int:
     count = 0
     for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
+        with contextlib.suppress(OSError):  # closed meanwhile
             count += fd.readlink().name.startswith("socket:")
-        except OSError:  # closed meanwhile
-            pass
     return count
 
 
@@ -289,10 +288,8 @@ def test_a_stopped_worker_is_noticed_and_replaced():
         assert proc.poll() is None
     finally:
         if stopped is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(stopped, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         stop_server(proc)
     assert "has not answered for" in proc.stdout.read().decode(errors="replace")
 

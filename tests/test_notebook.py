@@ -41,11 +41,11 @@ def test_started_from_docs_the_notebook_finds_the_data_as_the_command_does(tmp_p
     cells = [cell.source for cell in nbformat.read(DOCS / "tutorial.ipynb", as_version=4).cells
              if cell.cell_type == "code"]
     space: dict = {}
-    exec(cells[0], space)  # noqa: S102 - the committed notebook's own first cell
+    exec(cells[0], space)  # the committed notebook's own first cell
     assert Path(space["DATA"]) == tmp_path / "data" / "MNIST"
     (_, y_train), _ = space["lenet"].datasets.mnist(space["DATA"])
     assert len(y_train) == 20
     for source in cells:
         for line in source.splitlines():
             if line.startswith(("from lenet", "import lenet")):
-                exec(line, {})  # noqa: S102
+                exec(line, {})

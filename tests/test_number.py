@@ -166,7 +166,7 @@ def test_boxes_are_in_the_coordinates_of_the_image_as_given(mnist, tmp_path, mod
     pixels, scale = decode_image(path)
     assert max(pixels.shape) == WORK_SIDE and scale == pytest.approx(2.5)
     for box in (read_digit(pixels, scale).box, read_file(path).box, lenet.load().predict(path).box):
-        left, top, right, bottom = box
+        left, top, _right, bottom = box
         assert abs(left - 1200) <= 8 and abs(top - 1800) <= 8 and abs(bottom - 2200) <= 12, box
     number = read_digits(model, pixels, scale=scale)
     assert abs(number["digits"][0]["box"][1] - 1800) <= 8

@@ -198,7 +198,7 @@ def test_digit_on_squared_paper_and_tight_crop_read_right():
     rng = np.random.default_rng(3)
     right_grid = right_tight = 0
     picks = rng.choice(len(ds.test_labels), 10, replace=False)
-    for digit, label in zip(ds.test_images[picks], ds.test_labels[picks]):
+    for digit, label in zip(ds.test_images[picks], ds.test_labels[picks], strict=True):
         ink = disguise.ink_of(digit, 80)
         page = np.zeros((150, 150), np.float32)
         disguise.paste(page, ink, 35, (150 - ink.shape[1]) // 2)

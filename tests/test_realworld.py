@@ -42,7 +42,7 @@ def test_label_matches_a_flood_fill():
         labels, count = mo.label(mask)
         # Reference: breadth-first flood fill, 8-connected.
         ref, n = np.zeros(mask.shape, int), 0
-        for start in zip(*np.nonzero(mask)):
+        for start in zip(*np.nonzero(mask), strict=True):
             if ref[start]:
                 continue
             n += 1
@@ -86,7 +86,7 @@ def test_gradient_page_light_falling_off_is_not_ink(mnist):
     page = page_with(ink, 400, 600, 250, 120)
     light = np.linspace(1.0, 0.33, 600, dtype=np.float32)[None, :] ** 1.5
     reading = read_digit(as_paper(page, light))
-    left, top, right, bottom = reading.box
+    left, top, _right, bottom = reading.box
     assert abs(left - 120) <= 4 and abs(top - 250) <= 4 and abs(bottom - top - 60) <= 6, reading.box
     assert not reading.doubts
     plain = read_digit(as_paper(page))
@@ -132,7 +132,7 @@ def test_chalk_on_a_dark_board_in_a_light_room(mnist):
     room[120:120 + ink.shape[0], 150:150 + ink.shape[1]] = np.maximum(
         room[120:120 + ink.shape[0], 150:150 + ink.shape[1]], 0.85 * ink)
     reading = read_digit((room * 255).astype(np.uint8))
-    left, top, right, bottom = reading.box
+    left, top, _right, bottom = reading.box
     assert abs(left - 150) <= 4 and abs(top - 120) <= 4 and bottom - top <= 86, reading.box
     alone = read_digit(as_paper(page_with(ink, 120, 120, 20, 20))).image
     assert similar(reading.image, alone) > 0.8

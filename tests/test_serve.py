@@ -113,7 +113,7 @@ def test_readings_ready_together_are_predicted_together(mnist):
 
     results = asyncio.run(together())
     assert passes == [6]  # one forward pass for all six
-    for result, reading, label in zip(results, readings, mnist.test_labels[:6]):
+    for result, reading, label in zip(results, readings, mnist.test_labels[:6], strict=False):
         alone = judged(model, predict_images(model, reading.image[None])[0], reading)
         assert result["digit"] == alone["digit"] == label
         np.testing.assert_allclose(result["probabilities"], alone["probabilities"], atol=1e-6)
@@ -127,7 +127,7 @@ def test_batch(client, digits, query, seen):
     assert r.status_code == 200
     results = r.json()["results"]
     assert len(results) == len(digits) + 1
-    for result, (_, label) in zip(results, digits):
+    for result, (_, label) in zip(results, digits, strict=False):
         check_answer(result, label, seen)
     assert results[-1]["status"] == 400 and "not an image" in results[-1]["error"]
     assert "preprocessed" not in results[-1]
@@ -138,7 +138,8 @@ def test_batch(client, digits, query, seen):
     ({"content": b"hello", "headers": {"content-type": "text/plain"}}, 415, "unsupported content type"),
     ({"content": b"", "headers": {}}, 415, "unsupported content type"),
     ({"content": b"garbage bytes", "headers": {"content-type": "image/png"}}, 400, "not an image"),
-    ({"content": png_header_only(20_000, 20_000), "headers": {"content-type": "image/png"}}, 413, "declare 400,000,000 pixels"),
+    ({"content": png_header_only(20_000, 20_000), "headers": {"content-type": "image/png"}},
+     413, "declare 400,000,000 pixels"),
     ({"json": {"pixels": [[0] * 28] * 28}}, 422, "no ink"),
     ({"json": {"pixels": [[1, 2], [3]]}}, 422, "pixels"),
     ({"json": {"pixels": [[300] * 28] * 28}}, 422, "0 to 255"),
@@ -170,7 +171,8 @@ def test_still_healthy_and_right_after_a_storm_of_bad_requests(client, digits):
     for i in range(200):  # bounded
         kind = i % 4
         if kind == 0:
-            client.post("/predict", content=rng.bytes(int(rng.integers(0, 5000))), headers={"content-type": "image/png"})
+            client.post("/predict", content=rng.bytes(int(rng.integers(0, 5000))),
+                        headers={"content-type": "image/png"})
         elif kind == 1:
             client.post("/predict", content=b"x" * (MAX_BODY + 10), headers={"content-type": "image/jpeg"})
         elif kind == 2:

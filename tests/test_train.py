@@ -19,10 +19,9 @@ from lenet.training.checkpoint import CHECKPOINT_FILE, load_checkpoint
 from lenet.training.run import Run, RunOptions, fit
 from lenet.training.splits import make_splits
 
-CPU = torch.device("cpu")
-
-
 from helpers import lenet
+
+CPU = torch.device("cpu")
 
 
 def history(out: Path) -> list[dict]:
@@ -72,7 +71,7 @@ def test_same_seed_same_metrics_other_seed_differs(mnist, tmp_path):
 
 def test_saved_model_carries_everything_to_rebuild_it(mnist, tmp_path):
     train_quick(mnist, tmp_path, RECIPES["fast"], subset=1000)
-    weights, config, info = load_model_file(tmp_path / "model.safetensors")
+    _weights, config, info = load_model_file(tmp_path / "model.safetensors")
     assert config.arch == "fast" and config.num_classes == 10
     assert info["dataset_sha256"] == mnist.sha256
     assert {"torch", "numpy", "python", "lenet"} <= set(info["versions"])
@@ -182,5 +181,5 @@ def test_our_sgd_takes_torch_sgd_steps_and_reads_its_state(momentum, nesterov, d
             opt.zero_grad(set_to_none=True)
             torch.nn.functional.cross_entropy(model(x), y).backward()
             opt.step()
-        for a, b in zip(ours.parameters(), theirs.parameters()):
+        for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

@@ -9,6 +9,7 @@ the very canvas pixels (the pad exported as PNG). Timings measured in the page g
 import base64
 import functools
 import http.server
+import itertools
 import json
 import threading
 from pathlib import Path
@@ -112,7 +113,7 @@ def touch_draw(page, strokes):
 
     for stroke in strokes:
         cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": at(*stroke[0])})
-        for (x0, y0), (x1, y1) in zip(stroke, stroke[1:]):
+        for (x0, y0), (x1, y1) in itertools.pairwise(stroke):
             for t in np.linspace(0, 1, 9)[1:]:
                 cdp.send("Input.dispatchTouchEvent",
                          {"type": "touchMove", "touchPoints": at(x0 + t * (x1 - x0), y0 + t * (y1 - y0))})
@@ -123,7 +124,8 @@ def settled_answer(page) -> dict:
     """The page's last answer once the drawing has stopped, with the pad's pixels as a PNG."""
     page.wait_for_timeout(400)  # past the page's debounce: the answer is for the whole drawing
     page.wait_for_function("window.lenetLast !== null")
-    answer = page.evaluate("() => ({last: window.lenetLast, png: document.getElementById('pad').toDataURL('image/png')})")
+    answer = page.evaluate("() => ({last: window.lenetLast, "
+                           "png: document.getElementById('pad').toDataURL('image/png')})")
     answer["png"] = base64.b64decode(answer["png"].split(",", 1)[1])
     return answer
 
@@ -160,7 +162,8 @@ def record_timings(name: str, page) -> dict:
     times = page.evaluate("() => window.lenetTimes")
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / f"web-timings-{name}.json").write_text(json.dumps(times, indent=1) + "\n")
-    print(f"\n{name}: page ready {times['ready']:.0f} ms after navigation, warm-up {times.get('warmUp', 0):.0f} ms; answers (ms): "
+    print(f"\n{name}: page ready {times['ready']:.0f} ms after navigation, "
+          f"warm-up {times.get('warmUp', 0):.0f} ms; answers (ms): "
           + ", ".join(f"{t:.1f}" for t in times["answers"]))
     return times
 
@@ -177,7 +180,7 @@ def test_the_site_is_self_contained(site):
 
 
 def test_mouse_drawings_read_as_the_command_reads_them(site, browser, tmp_path):
-    directory, url, server = site
+    _directory, url, server = site
     page = open_page(browser, url + "/", url, {"width": 1000, "height": 800})
     try:
         assert page.locator("#status").text_content().startswith("Draw a digit")
@@ -253,7 +256,8 @@ def test_export_web_needs_neither_torch_nor_onnx(tmp_path):
 
     code = ("import sys; from lenet.cli.main import main; rc = main(['export', '--web', sys.argv[1]]); "
             "print(sorted(m for m in ('torch', 'onnx', 'onnxruntime') if m in sys.modules)); sys.exit(rc)")
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "site")], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "site")],
+                         capture_output=True, text=True, check=True)
     assert out.stdout.strip().endswith("[]"), out.stdout
     assert (tmp_path / "site" / "index.html").is_file()
 
@@ -353,11 +357,13 @@ def test_the_page_reader_computes_opencv_and_pillow_steps_as_they_do(site, brows
         for _ in range(20):
             h, w = (int(v) for v in rng.integers(3, 60, 2))
             mask = (rng.random((h, w)) < rng.uniform(0.1, 0.6)).astype(np.uint8)
-            ours = page.evaluate("([h, w, m]) => Array.from(Lenet.ported.label(h, w, m))", [h, w, mask.ravel().tolist()])
+            ours = page.evaluate("([h, w, m]) => Array.from(Lenet.ported.label(h, w, m))",
+                                 [h, w, mask.ravel().tolist()])
             theirs = cv2.connectedComponents(mask, connectivity=8, ltype=cv2.CV_32S)[1]
             assert np.array_equal(np.array(ours).reshape(h, w), theirs), (h, w)
             values = (rng.random((h, w)) ** rng.uniform(0.5, 8)).astype(np.float32)
-            ours = page.evaluate("([h, w, v]) => Array.from(Lenet.ported.boxBlur3(h, w, v))", [h, w, values.ravel().tolist()])
+            ours = page.evaluate("([h, w, v]) => Array.from(Lenet.ported.boxBlur3(h, w, v))",
+                                 [h, w, values.ravel().tolist()])
             theirs = cv2.blur(values, (3, 3), borderType=cv2.BORDER_REPLICATE)
             assert np.array_equal(np.array(ours, np.float32).reshape(h, w), theirs), (h, w)
         # Reductions either pass first, enlargements, one axis alone: what the reader's copies and fits take.
@@ -368,7 +374,8 @@ def test_the_page_reader_computes_opencv_and_pillow_steps_as_they_do(site, brows
                 ours = page.evaluate("([h, w, v, oh, ow, f]) => Array.from(Lenet.ported.resample(h, w, v, oh, ow, f))",
                                      [h, w, values.ravel().tolist(), out_h, out_w, name])
                 theirs = np.asarray(Image.fromarray(values, "F").resize((out_w, out_h), how))
-                assert np.array_equal(np.array(ours, np.float32).reshape(out_h, out_w), theirs), (h, w, out_h, out_w, name)
+                assert np.array_equal(np.array(ours, np.float32).reshape(out_h, out_w), theirs), \
+                    (h, w, out_h, out_w, name)
     finally:
         page.context.close()
 

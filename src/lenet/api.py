@@ -40,7 +40,8 @@ class Prediction:
     seen: np.ndarray = field(repr=False)  # the 28x28 uint8 image the network saw (white ink on black)
     unsure: bool = False            # a reason below says not to trust the answer
     doubts: list[str] = field(default_factory=list)  # why: several marks, faint, small, at the border, low probability
-    box: tuple = ()                 # the digit's ink in the image: left, top, right, bottom (right and bottom exclusive)
+    # the digit's ink in the image: left, top, right, bottom (right and bottom exclusive)
+    box: tuple = ()
 
 
 class Classifier:
@@ -71,7 +72,7 @@ class Classifier:
             raise ImageError("no images given: predict takes an image or a non-empty list of them")
         readings = [read_digit(*pixels_of(item)) for item in (x if many else [x])]
         predictions = predict_images(self.model, np.stack([r.image for r in readings]))
-        results = [self._prediction(p, r) for p, r in zip(predictions, readings)]
+        results = [self._prediction(p, r) for p, r in zip(predictions, readings, strict=True)]
         return results if many else results[0]
 
     def read_number(self, x) -> tuple[str, list[Prediction]]:
@@ -80,7 +81,7 @@ class Classifier:
         pixels, scale = pixels_of(x)
         result = read_digits(self.model, pixels, scale=scale)
         digits = [Prediction(d["digit"], d["probability"], [], seen, d["unsure"], d["doubts"], tuple(d["box"]))
-                  for d, seen in zip(result["digits"], result["_seen"])]
+                  for d, seen in zip(result["digits"], result["_seen"], strict=True)]
         return result["number"], digits
 
     def add_sample(self, image, label: int, samples: str | Path | None = None) -> Path:
@@ -89,7 +90,7 @@ class Classifier:
         `predict` reads it; `lenet.teach(samples)` then learns from them. Returns the 28x28's path."""
         from lenet.data.samples import add_sample, default_dir
 
-        pixels = pixels_of(image)
+        pixels, _ = pixels_of(image)  # the scale: a sample keeps no box
         return add_sample(samples or default_dir(), pixels, read_digit(pixels).image, label,
                           self.config.num_classes, source="api")
 
@@ -101,7 +102,8 @@ class Classifier:
     def __repr__(self) -> str:
         c = self.config
         accuracy = self.info.get("metrics", {}).get("val_accuracy")
-        return f"Classifier({c.arch}, {c.num_classes} classes, {self.info.get('validation', 'validation')} accuracy {accuracy})"
+        validation = self.info.get("validation", "validation")
+        return f"Classifier({c.arch}, {c.num_classes} classes, {validation} accuracy {accuracy})"
 
 
 def pixels_of(x) -> tuple[np.ndarray, float]:

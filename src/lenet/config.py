@@ -61,7 +61,7 @@ class ModelConfig:
         return (pixels * self.scale - self.mean) / self.std
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
+    def from_dict(cls, d: dict) -> ModelConfig:
         if not isinstance(d, dict):
             raise ModelFileError(f"the model config must be a JSON object, got {type(d).__name__}")
         known = {f.name for f in fields(cls)}
@@ -134,7 +134,7 @@ class Recipe:
             return ModelConfig(self.arch, self.activation, num_classes, image_size)
         return ModelConfig(self.arch, self.activation, num_classes, image_size, scale=1.0, mean=0.0, std=1.0)
 
-    def override(self, **changes) -> "Recipe":
+    def override(self, **changes) -> Recipe:
         """A copy with the given fields changed; None values are ignored."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
@@ -191,7 +191,8 @@ RECIPES = {
     "fast": Recipe(
         "fast", "fast", activation="relu", optimizer="sgd", lr=0.2, momentum=0.9, nesterov=True,
         weight_decay=5e-4, batch_size=128, epochs=1, schedule="onecycle", label_smoothing=0.1,
-        summary="a ReLU LeNet with batch norm, 1 epoch of one-cycle Nesterov SGD: 99.2% in 13-22 s of training on 2 shared cores"),
+        summary="a ReLU LeNet with batch norm, 1 epoch of one-cycle Nesterov SGD: "
+                "99.2% in 13-22 s of training on 2 shared cores"),
     "best": Recipe(
         "best", "fast", activation="relu", optimizer="sgd", lr=0.2, momentum=0.9, nesterov=True,
         weight_decay=5e-4, batch_size=128, epochs=30, schedule="onecycle", label_smoothing=0.1, augment=True,

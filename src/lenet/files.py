@@ -17,7 +17,7 @@ import os
 import re
 import stat
 import tempfile
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from lenet.errors import LenetError, TooLarge
@@ -124,7 +124,7 @@ def clean_stale_temps(directory: str | Path) -> list[Path]:
     Ours only: our mark in the name, a regular file of our user, written by a process that is gone
     (or by this one, which holds the folder's lock and writes nothing yet). Another program's file,
     or one a live lenet process (an export, a report) is writing, is kept."""
-    removed = []
+    removed: list[Path] = []
     directory = Path(directory)
     if not directory.is_dir():
         return removed
@@ -242,7 +242,7 @@ class FolderLock:
         self.path = Path(directory) / LOCK_FILE
         self.fd: int | None = None
 
-    def __enter__(self) -> "FolderLock":
+    def __enter__(self) -> FolderLock:
         try:
             import fcntl
         except ImportError:  # not POSIX: no lock, as before
@@ -277,10 +277,8 @@ class FolderLock:
     def _open(self) -> int:
         """The lock file, opened without following a link: a regular file of ours, else a ValueError.
         Whatever is there is looked at before it is opened (opening a device can act on it)."""
-        try:
+        with suppress(FileNotFoundError):
             self._check(os.lstat(self.path))
-        except FileNotFoundError:
-            pass
         flags = (os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0)
                  | getattr(os, "O_CLOEXEC", 0))
         try:

@@ -200,8 +200,9 @@ def cmd_predict(args) -> int:
         # The names save_preprocessed gives when they are free: <name>.png, or <name>-d1.png ... per digit
         plain = [Path(r["file"]).stem + (f"-d{i + 1}" if args.number else "")
                  for r in results if "_seen" in r for i in range(len(r["_seen"]) if args.number else 1)]
-        renamed = sum(p.stem != stem for p, stem in zip(written, plain))
-        print(f"wrote {len(written)} preprocessed images{' (one per digit)' if args.number else ''} to {printable(save)}"
+        renamed = sum(p.stem != stem for p, stem in zip(written, plain, strict=True))
+        print(f"wrote {len(written)} preprocessed images{' (one per digit)' if args.number else ''}"
+              f" to {printable(save)}"
               + (f" ({renamed} under numbered names: the plain names were taken)" if renamed else ""),
               file=sys.stderr)
     return ExitStatus.ERROR if failed else ExitStatus.SUCCESS

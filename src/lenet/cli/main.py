@@ -41,7 +41,8 @@ def install_command(extra: str) -> str:
     except (metadata.PackageNotFoundError, ValueError):
         record = {}
     url = record.get("url", "") if isinstance(record, dict) else ""
-    editable = isinstance(record, dict) and isinstance(record.get("dir_info"), dict) and record["dir_info"].get("editable")
+    editable = (isinstance(record, dict) and isinstance(record.get("dir_info"), dict)
+                and record["dir_info"].get("editable"))
     if editable and url.startswith("file:"):
         source = Path(url2pathname(urlsplit(url).path))
         where = "." if source == Path.cwd() else str(source)

@@ -99,7 +99,8 @@ def add_train(sub) -> None:
                    "(without it, a run into such a folder stops with an error)")
     p.add_argument("--checkpoint-every", type=whole(0), default=0, metavar="N",
                    help="write a mid-epoch checkpoint every N batches (0: about every minute of training)")
-    p.add_argument("--log-every", type=whole(0), default=50, metavar="N", help="print loss and accuracy every N batches")
+    p.add_argument("--log-every", type=whole(0), default=50, metavar="N",
+                   help="print loss and accuracy every N batches")
     p.add_argument("--threads", type=whole(1, 1024),
                    help="CPU threads (default: the cores not busy with other work, measured at the start)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")

@@ -30,8 +30,10 @@ class Progress:
         self.started = self.clock()
         self.drawn_at = -1.0
         self.drawn = False
-        self.first = self.last = None  # (done, time) at the first and at the latest redraw
-        self.rate = None  # images/s, smoothed
+        # (done, time) at the first and at the latest redraw; the first is set at the first redraw
+        self.first: tuple[int, float] = (0, 0.0)
+        self.last: tuple[int, float] | None = None
+        self.rate: float | None = None  # images/s, smoothed
 
     def clear_for(self, out) -> None:
         """Wipe the bar if `out` writes to the terminal it is drawn on."""
@@ -56,7 +58,7 @@ class Progress:
         if done == self.total:  # the whole run's rate, start-up included: what the summary line says
             elapsed = now - self.started
             rate, left = (f"  {done / elapsed:,.0f}/s" if elapsed > 0 else ""), ""
-        elif settled:
+        elif settled and self.rate is not None:  # settled says so already; the type checker cannot see it
             rate, left = f"  {self.rate:,.0f}/s", f", {(self.total - done) / max(self.rate, 1e-9):,.0f} s left"
         else:
             rate, left = "", ""

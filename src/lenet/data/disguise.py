@@ -158,7 +158,7 @@ def number(digits: list, rng) -> bytes:
     width = sum(i.shape[1] for i in inks) + sum(max(g, 0) for g in gaps) + 2 * height
     page = np.zeros((height * 2, width), np.float32)
     x = height
-    for ink, gap in zip(inks, gaps):
+    for ink, gap in zip(inks, gaps, strict=True):
         paste(page, ink, height // 2 + int(rng.integers(-height // 10, height // 10 + 1)), x)
         x += ink.shape[1] + gap
     page = page[:, :x + height]

@@ -147,6 +147,8 @@ def load(data_dir: str | Path | None = None, download: bool = True) -> Dataset:
     arrays, digest = [], hashlib.sha256()
     for stem in FILES:
         path = find_file(root, stem)
+        if path is None:
+            raise DataError(f"{root}: no {stem} file")
         arr = read_idx(path, IMAGES_MAGIC if "images" in stem else LABELS_MAGIC)
         digest.update(arr.tobytes())
         arrays.append(arr)
@@ -191,7 +193,7 @@ def load_image_folder(root: Path, log=None) -> Dataset:
                              f"or put the label folders in {root} itself")
         splits = [read_folder(root / "train", limit=MAX_FOLDER_IMAGES), read_folder(root / "test",
                                                                                     limit=MAX_FOLDER_IMAGES)]
-        for name, split in zip(("train", "test"), splits):
+        for name, split in zip(("train", "test"), splits, strict=True):
             if split.skipped:
                 log(f"{root / name}: {split.skipped_line()}")
         (train_x, train_y), (test_x, test_y) = [(f.images, f.labels) for f in splits]
@@ -206,9 +208,9 @@ def load_image_folder(root: Path, log=None) -> Dataset:
         test = rank % TEST_EVERY == TEST_EVERY - 1
         train_x, train_y = folder.images[~test], folder.labels[~test]
         test_x, test_y = folder.images[test], folder.labels[test]
-    for split, labels in (("train", train_y), ("test", test_y)):
+    for split_name, labels in (("train", train_y), ("test", test_y)):
         if len(labels) == 0:
-            raise DataError(f"{root} ({split}): no readable images in label folders (0, 1, ...)")
+            raise DataError(f"{root} ({split_name}): no readable images in label folders (0, 1, ...)")
     check_classes(train_y, test_y, root)
     digest = hashlib.sha256()
     for arr in (train_x, train_y.astype(np.uint8), test_x, test_y.astype(np.uint8)):

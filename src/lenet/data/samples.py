@@ -229,7 +229,10 @@ def read_folder(directory: str | Path, num_classes: int | None = None, limit: in
     root = Path(directory).expanduser()
     if not root.is_dir():
         raise DataError(f"{root}: no such folder")
-    images, labels, files, skipped = [], [], [], []
+    images: list[np.ndarray] = []
+    labels: list[int] = []
+    files: list[str] = []
+    skipped: list[str] = []
     for entry in _entries(root):
         name = entry.name
         if name in OURS or name.startswith("."):

@@ -75,4 +75,4 @@ def calibrate(logits: np.ndarray, labels: np.ndarray) -> dict:
     before, after = softmax(logits.astype(np.float64)), softmax(logits.astype(np.float64) / temperature)
     return {"temperature": round(temperature, 6), "unsure_below": round(unsure_threshold(after, labels), 6),
             "ece_before": round(expected_calibration_error(before, labels), 6),
-            "ece_after": round(expected_calibration_error(after, labels), 6), "images": int(len(labels))}
+            "ece_after": round(expected_calibration_error(after, labels), 6), "images": len(labels)}

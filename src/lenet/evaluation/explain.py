@@ -22,8 +22,8 @@ PATCH, STRIDE = 4, 2  # occlusion patch side and step, pixels of the 28x28
 
 def layer_outputs(model: NumpyModel, seen: np.ndarray) -> list[tuple[object, np.ndarray]]:
     """(Layer, output for this image) per layer: maps as (C, H, W), vectors as (N,)."""
-    outputs = []
-    for layer, (_, y) in zip(model.description, model.run_layers(model.normalize(seen[None]))):
+    outputs: list[tuple[object, np.ndarray]] = []
+    for layer, (_, y) in zip(model.description, model.run_layers(model.normalize(seen[None])), strict=False):
         y = y[0]
         outputs.append((layer, y.transpose(2, 0, 1) if y.ndim == 3 else y))
     return outputs
@@ -43,7 +43,7 @@ def occlusion(model: NumpyModel, seen: np.ndarray) -> np.ndarray:
     drop = logp[0] - logp[1:]                                 # (patches, classes)
     total = np.zeros((scores.shape[1], side, side), np.float32)
     count = np.zeros((side, side), np.float32)
-    for (y, x), d in zip(corners, drop):
+    for (y, x), d in zip(corners, drop, strict=True):
         total[:, y:y + PATCH, x:x + PATCH] += d[:, None, None]
         count[y:y + PATCH, x:x + PATCH] += 1
     return total / np.maximum(count, 1)
@@ -62,7 +62,7 @@ def explain_seen(model: NumpyModel, seen: np.ndarray, saliency: bool = True) -> 
     maps = occlusion(model, seen) if saliency else None
     return {"digit": int(order[0]), "probabilities": probs, "runner_up": int(order[1]), "seen": seen,
             "layers": layers,
-            "saliency": {int(c): maps[c] for c in order[:2]} if saliency else {}}
+            "saliency": {int(c): maps[c] for c in order[:2]} if maps is not None else {}}
 
 
 def title(layer, values: np.ndarray) -> str:
@@ -171,7 +171,9 @@ def explain_figure(result: dict, model: NumpyModel, pixels: np.ndarray):
     given = given[..., 0] if given.ndim == 3 and given.shape[2] == 2 else given
     top = axes[0]
     top.axis("off")
-    panels = [(given, "the image as given", "gray", None), (result["seen"], "what the network saw, 28x28", "gray", None)]
+    panels: list[tuple[np.ndarray, str, str, tuple[float, float] | None]]
+    panels = [(given, "the image as given", "gray", None),
+              (result["seen"], "what the network saw, 28x28", "gray", None)]
     for cls, sal in result["saliency"].items():
         bound = float(np.abs(sal).max()) or 1.0
         panels.append((sal, f"what spoke for {cls} ({probs[cls]:.2f})", "bwr", (-bound, bound)))

@@ -42,7 +42,8 @@ def labelled_images(folder: Path, num_classes: int) -> list[tuple[Path, int]]:
 
     if not folder.is_dir():
         raise DataError(f"{folder}: not a folder (expected one subfolder per digit: {folder}/7/x.png)")
-    pairs, strangers = [], []
+    pairs: list[tuple[Path, int]] = []
+    strangers: list[str] = []
     for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
         if not (sub.name.isdigit() and int(sub.name) < num_classes):
             strangers.append(sub.name)
@@ -68,7 +69,7 @@ def score_folder(model, folder: str | Path) -> FolderScore:
     classes = model.config.num_classes
     confusion = np.zeros((classes, classes), np.int64)
     mistakes, unreadable = [], []
-    for (path, label), r in zip(pairs, stream_files(model, paths)):
+    for (path, label), r in zip(pairs, stream_files(model, paths), strict=True):
         if "error" in r:
             unreadable.append({"file": str(path), "label": label, "error": r["error"]})
             continue

@@ -90,7 +90,8 @@ def label_errors_summary(mistakes: list[Mistake], labels: np.ndarray, known: dic
     """How the known label errors fared: among the mistakes, answered as the reviewers' majority
     chose, and the accuracy on the test set without them."""
     missed = [m for m in mistakes if m.known_label_error]
-    agreed = [m for m in missed if m.known_label_error.votes[1] >= 3 and m.predicted == m.known_label_error.proposed]
+    agreed = [m for m in missed
+              if (e := m.known_label_error) is not None and e.votes[1] >= 3 and m.predicted == e.proposed]
     rest = len(labels) - len(known)
     return {"source": LABEL_ERRORS_SOURCE, "indices": sorted(known), "among_mistakes": len(missed),
             "answered_as_reviewers_chose": len(agreed),
@@ -151,7 +152,7 @@ def plot_mistakes(images: np.ndarray, mistakes: list[Mistake], path: Path) -> No
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, m in zip(axes.flat, shown):
+    for ax, m in zip(axes.flat, shown, strict=False):
         ax.imshow(images[m.index], cmap="gray")
         title = f"#{m.index} {m.label}→{m.predicted} {m.probability:.2f}"
         if m.known_label_error:
@@ -162,7 +163,8 @@ def plot_mistakes(images: np.ndarray, mistakes: list[Mistake], path: Path) -> No
     count = f"all {len(mistakes)}" if len(mistakes) <= SHOWN else f"the {SHOWN} most confident of {len(mistakes)}"
     known = sum(1 for m in mistakes if m.known_label_error)
     fig.suptitle(f"Mistakes ({count}): #index label→predicted, probability"
-                 + (f"\nred: {known} whose own label human reviewers judged wrong (Northcutt et al. 2021)" if known else ""),
+                 + (f"\nred: {known} whose own label human reviewers judged wrong (Northcutt et al. 2021)"
+                     if known else ""),
                  fontsize=10)
     save(fig, path)
 

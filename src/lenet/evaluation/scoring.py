@@ -119,7 +119,8 @@ def evaluate_models(paths: list[str], ds, device_name: str = "auto") -> dict:
     (or the single model's). Runs on torch when it is installed, else on the
     NumPy forward pass (the inference-only install)."""
     labels = ds.test_labels.astype(np.int64)
-    models, total = [], None
+    models: list[dict] = []
+    total: np.ndarray | None = None
     for path in paths:
         probs, config, info = model_probabilities(path, ds, device_name)
         if config.num_classes < ds.num_classes:
@@ -129,6 +130,8 @@ def evaluate_models(paths: list[str], ds, device_name: str = "auto") -> dict:
         models.append({"model": str(path), "arch": config.arch, "accuracy": float(hit.mean()), "loss": loss,
                        "recorded": info.get("metrics", {}).get("val_accuracy")})
         total = probs if total is None else total + probs
+    if total is None:
+        raise UsageError("no model to evaluate")
     probs = total / len(paths)
     pred = probs.argmax(1)
     hit = pred == labels
@@ -139,7 +142,7 @@ def evaluate_models(paths: list[str], ds, device_name: str = "auto") -> dict:
     return {
         "calibration_error": round(expected_calibration_error(probs, labels), 6),  # ECE, 15 bins
         "accuracy": float(hit.mean()),
-        "n": int(len(labels)),
+        "n": len(labels),
         "correct": int(hit.sum()),
         "per_class_accuracy": [round(float(a), 6) for a in per_class],
         "models": models,
@@ -168,11 +171,11 @@ def model_probabilities(path, ds, device_name: str):
     from lenet.nn.torch_model import load_model
 
     device = resolve_device(device_name)
-    model, config, info = load_model(path, device)
+    net, config, info = load_model(path, device)
     check_images(path, config, ds)
-    model.to(memory_format=torch.channels_last)  # the layout the CPU convolutions are fastest in
+    net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs omit memory_format  # the layout the CPU convolutions are fastest in
     split = Split.of(ds.test_images, ds.test_labels, "test", device)
-    return score(model, split, config, return_probabilities=True)["probabilities"], config, info
+    return score(net, split, config, return_probabilities=True)["probabilities"], config, info
 
 
 def check_images(path, config, ds) -> None:

@@ -83,7 +83,7 @@ def read_safetensors(path: Path, kind: str) -> tuple[dict[str, np.ndarray], dict
     if not isinstance(info, dict):
         raise ModelFileError(f"{path}: corrupt lenet metadata (not a JSON object)")
     for key, kind_ in INFO_TYPES.items():
-        if key in info and not isinstance(info[key], kind_) or (kind_ is int and isinstance(info.get(key), bool)):
+        if (key in info and not isinstance(info[key], kind_)) or (kind_ is int and isinstance(info.get(key), bool)):
             raise ModelFileError(f"{path}: corrupt lenet metadata ({key!r} must be a JSON {kind_.__name__})")
     for key, accuracy in (("metrics.val_accuracy", info.get("metrics", {}).get("val_accuracy")),
                           ("test_accuracy", info.get("test_accuracy"))):

@@ -35,6 +35,13 @@ class Layer:
     bias: bool = True
     batch_norm: str | None = None  # name of the batch norm after a conv (fast), folded in inference
 
+    @property
+    def weight_shape(self) -> tuple[int, ...]:
+        """`kernel` of a conv or dense layer, which always has one; a pooling layer has none."""
+        if self.kernel is None:
+            raise TypeError(f"{self.name}: a {self.op} layer has no weights")
+        return self.kernel
+
     def parameters(self) -> dict[str, tuple[int, ...]]:
         """The tensors this layer owns in a state dict, by name, with their shapes."""
         if self.kernel is None:

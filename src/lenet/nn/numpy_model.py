@@ -10,6 +10,7 @@ check that both give the same outputs.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +96,8 @@ def windows_of(x: np.ndarray, k: int, pooled: bool = False) -> np.ndarray:
     if c == 1:
         return np.take(x.reshape(bsz, -1), windows(h, w, c, k, pooled), axis=1).reshape(-1, k * k * c)
     sb, sh, sw, sc = x.strides
+    shape: tuple[int, ...]
+    strides: tuple[int, ...]
     if pooled:  # (B, corner row, corner column, H'/2, W'/2, k, k, C)
         shape = (bsz, 2, 2, oh // 2, ow // 2, k, k, c)
         strides = (sb, sh, sw, 2 * sh, 2 * sw, sh, sw, sc)
@@ -163,7 +166,8 @@ def finite_scores(scores: np.ndarray) -> np.ndarray:
 
 
 # ReLU in place: every layer's output is a fresh array, so nothing else holds it.
-ACTIVATION = {"sigmoid": sigmoid, "tanh": np.tanh, "relu": lambda x: np.maximum(x, 0, out=x), None: lambda x: x}
+ACTIVATION: dict[str | None, Callable[[np.ndarray], np.ndarray]] = {
+    "sigmoid": sigmoid, "tanh": np.tanh, "relu": lambda x: np.maximum(x, 0, out=x), None: lambda x: x}
 POOL = {"avgpool": np.mean, "maxpool": np.max}
 
 
@@ -215,7 +219,7 @@ class NumpyModel:
         w.pop(f"{bn}.num_batches_tracked", None)
 
     @classmethod
-    def load(cls, path: str | Path) -> "NumpyModel":
+    def load(cls, path: str | Path) -> NumpyModel:
         return cls(*load_model_file(path))
 
     def normalize(self, images: np.ndarray) -> np.ndarray:
@@ -255,7 +259,7 @@ class NumpyModel:
                 layer, pool = layers[i], layers[i + 1] if i + 1 < len(layers) else None
                 if (layer.op == "conv" and pool is not None and pool.op in POOL
                         and (layer.activation is None or pool.op == "maxpool")):
-                    x = conv_pool(x, self.kernels[layer.name], self.w.get(f"{layer.name}.bias"), layer.kernel[-1],
+                    x = conv_pool(x, self.kernels[layer.name], self.w.get(f"{layer.name}.bias"), layer.weight_shape[-1],
                                   layer.padding, POOL[pool.op])
                     x = ACTIVATION[pool.activation](ACTIVATION[layer.activation](x))
                     i += 2

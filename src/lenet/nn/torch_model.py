@@ -31,14 +31,14 @@ class Described(nn.Module):
         self.description = describe(config)
         for layer in self.description:  # the modules, named and shaped as described
             if layer.op == "conv":
-                out, c_in, k, _ = layer.kernel
+                out, c_in, k, _ = layer.weight_shape
                 setattr(self, layer.name, nn.Conv2d(c_in, out, k, padding=layer.padding, bias=layer.bias))
                 if layer.batch_norm:
                     setattr(self, layer.batch_norm, nn.BatchNorm2d(out, eps=config.bn_eps))
             elif layer.op in POOL:
                 setattr(self, layer.name, POOL[layer.op](2, 2))
             else:
-                setattr(self, layer.name, nn.Linear(layer.kernel[1], layer.kernel[0]))
+                setattr(self, layer.name, nn.Linear(layer.weight_shape[1], layer.weight_shape[0]))
 
     def layers(self, x):
         """Yield (name, output) for input (B, 1, H, W): the figure, one layer a step."""

@@ -26,7 +26,19 @@ import numpy as np
 
 from lenet.errors import NoDigit
 from lenet.reading import morphology as mo
-from lenet.reading.ink import STRONG, Box, Ink, Mark, bounds, closer_look, find_ink, grey, selected, stroke_width
+from lenet.reading.ink import (
+    STRONG,
+    Box,
+    Ink,
+    Mark,
+    as_box,
+    bounds,
+    closer_look,
+    find_ink,
+    grey,
+    selected,
+    stroke_width,
+)
 
 SIZE = 28          # MNIST's image side
 BOX = 20           # MNIST fitted each digit's ink into a 20x20 box
@@ -65,7 +77,7 @@ def at_scale(reading: Reading, scale: float) -> Reading:
     """`reading` with its box in the coordinates of an image `scale` times as big."""
     if scale == 1:
         return reading
-    return Reading(reading.image, tuple(round(v * scale) for v in reading.box), reading.doubts)
+    return Reading(reading.image, as_box(round(v * scale) for v in reading.box), reading.doubts)
 
 
 def preprocess(pixels: np.ndarray) -> np.ndarray:
@@ -81,9 +93,9 @@ def find_digit(pixels: np.ndarray) -> Reading:
     offset = (0, 0)
     closer = closer_look(image_grey, found, digit)
     if closer is not None:
-        found, *offset = closer
+        found, offset = closer[0], (closer[1], closer[2])
         digit, _ = digit_marks(found.marks)  # the others were counted on the whole image
-    return read_marks(image_grey.shape, found, digit, tuple(offset), several=bool(others))
+    return read_marks(image_grey.shape, found, digit, offset, several=bool(others))
 
 
 def digit_marks(marks: list[Mark]) -> tuple[list[Mark], list[Mark]]:
@@ -158,7 +170,7 @@ def as_is(pixels: np.ndarray, box: Box) -> Reading:
         heights = [int(np.ptp(np.flatnonzero(part.any(1)))) + 1 for part in parts]
         main = int(np.argmax(areas))
         several = any(area >= 0.3 * areas[main] and height >= 0.45 * heights[main]
-                      for i, (area, height) in enumerate(zip(areas, heights)) if i != main)
+                      for i, (area, height) in enumerate(zip(areas, heights, strict=True)) if i != main)
     return Reading(pixels.copy(), box, (SEVERAL,) if several else ())
 
 

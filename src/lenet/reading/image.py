@@ -52,7 +52,7 @@ def decode_image(source: str | Path | bytes, name: str | None = None) -> tuple[n
             # Our pixel limit is checked from the header, before any decoding; Pillow's own
             # bomb check would fire later and differently, so it is made an error too.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data), formats=FORMATS)
+            im: Image.Image = Image.open(io.BytesIO(data), formats=FORMATS)
             width, height = im.size
             if width * height > MAX_PIXELS:
                 raise TooLarge(f"{name}: {width}x{height} is {width * height:,} pixels, "
@@ -95,7 +95,7 @@ def declared_pixels(data: bytes) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             width, height = Image.open(io.BytesIO(data), formats=FORMATS).size
-    except Exception:  # noqa: BLE001 - any header Pillow cannot read
+    except Exception:  # any header Pillow cannot read
         return 0
     return width * height
 

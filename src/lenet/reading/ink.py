@@ -68,7 +68,8 @@ def grey(pixels: np.ndarray) -> np.ndarray:
     """Float grey in [0, 1] from any grey, grey+alpha, RGB or RGBA array. A drawing on a
     transparent canvas becomes dark ink on white (the strokes are where it is opaque)."""
     values = np.asarray(pixels)
-    if values.dtype == np.uint8 and values.ndim == 3 and values.shape[2] in (2, 4) and min(values.shape[:2]) >= MIN_SIDE:
+    if (values.dtype == np.uint8 and values.ndim == 3 and values.shape[2] in (2, 4)
+            and min(values.shape[:2]) >= MIN_SIDE):
         alpha = values[..., -1]
         if int(alpha.max()) - int(alpha.min()) > 127:  # as below, on the one channel that matters
             return 1 - alpha.astype(np.float32) / 255
@@ -180,7 +181,7 @@ def unruled(small: np.ndarray) -> np.ndarray:
         local = np.lib.stride_tricks.sliding_window_view(padded, 2 * reach + 1).max(1)
         dark = (profile < local - LINE_CONTRAST) & ((along < (local - LINE_CONTRAST / 2)[:, None]).mean(1) >= 0.9)
         edges = np.flatnonzero(np.diff(np.concatenate([[0], dark.astype(np.int8), [0]])))
-        runs = [(a, b) for a, b in zip(edges[::2], edges[1::2]) if b - a <= max(3, side // 24)]
+        runs = [(a, b) for a, b in zip(edges[::2], edges[1::2], strict=False) if b - a <= max(3, side // 24)]
         if len(runs) < 3:
             continue  # a digit's bar, a box's two sides, a board's edges: not a ruling
         along = along.copy()
@@ -295,10 +296,16 @@ def marks_of(mask: np.ndarray, ink: np.ndarray) -> tuple[np.ndarray, list[Mark]]
     return labels, marks
 
 
+def as_box(values) -> tuple[int, int, int, int]:
+    """Four numbers as a box of ints: left, top, right, bottom."""
+    left, top, right, bottom = (int(v) for v in values)
+    return left, top, right, bottom
+
+
 def components(labels: np.ndarray, count: int, weight: np.ndarray | None = None) -> list[Mark]:
     """The Marks of labels 1..count (`weight`: the ink summed per mark; none: the pixel count)."""
     pixels, ink, boxes = mo.components(labels, count, weight)
-    return [Mark(i + 1, int(pixels[i]), float(ink[i]), tuple(int(v) for v in boxes[i])) for i in range(count)]
+    return [Mark(i + 1, int(pixels[i]), float(ink[i]), as_box(boxes[i])) for i in range(count)]
 
 
 def backgrounds(small: np.ndarray, shape: tuple[int, int], window: int):

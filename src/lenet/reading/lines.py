@@ -70,7 +70,7 @@ def form_lines(mask: np.ndarray) -> np.ndarray:
     return lines
 
 
-def spans(line: "Line", shape: tuple[int, int]) -> bool:
+def spans(line: Line, shape: tuple[int, int]) -> bool:
     """Whether `line` runs from one edge of an image of `shape` to the opposite one."""
     start, end = (line.box[0], line.box[2]) if line.axis == 1 else (line.box[1], line.box[3])
     return start == 0 and end == (shape[1] if line.axis == 1 else shape[0])

@@ -64,7 +64,7 @@ def read_number(pixels: np.ndarray, deadline: float | None = None) -> list[list[
     check_time(deadline)
     closer = closer_look(image_grey, found, row, side)
     if closer is not None:
-        found, *offset = closer
+        found, offset = closer[0], (closer[1], closer[2])
         row = number_marks(found)
     groups = digit_groups(found, row)
     if len(groups) > MAX_DIGITS:
@@ -77,7 +77,7 @@ def read_number(pixels: np.ndarray, deadline: float | None = None) -> list[list[
         for way in ways:
             for columns in way:
                 if columns not in pieces:
-                    pieces[columns] = read_marks(image_grey.shape, found, marks, tuple(offset), columns=columns)
+                    pieces[columns] = read_marks(image_grey.shape, found, marks, offset, columns=columns)
         out.append([[pieces[columns] for columns in way] for way in ways])
     return out
 
@@ -136,7 +136,7 @@ def cuts(found: Ink, marks: list[Mark], height: int) -> list[list[Columns]]:
     for n in range(1, min(MAX_TOUCHING, len(valleys) + 1)):
         for cut in itertools.combinations(valleys, n):
             edges = [0, *cut, width]
-            pieces = list(zip(edges, edges[1:]))
+            pieces = list(itertools.pairwise(edges))
             if all(end - start >= least and inked[end] > inked[start] for start, end in pieces):
                 ways.append([(left + start, left + end) for start, end in pieces])
     return ways

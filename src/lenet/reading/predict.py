@@ -15,6 +15,7 @@ import numpy as np
 from lenet.errors import LenetError, TooLarge, UsageError
 from lenet.reading.digit import Reading, at_scale, read_digit
 from lenet.reading.image import EXTENSIONS, decode_image
+from lenet.reading.ink import as_box
 from lenet.reading.number import MAX_DIGITS, TooManyDigits, check_time, read_number
 
 MAX_FILES = 10_000_000  # image files one command collects: far above any real folder, bounds a runaway walk
@@ -116,7 +117,7 @@ def predict_each(model, items, prepare, k: int = 1, error=lambda name, e: {"erro
         except LenetError as e:
             results.append({"file": name, **error(name, e)})
     images = np.stack([r.image for r in readings]) if readings else np.zeros((0, 28, 28), np.uint8)
-    for i, pred, reading in zip(where, predict_images(model, images, k), readings):
+    for i, pred, reading in zip(where, predict_images(model, images, k), readings, strict=True):
         results[i].update(judged(model, pred, reading), _seen=reading.image)
     return results
 
@@ -137,16 +138,18 @@ def read_digits(model, pixels: np.ndarray, k: int = 1, deadline: float | None = 
     groups = read_number(pixels, deadline)
     unique = list({id(r): r for ways in groups for readings in ways for r in readings}.values())
     check_time(deadline)
-    predictions = dict(zip((id(r) for r in unique), predict_images(model, np.stack([r.image for r in unique]), k)))
-    chosen = []
+    predicted = predict_images(model, np.stack([r.image for r in unique]), k)
+    predictions = dict(zip((id(r) for r in unique), predicted, strict=True))
+    chosen: list[tuple[dict, Reading]] = []
     for ways in groups:
-        best = None
+        best: tuple[float, list[dict], list[Reading]] | None = None
         for readings in ways:
             preds = [predictions[id(r)] for r in readings]
             score = sum(np.log(max(p["probability"], 1e-9)) for p in preds) - SPLIT_COST * (len(readings) - 1)
             if best is None or score > best[0]:
                 best = (score, preds, readings)
-        chosen.extend(zip(best[1], (at_scale(r, scale) for r in best[2])))
+        assert best is not None  # every group has at least one way to read it
+        chosen.extend(zip(best[1], (at_scale(r, scale) for r in best[2]), strict=True))
     if len(chosen) > MAX_DIGITS:
         raise TooManyDigits(f"{len(chosen)} digits in a row: at most {MAX_DIGITS} are read; "
                             f"crop the image to fewer digits")
@@ -203,7 +206,7 @@ def read_file(path: Path, region=None) -> Reading | str:
 
         pixels, corner, scale = load_region(path, region)
         found = read_digit(pixels)
-        return replace(found, box=tuple(shifted(found.box, corner, scale)))
+        return replace(found, box=as_box(shifted(found.box, corner, scale)))
     except LenetError as e:
         return str(e).removeprefix(f"{path}: ")
 
@@ -252,7 +255,7 @@ def _predict_chunk(paths: list[Path], k: int, keep_seen: bool, region=None) -> l
 
 def predicted(model, paths, readings, k: int, keep_seen: bool):
     batch: list = []
-    for path, reading in zip(paths, readings):
+    for path, reading in zip(paths, readings, strict=False):
         batch.append((path, reading))
         if len(batch) == BATCH:
             yield from predict_batch(model, batch, k, keep_seen)

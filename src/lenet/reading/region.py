@@ -25,7 +25,7 @@ class Region:
     h: int
 
     @classmethod
-    def parse(cls, text: str) -> "Region":
+    def parse(cls, text: str) -> Region:
         """`x,y,w,h` as whole numbers: x, y from 0, width and height from 1."""
         parts = text.replace(" ", "").split(",")
         try:
@@ -110,11 +110,11 @@ def annotated(pixels: np.ndarray, marks: list[tuple[list[int], str, bool]], regi
         w, h = right - x, bottom - y
         colour = (255, 150, 0) if unsure else (0, 200, 60)
         draw.rectangle((x - line, y - line, x + w + line - 1, y + h + line - 1), outline=colour, width=line)
-        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-        tw, th = right - left, bottom - top
+        t_left, t_top, t_right, t_bottom = draw.textbbox((0, 0), text, font=font)
+        tw, th = t_right - t_left, t_bottom - t_top
         ty = y - line - th - 2 * line if y - line - th - 2 * line >= 0 else min(y + h + line, image.height - th)
         draw.rectangle((x - line, ty - line, x - line + tw + 2 * line, ty + th + line), fill=colour)
-        draw.text((x, ty - top), text, fill=(0, 0, 0), font=font)
+        draw.text((x, ty - t_top), text, fill=(0, 0, 0), font=font)
     return image
 
 

@@ -80,8 +80,9 @@ def create_app(model_path: str | Path | None = None, host: str = "127.0.0.1",
         from lenet.serving.learn import router as learn_router
 
         app.include_router(learn_router)
-    app.add_exception_handler(LenetError, request_error)
-    app.add_exception_handler(NonFiniteOutput, model_error)
+    # Starlette types a handler as taking any Exception, though it is called only with its own class
+    app.add_exception_handler(LenetError, request_error)  # type: ignore[arg-type]
+    app.add_exception_handler(NonFiniteOutput, model_error)  # type: ignore[arg-type]
     return app
 
 

@@ -25,7 +25,7 @@ async def in_worker(request: Request, fn, *args):
 def answers(model, readings: list) -> list[dict]:
     """The results for Readings, in one forward pass."""
     predictions = predict_images(model, np.stack([reading.image for reading in readings]))
-    return [judged(model, p, reading) for p, reading in zip(predictions, readings)]
+    return [judged(model, p, reading) for p, reading in zip(predictions, readings, strict=True)]
 
 
 class Batcher:
@@ -52,11 +52,11 @@ class Batcher:
         waiting, self.waiting = self.waiting, []
         try:
             results = answers(self.model, [reading for reading, _ in waiting])
-        except Exception as e:  # noqa: BLE001 - each request gets the failure, as its own would
+        except Exception as e:  # each request gets the failure, as its own would
             for _, future in waiting:
                 if not future.done():
                     future.set_exception(e)
             return
-        for result, (_, future) in zip(results, waiting):
+        for result, (_, future) in zip(results, waiting, strict=True):
             if not future.done():  # a client that went away cancelled its future
                 future.set_result(result)

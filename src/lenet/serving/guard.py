@@ -16,18 +16,24 @@ streaming). Every refusal is a short JSON error.
 
 from __future__ import annotations
 
+import asyncio
 import json
+from typing import TYPE_CHECKING, cast
 from urllib.parse import urlsplit
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+if TYPE_CHECKING:
+    from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 MAX_BODY = 5 * 1024 * 1024    # bytes per request body
 MAX_HEADER_BYTES = 16 * 1024  # request line and headers together; browsers send about 1 KB
 REQUEST_TIMEOUT = 10.0        # seconds to send a whole request once a connection opens or a request begins,
                               # and that an answer may wait for the client to read it
 KEEP_ALIVE = 5                # seconds an idle keep-alive connection stays open
-MAX_CONNECTIONS = 256         # open connections; past it one stalled on a client that does not read is dropped, else 503
+# open connections; past it one stalled on a client that does not read is dropped, else 503
+MAX_CONNECTIONS = 256
 MAX_PIPELINED = 16            # requests one connection may have waiting for their answers
 LOOPBACK = {"localhost", "127.0.0.1", "[::1]", "::1"}
 WILDCARD = {"0.0.0.0", "::", ""}
@@ -57,7 +63,7 @@ class GuardedProtocol(HttpToolsProtocol):
     max_pipelined = MAX_PIPELINED
 
     @classmethod
-    def with_limits(cls, request_timeout: float, max_connections: int) -> type["GuardedProtocol"]:
+    def with_limits(cls, request_timeout: float, max_connections: int) -> type[GuardedProtocol]:
         return type("GuardedProtocol", (cls,), {"request_timeout": request_timeout, "write_timeout": request_timeout,
                                                 "max_connections": max_connections})
 
@@ -68,10 +74,11 @@ class GuardedProtocol(HttpToolsProtocol):
         self._head_bytes = 0    # the bytes received since the last request ended, not yet a whole head
         self._in_head = True
         self._completed = 0
-        self._timer = None
-        self._write_timer = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._write_timer: asyncio.TimerHandle | None = None
         self._paused_at = 0.0
-        self._running = None  # the cycle whose application task runs: with pipelining, not always self.cycle
+        # the cycle whose application task runs: with pipelining, not always self.cycle
+        self._running: RequestResponseCycle | None = None
         if len(self.connections) > self.max_connections and not self._evict_a_stalled_connection():
             self._refuse(503, f"over {self.max_connections} open connections; try again shortly")
             return
@@ -199,7 +206,9 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def _evict_a_stalled_connection(self) -> bool:
         """Make room by dropping the connection that has waited longest on a client that does not read."""
-        stalled = [p for p in self.connections if getattr(p, "_write_timer", None) is not None]
+        # uvicorn types the set as any of its protocols; on this server every one is ours
+        stalled = cast("list[GuardedProtocol]",
+                       [p for p in self.connections if getattr(p, "_write_timer", None) is not None])
         if not stalled:
             return False
         min(stalled, key=lambda p: p._paused_at)._drop()

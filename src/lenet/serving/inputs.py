@@ -78,11 +78,11 @@ async def form_files(request: Request) -> list[tuple[bytes, str]]:
         form = await request.form(max_files=MAX_BATCH + 1, max_fields=MAX_BATCH + 10)
     except BodyTooLarge:
         raise  # Guard answers 413
-    except Exception as e:  # noqa: BLE001 - the multipart parser's errors vary by version
+    except Exception as e:  # the multipart parser's errors vary by version
         raise RequestError(400, f"malformed multipart form ({e})") from None
     files = []
     for _, value in form.multi_items():
-        if hasattr(value, "read"):
+        if not isinstance(value, str):  # a file part; the others are plain fields
             files.append((await value.read(), value.filename or "upload"))
     return files
 

@@ -89,7 +89,8 @@ async def predict_number(request: Request):
     def work():
         if time.monotonic() > deadline:  # waited its whole budget for a thread
             raise RequestError(503, f"not read: the request's {NUMBER_SECONDS:g} s were spent waiting; try again")
-        result = prepare(*args, read=lambda pixels, scale=1.0: read_digits(model, pixels, deadline=deadline, scale=scale))
+        result = prepare(*args,
+                        read=lambda pixels, scale=1.0: read_digits(model, pixels, deadline=deadline, scale=scale))
         result["preprocessed"] = [image.tolist() for image in result.pop("_seen")]
         return result
 

@@ -3,6 +3,7 @@ answering by `supervise` (a worker that dies or whose event loop stops beating i
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from dataclasses import dataclass
@@ -80,10 +81,8 @@ def end_with_parent() -> None:
     import sys
 
     if sys.platform.startswith("linux"):
-        try:
+        with contextlib.suppress(OSError, AttributeError):  # no prctl: the worker just outlives a killed parent
             ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
 
 
 @dataclass(frozen=True)
@@ -147,7 +146,7 @@ class Pool:
             code = 0
             try:
                 self.serve_one(beat)
-            except BaseException:  # noqa: BLE001 - a worker's failure is reported by its exit code
+            except BaseException:  # a worker's failure is reported by its exit code
                 import traceback
 
                 traceback.print_exc()

@@ -41,7 +41,7 @@ def distort(x: torch.Tensor, gen: torch.Generator, background: float,
                          torch.stack([sin, cos, ty], 1)], 1)     # (B, 2, 3): output -> input coords
     field = torch.randn(draws, 2, ELASTIC_GRID, ELASTIC_GRID, generator=gen)[select] * ELASTIC
     theta, field = theta.to(x.device, x.dtype), field.to(x.device, x.dtype)
-    grid = F.affine_grid(theta, (b, 1, h, w), align_corners=False)
+    grid = F.affine_grid(theta, [b, 1, h, w], align_corners=False)
     grid = grid + F.interpolate(field, size=(h, w), mode="bicubic", align_corners=False).permute(0, 2, 3, 1)
     # grid_sample fills outside with zeros: shift so that zero is the background.
     out = F.grid_sample(x - background, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, NoReturn
 
 import numpy as np
 import torch
@@ -96,11 +97,14 @@ def number(value, low: float = 0.0, high: float = math.inf) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
 
 
+Failure = Callable[[str], NoReturn]  # raises the corrupt-checkpoint error naming what is wrong
+
+
 def check_checkpoint(tensors: dict[str, np.ndarray], info: dict, path) -> None:
     """Everything `--resume` reads, checked as strictly as a model file and before any of it is used:
     the model (as load_model_file checks it), the recipe and where training stood, the optimizer's
     layout and values, and the random-number states. A ValueError naming what is wrong."""
-    def bad(message: str):
+    def bad(message: str) -> NoReturn:
         raise ModelFileError(f"{path}: corrupt checkpoint ({message})")
 
     for key, kind in CHECKPOINT_TYPES.items():
@@ -135,7 +139,7 @@ def check_checkpoint(tensors: dict[str, np.ndarray], info: dict, path) -> None:
     check_generators(tensors, info["step"], bad)
 
 
-def check_position(info: dict, bad) -> None:
+def check_position(info: dict, bad: Failure) -> None:
     """Epoch, step, seed, the history so far and a mid-epoch checkpoint's running sums."""
     epoch, step, history, running = info["epoch"], info["step"], info["history"], info.get("running")
     if not whole(epoch, 0, 10_000) or not whole(step) or not whole(info["seed"]):
@@ -155,7 +159,7 @@ def check_position(info: dict, bad) -> None:
         bad(f"step {step} needs the epoch's running sums (loss, correct, seen); got {running!r}")
 
 
-def check_meta(meta: dict, bad) -> None:
+def check_meta(meta: dict, bad: Failure) -> None:
     """The data the run trained on, which --resume checks the data it is given against."""
     missing = [key for key in ("dataset_sha256", "subset", "holdout") if key not in meta]
     if missing:
@@ -169,7 +173,7 @@ def check_meta(meta: dict, bad) -> None:
 
 
 def check_optimizer(tensors: dict[str, np.ndarray], optimizer: dict, config: ModelConfig, recipe: Recipe,
-                    bad) -> None:
+                    bad: Failure) -> None:
     """The optimizer's parameter groups as make_optimizer builds them (weights, then biases and
     batch-norm scales), each slot of the right name, shape and finite value."""
     learned = [shape for name, shape in parameter_shapes(config).items()
@@ -209,7 +213,7 @@ def check_optimizer(tensors: dict[str, np.ndarray], optimizer: dict, config: Mod
             bad(f"{key} holds NaN, infinite or negative values")
 
 
-def check_generators(tensors: dict[str, np.ndarray], step: int, bad) -> None:
+def check_generators(tensors: dict[str, np.ndarray], step: int, bad: Failure) -> None:
     """torch's random-number state, and mid-epoch the epoch generator's, each one torch accepts
     (tried on a generator of its own, so nothing of this process changes)."""
     needed = ["extra.torch_rng"] + (["extra.generator"] if step else [])
@@ -242,8 +246,10 @@ def check_checkpoint_fits(ckpt: Checkpoint, num_classes: int, image_shape: tuple
 
 def _unpack_checkpoint(arrays: dict, info: dict, path: Path) -> Checkpoint:
     for key in ("epoch", "step", "history", "recipe", "model", "seed", "meta"):
-        info[key]  # noqa: B018 - every one must be there
-    model_sd, extra, slots = {}, {}, {}
+        info[key]  # every one must be there
+    model_sd: dict = {}
+    extra: dict = {}
+    slots: dict = {}
     for key, arr in arrays.items():
         t = torch.from_numpy(arr.copy())
         group, _, rest = key.partition(".")

@@ -9,7 +9,7 @@ Backend: nccl when training on CUDA, gloo on CPU.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import torch
@@ -24,7 +24,7 @@ TIMEOUT = timedelta(seconds=60)
 class Dist:
     rank: int = 0
     world: int = 1
-    device: torch.device = torch.device("cpu")
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     @property
     def active(self) -> bool:

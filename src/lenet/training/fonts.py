@@ -46,10 +46,10 @@ def draw(digit: int, font: Path, rng, height: int = 96, weight: int = 0, crossed
     pen.text((x, y), str(digit), fill=255, font=face)
     if crossed and digit == 7:
         # The continental 7: a short bar across the middle of the stem.
-        ink = np.asarray(im) > 127
-        rows = np.flatnonzero(ink.any(1))
+        drawn = np.asarray(im) > 127
+        rows = np.flatnonzero(drawn.any(1))
         mid = (rows[0] + rows[-1]) // 2
-        cols = np.flatnonzero(ink[mid])
+        cols = np.flatnonzero(drawn[mid])
         if cols.size:
             centre, half = int(cols.mean()), max(4, (rows[-1] - rows[0]) // 5)
             thick = max(2, (cols[-1] - cols[0] + 1))

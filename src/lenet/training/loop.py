@@ -46,7 +46,7 @@ class EpochSums:
     seen: int = 0
 
     @classmethod
-    def zeros(cls, device) -> "EpochSums":
+    def zeros(cls, device) -> EpochSums:
         return cls(torch.zeros((), dtype=torch.float64, device=device),
                    torch.zeros((), dtype=torch.int64, device=device))
 
@@ -69,7 +69,7 @@ class EpochSums:
         return {"loss": float(self.loss), "correct": int(self.correct), "seen": self.seen}
 
     @classmethod
-    def from_dict(cls, d: dict, device) -> "EpochSums":
+    def from_dict(cls, d: dict, device) -> EpochSums:
         return cls(torch.tensor(d["loss"], dtype=torch.float64, device=device),
                    torch.tensor(d["correct"], dtype=torch.int64, device=device), d["seen"])
 
@@ -137,9 +137,9 @@ class Watch:
         """A progress bar for the epoch (rank 0), through which the log lines then print."""
         if self.dist.is_main:
             from tqdm.auto import tqdm  # a widget in a notebook, text on a terminal
-            self.bar = tqdm(total=len(self.batches), initial=self.batches.start_step,
-                            desc=f"epoch {self.batches.epoch + 1}", unit="batch", leave=False, dynamic_ncols=True)
-            self.log = self.bar.write
+            bar = tqdm(total=len(self.batches), initial=self.batches.start_step,
+                       desc=f"epoch {self.batches.epoch + 1}", unit="batch", leave=False, dynamic_ncols=True)
+            self.bar, self.log = bar, bar.write
 
     def advance(self) -> None:
         if self.bar is not None:
@@ -164,7 +164,8 @@ class Watch:
             return stop, due
         if done % SYNC_EVERY and not (every and done % every == 0):
             return False, False  # only at steps every rank reaches with the same count
-        return tuple(self.dist.any(stop, due))
+        stop, due = self.dist.any(stop, due)
+        return stop, due
 
     def close(self) -> None:
         if self.bar is not None:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 
 from lenet.config import Recipe
 from lenet.errors import ModelFileError, UsageError
 
+if TYPE_CHECKING:
+    from lenet.training.teach import Teaching
 
-def lr_at(step: int, total: int, recipe: Recipe) -> float:
+
+def lr_at(step: int, total: int, recipe: Recipe | Teaching) -> float:
     """Learning rate for a global step: constant, or one-cycle (linear warm-up over the recipe's
     `warmup` fraction of the steps, then cosine to 0)."""
     if recipe.schedule == "constant":
@@ -64,13 +68,13 @@ class SGD:
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
-            grads = [p.grad for p in params]
+            grads: list[torch.Tensor] | tuple[torch.Tensor, ...] = [p.grad for p in params]
             if group["weight_decay"]:
                 grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
             momentum = group["momentum"]
             if momentum:
                 buffers, old, old_grads = [], [], []
-                for p, g in zip(params, grads):
+                for p, g in zip(params, grads, strict=True):
                     slots = self.state.get(p)  # keyed by the tensor itself (hashed by identity)
                     if slots is None:
                         slots = self.state[p] = {"momentum_buffer": g.detach().clone()}
@@ -89,7 +93,7 @@ class SGD:
         index, groups, state = 0, [], {}
         for group in self.param_groups:
             ids = list(range(index, index + len(group["params"])))
-            for i, p in zip(ids, group["params"]):
+            for i, p in zip(ids, group["params"], strict=True):
                 if p in self.state:
                     state[i] = dict(self.state[p])
             groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": ids})
@@ -101,11 +105,11 @@ class SGD:
         if [len(g["params"]) for g in saved] != [len(g["params"]) for g in self.param_groups]:
             raise ModelFileError("the checkpoint's optimizer holds other parameters than this model's")
         self.state = {}
-        for group, old in zip(self.param_groups, saved):
+        for group, old in zip(self.param_groups, saved, strict=True):
             for key in ("lr", "momentum", "nesterov", "weight_decay", "dampening"):
                 if key in old:
                     group[key] = old[key]
-            for p, i in zip(group["params"], old["params"]):
+            for p, i in zip(group["params"], old["params"], strict=True):
                 slots = state_dict["state"].get(i, state_dict["state"].get(str(i)))
                 if slots and slots.get("momentum_buffer") is not None:
                     self.state[p] = {"momentum_buffer": slots["momentum_buffer"].to(p.device, p.dtype)}

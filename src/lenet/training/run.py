@@ -17,6 +17,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -38,6 +39,9 @@ from lenet.training.checkpoint import (
     save_checkpoint,
 )
 from lenet.training.distributed import Dist
+
+if TYPE_CHECKING:
+    from lenet.training.snapshots import Snapshots
 from lenet.training.loop import Diverged, EpochSums, Watch, all_finite, train_one_epoch
 from lenet.training.optim import make_optimizer, match_parameter_layouts
 from lenet.training.signals import Interrupted, StopRequest
@@ -131,15 +135,18 @@ class Trainer:
         init_weights(self.model, recipe.init, recipe.activation)
         self.model.to(device)
         if run.options.channels_last:
-            self.model.to(memory_format=torch.channels_last)
+            self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs omit memory_format
         self.optimizer = make_optimizer(self.model, recipe)
         self.net = self.model
         if dist.active:
             from torch.nn.parallel import DistributedDataParallel
             self.net = DistributedDataParallel(self.model, device_ids=[device] if device.type == "cuda" else None)
-        self.history, self.epoch, self.step, self.sums, self.generator = [], 0, 0, None, None
+        self.history: list[dict] = []
+        self.epoch, self.step = 0, 0
+        self.sums: EpochSums | None = None
+        self.generator = None
         self.already = 0  # images of the current epoch trained before a resume (not counted in images/s)
-        self.snapshots = None
+        self.snapshots: Snapshots | None = None
         if resume is not None:
             self.restore(resume)
 
@@ -147,12 +154,12 @@ class Trainer:
         """Record how C1 learns, on the first validation image, from where training stands."""
         from lenet.training.snapshots import Snapshots
 
-        self.snapshots = Snapshots(self.model, val.images[0].cpu(), self.config)
+        snapshots = self.snapshots = Snapshots(self.model, val.images[0].cpu(), self.config)
         resumed = not (self.epoch == 0 and self.step == 0)
         if resumed:  # the frames before the interruption were in the killed process's memory
             self.log(f"note: --snapshots on a resumed run: learning.png and learning.gif start at the resume point "
                      f"(epoch {self.epoch + 1}, batch {self.step}); the frames before it were not kept")
-        self.snapshots.take(f"resumed, epoch {self.epoch + 1}" if resumed else "start")
+        snapshots.take(f"resumed, epoch {self.epoch + 1}" if resumed else "start")
 
     @property
     def summary(self) -> str:
@@ -317,6 +324,8 @@ def train_on(ds: Dataset, recipe: Recipe | None, out: str | Path, options: RunOp
         ckpt = ckpt or load_checkpoint(out / CHECKPOINT_FILE)
         recipe, config, options, meta = resumed_settings(ckpt, ds, options)
     else:
+        if recipe is None:
+            raise UsageError("a recipe is needed to start a run (none only with --resume)")
         try:
             check_image_size(recipe.arch, *ds.image_shape)
         except ValueError as e:
@@ -362,12 +371,13 @@ def resume_command(run: Run) -> str:
     return shlex.join(args)
 
 
-def check_same_run(ckpt: Checkpoint, recipe: Recipe, ds: Dataset, options: RunOptions) -> None:
+def check_same_run(ckpt: Checkpoint, recipe: Recipe | None, ds: Dataset, options: RunOptions) -> None:
     """A ValueError unless `ckpt` was written by a run with these settings, on this data."""
     info, meta = ckpt.info, ckpt.info["meta"]
     theirs = {"recipe": info["recipe"], "seed": info["seed"], "dataset": meta.get("dataset_sha256"),
               "subset": meta.get("subset"), "holdout": meta.get("holdout")}
-    ours = {"recipe": recipe.to_dict(), "seed": options.seed, "dataset": ds.sha256, "subset": options.subset,
+    ours = {"recipe": recipe.to_dict() if recipe is not None else None, "seed": options.seed, "dataset": ds.sha256,
+            "subset": options.subset,
             "holdout": options.holdout}
     differ = [k for k in ours if theirs[k] != ours[k]]
     if differ:

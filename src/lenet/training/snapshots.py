@@ -56,7 +56,7 @@ class Snapshots:
             for ax in axes[r]:
                 ax.set_xticks([])
                 ax.set_yticks([])
-        for ax, name in zip(axes[0], ("C1 kernels", "C1 maps of one test digit", "C3 maps")):
+        for ax, name in zip(axes[0], ("C1 kernels", "C1 maps of one test digit", "C3 maps"), strict=False):
             ax.set_title(name, fontsize=9)
         write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight"))
         return path

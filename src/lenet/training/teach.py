@@ -189,7 +189,8 @@ def teach(samples_dir: str | Path, ds: Dataset, model_path: str | Path, out: str
     per_label = ", ".join(f"{n} of {label}" for label, n in card["per_label"].items())
     k = max(1, round(teaching.batch_size * teaching.sample_share))
     log(f"taught {model_path.name} {len(folder)} samples ({per_label}) in {teaching.steps} steps of "
-        f"{teaching.batch_size} ({k} samples, the rest MNIST), {seconds:.1f} s; {time.perf_counter() - t0:.1f} s in all")
+        f"{teaching.batch_size} ({k} samples, the rest MNIST), "
+        f"{seconds:.1f} s; {time.perf_counter() - t0:.1f} s in all")
     log(f"samples read right: {own_before:.1%} before, {own_after:.1%} after")
     log(f"MNIST test accuracy: {before:.4f} before, {after:.4f} after")
     log(f"saved {out}")

@@ -84,7 +84,8 @@ def model_script(model_path: str | Path) -> str:
             "temperature": config.temperature, "unsure_below": config.unsure_below,
             "grey": grey_levels(), "layers": layers}
     return ("// The model for the page, written by `lenet export --web`: the network's layers (lenet.nn.network)\n"
-            "// with their weights as base64 float32, batch norm folded. A script, not JSON: file:// pages may load it.\n"
+            "// with their weights as base64 float32, batch norm folded."
+            " A script, not JSON: file:// pages may load it.\n"
             f"window.LENET_MODEL = {json.dumps(data, separators=(',', ':'))};\n")
 
 
@@ -94,7 +95,7 @@ def write_site(directory: str | Path, model_path: str | Path) -> Site:
     directory = check_writable_dir(directory, "--web")
     here = resources.files("lenet.web")
     texts = {name: here.joinpath(name).read_text("utf-8") for name in ASSETS}
-    texts[ICON] = resources.files("lenet.serving").joinpath("static", ICON).read_text("utf-8")
+    texts[ICON] = resources.files("lenet.serving").joinpath("static").joinpath(ICON).read_text("utf-8")
     texts[MODEL_SCRIPT] = script
     for name, text in texts.items():
         write_text_atomic(directory / name, text)
