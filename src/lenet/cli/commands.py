@@ -140,29 +140,12 @@ def cmd_predict(args) -> int:
     one_blas_thread()  # a folder is spread over one process per core
     from lenet.files import printable
     from lenet.nn.numpy_model import NumpyModel
-    from lenet.reading.predict import (
-        check_save_dir,
-        collect_inputs,
-        format_result,
-        predict_numbers,
-        public,
-        save_preprocessed,
-        stream_files,
-        subfolders_with_images,
-    )
+    from lenet.reading.predict import check_save_dir, format_result, predict_numbers, public, stream_files
     from lenet.reading.region import Region, write_annotated
 
     region = Region.parse(args.crop) if args.crop else None
     model = NumpyModel.load(args.model or default_model())
-    paths = collect_inputs(args.inputs, args.recursive)
-    skipped = [] if args.recursive else [d for item in args.inputs if Path(item).is_dir()
-                                         for d in subfolders_with_images(Path(item))]
-    if not paths:
-        raise ImageError("no image files found in " + ", ".join(args.inputs)
-                         + (f" (but in {len(skipped)} of its subfolders: add --recursive)" if skipped else ""))
-    if skipped:
-        print(f"note: {len(skipped)} subfolder(s) with images not looked in ({skipped[0]}"
-              f"{', ...' if len(skipped) > 1 else ''}); add --recursive to read them too", file=sys.stderr)
+    paths = input_paths(args.inputs, args.recursive)
     save = check_save_dir(Path(args.save_preprocessed), paths) if args.save_preprocessed else None
     annotate = check_save_dir(Path(args.annotate), paths, "--annotate") if args.annotate else None
     k = min(args.top_k, model.config.num_classes)
@@ -196,16 +179,39 @@ def cmd_predict(args) -> int:
     if annotate is not None:
         print(f"wrote {drawn} annotated images to {annotate}", file=sys.stderr)
     if save is not None:
-        written = save_preprocessed(save, results)
-        # The names save_preprocessed gives when they are free: <name>.png, or <name>-d1.png ... per digit
-        plain = [Path(r["file"]).stem + (f"-d{i + 1}" if args.number else "")
-                 for r in results if "_seen" in r for i in range(len(r["_seen"]) if args.number else 1)]
-        renamed = sum(p.stem != stem for p, stem in zip(written, plain, strict=True))
-        print(f"wrote {len(written)} preprocessed images{' (one per digit)' if args.number else ''}"
-              f" to {printable(save)}"
-              + (f" ({renamed} under numbered names: the plain names were taken)" if renamed else ""),
-              file=sys.stderr)
+        save_and_say(save, results, args.number)
     return ExitStatus.ERROR if failed else ExitStatus.SUCCESS
+
+
+def input_paths(inputs: list[str], recursive: bool) -> list[Path]:
+    """The image files to read; a folder's subfolders with images are named when not read."""
+    from lenet.reading.predict import collect_inputs, subfolders_with_images
+
+    paths = collect_inputs(inputs, recursive)
+    skipped = [] if recursive else [d for item in inputs if Path(item).is_dir()
+                                    for d in subfolders_with_images(Path(item))]
+    if not paths:
+        raise ImageError("no image files found in " + ", ".join(inputs)
+                         + (f" (but in {len(skipped)} of its subfolders: add --recursive)" if skipped else ""))
+    if skipped:
+        print(f"note: {len(skipped)} subfolder(s) with images not looked in ({skipped[0]}"
+              f"{', ...' if len(skipped) > 1 else ''}); add --recursive to read them too", file=sys.stderr)
+    return paths
+
+
+def save_and_say(save: Path, results: list[dict], number: bool) -> None:
+    """--save-preprocessed: write each 28x28 the network saw, and say where and under which names."""
+    from lenet.files import printable
+    from lenet.reading.predict import save_preprocessed
+
+    written = save_preprocessed(save, results)
+    # The names save_preprocessed gives when they are free: <name>.png, or <name>-d1.png ... per digit
+    plain = [Path(r["file"]).stem + (f"-d{i + 1}" if number else "")
+             for r in results if "_seen" in r for i in range(len(r["_seen"]) if number else 1)]
+    renamed = sum(p.stem != stem for p, stem in zip(written, plain, strict=False))
+    print(f"wrote {len(written)} preprocessed images{' (one per digit)' if number else ''} to {printable(save)}"
+          + (f" ({renamed} under numbered names: the plain names were taken)" if renamed else ""),
+          file=sys.stderr)
 
 
 def cmd_explain(args) -> int:
