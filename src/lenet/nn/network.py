@@ -56,10 +56,14 @@ class Layer:
         return out
 
 
-def _conv(name, c_in, c_out, side, k=5, padding=0, activation=None, bias=True, batch_norm=None):
-    """A stride-1 convolution on a side x side map."""
-    out = side + 2 * padding - k + 1
-    return Layer(name, "conv", (c_out, out, out), activation, (c_out, c_in, k, k), padding, bias, batch_norm)
+KERNEL = 5  # every convolution here is the paper's 5x5
+
+
+def _conv(name, c_in, c_out, side, padding=0, activation=None, bias=True, batch_norm=None):
+    """A stride-1 5x5 convolution on a side x side map."""
+    out = side + 2 * padding - KERNEL + 1
+    return Layer(name, "conv", (c_out, out, out), activation, (c_out, c_in, KERNEL, KERNEL), padding, bias,
+                 batch_norm)
 
 
 def _pool(name, op, prev: Layer, activation=None):
