@@ -148,6 +148,26 @@ def draw_figure(result: dict, model: NumpyModel, pixels: np.ndarray, path: str |
     return path
 
 
+def draw_images(top, result: dict, pixels: np.ndarray) -> None:
+    """The figure's top row: the image as given, the 28x28 the network saw, and the saliency maps."""
+    probs = result["probabilities"]
+    given = np.asarray(pixels)
+    given = given[..., 0] if given.ndim == 3 and given.shape[2] == 2 else given
+    top.axis("off")
+    panels: list[tuple[np.ndarray, str, str, tuple[float, float] | None]]
+    panels = [(given, "the image as given", "gray", None),
+              (result["seen"], "what the network saw, 28x28", "gray", None)]
+    for cls, sal in result["saliency"].items():
+        bound = float(np.abs(sal).max()) or 1.0
+        panels.append((sal, f"what spoke for {cls} ({probs[cls]:.2f})", "bwr", (-bound, bound)))
+    for i, (image, label, cmap, lim) in enumerate(panels):
+        ax = top.inset_axes([i * 0.25, 0, 0.22, 1])
+        ax.imshow(image, cmap=cmap, vmin=lim[0] if lim else None, vmax=lim[1] if lim else None)
+        ax.set_title(label, fontsize=7)
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+
 def explain_figure(result: dict, model: NumpyModel, pixels: np.ndarray):
     """The matplotlib Figure: the input, what the network saw, every layer by its name and shape,
     the learned C1 and C3 kernels, and the saliency maps. Each layer's maps are one row of tiles
@@ -166,23 +186,7 @@ def explain_figure(result: dict, model: NumpyModel, pixels: np.ndarray):
     fig = figure(figsize=(10, 1.3 * rows + 1.2), layout="constrained")
     axes = fig.subplots(rows, 1, gridspec_kw={"height_ratios": [2.2] + [1] * (rows - 1)})
     digit, runner, probs = result["digit"], result["runner_up"], result["probabilities"]
-
-    given = np.asarray(pixels)
-    given = given[..., 0] if given.ndim == 3 and given.shape[2] == 2 else given
-    top = axes[0]
-    top.axis("off")
-    panels: list[tuple[np.ndarray, str, str, tuple[float, float] | None]]
-    panels = [(given, "the image as given", "gray", None),
-              (result["seen"], "what the network saw, 28x28", "gray", None)]
-    for cls, sal in result["saliency"].items():
-        bound = float(np.abs(sal).max()) or 1.0
-        panels.append((sal, f"what spoke for {cls} ({probs[cls]:.2f})", "bwr", (-bound, bound)))
-    for i, (image, label, cmap, lim) in enumerate(panels):
-        ax = top.inset_axes([i * 0.25, 0, 0.22, 1])
-        ax.imshow(image, cmap=cmap, vmin=lim[0] if lim else None, vmax=lim[1] if lim else None)
-        ax.set_title(label, fontsize=7)
-        ax.set_xticks([])
-        ax.set_yticks([])
+    draw_images(axes[0], result, pixels)
     row = 1
     for layer, v in maps:
         axes[row].imshow(mosaic(v), cmap="gray", aspect="equal")
