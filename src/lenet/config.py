@@ -192,7 +192,7 @@ RECIPES = {
         "fast", "fast", activation="relu", optimizer="sgd", lr=0.2, momentum=0.9, nesterov=True,
         weight_decay=5e-4, batch_size=128, epochs=1, schedule="onecycle", label_smoothing=0.1,
         summary="a ReLU LeNet with batch norm, 1 epoch of one-cycle Nesterov SGD: "
-                "99.2% in 13-22 s of training on 2 shared cores"),
+                "99.2% in one epoch (docs/speed.md: how long)"),
     "best": Recipe(
         "best", "fast", activation="relu", optimizer="sgd", lr=0.2, momentum=0.9, nesterov=True,
         weight_decay=5e-4, batch_size=128, epochs=30, schedule="onecycle", label_smoothing=0.1, augment=True,

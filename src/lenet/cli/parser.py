@@ -13,7 +13,7 @@ from lenet.config import DEFAULT_RECIPE, RECIPES, Recipe
 EXAMPLES = {  # the end of each command's --help
     "train": """examples:
   lenet train                                   # LeNet-5, the text's network, 20 epochs into ./output
-  lenet train --recipe fast --out runs/fast     # 99.2% in one epoch, about 17 s in all on 2 CPU cores
+  lenet train --recipe fast --out runs/fast     # 99.2% in one epoch, in seconds
   lenet train --resume --out runs/fast          # continue after Ctrl-C or a crash""",
     "evaluate": """examples:
   lenet evaluate                                # the bundled model on the MNIST test set

@@ -172,9 +172,7 @@ POOL = {"avgpool": np.mean, "maxpool": np.max}
 
 
 # Images per forward pass. Small passes are quicker per image: the maps of 16 images stay in a
-# core's own cache (C1's output is 50 KB an image), those of hundreds do not. Fast network, one
-# BLAS thread, 2,048 test images, min of 3: 135-150 us an image in passes of 8 to 32, 185 at 64,
-# 223 at 256, 259 at 512 (the size used before).
+# core's own cache, those of hundreds do not (measured in commit 49a5296).
 PASS = 16
 
 
