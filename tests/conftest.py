@@ -48,3 +48,18 @@ def mnist_dir() -> Path:
 def mnist(mnist_dir):
     from lenet.data import mnist as data
     return data.load(mnist_dir, download=False)
+
+
+@pytest.fixture
+def digits(tmp_path, mnist):
+    """Three MNIST test digits disguised as ink on paper, in a folder of PNGs (the hostile tests' inputs)."""
+    from PIL import Image
+
+    from lenet.data.disguise import disguise
+
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(disguise(mnist.test_images[i], "dark-on-light", rng)).save(folder / f"d{i}.png")
+    return folder

@@ -46,3 +46,12 @@ def stop_server(proc) -> None:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+def one_line_error(r, *words):
+    """Exit 1 with a one-line message holding `words`, and no traceback (a completed `lenet` process)."""
+    assert r.returncode == 1, (r.returncode, r.stderr[-2000:])
+    assert "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert len([line for line in r.stderr.splitlines() if "error" in line]) == 1, r.stderr
+    for w in words:
+        assert w in r.stderr, (w, r.stderr)

@@ -18,34 +18,13 @@ import pytest
 from PIL import Image
 from safetensors.numpy import load_file, save_file
 
-from lenet.data.disguise import disguise
 from lenet.files import FolderLock, clean_stale_temps, read_bounded, write_atomic
 from lenet.nn.model_file import load_model_file
 from lenet.pretrained import bundled_model_path
 
 from conftest import idx_bytes, write_dataset
-from helpers import lenet, start_server, stop_server
+from helpers import lenet, one_line_error, start_server, stop_server
 from test_preprocess import png_header_only
-
-
-def one_line_error(r, *words):
-    """Exit 1 with a one-line message holding `words`, and no traceback."""
-    assert r.returncode == 1, (r.returncode, r.stderr[-2000:])
-    assert "Traceback" not in r.stderr, r.stderr[-2000:]
-    assert len([line for line in r.stderr.splitlines() if "error" in line]) == 1, r.stderr
-    for w in words:
-        assert w in r.stderr, (w, r.stderr)
-
-
-@pytest.fixture
-def digits(tmp_path, mnist):
-    folder = tmp_path / "inputs"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        Image.fromarray(disguise(mnist.test_images[i], "dark-on-light", rng)).save(folder / f"d{i}.png")
-    return folder
-
 
 # 1. Data loss: --save-preprocessed never overwrites.
 
