@@ -143,15 +143,18 @@ class TrainResult:
         return self.history[-1]["val_accuracy"]
 
 
+RUN_SETTINGS = {"seed": 0, "subset": None, "holdout": 0, "resume": False, "log_every": 50, "progress": True,
+                "plots": True, "snapshots": False}  # lenet.train's run settings besides the recipe, and their defaults
+
+
 def train(recipe: str = "lenet5", data_dir: str | Path | None = None, out: str | Path = "output", *,
-          seed: int = 0, subset: int | None = None, holdout: int = 0, resume: bool = False,
-          log_every: int = 50, progress: bool = True, plots: bool = True, snapshots: bool = False,
-          device: str = "auto", **overrides) -> TrainResult:
+          device: str = "auto", **settings) -> TrainResult:
     """Train as `lenet train` does, with a progress bar that works in a notebook and a terminal.
 
-    `recipe` names a recipe (lenet.config.RECIPES: tutorial, lenet5, fast, best); `overrides`
-    change its fields: arch, activation, lr, momentum, epochs, batch_size, augment, ... (the
-    flags of `lenet train`, with underscores). Ctrl-C (a notebook's interrupt too) stops after
+    `recipe` names a recipe (lenet.config.RECIPES: tutorial, lenet5, fast, best); `settings` are the
+    run's (RUN_SETTINGS: seed, subset, holdout, resume, log_every, progress, plots, snapshots) and
+    changes to the recipe's fields: arch, activation, lr, momentum, epochs, batch_size, augment, ...
+    (the flags of `lenet train`, with underscores). Ctrl-C (a notebook's interrupt too) stops after
     the current batch with a resumable checkpoint in `out`: train(..., resume=True) continues."""
     from lenet.config import RECIPES, Recipe
     from lenet.data import mnist as datasets
@@ -160,22 +163,24 @@ def train(recipe: str = "lenet5", data_dir: str | Path | None = None, out: str |
     from lenet.training.distributed import Dist
     from lenet.training.run import RunOptions, train_on
 
+    run = {**RUN_SETTINGS, **{k: v for k, v in settings.items() if k in RUN_SETTINGS}}
+    overrides = {k: v for k, v in settings.items() if k not in RUN_SETTINGS}
     knobs = {f.name for f in Recipe.knobs()}
     unknown = sorted(set(overrides) - knobs)
     if unknown:
-        raise UsageError(f"unknown training settings {unknown}; the recipe's are: {', '.join(sorted(knobs))}")
+        raise UsageError(f"unknown training settings {unknown}; the run's are: {', '.join(RUN_SETTINGS)}; "
+                         f"the recipe's: {', '.join(sorted(knobs))}")
     if recipe not in RECIPES:
         raise UsageError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
-    chosen = None if resume else RECIPES[recipe].override(**overrides)  # checks every value
-    if resume and data_dir is None:
+    chosen = None if run["resume"] else RECIPES[recipe].override(**overrides)  # checks every value
+    if run["resume"] and data_dir is None:
         from lenet.training.checkpoint import CHECKPOINT_FILE, recorded_data_dir
         data_dir = recorded_data_dir(Path(out) / CHECKPOINT_FILE)
     dist = Dist(device=resolve_device(device))
     check_writable_dir(out, "--out")  # now, not after the training, as the command does
     ds = datasets.load(data_dir)
-    options = RunOptions(resume=resume, seed=seed, subset=subset, holdout=holdout,
-                         epochs=overrides.get("epochs") if resume else None, log_every=log_every, progress=progress,
-                         plots=plots, snapshots=snapshots, command=f"lenet.train({recipe!r}, ...)")
+    options = RunOptions(**run, epochs=overrides.get("epochs") if run["resume"] else None,
+                         command=f"lenet.train({recipe!r}, ...)")
     info = train_on(ds, chosen, out, options, dist=dist)
     return TrainResult(Path(out) / "model.safetensors", info["history"], info)
 
