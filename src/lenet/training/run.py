@@ -1,5 +1,5 @@
-"""A training run: the options, the output folder, `fit` and the `Trainer` it drives, resuming,
-and what a run records (the metrics CSV, the versions, the weights' digest).
+"""A training run: the options, the output folder, `fit` and the `Trainer` it drives, resuming
+(what a run records is in record.py).
 
 `fit` reads top-down: set up, then each epoch's visible exits (stopped mid-epoch, trained, stopped
 after it), then finish. `train_on` is what `lenet train` and `lenet.train()` call.
@@ -7,11 +7,7 @@ after it), then finish. `train_on` is what `lenet train` and `lenet.train()` cal
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
 import os
-import platform
 import shlex
 import time
 from contextlib import contextmanager
@@ -19,15 +15,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 
-from lenet import __version__
 from lenet.config import ModelConfig, Recipe, check_int, flag
 from lenet.data.mnist import Dataset
 from lenet.errors import DataError, LenetError, UsageError
 from lenet.evaluation.scoring import Split, held_out_scores, resolve_device, score
-from lenet.files import FolderLock, clean_stale_temps, write_text_atomic
+from lenet.files import FolderLock, clean_stale_temps
 from lenet.nn.model_file import MODEL_FILE, save_model
 from lenet.nn.network import check_image_size
 from lenet.nn.torch_model import build_model, count_parameters, init_weights
@@ -44,6 +38,7 @@ if TYPE_CHECKING:
     from lenet.training.snapshots import Snapshots
 from lenet.training.loop import Diverged, EpochSums, Watch, all_finite, train_one_epoch
 from lenet.training.optim import make_optimizer, match_parameter_layouts
+from lenet.training.record import versions, weights_digest, write_metrics_csv
 from lenet.training.signals import Interrupted, StopRequest
 from lenet.training.splits import Batches, batches_per_epoch, check_trainable, make_splits, with_printed
 
@@ -383,27 +378,3 @@ def check_same_run(ckpt: Checkpoint, recipe: Recipe | None, ds: Dataset, options
     if differ:
         raise UsageError(f"{ckpt.path} is the checkpoint of another run ({', '.join(differ)} differ); "
                          f"an elastic restart resumes only its own run: remove it or choose another --out")
-
-
-def versions() -> dict:
-    return {"lenet": __version__, "torch": torch.__version__, "numpy": np.__version__,
-            "python": platform.python_version(), "machine": f"{platform.machine()}, {torch.get_num_threads()} threads"}
-
-
-def write_metrics_csv(path: Path, history: list[dict]) -> None:
-    buf = io.StringIO()
-    cols = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds", "images_per_second", "lr"]
-    if history and "test_accuracy" in history[0]:
-        cols.append("test_accuracy")
-    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    w.writerows(history)
-    write_text_atomic(path, buf.getvalue())
-
-
-def weights_digest(model) -> str:
-    h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()

@@ -33,7 +33,7 @@ from lenet.nn.model_file import resolve_model_path, save_model
 from lenet.nn.torch_model import count_parameters, load_model, normalize
 from lenet.training.augment import distort, roughen
 from lenet.training.optim import SGD, lr_at
-from lenet.training.run import versions
+from lenet.training.record import versions
 
 
 @dataclass(frozen=True)
