@@ -16,6 +16,42 @@ def lenet(*args, env=None, timeout=600, **kw):
                           env=env, timeout=timeout, **kw)
 
 
+def cli(*args, env=None, input=None, cwd=None):
+    """`lenet ARGS` run in this process (`main()`, as httpie's tests do): the same exit status and
+    output as `lenet` above, without starting Python; for tests of what the command says, where
+    a new process is not the point. `env`: the environment variables to run with."""
+    import contextlib
+    import io
+    import signal
+
+    from lenet.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    stdin = io.TextIOWrapper(io.BytesIO((input or "").encode()), encoding="utf-8")
+    pipe = signal.getsignal(signal.SIGPIPE) if hasattr(signal, "SIGPIPE") else None
+    saved_env, saved_cwd, saved_stdin = dict(os.environ), os.getcwd(), sys.stdin
+    try:
+        if env is not None:
+            os.environ.clear()
+            os.environ.update(env)
+        if cwd is not None:
+            os.chdir(cwd)
+        sys.stdin = stdin
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                status = main([str(a) for a in args])
+            except SystemExit as e:  # argparse's usage errors and --help
+                status = e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+    finally:
+        sys.stdin = saved_stdin
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        if pipe is not None:
+            signal.signal(signal.SIGPIPE, pipe)
+    return subprocess.CompletedProcess(["lenet", *map(str, args)], int(status or 0), out.getvalue(), err.getvalue())
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from helpers import lenet
+from helpers import cli, lenet
 
 
 @pytest.fixture
@@ -17,7 +17,7 @@ def env(mnist_dir):
 
 @pytest.mark.parametrize("command", ["train", "evaluate", "predict", "export", "serve"])
 def test_help_ends_with_examples(command):
-    r = lenet(command, "--help")
+    r = cli(command, "--help")
     assert r.returncode == 0
     tail = r.stdout.rstrip().splitlines()
     assert "examples:" in tail[-3:-1] or "examples:" in tail[-4:-2]
@@ -25,7 +25,7 @@ def test_help_ends_with_examples(command):
 
 
 def test_help_states_every_default():
-    r = lenet("train", "--help")
+    r = cli("train", "--help")
     assert r.returncode == 0
     for text in ("(default: output)", "(default: 50)", "(default: auto)", "(default: 0)", "tutorial:", "lenet5:"):
         assert text in " ".join(r.stdout.split()), text
@@ -44,13 +44,13 @@ def test_train_then_evaluate(tmp_path, env):
     info = json.loads((out / "model.json").read_text())
     assert info["command"].endswith("--out " + str(out))
 
-    r = lenet("evaluate", "--model", str(out), "--json", env=env)
+    r = cli("evaluate", "--model", str(out), "--json", env=env)
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)
     assert result["n"] == 10_000 and len(result["per_class_accuracy"]) == 10
     assert result["accuracy"] == pytest.approx(info["metrics"]["val_accuracy"])
 
-    r = lenet("evaluate", "--model", str(out / "model.safetensors"), env=env)
+    r = cli("evaluate", "--model", str(out / "model.safetensors"), env=env)
     assert r.returncode == 0 and "test accuracy" in r.stdout
 
 
@@ -87,7 +87,7 @@ def test_trains_any_idx_dataset_with_its_own_classes(tmp_path, env):
 def test_evaluate_report_and_ensemble(tmp_path, env):
     from lenet.pretrained import bundled_model_path
     model = str(bundled_model_path())
-    r = lenet("evaluate", "--model", model, "--model", model, "--report", str(tmp_path / "rep"), env=env)
+    r = cli("evaluate", "--model", model, "--model", model, "--report", str(tmp_path / "rep"), env=env)
     assert r.returncode == 0, r.stderr
     assert "ensemble of 2" in r.stdout and "precision" in r.stdout
     for name in ("confusion.png", "mistakes.png"):

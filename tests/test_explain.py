@@ -17,7 +17,7 @@ from lenet.nn.network import describe
 from lenet.nn.numpy_model import NumpyModel
 from lenet.nn.torch_model import build_model, init_weights
 
-from helpers import lenet
+from helpers import cli, lenet
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "photo-9.jpg"
 
@@ -56,11 +56,11 @@ def test_saliency_is_about_the_ink(mnist):
 
 
 def test_the_command_writes_the_figure_or_json_without_torch(tmp_path):
-    r = lenet("explain", str(EXAMPLE), cwd=tmp_path)
+    r = cli("explain", str(EXAMPLE), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     figure = tmp_path / "explain-photo-9.png"
     assert "reads as 9" in r.stdout and Image.open(figure).size[1] > 600
-    r = lenet("explain", str(EXAMPLE), "--json")
+    r = cli("explain", str(EXAMPLE), "--json")
     out = json.loads(r.stdout)
     assert [(layer["name"], layer["title"]) for layer in out["layers"]][:2] == [("c1", "C1 16@28x28"),
                                                                               ("s2", "S2 16@14x14")]

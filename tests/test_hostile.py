@@ -23,14 +23,14 @@ from lenet.nn.model_file import load_model_file
 from lenet.pretrained import bundled_model_path
 
 from conftest import idx_bytes, write_dataset
-from helpers import lenet, one_line_error, start_server, stop_server
+from helpers import cli, lenet, one_line_error, start_server, stop_server
 from test_preprocess import png_header_only
 
 # 1. Data loss: --save-preprocessed never overwrites.
 
 def test_save_preprocessed_refuses_the_input_folder(digits):
     before = {p.name: p.read_bytes() for p in digits.iterdir()}
-    r = lenet("predict", "--save-preprocessed", str(digits), str(digits))
+    r = cli("predict", "--save-preprocessed", str(digits), str(digits))
     one_line_error(r, "holds input images")
     assert {p.name: p.read_bytes() for p in digits.iterdir()} == before
 
@@ -39,7 +39,7 @@ def test_save_preprocessed_never_replaces_a_file(digits, tmp_path):
     out = tmp_path / "seen"
     out.mkdir()
     (out / "d0.png").write_bytes(b"precious")
-    r = lenet("predict", "--save-preprocessed", str(out), str(digits))
+    r = cli("predict", "--save-preprocessed", str(out), str(digits))
     assert r.returncode == 0, r.stderr
     assert (out / "d0.png").read_bytes() == b"precious"
     assert Image.open(out / "d0-2.png").size == (28, 28) and (out / "d1.png").is_file()
@@ -49,9 +49,9 @@ def test_save_preprocessed_never_replaces_a_file(digits, tmp_path):
 def test_save_preprocessed_checks_the_folder_first_and_prints_predictions(digits, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    r = lenet("predict", "--save-preprocessed", str(blocker), str(digits))
+    r = cli("predict", "--save-preprocessed", str(blocker), str(digits))
     one_line_error(r, "is a file")
-    r = lenet("predict", "--save-preprocessed", str(blocker / "below"), str(digits))
+    r = cli("predict", "--save-preprocessed", str(blocker / "below"), str(digits))
     one_line_error(r, "cannot write there")
 
 
@@ -60,7 +60,7 @@ def test_save_preprocessed_checks_the_folder_first_and_prints_predictions(digits
 @pytest.mark.parametrize("flag, value", [("--lr", "1e6"), ("--lr", "nan"), ("--lr", "inf"), ("--lr", "-1"),
                                          ("--momentum", "nan"), ("--momentum", "1.5"), ("--weight-decay", "-inf")])
 def test_numeric_flags_are_checked(flag, value, tmp_path):
-    r = lenet("train", f"{flag}={value}", "--out", str(tmp_path / "o"), "--data-dir", str(tmp_path / "none"))
+    r = cli("train", f"{flag}={value}", "--out", str(tmp_path / "o"), "--data-dir", str(tmp_path / "none"))
     one_line_error(r, flag, "finite")
 
 
@@ -88,7 +88,7 @@ def test_a_model_with_nan_weights_is_refused_everywhere(tmp_path, digits):
     tensors = load_file(bundled_model_path())
     tensors["model.f6.weight"][0, 0] = np.nan
     bad = corrupt_model(tmp_path / "nan.safetensors", tensors=tensors)
-    one_line_error(lenet("predict", "--json", "--model", str(bad), str(digits)), "NaN")
+    one_line_error(cli("predict", "--json", "--model", str(bad), str(digits)), "NaN")
     one_line_error(lenet("serve", "--model", str(bad), "--port", "1"), "NaN")
 
 
@@ -153,9 +153,9 @@ def test_wrong_shaped_tensors_are_refused(tmp_path):
 def test_every_command_gives_one_line_for_a_bad_model(tmp_path, digits, mnist_dir):
     bad = corrupt_model(tmp_path / "m.safetensors", **BAD_MODELS["lenet5 metadata, fast weights"])
     env = dict(os.environ, LENET_DATA_DIR=str(mnist_dir))
-    one_line_error(lenet("predict", "--model", str(bad), str(digits)), "do not fit")
-    one_line_error(lenet("evaluate", "--model", str(bad), env=env), "do not fit")
-    one_line_error(lenet("export", "--model", str(bad), "--output", str(tmp_path / "m.onnx")), "do not fit")
+    one_line_error(cli("predict", "--model", str(bad), str(digits)), "do not fit")
+    one_line_error(cli("evaluate", "--model", str(bad), env=env), "do not fit")
+    one_line_error(cli("export", "--model", str(bad), "--output", str(tmp_path / "m.onnx")), "do not fit")
     one_line_error(lenet("serve", "--model", str(bad), "--port", "1"), "do not fit")
 
 
@@ -338,12 +338,12 @@ def test_output_paths_are_checked_before_the_work(tmp_path, mnist_dir):
     env = dict(os.environ, LENET_DATA_DIR=str(mnist_dir))
     a_file = tmp_path / "file"
     a_file.write_text("x")
-    one_line_error(lenet("train", "--out", str(a_file), env=env), "is a file")
-    one_line_error(lenet("evaluate", "--report", str(a_file), env=env), "is a file")
+    one_line_error(cli("train", "--out", str(a_file), env=env), "is a file")
+    one_line_error(cli("evaluate", "--report", str(a_file), env=env), "is a file")
     t0 = time.monotonic()
-    one_line_error(lenet("export", "--output", str(tmp_path)), "is a folder")
+    one_line_error(cli("export", "--output", str(tmp_path)), "is a folder")
     assert time.monotonic() - t0 < 15  # refused before torch exports anything
-    r = lenet("train", "--threads", "-1")
+    r = cli("train", "--threads", "-1")
     assert r.returncode == 2 and "--threads" in r.stderr
 
 
@@ -368,7 +368,7 @@ def test_file_names_that_are_not_utf8_are_printed_safely(digits, tmp_path):
     odd = os.fsencode(digits) + b"/caf\xe9-\xff.png"
     os.rename(os.fsencode(digits / "d0.png"), odd)
     env = dict(os.environ, PYTHONIOENCODING="utf-8", LC_ALL="C.UTF-8")
-    r = lenet("predict", str(digits), env=env)
+    r = cli("predict", str(digits), env=env)
     assert r.returncode == 0 and "Traceback" not in r.stderr
     assert len(r.stdout.splitlines()) == 3
 

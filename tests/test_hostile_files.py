@@ -26,7 +26,7 @@ from lenet.files import (
 )
 
 from conftest import write_dataset
-from helpers import lenet
+from helpers import cli, lenet
 
 
 def one_line_error(r, *words):
@@ -145,10 +145,10 @@ def test_explain_and_export_refuse_to_replace_special_files(tmp_path):
     made = special_files(tmp_path)
     before = kinds(made)
     for kind, path in made.items():
-        r = lenet("explain", str(image), "--output", str(path))
+        r = cli("explain", str(image), "--output", str(path))
         one_line_error(r, "--output", kind, "regular files only")
         t0 = time.monotonic()
-        r = lenet("export", "--output", str(path))
+        r = cli("export", "--output", str(path))
         one_line_error(r, "--output", kind)
         assert time.monotonic() - t0 < 15  # refused before torch exports anything
     assert kinds(made) == before
@@ -172,9 +172,9 @@ def test_a_write_never_replaces_what_was_put_there_meanwhile(tmp_path):
 def test_explain_never_writes_over_its_input(tmp_path):
     image = digit_png(tmp_path / "x.png")
     before = image.read_bytes()
-    one_line_error(lenet("explain", str(image), "--output", str(image)), "the command's input")
+    one_line_error(cli("explain", str(image), "--output", str(image)), "the command's input")
     os.link(image, tmp_path / "same.png")
-    one_line_error(lenet("explain", str(image), "--output", str(tmp_path / "same.png")), "the command's input")
+    one_line_error(cli("explain", str(image), "--output", str(tmp_path / "same.png")), "the command's input")
     assert image.read_bytes() == before
 
 
@@ -187,10 +187,10 @@ def test_explain_and_export_never_write_over_the_model(tmp_path):
     model.write_bytes(bundled_model_path().read_bytes())
     before = model.read_bytes()
     image = digit_png(tmp_path / "x.png")
-    one_line_error(lenet("explain", str(image), "--model", str(folder), "--output", str(model)),
+    one_line_error(cli("explain", str(image), "--model", str(folder), "--output", str(model)),
                    "the command's input")
-    one_line_error(lenet("export", "--model", str(folder), "--output", str(model)), "the command's input")
-    one_line_error(lenet("export", "--model", str(model), "--output", str(model)), "the command's input")
+    one_line_error(cli("export", "--model", str(folder), "--output", str(model)), "the command's input")
+    one_line_error(cli("export", "--model", str(model), "--output", str(model)), "the command's input")
     assert model.read_bytes() == before
 
 
@@ -354,7 +354,7 @@ def test_a_float_tiff_with_a_nan_pixel_is_a_clear_error(tmp_path):
     a[8:32, 18:23] = 0.0
     a[0, 0] = np.nan
     Image.fromarray(a, "F").save(tmp_path / "scan.tif")
-    r = lenet("predict", str(tmp_path / "scan.tif"))
+    r = cli("predict", str(tmp_path / "scan.tif"))
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "scan.tif" in r.stderr and "non-finite pixels" in r.stderr, r.stderr
 
@@ -365,13 +365,13 @@ def test_control_characters_in_file_names_are_escaped(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     odd = digit_png(folder / "a\nb\x1b[31mred.png")
-    r = lenet("predict", str(folder))
+    r = cli("predict", str(folder))
     assert r.returncode == 0, r.stderr
     assert "\x1b" not in r.stdout + r.stderr and len(r.stdout.splitlines()) == 1, r.stdout
     assert "a\\nb\\x1b[31mred.png" in r.stdout
-    r = lenet("explain", str(odd), "--output", str(tmp_path / "out\x1b[2J.png"))
+    r = cli("explain", str(odd), "--output", str(tmp_path / "out\x1b[2J.png"))
     assert r.returncode == 0 and "\x1b" not in r.stdout and "\\x1b[2J" in r.stdout, r.stdout
-    r = lenet("predict", str(folder / "missing\x1b]0;title\x07.png"))
+    r = cli("predict", str(folder / "missing\x1b]0;title\x07.png"))
     assert "\x1b" not in r.stderr and "\x07" not in r.stderr and r.returncode == 1, r.stderr
     assert printable("ok name.png") == "ok name.png"
 
@@ -394,9 +394,9 @@ def test_a_seed_model_of_32x32_images_predicts_and_explains(tmp_path):
               "--data-dir", str(data), "--out", str(out))
     assert r.returncode == 0, r.stderr[-2000:]
     image = digit_png(tmp_path / "one.png")
-    r = lenet("predict", "--model", str(out), str(image))
+    r = cli("predict", "--model", str(out), str(image))
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
-    r = lenet("explain", str(image), "--model", str(out), "--output", str(tmp_path / "e.png"))
+    r = cli("explain", str(image), "--model", str(out), "--output", str(tmp_path / "e.png"))
     assert r.returncode == 0 and (tmp_path / "e.png").is_file(), r.stderr
     assert 0 <= api.load(out).predict(image).digit <= 9
 
@@ -409,7 +409,7 @@ def test_a_model_smaller_than_the_reading_is_one_line(tmp_path):
               "--data-dir", str(data), "--out", str(out))
     assert r.returncode == 0, r.stderr[-2000:]
     image = digit_png(tmp_path / "one.png")
-    r = lenet("explain", str(image), "--model", str(out), "--output", str(tmp_path / "e.png"))
+    r = cli("explain", str(image), "--model", str(out), "--output", str(tmp_path / "e.png"))
     one_line_error(r, "the model takes 16x16 images")
-    r = lenet("predict", "--model", str(out), str(image))
+    r = cli("predict", "--model", str(out), str(image))
     assert r.returncode == 1 and "16x16" in r.stderr and "Traceback" not in r.stderr, r.stderr

@@ -23,7 +23,7 @@ from lenet.pretrained import bundled_model_path
 from lenet.training.checkpoint import CHECKPOINT_FILE
 
 from conftest import write_dataset
-from helpers import lenet, one_line_error
+from helpers import cli, lenet, one_line_error
 
 
 def bundled_info() -> dict:
@@ -199,9 +199,9 @@ def test_fp8_tensors_are_one_line_naming_the_tensor(dtype, tmp_path, digits, mni
     with pytest.raises(ValueError, match=f"tensor 'model[a-z0-9._]+' holds {name} values"):
         load_model_file(path)
     env = dict(os.environ, LENET_DATA_DIR=str(mnist_dir))
-    one_line_error(lenet("predict", "--model", str(path), str(digits)), name, "float32")
-    one_line_error(lenet("evaluate", "--model", str(path), env=env), name)
-    one_line_error(lenet("export", "--model", str(path), "--output", str(tmp_path / "m.onnx")), name)
+    one_line_error(cli("predict", "--model", str(path), str(digits)), name, "float32")
+    one_line_error(cli("evaluate", "--model", str(path), env=env), name)
+    one_line_error(cli("export", "--model", str(path), "--output", str(tmp_path / "m.onnx")), name)
     one_line_error(lenet("serve", "--model", str(path), "--port", "1", timeout=60), name)
 
 

@@ -17,7 +17,7 @@ from lenet.nn.numpy_model import NumpyModel
 from lenet.nn.torch_model import build_model, init_weights, load_model, normalize
 from lenet.pretrained import bundled_model_path
 
-from helpers import lenet
+from helpers import cli
 from test_preprocess import png_header_only
 
 
@@ -46,7 +46,7 @@ def folder(tmp_path, mnist):
 
 def test_predict_folder_json_and_bad_inputs(folder, tmp_path):
     good, bad, labels = folder
-    r = lenet("predict", "--json", "--save-preprocessed", str(tmp_path / "seen"), str(good), str(bad),
+    r = cli("predict", "--json", "--save-preprocessed", str(tmp_path / "seen"), str(good), str(bad),
               str(tmp_path / "missing.png"))
     assert r.returncode == 1  # some inputs failed
     assert "Traceback" not in r.stderr
@@ -66,7 +66,7 @@ def test_predict_folder_json_and_bad_inputs(folder, tmp_path):
 
 def test_predict_text_and_top_k(folder):
     good, _, labels = folder
-    r = lenet("predict", "--top-k", "3", str(good / "photo1.png"))
+    r = cli("predict", "--top-k", "3", str(good / "photo1.png"))
     assert r.returncode == 0, r.stderr
     line = r.stdout.strip()
     assert line.startswith(f"{good / 'photo1.png'}: {labels[str(good / 'photo1.png')]} (")
@@ -116,7 +116,7 @@ def test_numpy_forward_matches_torch_for_every_network(config):
 
 
 def test_bundled_model_scores_at_least_99_percent(mnist_dir):
-    r = lenet("evaluate", "--json", "--data-dir", str(mnist_dir))
+    r = cli("evaluate", "--json", "--data-dir", str(mnist_dir))
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)
     assert result["n"] == 10_000 and result["accuracy"] >= 0.99
@@ -163,7 +163,7 @@ def test_a_folder_is_read_on_every_core_in_order_and_the_same_as_one_process(tmp
     for i in range(n):
         Image.fromarray(255 - mnist.test_images[i]).save(tmp_path / f"{i:03d}.png")
     (tmp_path / "040.png").write_bytes(b"not an image")
-    r = lenet("predict", "--json", str(tmp_path))
+    r = cli("predict", "--json", str(tmp_path))
     assert r.returncode == 1  # one bad file
     lines = [json.loads(line) for line in r.stdout.splitlines()]
     assert [line["file"] for line in lines] == [str(tmp_path / f"{i:03d}.png") for i in range(n)]
