@@ -47,7 +47,7 @@ def folder(tmp_path, mnist):
 def test_predict_folder_json_and_bad_inputs(folder, tmp_path):
     good, bad, labels = folder
     r = cli("predict", "--json", "--save-preprocessed", str(tmp_path / "seen"), str(good), str(bad),
-              str(tmp_path / "missing.png"))
+            str(tmp_path / "missing.png"))
     assert r.returncode == 1  # some inputs failed
     assert "Traceback" not in r.stderr
     rows = [json.loads(line) for line in r.stdout.splitlines()]
