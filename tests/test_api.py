@@ -1,5 +1,6 @@
 """The Python API (`import lenet`): the same library the command is a thin layer over."""
 
+import json
 import subprocess
 import sys
 
@@ -9,6 +10,8 @@ from PIL import Image
 
 import lenet
 from lenet.data.disguise import disguise
+
+from helpers import cli
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +34,11 @@ def test_predict_takes_every_kind_of_image(clf, photo, tmp_path):
         p = clf.predict(x)
         assert p.digit == label and p.probability == max(p.probabilities) > 0.5
         assert p.seen.shape == (28, 28) and p.seen.dtype == np.uint8
-    many = clf.predict([path, pixels])
+    many = clf.predict_many([path, pixels])
     assert [p.digit for p in many] == [label, label]
+    assert many[0] == clf.predict(path) and many[0].to_json()["digit"] == label
+    with pytest.raises(ValueError, match="predict_many"):
+        clf.predict([path, pixels])
 
 
 def test_predict_errors_are_value_errors(clf):
@@ -86,3 +92,13 @@ def test_add_sample_keeps_an_image_given_as_an_array(clf, tmp_path):
     path = clf.add_sample(image, 1, tmp_path)
     assert path.is_file() and path.parent.name == "1"
     assert np.asarray(Image.open(path)).shape == (28, 28)
+
+
+def test_a_prediction_as_json_is_what_the_command_prints(clf, photo, tmp_path):
+    path = tmp_path / "d.png"
+    Image.fromarray(photo[0]).save(path)
+    r = cli("predict", "--json", str(path))
+    assert r.returncode == 0, r.stderr
+    printed = json.loads(r.stdout)
+    assert printed.pop("file") == str(path)
+    assert printed == clf.predict(path).to_json()

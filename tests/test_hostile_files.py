@@ -340,7 +340,7 @@ def test_values_near_the_float_limit_are_a_clear_error():
 
 def test_an_empty_list_and_a_file_as_out_are_value_errors(tmp_path):
     with pytest.raises(ValueError, match="no images given"):
-        api.load().predict([])
+        api.load().predict_many([])
     a_file = tmp_path / "file"
     a_file.write_text("x")
     with pytest.raises(ValueError, match=r"--out .*is a file"):

@@ -3,8 +3,9 @@
     import lenet
 
     clf = lenet.load()                          # the bundled model; or lenet.load("runs/fast")
-    p = clf.predict("digit.png")                # also bytes, a PIL image, a NumPy array, or a list
-    print(p.digit, p.probability)
+    p = clf.predict("digit.png")                # also bytes, a PIL image or a NumPy array
+    print(p.digit, p.probability, p.to_json())
+    several = clf.predict_many(["a.png", "b.png"])  # one Prediction each
 
     result = lenet.train("fast", data_dir="data/MNIST", out="runs/fast", epochs=1)
     print(result.accuracy, result.model_path)
@@ -31,17 +32,24 @@ from lenet.reading.image import decode_image
 from lenet.reading.predict import judged, predict_images, read_digits
 
 
-@dataclass
+@dataclass(frozen=True)
 class Prediction:
     """What the network made of one image."""
     digit: int
     probability: float              # of `digit`
-    probabilities: list[float]      # one per class
-    seen: np.ndarray = field(repr=False)  # the 28x28 uint8 image the network saw (white ink on black)
+    probabilities: tuple[float, ...]  # one per class (empty for the digits of a number)
+    seen: np.ndarray = field(repr=False, compare=False)  # the 28x28 uint8 the network saw (white ink on black)
     unsure: bool = False            # a reason below says not to trust the answer
-    doubts: list[str] = field(default_factory=list)  # why: several marks, faint, small, at the border, low probability
+    doubts: tuple[str, ...] = ()    # why: several marks, faint, small, at the border, low probability
     # the digit's ink in the image: left, top, right, bottom (right and bottom exclusive)
-    box: tuple = ()
+    box: tuple[int, ...] = ()
+
+    def to_json(self) -> dict:
+        """The prediction as `lenet predict --json` and POST /predict give it (without the file)."""
+        out = {"digit": self.digit, "probability": self.probability}
+        if self.probabilities:
+            out["probabilities"] = list(self.probabilities)
+        return {**out, "unsure": self.unsure, "doubts": list(self.doubts), "box": list(self.box)}
 
 
 class Classifier:
@@ -60,27 +68,32 @@ class Classifier:
         """What the model file records: recipe, command, metrics per epoch, versions."""
         return self.model.info
 
-    def predict(self, x) -> Prediction | list[Prediction]:
+    def predict(self, x) -> Prediction:
         """The digit in `x`: a file path, the file's bytes, a PIL image, or a NumPy array (H, W) grey
         or (H, W, C) colour (uint8, or floats 0..255 or 0..1 as lenet.reading.values says), of any
-        size, dark ink on light paper or the reverse; a list of these gives a list. Each image is
-        prepared as MNIST was (lenet.reading) before the network sees it. An image that holds no
-        digit, or cannot be read (pixels that are not numbers, or NaN or infinite), raises
-        ValueError, as does an empty list."""
-        many = isinstance(x, (list, tuple))
-        if many and not x:
-            raise ImageError("no images given: predict takes an image or a non-empty list of them")
-        readings = [read_digit(*pixels_of(item)) for item in (x if many else [x])]
+        size, dark ink on light paper or the reverse. The image is prepared as MNIST was
+        (lenet.reading) before the network sees it. An image that holds no digit, or cannot be read
+        (pixels that are not numbers, or NaN or infinite), raises ValueError. Several images:
+        `predict_many`."""
+        if isinstance(x, (list, tuple)):
+            raise UsageError("predict takes one image; predict_many takes a list of them")
+        return self.predict_many([x])[0]
+
+    def predict_many(self, images) -> list[Prediction]:
+        """One Prediction per image of the non-empty list `images` (each any input `predict` takes),
+        in order, the network run once over them all."""
+        if not isinstance(images, (list, tuple)) or not images:
+            raise ImageError("no images given: predict_many takes a non-empty list of images")
+        readings = [read_digit(*pixels_of(item)) for item in images]
         predictions = predict_images(self.model, np.stack([r.image for r in readings]))
-        results = [self._prediction(p, r) for p, r in zip(predictions, readings, strict=True)]
-        return results if many else results[0]
+        return [self._prediction(p, r) for p, r in zip(predictions, readings, strict=True)]
 
     def read_number(self, x) -> tuple[str, list[Prediction]]:
         """The row of digits in `x` (any input `predict` takes), left to right: the number as text and
         one Prediction per digit. Unsure where any digit is (see each Prediction's doubts)."""
         pixels, scale = pixels_of(x)
         result = read_digits(self.model, pixels, scale=scale)
-        digits = [Prediction(d["digit"], d["probability"], [], seen, d["unsure"], d["doubts"], tuple(d["box"]))
+        digits = [Prediction(d["digit"], d["probability"], (), seen, d["unsure"], tuple(d["doubts"]), tuple(d["box"]))
                   for d, seen in zip(result["digits"], result["_seen"], strict=True)]
         return result["number"], digits
 
@@ -96,8 +109,8 @@ class Classifier:
 
     def _prediction(self, result: dict, reading) -> Prediction:
         j = judged(self.model, result, reading)
-        return Prediction(j["digit"], j["probability"], j["probabilities"], reading.image, j["unsure"], j["doubts"],
-                          reading.box)
+        return Prediction(j["digit"], j["probability"], tuple(j["probabilities"]), reading.image, j["unsure"],
+                          tuple(j["doubts"]), tuple(reading.box))
 
     def __repr__(self) -> str:
         c = self.config
