@@ -46,7 +46,7 @@ class Prediction:
 
     def to_json(self) -> dict:
         """The prediction as `lenet predict --json` and POST /predict give it (without the file)."""
-        out = {"digit": self.digit, "probability": self.probability}
+        out: dict[str, object] = {"digit": self.digit, "probability": self.probability}
         if self.probabilities:
             out["probabilities"] = list(self.probabilities)
         return {**out, "unsure": self.unsure, "doubts": list(self.doubts), "box": list(self.box)}
