@@ -16,6 +16,9 @@ import numpy as np
 cv2.setNumThreads(1)
 
 Box = tuple[int, int, int, int]  # left, top, right, bottom: right and bottom exclusive
+# Grana's block-based labelling numbers components as the default (Spaghetti) does, and gathers
+# the statistics in a fraction of the default's time.
+LABELLING = cv2.CCL_GRANA
 
 _SQUARES: dict[int, np.ndarray] = {}
 
@@ -91,16 +94,16 @@ def box_blur(a: np.ndarray, size: int) -> np.ndarray:
 def label(mask: np.ndarray) -> tuple[np.ndarray, int]:
     """Connected components of a boolean mask, 8-connected: (labels, count), labels 1..count
     (in no promised order), 0 for the background."""
-    count, labels = cv2.connectedComponents(np.ascontiguousarray(mask).view(np.uint8), connectivity=8,
-                                            ltype=cv2.CV_32S)
+    count, labels = cv2.connectedComponentsWithAlgorithm(np.ascontiguousarray(mask).view(np.uint8), 8,
+                                                         cv2.CV_32S, LABELLING)
     return labels, count - 1
 
 
 def label_with_boxes(mask: np.ndarray) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
     """`label`'s (labels, count) with each component's pixel count and box (left, top, right,
     bottom), in one pass."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(np.ascontiguousarray(mask).view(np.uint8),
-                                                           connectivity=8, ltype=cv2.CV_32S)
+    n, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
+        np.ascontiguousarray(mask).view(np.uint8), 8, cv2.CV_32S, LABELLING)
     stats = stats[1:].astype(np.int64)
     left, top = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
     boxes = np.stack([left, top, left + stats[:, cv2.CC_STAT_WIDTH], top + stats[:, cv2.CC_STAT_HEIGHT]], 1)
@@ -111,24 +114,29 @@ def components(labels: np.ndarray, count: int, weight: np.ndarray | None = None)
     """Per component 1..count of `labels` (which may leave gaps inside a component): (pixels, ink,
     boxes): its pixel count, the sum of `weight` over it (its pixel count without one), and its box
     (left, top, right, bottom), right and bottom exclusive, as arrays of `count` rows."""
-    flat = labels.ravel()
-    pixels = np.bincount(flat, minlength=count + 1)[1:]
-    ink = (np.bincount(flat, weights=weight.ravel(), minlength=count + 1)[1:] if weight is not None
-           else pixels.astype(np.float64))
-    # Boxes from OpenCV's statistics of the connected pieces: each piece lies in one component,
-    # so a component's box spans its pieces' boxes.
-    n, pieces, stats, _ = cv2.connectedComponentsWithStats((labels > 0).view(np.uint8), connectivity=8,
-                                                           ltype=cv2.CV_32S)
-    stats = stats[1:].astype(np.int64)
-    corners = np.stack([stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP],
-                        stats[:, cv2.CC_STAT_LEFT] + stats[:, cv2.CC_STAT_WIDTH],
-                        stats[:, cv2.CC_STAT_TOP] + stats[:, cv2.CC_STAT_HEIGHT]], 1)
-    owner = np.zeros(n, np.int64)
-    owner[pieces.ravel()] = flat
-    owner = owner[1:] - 1
     boxes = np.empty((count, 4), np.int64)
     boxes[:, 0], boxes[:, 1] = labels.shape[1], labels.shape[0]
     boxes[:, 2:] = 0
+    # Everything on the labelled pixels' bounding box: raster order, so the same sums, on less.
+    x0, y0, w, h = cv2.boundingRect((labels > 0).view(np.uint8))
+    if count == 0 or w == 0:
+        return np.zeros(count, np.int64), np.zeros(count), boxes
+    labels = labels[y0:y0 + h, x0:x0 + w]
+    flat = labels.ravel()
+    pixels = np.bincount(flat, minlength=count + 1)[1:]
+    ink = (np.bincount(flat, weights=weight[y0:y0 + h, x0:x0 + w].ravel(), minlength=count + 1)[1:]
+           if weight is not None else pixels.astype(np.float64))
+    # Boxes from OpenCV's statistics of the connected pieces: each piece lies in one component,
+    # so a component's box spans its pieces' boxes.
+    n, pieces, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm((labels > 0).view(np.uint8), 8,
+                                                                        cv2.CV_32S, LABELLING)
+    stats = stats[1:].astype(np.int64)
+    corners = np.stack([x0 + stats[:, cv2.CC_STAT_LEFT], y0 + stats[:, cv2.CC_STAT_TOP],
+                        x0 + stats[:, cv2.CC_STAT_LEFT] + stats[:, cv2.CC_STAT_WIDTH],
+                        y0 + stats[:, cv2.CC_STAT_TOP] + stats[:, cv2.CC_STAT_HEIGHT]], 1)
+    owner = np.zeros(n, np.int64)
+    owner[pieces.ravel()] = flat
+    owner = owner[1:] - 1
     np.minimum.at(boxes[:, 0], owner, corners[:, 0])
     np.minimum.at(boxes[:, 1], owner, corners[:, 1])
     np.maximum.at(boxes[:, 2], owner, corners[:, 2])
