@@ -1,6 +1,7 @@
 """The reader's time per image, on what users send, one process, one BLAS thread.
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/reader_speed.py [--rounds 15] [--images 20] [--steps]
+        [--against OTHER_CHECKOUT]
 
 Inputs, each from digits the network never trained on (drawn or scanned by other writers):
 
@@ -18,7 +19,10 @@ decoding + reading (`read_digit(load_image(bytes))`), for reading alone, and for
 reader (benchmarks/round1/preprocess.py, decoding + reading) in the same rounds: on a shared
 machine its column says how much slower the machine is than the quiet one its figures came
 from. Wall time, and the process's CPU time (what a busy machine inflates least). `--steps`
-prints where the reading's time goes, per step, for each kind.
+prints where the reading's time goes, per step, for each kind. `--against DIR` times another
+checkout's reader (DIR/src) beside this one's instead: two worker processes, one per checkout,
+each holding the same inputs, take turns a round at a time, and the table gives both and their
+ratio (decoding + reading).
 """
 
 from __future__ import annotations
@@ -26,9 +30,12 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import io
+import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -161,7 +168,13 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=15, help="interleaved rounds (default 15)")
     ap.add_argument("--images", type=int, default=20, help="images of each kind (default 20)")
     ap.add_argument("--steps", action="store_true", help="also print the time per step of the reading")
+    ap.add_argument("--against", metavar="DIR", help="another checkout: its reader beside this one's")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # one side of --against
     args = ap.parse_args()
+    if args.worker:
+        return worker(args.images)
+    if args.against:
+        return against(Path(args.against), args.rounds, args.images)
     kinds = inputs(args.images)
     decoded = {kind: [load_image(b) for b in data] for kind, data in kinds.items()}
     old_load, old_preprocess = round1()
@@ -188,6 +201,54 @@ def main() -> int:
         print(f"{kind:66s} " + " ".join(f"{c:>15s}" for c in cells))
     if args.steps:
         print_steps(decoded)
+    return 0
+
+
+def worker(n: int) -> int:
+    """One side of --against: for each line on stdin, one round over every kind, a JSON line out."""
+    kinds = inputs(n)
+    for data in kinds.values():  # warm up
+        timed(data[:2], lambda b: read_digit(load_image(b)))
+    print("ready", flush=True)
+    for _ in sys.stdin:
+        print(json.dumps({kind: timed(data, lambda b: read_digit(load_image(b))) for kind, data in kinds.items()}),
+              flush=True)
+    return 0
+
+
+def against(other: Path, rounds: int, n: int) -> int:
+    """This checkout's reader and `other`'s, a round each in turn (decoding + reading)."""
+    if not (other / "src" / "lenet").is_dir():
+        raise SystemExit(f"--against {other}: expected a checkout with src/lenet in it")
+    here = Path(__file__).resolve().parent.parent
+    sides = {}
+    for name, root in (("this", here), ("other", other.resolve())):
+        env = {**os.environ, "PYTHONPATH": str(root / "src"), "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+        sides[name] = subprocess.Popen([sys.executable, __file__, "--worker", "--images", str(n)], env=env,
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    for proc in sides.values():
+        while (line := proc.stdout.readline()) and line.strip() != "ready":  # past what the inputs print
+            pass
+        if not line:
+            raise SystemExit("a worker stopped before its inputs were ready")
+    times: dict = {name: [] for name in sides}
+    for r in range(rounds):
+        for name in (sides if r % 2 == 0 else reversed(sides)):
+            sides[name].stdin.write("round\n")
+            sides[name].stdin.flush()
+            times[name].append(json.loads(sides[name].stdout.readline()))
+    for proc in sides.values():
+        proc.stdin.close()
+        proc.wait()
+    print(f"decode + read, ms per image, wall / CPU, median of {rounds} rounds taken in turn, {n} images a kind "
+          f"(a quarter as many phone photos); this: {here}, other: {other}; load average "
+          f"{os.getloadavg()[0]:.1f}")
+    print(f"{'input':66s} {'this':>15s} {'other':>15s} {'other/this':>10s}")
+    for kind in times["this"][0]:
+        cells = {name: [statistics.median(v) for v in zip(*(t[kind] for t in times[name]), strict=True)]
+                 for name in sides}
+        print(f"{kind:66s} " + " ".join(f"{w:7.2f} /{c:6.2f}" for w, c in cells.values())
+              + f" {cells['other'][1] / cells['this'][1]:9.2f}x")
     return 0
 
 
