@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from lenet.errors import ImageError, NoDigit
@@ -34,6 +35,8 @@ STRONG, WEAK = 0.5, 0.22  # ink: above half the strongest ink, or above WEAK and
 LINE_CONTRAST = 0.04  # a paper's ruling is at least this much darker than the paper beside it
 PLAIN = 0.1        # a border whose grey varies less than this is plain paper
 NO_INK = "no ink found: nothing stands out from the background"
+# grey() of a canvas's alpha, each level as NumPy computes 1 - alpha / 255 in float32: one lookup.
+CLEAR = 1 - np.arange(256, dtype=np.float32) / 255
 
 
 
@@ -70,9 +73,10 @@ def grey(pixels: np.ndarray) -> np.ndarray:
     values = np.asarray(pixels)
     if (values.dtype == np.uint8 and values.ndim == 3 and values.shape[2] in (2, 4)
             and min(values.shape[:2]) >= MIN_SIDE):
-        alpha = values[..., -1]
-        if int(alpha.max()) - int(alpha.min()) > 127:  # as below, on the one channel that matters
-            return 1 - alpha.astype(np.float32) / 255
+        alpha = np.ascontiguousarray(values[..., -1])
+        low, high = cv2.minMaxLoc(alpha)[:2]
+        if high - low > 127:  # as below, on the one channel that matters
+            return cv2.LUT(alpha, CLEAR)
     values = stretched(values).astype(np.float32) if values.dtype != np.uint8 else values.astype(np.float32) / 255
     if values.ndim == 3 and values.shape[2] in (2, 4):
         alpha = values[..., -1]
@@ -98,17 +102,22 @@ def resize(values: np.ndarray, shape: tuple[int, int], how=None) -> np.ndarray:
         return values
     if how is None:
         how = Image.Resampling.BOX if shape[0] <= values.shape[0] else Image.Resampling.BILINEAR
-    image = Image.fromarray(values.astype(np.float32), "F")
+    image = Image.fromarray(values.astype(np.float32, copy=False), "F")
     return np.asarray(image.resize((shape[1], shape[0]), how))
 
 
 def reduced(values: np.ndarray, side: int) -> tuple[np.ndarray, float]:
     """`values` reduced by area so its longer side is at most `side`, and the factor it was reduced by."""
-    factor = max(values.shape) / side
+    shape, factor = reduced_shape(values.shape, side)
+    return (values, factor) if factor == 1 else (resize(values, shape), factor)
+
+
+def reduced_shape(shape: tuple[int, ...], side: int) -> tuple[tuple[int, int], float]:
+    """The (H, W) `reduced` gives an array of `shape`, and its factor."""
+    factor = max(shape) / side
     if factor <= 1:
-        return values, 1.0
-    shape = (max(1, round(values.shape[0] / factor)), max(1, round(values.shape[1] / factor)))
-    return resize(values, shape), factor
+        return (shape[0], shape[1]), 1.0
+    return (max(1, round(shape[0] / factor)), max(1, round(shape[1] / factor))), factor
 
 
 def pooled(values: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, tuple]:
@@ -116,6 +125,8 @@ def pooled(values: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.n
     and the blocks' edges, for `expand`."""
     ys = np.linspace(0, values.shape[0], shape[0] + 1).round().astype(int)
     xs = np.linspace(0, values.shape[1], shape[1] + 1).round().astype(int)
+    if tuple(shape) == values.shape:  # blocks of one pixel: the image itself
+        return values, values, (ys, xs)
     # Each block's rows (and columns) gathered at once, the last repeated where a block is shorter:
     # a few whole-array reductions instead of reduceat's slow walk along the second axis.
     rows, cols = block_index(ys), block_index(xs)
@@ -135,6 +146,8 @@ def expand(coarse: np.ndarray, edges: tuple) -> np.ndarray:
     """Each block's value over the block's pixels (the inverse of `pooled`'s layout). Blocks, not a
     smooth enlargement: a smooth one would spread a board's edge into a band that looks like ink."""
     ys, xs = edges
+    if coarse.shape == (len(ys) - 1, len(xs) - 1) and ys[-1] == len(ys) - 1 and xs[-1] == len(xs) - 1:
+        return coarse  # blocks of one pixel
     return np.repeat(np.repeat(coarse, np.diff(ys), axis=0), np.diff(xs), axis=1)
 
 
@@ -218,7 +231,7 @@ def background(small: np.ndarray):
     changes (and its error at the image's edge, where a closing cannot see past the border, stays
     small). A marker's strokes can be wider: measured around the ink found, they widen the window
     (up to a third). `reach` is half the window at the analysis scale."""
-    coarse = reduced(small, BACKGROUND_SIDE)[0].shape
+    coarse = reduced_shape(small.shape, BACKGROUND_SIDE)[0]
     window = max(3, round(max(coarse) / 8)) | 1
     paper, board, dark_ink, light_ink = backgrounds(small, coarse, window)
     either = np.maximum(dark_ink, light_ink)
@@ -273,7 +286,7 @@ def strong_ink(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ink = np.clip(ink / peak, 0, 1)
     labels, count = mo.label(ink > WEAK)
     keep = np.zeros(count + 1, bool)
-    keep[np.unique(labels[ink > STRONG])] = True
+    keep[labels[ink > STRONG]] = True
     keep[0] = False
     mask = keep[labels]
     if not mask.any():
@@ -347,9 +360,10 @@ def stroke_width(mask: np.ndarray) -> float:
     length L has area wL and edges about 2L)."""
     padded = np.zeros((mask.shape[0] + 2, mask.shape[1] + 2), bool)  # a border of background (np.pad costs more)
     padded[1:-1, 1:-1] = mask
-    neighbours = (padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2], padded[1:-1, 2:])
-    edges = sum(int((mask & ~n).sum()) for n in neighbours)
-    return 2 * float(mask.sum()) / max(edges, 1)
+    # Each ink pixel's side on background is one change between neighbours along a row or a column.
+    edges = (np.count_nonzero(padded[1:-1, 1:] != padded[1:-1, :-1])
+             + np.count_nonzero(padded[1:, 1:-1] != padded[:-1, 1:-1]))
+    return 2 * float(np.count_nonzero(mask)) / max(edges, 1)
 
 
 def closer_look(image_grey: np.ndarray, found: Ink, marks: list[Mark],
