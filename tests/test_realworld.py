@@ -72,6 +72,22 @@ def test_filters_match_a_brute_force_window(size):
     assert np.allclose(mo.box_blur(a, size), windows.mean((2, 3)), atol=1e-5)
 
 
+def test_quick_profiles_are_numpys_own():
+    """The reader's running maximum and row medians give exactly NumPy's numbers (padded window maxima,
+    np.median), odd and even lengths, windows longer than the row."""
+    from lenet.reading.ink import row_medians
+
+    rng = np.random.default_rng(4)
+    for n, size in [(1, 3), (7, 15), (30, 7), (31, 9), (192, 25)]:
+        p = rng.random(n).astype(np.float32)
+        r = size // 2
+        assert np.array_equal(mo.max_filter_1d(p, size),
+                              np.lib.stride_tricks.sliding_window_view(np.pad(p, r, mode="edge"), size).max(1))
+        a = rng.random((5, n)).astype(np.float32)
+        assert np.array_equal(row_medians(a), np.median(a, axis=1))
+        assert np.array_equal(row_medians(a.T), np.median(a.T, axis=1))
+
+
 def test_line_opening_keeps_only_long_runs():
     mask = np.zeros((20, 30), bool)
     mask[5, 2:28] = True      # a long line

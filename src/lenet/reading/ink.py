@@ -188,10 +188,9 @@ def unruled(small: np.ndarray) -> np.ndarray:
     for axis in (0, 1):
         side = out.shape[axis]
         along = out if axis == 0 else out.T
-        profile = np.median(along, axis=1)
+        profile = row_medians(along)
         reach = max(3, side // 16)
-        padded = np.pad(profile, reach, mode="edge")
-        local = np.lib.stride_tricks.sliding_window_view(padded, 2 * reach + 1).max(1)
+        local = mo.max_filter_1d(profile, 2 * reach + 1)
         dark = (profile < local - LINE_CONTRAST) & ((along < (local - LINE_CONTRAST / 2)[:, None]).mean(1) >= 0.9)
         edges = np.flatnonzero(np.diff(np.concatenate([[0], dark.astype(np.int8), [0]])))
         runs = [(a, b) for a, b in zip(edges[::2], edges[1::2], strict=False) if b - a <= max(3, side // 24)]
@@ -203,6 +202,13 @@ def unruled(small: np.ndarray) -> np.ndarray:
             along[a:b] = np.maximum(along[a:b], np.minimum(above, below))
         out = along if axis == 0 else along.T
     return out
+
+
+def row_medians(a: np.ndarray) -> np.ndarray:
+    """np.median(a, axis=1), the same numbers: NumPy's vectorised sort is quicker than its selection."""
+    ordered = np.sort(a, axis=1)
+    middle = a.shape[1] // 2
+    return ordered[:, middle] if a.shape[1] % 2 else (ordered[:, middle - 1] + ordered[:, middle]) / 2
 
 
 def plain_ink(small: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:

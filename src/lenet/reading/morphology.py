@@ -52,6 +52,15 @@ def max_filter(a: np.ndarray, size: int) -> np.ndarray:
     return _morph(a, size, cv2.dilate)
 
 
+def max_filter_1d(a: np.ndarray, size: int) -> np.ndarray:
+    """The maximum over a window of `size` (odd) along a 1-D array, its ends repeated."""
+    if size <= 1:
+        return a
+    src, _ = _as_cv(np.ascontiguousarray(a))
+    out = cv2.dilate(src.reshape(1, -1), np.ones((1, size), np.uint8), borderType=cv2.BORDER_REPLICATE)
+    return out.reshape(-1)
+
+
 def min_filter(a: np.ndarray, size: int) -> np.ndarray:
     """Grey erosion with a size x size square, edges repeated."""
     return _morph(a, size, cv2.erode)
