@@ -73,9 +73,9 @@ def test_filters_match_a_brute_force_window(size):
 
 
 def test_quick_profiles_are_numpys_own():
-    """The reader's running maximum and row medians give exactly NumPy's numbers (padded window maxima,
-    np.median), odd and even lengths, windows longer than the row."""
-    from lenet.reading.ink import row_medians
+    """The reader's running maximum, medians and percentiles give exactly NumPy's numbers (padded
+    window maxima, np.median, np.percentile), odd and even lengths, windows longer than the row."""
+    from lenet.reading.ink import median, percentiles, row_medians
 
     rng = np.random.default_rng(4)
     for n, size in [(1, 3), (7, 15), (30, 7), (31, 9), (192, 25)]:
@@ -86,6 +86,12 @@ def test_quick_profiles_are_numpys_own():
         a = rng.random((5, n)).astype(np.float32)
         assert np.array_equal(row_medians(a), np.median(a, axis=1))
         assert np.array_equal(row_medians(a.T), np.median(a.T, axis=1))
+    for n in [1, 2, 3, 50, 51, 1000, 37_001]:
+        for a in (rng.random(n).astype(np.float32), rng.random(n), np.round(rng.random((n, 1)) * 255) / 255):
+            assert median(a) == np.median(a)
+            for qs in ([2, 98], [5, 50, 95], [0, 100]):
+                got, want = percentiles(a, qs), np.percentile(a, qs)
+                assert got.dtype == want.dtype and np.array_equal(got, want), (n, qs)
 
 
 def test_line_opening_keeps_only_long_runs():

@@ -36,6 +36,7 @@ from lenet.reading.ink import (
     closer_look,
     find_ink,
     grey,
+    median,
     selected,
     stroke_width,
 )
@@ -189,7 +190,7 @@ def read_marks(shape: tuple[int, int], found: Ink, marks: list[Mark], offset: tu
     box = image_box((left, top, right, bottom), found.factor, offset)
     doubts = [SEVERAL] if several else []
     strong = keep & (found.ink > STRONG)
-    if not strong.any() or float(np.median(found.contrast[strong])) < FAINT:
+    if not strong.any() or median(found.contrast[strong]) < FAINT:
         doubts.append(FAINT_INK)
     if box[3] - box[1] < MIN_HEIGHT and box[2] - box[0] < MIN_HEIGHT:
         doubts.append(SMALL)
