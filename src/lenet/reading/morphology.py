@@ -82,6 +82,18 @@ def line_opening(mask: np.ndarray, length: int, axis: int) -> np.ndarray:
     counting as background."""
     if length > mask.shape[axis]:
         return np.zeros_like(mask)
+    # Each row (column) is opened on its own: only those holding `length` pixels can keep any.
+    full = np.flatnonzero(np.count_nonzero(mask, axis=axis) >= length)
+    out = np.zeros_like(mask)
+    if full.size:
+        if axis == 1:
+            out[full] = _line_opening(mask[full], length, axis)
+        else:
+            out[:, full] = _line_opening(mask[:, full], length, axis)
+    return out
+
+
+def _line_opening(mask: np.ndarray, length: int, axis: int) -> np.ndarray:
     kernel = np.ones((1, length) if axis == 1 else (length, 1), np.uint8)
     # Erode, then dilate back with the mirrored window: a run's pixels are those within reach of
     # an eroded pixel (the anchors mirror each other, so even lengths line up too).
