@@ -249,13 +249,16 @@ def plain_ink(small: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     None for any other image."""
     border = border_of(small)
     paper = float(border[0])
-    if paper < 0.5 or border.min() != paper or border.max() != paper or float(small.max()) != paper:
+    if paper < 0.5 or border.min() != paper or border.max() != paper:
         return None
-    if (small < (paper + float(small.min())) / 2).mean() >= 0.35:
+    darkest, lightest = cv2.minMaxLoc(small)[:2]  # one pass for both
+    if lightest != paper:
+        return None
+    if np.count_nonzero(small < (paper + darkest) / 2) / small.size >= 0.35:
         return None  # mostly dark: the plain-paper rule does not hold
     contrast = paper - small
     ink = contrast / max(paper, 0.05)
-    if float(mo.box_blur(ink, 3).max()) < 0.35:
+    if cv2.minMaxLoc(mo.box_blur(ink, 3))[1] < 0.35:
         return None  # faint ink: the polarity must be weighed
     return ink, contrast
 
@@ -316,10 +319,11 @@ def edges_touched(mask: np.ndarray) -> int:
 def strong_ink(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Step 3: ink relative to its strongest (a 3x3 mean, so one hot pixel does not set the
     scale), and the mask of what reaches STRONG with the fainter strokes joined to it."""
-    peak = float(mo.box_blur(ink, 3).max())
+    peak = cv2.minMaxLoc(mo.box_blur(ink, 3))[1]
     if peak < MIN_CONTRAST:
         raise NoDigit(NO_INK)
-    ink = np.clip(ink / peak, 0, 1)
+    ink = np.divide(ink, peak)
+    np.clip(ink, 0, 1, out=ink)
     labels, count = mo.label(ink > WEAK)
     keep = np.zeros(count + 1, bool)
     keep[labels[ink > STRONG]] = True
