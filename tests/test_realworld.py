@@ -60,6 +60,23 @@ def test_label_matches_a_flood_fill():
         assert count == n and pairs.shape[1] == n + 1 and len(set(pairs[0])) == len(set(pairs[1])) == n + 1
 
 
+def test_label_with_boxes_counts_and_boxes_each_component():
+    """Each component's pixel count and box, from the labels returned, on masks whose ink sits
+    anywhere (it is labelled on its own bounding box), and an empty one."""
+    rng = np.random.default_rng(1)
+    assert mo.label_with_boxes(np.zeros((5, 7), bool))[1] == 0
+    for _ in range(20):
+        mask = np.zeros((int(rng.integers(8, 50)), int(rng.integers(8, 50))), bool)
+        y, x = int(rng.integers(0, mask.shape[0] - 3)), int(rng.integers(0, mask.shape[1] - 3))
+        mask[y:, x:] = rng.random(mask[y:, x:].shape) < rng.uniform(0.1, 0.5)
+        labels, count, pixels, boxes = mo.label_with_boxes(mask)
+        assert count == mo.label(mask)[1] and np.array_equal(labels > 0, mask)
+        for number in range(count):
+            ys, xs = np.nonzero(labels == number + 1)
+            assert pixels[number] == ys.size
+            assert tuple(boxes[number]) == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+
+
 @pytest.mark.parametrize("size", [1, 3, 5, 17, 21])
 def test_filters_match_a_brute_force_window(size):
     """Max, min and mean over a size x size window, edges repeated, against a loop over pixels."""

@@ -83,7 +83,8 @@ def line_opening(mask: np.ndarray, length: int, axis: int) -> np.ndarray:
     if length > mask.shape[axis]:
         return np.zeros_like(mask)
     # Each row (column) is opened on its own: only those holding `length` pixels can keep any.
-    full = np.flatnonzero(np.count_nonzero(mask, axis=axis) >= length)
+    counts = cv2.reduce(np.ascontiguousarray(mask).view(np.uint8), axis, cv2.REDUCE_SUM, dtype=cv2.CV_32S)
+    full = np.flatnonzero(counts.ravel() >= length)
     out = np.zeros_like(mask)
     if full.size:
         if axis == 1:
@@ -123,10 +124,17 @@ def label(mask: np.ndarray) -> tuple[np.ndarray, int]:
 def label_with_boxes(mask: np.ndarray) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
     """`label`'s (labels, count) with each component's pixel count and box (left, top, right,
     bottom), in one pass."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
-        np.ascontiguousarray(mask).view(np.uint8), 8, cv2.CV_32S, LABELLING)
+    src = np.ascontiguousarray(mask).view(np.uint8)
+    # Labelled on the pixels' bounding box (in no promised order, so any offset will do).
+    x0, y0, w, h = cv2.boundingRect(src)
+    if w == 0:
+        return np.zeros(mask.shape, np.int32), 0, np.zeros(0, np.int64), np.zeros((0, 4), np.int64)
+    n, part, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(src[y0:y0 + h, x0:x0 + w], 8, cv2.CV_32S,
+                                                                        LABELLING)
+    labels = np.zeros(mask.shape, np.int32)
+    labels[y0:y0 + h, x0:x0 + w] = part
     stats = stats[1:].astype(np.int64)
-    left, top = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
+    left, top = x0 + stats[:, cv2.CC_STAT_LEFT], y0 + stats[:, cv2.CC_STAT_TOP]
     boxes = np.stack([left, top, left + stats[:, cv2.CC_STAT_WIDTH], top + stats[:, cv2.CC_STAT_HEIGHT]], 1)
     return labels, n - 1, stats[:, cv2.CC_STAT_AREA], boxes
 
