@@ -151,6 +151,12 @@ def components(labels: np.ndarray, count: int, weight: np.ndarray | None = None)
     if count == 0 or w == 0:
         return np.zeros(count, np.int64), np.zeros(count), boxes
     labels = labels[y0:y0 + h, x0:x0 + w]
+    if count == 1:  # one component: its box is the bounding box, its sums need no binning
+        box = np.array([[x0, y0, x0 + w, y0 + h]], np.int64)
+        pixels = np.array([cv2.countNonZero(labels)], np.int64)
+        ink = (np.array([float(weight[y0:y0 + h, x0:x0 + w][labels > 0].sum(dtype=np.float64))])
+               if weight is not None else pixels.astype(np.float64))
+        return pixels, ink, box
     flat = labels.ravel()
     pixels = np.bincount(flat, minlength=count + 1)[1:]
     ink = (np.bincount(flat, weights=weight[y0:y0 + h, x0:x0 + w].ravel(), minlength=count + 1)[1:]
