@@ -191,7 +191,10 @@ def unruled(small: np.ndarray) -> np.ndarray:
         profile = row_medians(along)
         reach = max(3, side // 16)
         local = mo.max_filter_1d(profile, 2 * reach + 1)
-        dark = (profile < local - LINE_CONTRAST) & ((along < (local - LINE_CONTRAST / 2)[:, None]).mean(1) >= 0.9)
+        dark = profile < local - LINE_CONTRAST
+        if np.count_nonzero(dark) < 3:
+            continue  # fewer dark rows than a ruling's three lines
+        dark &= (along < (local - LINE_CONTRAST / 2)[:, None]).mean(1) >= 0.9
         edges = np.flatnonzero(np.diff(np.concatenate([[0], dark.astype(np.int8), [0]])))
         runs = [(a, b) for a, b in zip(edges[::2], edges[1::2], strict=False) if b - a <= max(3, side // 24)]
         if len(runs) < 3:
@@ -379,13 +382,16 @@ def backgrounds(small: np.ndarray, shape: tuple[int, int], window: int):
     if (hi - lo < PLAIN and mid > median(small) - PLAIN / 2
             and (small < (lo + small.min()) / 2).mean() < 0.35):
         paper = np.maximum(paper, lo)
-    board = expand(mo.opening(light, window), blocks)
-    top = expand(mo.max_filter(light, window), blocks)
-    dark_ink = np.clip((paper - small) / np.maximum(paper, 0.05), 0, None)
+    coarse_board = mo.opening(light, window)
+    board = expand(coarse_board, blocks)
+    dark_ink = np.divide(paper - small, np.maximum(paper, 0.05))
+    np.clip(dark_ink, 0, None, out=dark_ink)
     # Where there is no chalk within reach, top - board is only the board's noise: a floor of a
-    # third of the strongest contrast keeps that noise from counting as ink.
-    spread = top - board
-    light_ink = np.clip((small - board) / np.maximum(spread, max(MIN_CONTRAST, float(spread.max()) / 3)), 0, None)
+    # third of the strongest contrast keeps that noise from counting as ink. (Block by block: the
+    # same numbers as on the expanded arrays, with fewer of them.)
+    spread = mo.max_filter(light, window) - coarse_board
+    light_ink = np.divide(small - board, expand(np.maximum(spread, max(MIN_CONTRAST, float(spread.max()) / 3)), blocks))
+    np.clip(light_ink, 0, None, out=light_ink)
     return paper, board, dark_ink, light_ink
 
 
