@@ -19,7 +19,7 @@ decoding + reading (`read_digit(load_image(bytes))`), for reading alone, and for
 reader (benchmarks/round1/preprocess.py, decoding + reading) in the same rounds: on a shared
 machine its column says how much slower the machine is than the quiet one its figures came
 from. Wall time, and the process's CPU time (what a busy machine inflates least). `--steps`
-prints where the reading's time goes, per step, for each kind. `--against DIR` times another
+prints where the time goes, per step (decoding included), for each kind. `--against DIR` times another
 checkout's reader (DIR/src) beside this one's instead: two worker processes, one per checkout,
 each holding the same inputs, take turns a round at a time, and the table gives both and their
 ratio (decoding + reading).
@@ -200,7 +200,7 @@ def main() -> int:
             cells.append(f"{wall:7.2f} /{cpu:6.2f}")
         print(f"{kind:66s} " + " ".join(f"{c:>15s}" for c in cells))
     if args.steps:
-        print_steps(decoded)
+        print_steps(kinds)
     return 0
 
 
@@ -252,25 +252,63 @@ def against(other: Path, rounds: int, n: int) -> int:
     return 0
 
 
-def print_steps(decoded: dict) -> None:
-    """Cumulative time per reader function (cProfile; its overhead inflates every figure alike)."""
-    import cProfile
-    import pstats
+# The reader's steps, each timed on its own (its own CPU time, without the steps it calls).
+STEPS = {"image": ("decode_image",),
+         "ink": ("grey", "reduced", "plain_ink", "unruled", "background", "backgrounds", "dark_is_ink", "strong_ink",
+                 "marks_of", "components", "closer_look", "stroke_width", "find_ink"),
+         "lines": ("form_lines",),
+         "digit": ("digit_marks", "read_marks", "even_strokes", "fit_box", "centre_of_mass_place", "find_digit")}
 
-    names = ("grey", "find_ink", "background", "dark_is_ink", "strong_ink", "form_lines", "marks_of",
-             "digit_marks", "closer_look", "read_marks", "even_strokes", "fit_box", "centre_of_mass_place")
-    for kind, images in decoded.items():
-        profile = cProfile.Profile()
-        profile.enable()
-        for image in images:
-            read_digit(image)
-        profile.disable()
-        stats = pstats.Stats(profile).stats
-        per = dict.fromkeys(names, 0.0)
-        for (file, _, function), (_, _, _, cumulative, _) in stats.items():
-            if function in per and "lenet/reading" in file:
-                per[function] += cumulative
-        print(f"{kind}: " + ", ".join(f"{n} {per[n] / len(images) * 1000:.2f}" for n in names if per[n]))
+
+def print_steps(kinds: dict[str, list[bytes]], repeats: int = 3) -> None:
+    """CPU ms per image of each step of decoding + reading, for each kind: the reader's functions
+    wrapped with timers for this, each charged its own time only, biggest first."""
+    import functools
+    import importlib
+
+    own: dict[str, float] = {}
+    stack: list[float] = []
+
+    def timed_step(name, fn):
+        @functools.wraps(fn)
+        def step(*args, **kwargs):
+            start = time.process_time()
+            stack.append(0.0)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent, inner = time.process_time() - start, stack.pop()
+                own[name] = own.get(name, 0.0) + spent - inner
+                if stack:
+                    stack[-1] += spent
+        return step
+
+    modules = {name: importlib.import_module(f"lenet.reading.{name}") for name in STEPS}
+    originals = {fn: getattr(modules[module], fn) for module, fns in STEPS.items() for fn in fns}
+    users = [*modules.values(), importlib.import_module("lenet.reading")]
+    patched = []
+    for module in users:  # every module that holds one of them by name
+        for fn, original in originals.items():
+            if getattr(module, fn, None) is original:
+                setattr(module, fn, timed_step(fn, original))
+                patched.append((module, fn, original))
+    try:
+        print(f"CPU ms per image by step (each step's own time; {repeats} passes):")
+        for kind, data in kinds.items():
+            for b in data[:2]:
+                modules["digit"].read_digit(modules["image"].load_image(b))
+            own.clear()
+            start = time.process_time()
+            for _ in range(repeats):
+                for b in data:
+                    modules["digit"].read_digit(modules["image"].load_image(b))
+            per = {fn: t / repeats / len(data) * 1000 for fn, t in own.items()}
+            total = (time.process_time() - start) / repeats / len(data) * 1000
+            print(f"{kind}: all {total:.2f} | " + ", ".join(
+                f"{fn} {t:.2f}" for fn, t in sorted(per.items(), key=lambda kv: -kv[1]) if t >= 0.005))
+    finally:
+        for module, fn, original in patched:
+            setattr(module, fn, original)
 
 
 if __name__ == "__main__":
