@@ -1,6 +1,7 @@
 """The reader's time per image, on what users send, one process, one BLAS thread.
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/reader_speed.py [--rounds 15] [--images 20] [--steps]
+        [--against OTHER_CHECKOUT]
 
 Inputs, each from digits the network never trained on (drawn or scanned by other writers):
 
@@ -18,7 +19,10 @@ decoding + reading (`read_digit(load_image(bytes))`), for reading alone, and for
 reader (benchmarks/round1/preprocess.py, decoding + reading) in the same rounds: on a shared
 machine its column says how much slower the machine is than the quiet one its figures came
 from. Wall time, and the process's CPU time (what a busy machine inflates least). `--steps`
-prints where the reading's time goes, per step, for each kind.
+prints where the time goes, per step (decoding included), for each kind. `--against DIR` times another
+checkout's reader (DIR/src) beside this one's instead: two worker processes, one per checkout,
+each holding the same inputs, take turns a round at a time, and the table gives both and their
+ratio (decoding + reading).
 """
 
 from __future__ import annotations
@@ -26,9 +30,12 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import io
+import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -161,7 +168,13 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=15, help="interleaved rounds (default 15)")
     ap.add_argument("--images", type=int, default=20, help="images of each kind (default 20)")
     ap.add_argument("--steps", action="store_true", help="also print the time per step of the reading")
+    ap.add_argument("--against", metavar="DIR", help="another checkout: its reader beside this one's")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # one side of --against
     args = ap.parse_args()
+    if args.worker:
+        return worker(args.images)
+    if args.against:
+        return against(Path(args.against), args.rounds, args.images)
     kinds = inputs(args.images)
     decoded = {kind: [load_image(b) for b in data] for kind, data in kinds.items()}
     old_load, old_preprocess = round1()
@@ -187,29 +200,115 @@ def main() -> int:
             cells.append(f"{wall:7.2f} /{cpu:6.2f}")
         print(f"{kind:66s} " + " ".join(f"{c:>15s}" for c in cells))
     if args.steps:
-        print_steps(decoded)
+        print_steps(kinds)
     return 0
 
 
-def print_steps(decoded: dict) -> None:
-    """Cumulative time per reader function (cProfile; its overhead inflates every figure alike)."""
-    import cProfile
-    import pstats
+def worker(n: int) -> int:
+    """One side of --against: for each line on stdin, one round over every kind, a JSON line out."""
+    kinds = inputs(n)
+    for data in kinds.values():  # warm up
+        timed(data[:2], lambda b: read_digit(load_image(b)))
+    print("ready", flush=True)
+    for _ in sys.stdin:
+        print(json.dumps({kind: timed(data, lambda b: read_digit(load_image(b))) for kind, data in kinds.items()}),
+              flush=True)
+    return 0
 
-    names = ("grey", "find_ink", "background", "dark_is_ink", "strong_ink", "form_lines", "marks_of",
-             "digit_marks", "closer_look", "read_marks", "even_strokes", "fit_box", "centre_of_mass_place")
-    for kind, images in decoded.items():
-        profile = cProfile.Profile()
-        profile.enable()
-        for image in images:
-            read_digit(image)
-        profile.disable()
-        stats = pstats.Stats(profile).stats
-        per = dict.fromkeys(names, 0.0)
-        for (file, _, function), (_, _, _, cumulative, _) in stats.items():
-            if function in per and "lenet/reading" in file:
-                per[function] += cumulative
-        print(f"{kind}: " + ", ".join(f"{n} {per[n] / len(images) * 1000:.2f}" for n in names if per[n]))
+
+def against(other: Path, rounds: int, n: int) -> int:
+    """This checkout's reader and `other`'s, a round each in turn (decoding + reading)."""
+    if not (other / "src" / "lenet").is_dir():
+        raise SystemExit(f"--against {other}: expected a checkout with src/lenet in it")
+    here = Path(__file__).resolve().parent.parent
+    sides = {}
+    for name, root in (("this", here), ("other", other.resolve())):
+        env = {**os.environ, "PYTHONPATH": str(root / "src"), "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+        sides[name] = subprocess.Popen([sys.executable, __file__, "--worker", "--images", str(n)], env=env,
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    for proc in sides.values():
+        while (line := proc.stdout.readline()) and line.strip() != "ready":  # past what the inputs print
+            pass
+        if not line:
+            raise SystemExit("a worker stopped before its inputs were ready")
+    times: dict = {name: [] for name in sides}
+    for r in range(rounds):
+        for name in (sides if r % 2 == 0 else reversed(sides)):
+            sides[name].stdin.write("round\n")
+            sides[name].stdin.flush()
+            times[name].append(json.loads(sides[name].stdout.readline()))
+    for proc in sides.values():
+        proc.stdin.close()
+        proc.wait()
+    print(f"decode + read, ms per image, wall / CPU, median of {rounds} rounds taken in turn, {n} images a kind "
+          f"(a quarter as many phone photos); this: {here}, other: {other}; load average "
+          f"{os.getloadavg()[0]:.1f}")
+    print(f"{'input':66s} {'this':>15s} {'other':>15s} {'other/this':>10s}")
+    for kind in times["this"][0]:
+        cells = {name: [statistics.median(v) for v in zip(*(t[kind] for t in times[name]), strict=True)]
+                 for name in sides}
+        print(f"{kind:66s} " + " ".join(f"{w:7.2f} /{c:6.2f}" for w, c in cells.values())
+              + f" {cells['other'][1] / cells['this'][1]:9.2f}x")
+    return 0
+
+
+# The reader's steps, each timed on its own (its own CPU time, without the steps it calls).
+STEPS = {"image": ("decode_image",),
+         "ink": ("grey", "reduced", "plain_ink", "unruled", "background", "backgrounds", "dark_is_ink", "strong_ink",
+                 "marks_of", "components", "closer_look", "stroke_width", "find_ink"),
+         "lines": ("form_lines",),
+         "digit": ("digit_marks", "read_marks", "even_strokes", "fit_box", "centre_of_mass_place", "find_digit")}
+
+
+def print_steps(kinds: dict[str, list[bytes]], repeats: int = 3) -> None:
+    """CPU ms per image of each step of decoding + reading, for each kind: the reader's functions
+    wrapped with timers for this, each charged its own time only, biggest first."""
+    import functools
+    import importlib
+
+    own: dict[str, float] = {}
+    stack: list[float] = []
+
+    def timed_step(name, fn):
+        @functools.wraps(fn)
+        def step(*args, **kwargs):
+            start = time.process_time()
+            stack.append(0.0)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent, inner = time.process_time() - start, stack.pop()
+                own[name] = own.get(name, 0.0) + spent - inner
+                if stack:
+                    stack[-1] += spent
+        return step
+
+    modules = {name: importlib.import_module(f"lenet.reading.{name}") for name in STEPS}
+    originals = {fn: getattr(modules[module], fn) for module, fns in STEPS.items() for fn in fns}
+    users = [*modules.values(), importlib.import_module("lenet.reading")]
+    patched = []
+    for module in users:  # every module that holds one of them by name
+        for fn, original in originals.items():
+            if getattr(module, fn, None) is original:
+                setattr(module, fn, timed_step(fn, original))
+                patched.append((module, fn, original))
+    try:
+        print(f"CPU ms per image by step (each step's own time; {repeats} passes):")
+        for kind, data in kinds.items():
+            for b in data[:2]:
+                modules["digit"].read_digit(modules["image"].load_image(b))
+            own.clear()
+            start = time.process_time()
+            for _ in range(repeats):
+                for b in data:
+                    modules["digit"].read_digit(modules["image"].load_image(b))
+            per = {fn: t / repeats / len(data) * 1000 for fn, t in own.items()}
+            total = (time.process_time() - start) / repeats / len(data) * 1000
+            print(f"{kind}: all {total:.2f} | " + ", ".join(
+                f"{fn} {t:.2f}" for fn, t in sorted(per.items(), key=lambda kv: -kv[1]) if t >= 0.005))
+    finally:
+        for module, fn, original in patched:
+            setattr(module, fn, original)
 
 
 if __name__ == "__main__":

@@ -214,3 +214,39 @@ def test_digit_on_squared_paper_and_tight_crop_read_right():
             right_tight += right * (name == "tight")
     assert right_grid >= 9, right_grid
     assert right_tight >= 9, right_tight
+
+
+def test_quick_decoding_gives_pillows_pixels(monkeypatch):
+    """OpenCV decodes the plainest PNGs and JPEGs; every file gives the pixels Pillow gives (the
+    files OpenCV may not take, Pillow decodes), and a truncated JPEG is still an error."""
+    from lenet.reading import image
+
+    rng = np.random.default_rng(5)
+    colour = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated a quarter turn
+
+    def encoded(im: Image.Image, fmt: str, **options) -> bytes:
+        buf = io.BytesIO()
+        im.save(buf, fmt, **options)
+        return buf.getvalue()
+
+    base = Image.fromarray(colour)
+    files = {"grey png": encoded(base.convert("L"), "PNG"), "rgb png": encoded(base, "PNG"),
+             "rgba png": encoded(base.convert("RGBA"), "PNG"), "jpeg": encoded(base, "JPEG"),
+             "progressive jpeg": encoded(base, "JPEG", progressive=True),
+             "palette png": encoded(base.convert("P"), "PNG"), "grey+alpha png": encoded(base.convert("LA"), "PNG"),
+             "transparent png": encoded(base, "PNG", transparency=(0, 0, 0)),
+             "rotated jpeg": encoded(base, "JPEG", exif=exif), "rotated png": encoded(base, "PNG", exif=exif)}
+    quick = []
+    decode = image.quick_decode
+    monkeypatch.setattr(image, "quick_decode", lambda im, data: quick.append(decode(im, data) is not None) or None)
+    pillows = {name: image.decode_image(data) for name, data in files.items()}
+    monkeypatch.setattr(image, "quick_decode", decode)
+    for name, data in files.items():
+        pixels, scale = image.decode_image(data)
+        assert np.array_equal(pixels, pillows[name][0]) and pixels.shape == pillows[name][0].shape, name
+        assert scale == pillows[name][1]
+    assert quick == [True] * 5 + [False] * 5  # the plain five by OpenCV, the rest by Pillow
+    with pytest.raises(ValueError, match="cannot decode"):
+        image.decode_image(files["jpeg"][:len(files["jpeg"]) // 2])

@@ -60,6 +60,23 @@ def test_label_matches_a_flood_fill():
         assert count == n and pairs.shape[1] == n + 1 and len(set(pairs[0])) == len(set(pairs[1])) == n + 1
 
 
+def test_label_with_boxes_counts_and_boxes_each_component():
+    """Each component's pixel count and box, from the labels returned, on masks whose ink sits
+    anywhere (it is labelled on its own bounding box), and an empty one."""
+    rng = np.random.default_rng(1)
+    assert mo.label_with_boxes(np.zeros((5, 7), bool))[1] == 0
+    for _ in range(20):
+        mask = np.zeros((int(rng.integers(8, 50)), int(rng.integers(8, 50))), bool)
+        y, x = int(rng.integers(0, mask.shape[0] - 3)), int(rng.integers(0, mask.shape[1] - 3))
+        mask[y:, x:] = rng.random(mask[y:, x:].shape) < rng.uniform(0.1, 0.5)
+        labels, count, pixels, boxes = mo.label_with_boxes(mask)
+        assert count == mo.label(mask)[1] and np.array_equal(labels > 0, mask)
+        for number in range(count):
+            ys, xs = np.nonzero(labels == number + 1)
+            assert pixels[number] == ys.size
+            assert tuple(boxes[number]) == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+
+
 @pytest.mark.parametrize("size", [1, 3, 5, 17, 21])
 def test_filters_match_a_brute_force_window(size):
     """Max, min and mean over a size x size window, edges repeated, against a loop over pixels."""
@@ -70,6 +87,28 @@ def test_filters_match_a_brute_force_window(size):
     assert np.array_equal(mo.max_filter(a, size), windows.max((2, 3)))
     assert np.array_equal(mo.min_filter(a, size), windows.min((2, 3)))
     assert np.allclose(mo.box_blur(a, size), windows.mean((2, 3)), atol=1e-5)
+
+
+def test_quick_profiles_are_numpys_own():
+    """The reader's running maximum, medians and percentiles give exactly NumPy's numbers (padded
+    window maxima, np.median, np.percentile), odd and even lengths, windows longer than the row."""
+    from lenet.reading.ink import median, percentiles, row_medians
+
+    rng = np.random.default_rng(4)
+    for n, size in [(1, 3), (7, 15), (30, 7), (31, 9), (192, 25)]:
+        p = rng.random(n).astype(np.float32)
+        r = size // 2
+        assert np.array_equal(mo.max_filter_1d(p, size),
+                              np.lib.stride_tricks.sliding_window_view(np.pad(p, r, mode="edge"), size).max(1))
+        a = rng.random((5, n)).astype(np.float32)
+        assert np.array_equal(row_medians(a), np.median(a, axis=1))
+        assert np.array_equal(row_medians(a.T), np.median(a.T, axis=1))
+    for n in [1, 2, 3, 50, 51, 1000, 37_001]:
+        for a in (rng.random(n).astype(np.float32), rng.random(n), np.round(rng.random((n, 1)) * 255) / 255):
+            assert median(a) == np.median(a)
+            for qs in ([2, 98], [5, 50, 95], [0, 100]):
+                got, want = percentiles(a, qs), np.percentile(a, qs)
+                assert got.dtype == want.dtype and np.array_equal(got, want), (n, qs)
 
 
 def test_line_opening_keeps_only_long_runs():

@@ -36,6 +36,7 @@ from lenet.reading.ink import (
     closer_look,
     find_ink,
     grey,
+    median,
     selected,
     stroke_width,
 )
@@ -178,25 +179,31 @@ def read_marks(shape: tuple[int, int], found: Ink, marks: list[Mark], offset: tu
                several: bool = False, columns: tuple[int, int] | None = None) -> Reading:
     """The Reading of `marks` in `found` (only `columns` of them, when touching digits are cut
     apart); `shape` is the image's, `offset` (top, left) where `found`'s copy lies in it."""
-    keep = selected(found.labels, marks)
+    # All on the marks' box and a pixel round it (for the 3x3 neighbourhood below): nothing of
+    # the marks lies outside it.
+    m_left, m_top, m_right, m_bottom = bounds(marks)
+    y0, x0 = max(0, m_top - 1), max(0, m_left - 1)
+    y1, x1 = min(found.labels.shape[0], m_bottom + 1), min(found.labels.shape[1], m_right + 1)
+    keep = selected(found.labels[y0:y1, x0:x1], marks)
     if columns is not None:
-        keep[:, :columns[0]] = False
-        keep[:, columns[1]:] = False
+        keep[:, :max(0, columns[0] - x0)] = False
+        keep[:, max(0, columns[1] - x0):] = False
     rows, cols = np.flatnonzero(keep.any(1)), np.flatnonzero(keep.any(0))
     if rows.size == 0:
         raise NoDigit("no ink found in the columns cut for this digit")
     top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    box = image_box((left, top, right, bottom), found.factor, offset)
+    box = image_box((x0 + left, y0 + top, x0 + right, y0 + bottom), found.factor, offset)
     doubts = [SEVERAL] if several else []
-    strong = keep & (found.ink > STRONG)
-    if not strong.any() or float(np.median(found.contrast[strong])) < FAINT:
+    ink = found.ink[y0:y1, x0:x1]
+    strong = keep & (ink > STRONG)
+    if not strong.any() or median(found.contrast[y0:y1, x0:x1][strong]) < FAINT:
         doubts.append(FAINT_INK)
     if box[3] - box[1] < MIN_HEIGHT and box[2] - box[0] < MIN_HEIGHT:
         doubts.append(SMALL)
     if box[0] <= 0 or box[1] <= 0 or box[2] >= shape[1] or box[3] >= shape[0]:
         doubts.append(BORDER)
     near = mo.max_filter(keep, 3)[top:bottom, left:right]
-    crop = np.where(near, found.ink[top:bottom, left:right], 0)
+    crop = np.where(near, ink[top:bottom, left:right], 0)
     return Reading(centre_of_mass_place(fit_box(even_strokes(crop))), box, tuple(doubts))
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from lenet.errors import ImageError, NoDigit
@@ -34,6 +35,8 @@ STRONG, WEAK = 0.5, 0.22  # ink: above half the strongest ink, or above WEAK and
 LINE_CONTRAST = 0.04  # a paper's ruling is at least this much darker than the paper beside it
 PLAIN = 0.1        # a border whose grey varies less than this is plain paper
 NO_INK = "no ink found: nothing stands out from the background"
+# grey() of a canvas's alpha, each level as NumPy computes 1 - alpha / 255 in float32: one lookup.
+CLEAR = 1 - np.arange(256, dtype=np.float32) / 255
 
 
 
@@ -70,9 +73,10 @@ def grey(pixels: np.ndarray) -> np.ndarray:
     values = np.asarray(pixels)
     if (values.dtype == np.uint8 and values.ndim == 3 and values.shape[2] in (2, 4)
             and min(values.shape[:2]) >= MIN_SIDE):
-        alpha = values[..., -1]
-        if int(alpha.max()) - int(alpha.min()) > 127:  # as below, on the one channel that matters
-            return 1 - alpha.astype(np.float32) / 255
+        alpha = np.ascontiguousarray(values[..., -1])
+        low, high = cv2.minMaxLoc(alpha)[:2]
+        if high - low > 127:  # as below, on the one channel that matters
+            return cv2.LUT(alpha, CLEAR)
     values = stretched(values).astype(np.float32) if values.dtype != np.uint8 else values.astype(np.float32) / 255
     if values.ndim == 3 and values.shape[2] in (2, 4):
         alpha = values[..., -1]
@@ -98,17 +102,22 @@ def resize(values: np.ndarray, shape: tuple[int, int], how=None) -> np.ndarray:
         return values
     if how is None:
         how = Image.Resampling.BOX if shape[0] <= values.shape[0] else Image.Resampling.BILINEAR
-    image = Image.fromarray(values.astype(np.float32), "F")
+    image = Image.fromarray(values.astype(np.float32, copy=False), "F")
     return np.asarray(image.resize((shape[1], shape[0]), how))
 
 
 def reduced(values: np.ndarray, side: int) -> tuple[np.ndarray, float]:
     """`values` reduced by area so its longer side is at most `side`, and the factor it was reduced by."""
-    factor = max(values.shape) / side
+    shape, factor = reduced_shape(values.shape, side)
+    return (values, factor) if factor == 1 else (resize(values, shape), factor)
+
+
+def reduced_shape(shape: tuple[int, ...], side: int) -> tuple[tuple[int, int], float]:
+    """The (H, W) `reduced` gives an array of `shape`, and its factor."""
+    factor = max(shape) / side
     if factor <= 1:
-        return values, 1.0
-    shape = (max(1, round(values.shape[0] / factor)), max(1, round(values.shape[1] / factor)))
-    return resize(values, shape), factor
+        return (shape[0], shape[1]), 1.0
+    return (max(1, round(shape[0] / factor)), max(1, round(shape[1] / factor))), factor
 
 
 def pooled(values: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, tuple]:
@@ -116,6 +125,8 @@ def pooled(values: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.n
     and the blocks' edges, for `expand`."""
     ys = np.linspace(0, values.shape[0], shape[0] + 1).round().astype(int)
     xs = np.linspace(0, values.shape[1], shape[1] + 1).round().astype(int)
+    if tuple(shape) == values.shape:  # blocks of one pixel: the image itself
+        return values, values, (ys, xs)
     # Each block's rows (and columns) gathered at once, the last repeated where a block is shorter:
     # a few whole-array reductions instead of reduceat's slow walk along the second axis.
     rows, cols = block_index(ys), block_index(xs)
@@ -135,6 +146,8 @@ def expand(coarse: np.ndarray, edges: tuple) -> np.ndarray:
     """Each block's value over the block's pixels (the inverse of `pooled`'s layout). Blocks, not a
     smooth enlargement: a smooth one would spread a board's edge into a band that looks like ink."""
     ys, xs = edges
+    if coarse.shape == (len(ys) - 1, len(xs) - 1) and ys[-1] == len(ys) - 1 and xs[-1] == len(xs) - 1:
+        return coarse  # blocks of one pixel
     return np.repeat(np.repeat(coarse, np.diff(ys), axis=0), np.diff(xs), axis=1)
 
 
@@ -175,11 +188,13 @@ def unruled(small: np.ndarray) -> np.ndarray:
     for axis in (0, 1):
         side = out.shape[axis]
         along = out if axis == 0 else out.T
-        profile = np.median(along, axis=1)
+        profile = row_medians(along)
         reach = max(3, side // 16)
-        padded = np.pad(profile, reach, mode="edge")
-        local = np.lib.stride_tricks.sliding_window_view(padded, 2 * reach + 1).max(1)
-        dark = (profile < local - LINE_CONTRAST) & ((along < (local - LINE_CONTRAST / 2)[:, None]).mean(1) >= 0.9)
+        local = mo.max_filter_1d(profile, 2 * reach + 1)
+        dark = profile < local - LINE_CONTRAST
+        if np.count_nonzero(dark) < 3:
+            continue  # fewer dark rows than a ruling's three lines
+        dark &= (along < (local - LINE_CONTRAST / 2)[:, None]).mean(1) >= 0.9
         edges = np.flatnonzero(np.diff(np.concatenate([[0], dark.astype(np.int8), [0]])))
         runs = [(a, b) for a, b in zip(edges[::2], edges[1::2], strict=False) if b - a <= max(3, side // 24)]
         if len(runs) < 3:
@@ -192,6 +207,43 @@ def unruled(small: np.ndarray) -> np.ndarray:
     return out
 
 
+def row_medians(a: np.ndarray) -> np.ndarray:
+    """np.median(a, axis=1), the same numbers: NumPy's vectorised sort is quicker than its selection."""
+    ordered = np.sort(a, axis=1)
+    middle = a.shape[1] // 2
+    return ordered[:, middle] if a.shape[1] % 2 else (ordered[:, middle - 1] + ordered[:, middle]) / 2
+
+
+def median(a: np.ndarray) -> float:
+    """np.median of all of `a`, the same number, by one vectorised sort (np.median's own overhead
+    is most of its time on the reader's arrays)."""
+    if a.size == 0:
+        return float(np.median(a))
+    ordered = np.sort(a, axis=None)
+    middle = ordered.size // 2
+    return float(ordered[middle] if ordered.size % 2 else (ordered[middle - 1] + ordered[middle]) / 2)
+
+
+def percentiles(a: np.ndarray, qs: list[float]) -> np.ndarray:
+    """np.percentile(a, qs) (its default, linear method), the same numbers, by one vectorised sort:
+    NumPy's own index, weight and interpolation steps, written out."""
+    if a.size == 0:
+        return np.percentile(a, qs)
+    ordered = np.sort(a, axis=None)
+    n = ordered.size
+    index = (n - 1) * np.true_divide(np.asarray(qs, np.float64), 100)
+    below = np.floor(index)
+    below[index >= n - 1] = -1  # at the top: the last value, as NumPy takes it
+    below = below.astype(np.intp)
+    above = np.where(below == -1, -1, below + 1)
+    gamma = index - below
+    lo, hi = ordered[below], ordered[above]
+    step = hi - lo
+    out = np.add(lo, step * gamma)
+    np.subtract(hi, step * (1 - gamma), out=out, where=gamma >= 0.5, casting="unsafe", dtype=type(out.dtype))
+    return out
+
+
 def plain_ink(small: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """(dark ink, contrast) when the background is one exact grey, the image's lightest, all round
     the border and under most of the image, with clear dark ink on it (an HTML canvas export, a
@@ -200,13 +252,16 @@ def plain_ink(small: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     None for any other image."""
     border = border_of(small)
     paper = float(border[0])
-    if paper < 0.5 or border.min() != paper or border.max() != paper or float(small.max()) != paper:
+    if paper < 0.5 or border.min() != paper or border.max() != paper:
         return None
-    if (small < (paper + float(small.min())) / 2).mean() >= 0.35:
+    darkest, lightest = cv2.minMaxLoc(small)[:2]  # one pass for both
+    if lightest != paper:
+        return None
+    if np.count_nonzero(small < (paper + darkest) / 2) / small.size >= 0.35:
         return None  # mostly dark: the plain-paper rule does not hold
     contrast = paper - small
     ink = contrast / max(paper, 0.05)
-    if float(mo.box_blur(ink, 3).max()) < 0.35:
+    if cv2.minMaxLoc(mo.box_blur(ink, 3))[1] < 0.35:
         return None  # faint ink: the polarity must be weighed
     return ink, contrast
 
@@ -218,14 +273,14 @@ def background(small: np.ndarray):
     changes (and its error at the image's edge, where a closing cannot see past the border, stays
     small). A marker's strokes can be wider: measured around the ink found, they widen the window
     (up to a third). `reach` is half the window at the analysis scale."""
-    coarse = reduced(small, BACKGROUND_SIDE)[0].shape
+    coarse = reduced_shape(small.shape, BACKGROUND_SIDE)[0]
     window = max(3, round(max(coarse) / 8)) | 1
     paper, board, dark_ink, light_ink = backgrounds(small, coarse, window)
     either = np.maximum(dark_ink, light_ink)
     if float(mo.box_blur(either, 3).max()) < MIN_CONTRAST:
         raise NoDigit("no ink found: the image is blank or has too little contrast")
     near = mo.max_filter(either > 0.5 * float(either.max()), max(3, window * small.shape[0] // coarse[0] // 2) | 1)
-    lo, hi = np.percentile(small[near], [2, 98])
+    lo, hi = percentiles(small[near], [2, 98])
     dark_side = (small < (lo + hi) / 2) & near
     # Either side may be the ink: the window must be wider than the wider one's strokes (their
     # mean width, x2.2 for the thickest places: corners and crossings).
@@ -249,14 +304,14 @@ def dark_is_ink(small: np.ndarray, dark_ink: np.ndarray, light_ink: np.ndarray, 
     if edges_touched(dark_ink > STRONG * peak_dark) == 4 and edges_touched(light_ink > STRONG * peak_light) == 4:
         # A tight crop: both ways' ink reaches every edge (the paper between a digit's thick strokes
         # looks like light ink), so no ring fits round it; the border, mostly paper, decides.
-        lo, hi = np.percentile(small, [2, 98])
-        return float(np.median(border_of(small))) > (lo + hi) / 2
+        lo, hi = percentiles(small, [2, 98])
+        return median(border_of(small)) > (lo + hi) / 2
     either = np.maximum(dark_ink, light_ink)
     inner = mo.max_filter(either > 0.5 * float(either.max()), reach)
     ring = mo.max_filter(inner, reach) & ~inner
-    lo, hi = np.percentile(small[inner], [2, 98])
+    lo, hi = percentiles(small[inner], [2, 98])
     around = small[ring] if ring.sum() >= 20 else border_of(small)
-    return float(np.median(around)) > (lo + hi) / 2
+    return median(around) > (lo + hi) / 2
 
 
 def edges_touched(mask: np.ndarray) -> int:
@@ -267,13 +322,14 @@ def edges_touched(mask: np.ndarray) -> int:
 def strong_ink(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Step 3: ink relative to its strongest (a 3x3 mean, so one hot pixel does not set the
     scale), and the mask of what reaches STRONG with the fainter strokes joined to it."""
-    peak = float(mo.box_blur(ink, 3).max())
+    peak = cv2.minMaxLoc(mo.box_blur(ink, 3))[1]
     if peak < MIN_CONTRAST:
         raise NoDigit(NO_INK)
-    ink = np.clip(ink / peak, 0, 1)
+    ink = np.divide(ink, peak)
+    np.clip(ink, 0, 1, out=ink)
     labels, count = mo.label(ink > WEAK)
     keep = np.zeros(count + 1, bool)
-    keep[np.unique(labels[ink > STRONG])] = True
+    keep[labels[ink > STRONG]] = True
     keep[0] = False
     mask = keep[labels]
     if not mask.any():
@@ -322,17 +378,20 @@ def backgrounds(small: np.ndarray, shape: tuple[int, int], window: int):
     # Plain paper (an even, light border all round, and dark only in a minority of the image: not
     # a board on a wall): the paper is at least the border's level, even inside a marker's blot
     # wider than the window.
-    lo, mid, hi = np.percentile(border_of(small), [5, 50, 95])
-    if (hi - lo < PLAIN and mid > float(np.median(small)) - PLAIN / 2
+    lo, mid, hi = percentiles(border_of(small), [5, 50, 95])
+    if (hi - lo < PLAIN and mid > median(small) - PLAIN / 2
             and (small < (lo + small.min()) / 2).mean() < 0.35):
         paper = np.maximum(paper, lo)
-    board = expand(mo.opening(light, window), blocks)
-    top = expand(mo.max_filter(light, window), blocks)
-    dark_ink = np.clip((paper - small) / np.maximum(paper, 0.05), 0, None)
+    coarse_board = mo.opening(light, window)
+    board = expand(coarse_board, blocks)
+    dark_ink = np.divide(paper - small, np.maximum(paper, 0.05))
+    np.clip(dark_ink, 0, None, out=dark_ink)
     # Where there is no chalk within reach, top - board is only the board's noise: a floor of a
-    # third of the strongest contrast keeps that noise from counting as ink.
-    spread = top - board
-    light_ink = np.clip((small - board) / np.maximum(spread, max(MIN_CONTRAST, float(spread.max()) / 3)), 0, None)
+    # third of the strongest contrast keeps that noise from counting as ink. (Block by block: the
+    # same numbers as on the expanded arrays, with fewer of them.)
+    spread = mo.max_filter(light, window) - coarse_board
+    light_ink = np.divide(small - board, expand(np.maximum(spread, max(MIN_CONTRAST, float(spread.max()) / 3)), blocks))
+    np.clip(light_ink, 0, None, out=light_ink)
     return paper, board, dark_ink, light_ink
 
 
@@ -347,9 +406,10 @@ def stroke_width(mask: np.ndarray) -> float:
     length L has area wL and edges about 2L)."""
     padded = np.zeros((mask.shape[0] + 2, mask.shape[1] + 2), bool)  # a border of background (np.pad costs more)
     padded[1:-1, 1:-1] = mask
-    neighbours = (padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2], padded[1:-1, 2:])
-    edges = sum(int((mask & ~n).sum()) for n in neighbours)
-    return 2 * float(mask.sum()) / max(edges, 1)
+    # Each ink pixel's side on background is one change between neighbours along a row or a column.
+    edges = (np.count_nonzero(padded[1:-1, 1:] != padded[1:-1, :-1])
+             + np.count_nonzero(padded[1:, 1:-1] != padded[:-1, 1:-1]))
+    return 2 * float(np.count_nonzero(mask)) / max(edges, 1)
 
 
 def closer_look(image_grey: np.ndarray, found: Ink, marks: list[Mark],
