@@ -32,11 +32,6 @@
   function minOf(a) { let m = Infinity; for (let i = 0; i < a.length; i++) if (a[i] < m) m = a[i]; return m; }
   function any(a) { for (let i = 0; i < a.length; i++) if (a[i]) return true; return false; }
   function count(a) { let n = 0; for (let i = 0; i < a.length; i++) if (a[i]) n++; return n; }
-  function transpose(m) {
-    const o = map(m.w, m.h, m.a.constructor);
-    for (let y = 0; y < m.h; y++) for (let x = 0; x < m.w; x++) o.a[x * m.h + y] = m.a[y * m.w + x];
-    return o;
-  }
   function region(m, top, bottom, left, right) {  // m[top:bottom, left:right]
     const o = map(bottom - top, right - left, m.a.constructor);
     for (let y = top; y < bottom; y++) o.a.set(m.a.subarray(y * m.w + left, y * m.w + right), (y - top) * o.w);
@@ -138,10 +133,40 @@
     }
     return o;
   }
+  // A small window directly, each pass along contiguous rows (the maximum is exact either way).
+  function windowRows(m, size, isMax) {  // axis 0
+    const { h, w } = m, before = (size - 1) >> 1, o = like(m), a = m.a, b = o.a;
+    for (let y = 0; y < h; y++) {
+      const yo = y * w;
+      b.set(a.subarray(Math.max(0, y - before) * w, Math.max(0, y - before) * w + w), yo);
+      for (let d = 1; d < size; d++) {
+        const r = Math.min(h - 1, Math.max(0, y - before + d)) * w;
+        if (isMax) for (let x = 0; x < w; x++) { const v = a[r + x]; if (v > b[yo + x]) b[yo + x] = v; }
+        else for (let x = 0; x < w; x++) { const v = a[r + x]; if (v < b[yo + x]) b[yo + x] = v; }
+      }
+    }
+    return o;
+  }
+  function windowCols(m, size, isMax) {  // axis 1
+    const { h, w } = m, before = (size - 1) >> 1, o = like(m), a = m.a, b = o.a;
+    for (let y = 0; y < h; y++) {
+      const r = y * w;
+      for (let x = 0; x < w; x++) {
+        let v = a[r + Math.max(0, x - before)];
+        for (let d = 1; d < size; d++) {
+          const u = a[r + Math.min(w - 1, Math.max(0, x - before + d))];
+          if (isMax ? u > v : u < v) v = u;
+        }
+        b[r + x] = v;
+      }
+    }
+    return o;
+  }
   function filter2(m, size, isMax) {
     if (size <= 1) return m;
     const sign = isMax ? 1 : -1;
     m = toF32IfF64(m);  // morphology.py hands OpenCV float32
+    if (size <= 9) return windowCols(windowRows(m, size, isMax), size, isMax);
     return runningMax(runningMaxRows(m, size, sign), size, 1, sign);
   }
   function toF32IfF64(m) { return isF64(m) ? toF32(m) : m; }
@@ -153,36 +178,50 @@
   // morphology.box_blur (3x3) as OpenCV's cv2.blur computes it on float32: sums of three along
   // each row in float64, running sums of those down the columns in float64, times 1/9, float32.
   function boxBlur3(m) {
-    const { h, w } = m, rows = new Float64Array((h + 2) * w), out = map(h, w);
-    const at = (y, x) => f32(m.a[Math.min(h - 1, Math.max(0, y)) * w + Math.min(w - 1, Math.max(0, x))]);
-    for (let y = -1; y <= h; y++) for (let x = 0; x < w; x++) rows[(y + 1) * w + x] = at(y, x - 1) + at(y, x) + at(y, x + 1);
+    const { h, w } = m, rows = new Float64Array((h + 2) * w), out = map(h, w), a = toF32(m).a, o = out.a;
+    for (let y = 0; y < h; y++) {  // rows[y + 1]: the sums of three along row y, edges repeated
+      const r = y * w, ro = (y + 1) * w;
+      if (w === 1) { rows[ro] = a[r] + a[r] + a[r]; continue; }
+      rows[ro] = a[r] + a[r] + a[r + 1];
+      for (let x = 1; x < w - 1; x++) rows[ro + x] = a[r + x - 1] + a[r + x] + a[r + x + 1];
+      rows[ro + w - 1] = a[r + w - 2] + a[r + w - 1] + a[r + w - 1];
+    }
+    rows.copyWithin(0, w, 2 * w);
+    rows.copyWithin((h + 1) * w, h * w, (h + 1) * w);
     const sum = new Float64Array(w), scale = 1 / 9;
     for (let x = 0; x < w; x++) sum[x] = (0 + rows[x]) + rows[w + x];
-    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
-      const s0 = sum[x] + rows[(y + 2) * w + x];
-      out.a[y * w + x] = s0 * scale;
-      sum[x] = s0 - rows[y * w + x];
+    for (let y = 0; y < h; y++) {
+      const r2 = (y + 2) * w, r0 = y * w;
+      for (let x = 0; x < w; x++) {
+        const s0 = sum[x] + rows[r2 + x];
+        o[r0 + x] = s0 * scale;
+        sum[x] = s0 - rows[r0 + x];
+      }
     }
     return out;
   }
+  // The peak of a map's 3x3 blur, kept on the map: find_ink asks it of the same ink twice.
+  function blurPeak(m) {
+    if (m.blurPeak === undefined) m.blurPeak = maxOf(boxBlur3(m).a);
+    return m.blurPeak;
+  }
 
-  // Binary opening with a 1 x length line along `axis` (1: horizontal), outside counted as background.
+  // Binary opening with a 1 x length line along `axis` (1: horizontal), outside counted as background:
+  // the runs of ink at least `length` long, kept whole, and nothing else.
   function lineOpening(mask, length, axis) {
-    const m = axis === 1 ? transpose(mask) : mask;
-    const n = m.h, out = like(m);
-    if (length > n) return axis === 1 ? transpose(out) : out;
-    const b1 = (length - 1) >> 1, b2 = length >> 1, ones = new Int32Array(n + 1), hits = new Int32Array(n + 1);
-    // Window sums from prefix sums: eroded where all `length` values are ink, then dilated back.
-    const sum = (c, lo, hi) => c[Math.min(n, Math.max(0, hi))] - c[Math.min(n, Math.max(0, lo))];
-    for (let x = 0; x < m.w; x++) {
-      for (let y = 0; y < n; y++) ones[y + 1] = ones[y] + (m.a[y * m.w + x] ? 1 : 0);
-      for (let y = 0; y < n; y++) {
-        const lo = y - b1, e = lo >= 0 && lo + length <= n && sum(ones, lo, lo + length) === length;
-        hits[y + 1] = hits[y] + (e ? 1 : 0);
+    const { h, w } = mask, out = like(mask), a = mask.a, b = out.a;
+    const lines = axis === 1 ? h : w, n = axis === 1 ? w : h, step = axis === 1 ? 1 : w, stride = axis === 1 ? w : 1;
+    for (let line = 0; line < lines; line++) {
+      const base = line * stride;
+      for (let i = 0; i < n;) {
+        if (!a[base + i * step]) { i++; continue; }
+        let end = i + 1;
+        while (end < n && a[base + end * step]) end++;
+        if (end - i >= length) for (let j = i; j < end; j++) b[base + j * step] = 1;
+        i = end;
       }
-      for (let y = 0; y < n; y++) out.a[y * m.w + x] = sum(hits, y - b2, y - b2 + length) > 0 ? 1 : 0;
     }
-    return axis === 1 ? transpose(out) : out;
+    return out;
   }
 
   // 8-connected components, numbered as OpenCV's connectedComponents numbers them: in the order of
@@ -404,7 +443,7 @@
 
   // ink.dark_is_ink: step 2, the polarity.
   function darkIsInk(s, darkInk, lightInk, reach) {
-    const peakDark = maxOf(boxBlur3(darkInk).a), peakLight = maxOf(boxBlur3(lightInk).a);
+    const peakDark = blurPeak(darkInk), peakLight = blurPeak(lightInk);
     if (Math.min(peakDark, peakLight) < 0.35 * Math.max(peakDark, peakLight)) return peakDark > peakLight;
     const either = maximum(darkInk, lightInk);
     const inner = maxFilter(above(either, as(either, 0.5 * maxOf(either.a))), reach);
@@ -421,13 +460,13 @@
     if (below(s, f32((paper + minOf(s.a)) / 2)) / s.a.length >= 0.35) return null;
     const contrast = like(s), ink = like(s), by = f32(Math.max(paper, 0.05));
     for (let i = 0; i < s.a.length; i++) { contrast.a[i] = f32(paper - s.a[i]); ink.a[i] = f32(contrast.a[i] / by); }
-    if (maxOf(boxBlur3(ink).a) < 0.35) return null;
+    if (blurPeak(ink) < 0.35) return null;
     return [ink, contrast];
   }
 
   // ink.strong_ink: step 3, ink relative to its strongest, and what reaches STRONG with WEAK joined.
   function strongInk(ink) {
-    const peak = maxOf(boxBlur3(ink).a);
+    const peak = blurPeak(ink);
     if (peak < MIN_CONTRAST) throw new Error(NO_INK);
     const scaled = like(ink), f64 = isF64(ink);
     for (let i = 0; i < ink.a.length; i++) scaled.a[i] = Math.min(1, Math.max(0, f64 ? ink.a[i] / peak : f32(ink.a[i] / peak)));
@@ -691,28 +730,37 @@
     sigmoid: (v) => f32(1 / (1 + Math.exp(-v))),
     tanh: (v) => f32(Math.tanh(v)),
   };
+  // The convolution as one matrix product over the patches (im2col, built once a layer): each
+  // output summed in float64 in the (input channel, row, column) order of the kernel, four
+  // outputs at a time so the sums run side by side.
   function conv(x, [c, h, w], layer) {
     const [o, ci, k] = layer.kernel, p = layer.padding, ph = h + 2 * p, pw = w + 2 * p;
-    const oh = ph - k + 1, ow = pw - k + 1, out = new Float32Array(o * oh * ow), wt = layer.w;
+    const oh = ph - k + 1, ow = pw - k + 1, n = oh * ow, J = ci * k * k, out = new Float32Array(o * n), wt = layer.w;
     const xp = new Float32Array(ci * ph * pw);  // zero padding made once, so the loops test no bounds
     for (let ic = 0; ic < ci; ic++) for (let y = 0; y < h; y++) {
       xp.set(x.subarray((ic * h + y) * w, (ic * h + y + 1) * w), (ic * ph + y + p) * pw + p);
     }
-    const acc = new Float64Array(oh * ow);
+    const cols = new Float32Array(J * n);  // row j: kernel tap j's input for each output position
+    for (let ic = 0; ic < ci; ic++) for (let ky = 0; ky < k; ky++) for (let kx = 0; kx < k; kx++) {
+      const row = ((ic * k + ky) * k + kx) * n, base = ic * ph * pw + ky * pw + kx;
+      for (let y = 0; y < oh; y++) cols.set(xp.subarray(base + y * pw, base + y * pw + ow), row + y * ow);
+    }
+    const n4 = n - (n % 4);
     for (let oc = 0; oc < o; oc++) {
-      acc.fill(0);
-      for (let ic = 0; ic < ci; ic++) {
-        const base = ic * ph * pw, wbase = (oc * ci + ic) * k * k;
-        for (let ky = 0; ky < k; ky++) for (let kx = 0; kx < k; kx++) {
-          const wv = wt[wbase + ky * k + kx], off = base + ky * pw + kx;
-          for (let y = 0; y < oh; y++) {
-            const row = off + y * pw, ar = y * ow;
-            for (let xx = 0; xx < ow; xx++) acc[ar + xx] += xp[row + xx] * wv;
-          }
+      const wb = oc * J, bias = layer.b ? layer.b[oc] : 0, ob = oc * n;
+      for (let i = 0; i < n4; i += 4) {
+        let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (let j = 0, r = i; j < J; j++, r += n) {
+          const wv = wt[wb + j];
+          s0 += cols[r] * wv; s1 += cols[r + 1] * wv; s2 += cols[r + 2] * wv; s3 += cols[r + 3] * wv;
         }
+        out[ob + i] = s0 + bias; out[ob + i + 1] = s1 + bias; out[ob + i + 2] = s2 + bias; out[ob + i + 3] = s3 + bias;
       }
-      const bias = layer.b ? layer.b[oc] : 0, ob = oc * oh * ow;
-      for (let i = 0; i < oh * ow; i++) out[ob + i] = acc[i] + bias;
+      for (let i = n4; i < n; i++) {
+        let s0 = 0;
+        for (let j = 0, r = i; j < J; j++, r += n) s0 += cols[r] * wt[wb + j];
+        out[ob + i] = s0 + bias;
+      }
     }
     return [out, [o, oh, ow]];
   }
