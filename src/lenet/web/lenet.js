@@ -149,14 +149,16 @@
   }
   function windowCols(m, size, isMax) {  // axis 1
     const { h, w } = m, before = (size - 1) >> 1, o = like(m), a = m.a, b = o.a;
+    const row = new (a.constructor)(w + size - 1);  // one row with its edges repeated
     for (let y = 0; y < h; y++) {
       const r = y * w;
+      row.fill(a[r], 0, before);
+      row.set(a.subarray(r, r + w), before);
+      row.fill(a[r + w - 1], before + w);
       for (let x = 0; x < w; x++) {
-        let v = a[r + Math.max(0, x - before)];
-        for (let d = 1; d < size; d++) {
-          const u = a[r + Math.min(w - 1, Math.max(0, x - before + d))];
-          if (isMax ? u > v : u < v) v = u;
-        }
+        let v = row[x];
+        if (isMax) { for (let d = 1; d < size; d++) if (row[x + d] > v) v = row[x + d]; }
+        else for (let d = 1; d < size; d++) if (row[x + d] < v) v = row[x + d];
         b[r + x] = v;
       }
     }
@@ -228,19 +230,21 @@
   // the first 2x2 block (rows two at a time, then columns) that holds a pixel of the component (a
   // block's pixels all touch each other). The order decides ties when marks are ranked by ink.
   function label(mask) {
-    const { h, w } = mask, labels = map(h, w, Int32Array), stack = [];
+    const { h, w } = mask, labels = map(h, w, Int32Array), la = labels.a, ma = mask.a;
+    const stack = new Int32Array(h * w);  // a pixel is pushed once: it is labelled as it is pushed
     let n = 0;
     for (let by = 0; by < h; by += 2) for (let bx = 0; bx < w; bx += 2) {
       for (let k = 0; k < 4; k++) {
         const y0 = by + (k >> 1), x0 = bx + (k & 1), i = y0 * w + x0;
-        if (y0 >= h || x0 >= w || !mask.a[i] || labels.a[i]) continue;
-        labels.a[i] = ++n;
-        stack.push(i);
-        while (stack.length) {
-          const j = stack.pop(), y = (j / w) | 0, x = j % w;
-          for (let dy = -1; dy <= 1; dy++) for (let dx = -1; dx <= 1; dx++) {
-            const yy = y + dy, xx = x + dx, kk = yy * w + xx;
-            if (yy >= 0 && yy < h && xx >= 0 && xx < w && mask.a[kk] && !labels.a[kk]) { labels.a[kk] = n; stack.push(kk); }
+        if (y0 >= h || x0 >= w || !ma[i] || la[i]) continue;
+        la[i] = ++n;
+        let sp = 0;
+        stack[sp++] = i;
+        while (sp) {
+          const j = stack[--sp], y = (j / w) | 0, x = j - y * w;
+          const ya = y > 0 ? y - 1 : y, yb = y < h - 1 ? y + 1 : y, xa = x > 0 ? x - 1 : x, xb = x < w - 1 ? x + 1 : x;
+          for (let yy = ya; yy <= yb; yy++) for (let xx = xa, kk = yy * w + xa; xx <= xb; xx++, kk++) {
+            if (ma[kk] && !la[kk]) { la[kk] = n; stack[sp++] = kk; }
           }
         }
       }
@@ -284,15 +288,18 @@
   // NumPy computes it. A transparent canvas is read by its alpha channel alone.
   function grey(rgba, w, h, lut) {
     if (Math.min(w, h) < MIN_SIDE) throw new Error(`${w}x${h} is too small to hold a digit`);
-    const g = map(h, w);
+    const g = map(h, w), o = g.a, n = w * h;
     let lo = 255, hi = 0;
-    for (let i = 0; i < w * h; i++) { const a = rgba[4 * i + 3]; lo = Math.min(lo, a); hi = Math.max(hi, a); }
-    const W = [f32(0.299), f32(0.587), f32(0.114)];
-    for (let i = 0; i < w * h; i++) {
+    for (let i = 0; i < n; i++) { const a = rgba[4 * i + 3]; if (a < lo) lo = a; if (a > hi) hi = a; }
+    if (hi - lo > 127) {
+      for (let i = 0; i < n; i++) o[i] = f32(1 - f32(rgba[4 * i + 3] / 255));
+      return g;
+    }
+    const W0 = f32(0.299), W1 = f32(0.587), W2 = f32(0.114);
+    for (let i = 0; i < n; i++) {
       const r = rgba[4 * i], gg = rgba[4 * i + 1], b = rgba[4 * i + 2];
-      if (hi - lo > 127) g.a[i] = f32(1 - f32(rgba[4 * i + 3] / 255));
-      else if (r === gg && gg === b) g.a[i] = lut[r];
-      else g.a[i] = f32(f32(f32(f32(r / 255) * W[0]) + f32(f32(gg / 255) * W[1])) + f32(f32(b / 255) * W[2]));
+      if (r === gg && gg === b) o[i] = lut[r];
+      else o[i] = f32(f32(f32(f32(r / 255) * W0) + f32(f32(gg / 255) * W1)) + f32(f32(b / 255) * W2));
     }
     return g;
   }
@@ -305,7 +312,15 @@
     box: [(x) => (x > -0.5 && x <= 0.5) ? 1 : 0, 0.5],
     lanczos: [(x) => (-3 <= x && x < 3) ? sinc(x) * sinc(x / 3) : 0, 3],
   };
-  function coefficients(inSize, outSize, [filter, support0]) {
+  // Kept by sizes and filter: the pad's reduction asks the same ones every answer.
+  const coefficientsMade = new Map();
+  function coefficients(inSize, outSize, filters) {
+    const key = `${inSize} ${outSize} ${filters === FILTERS.box ? "box" : "lanczos"}`;
+    if (!coefficientsMade.has(key)) coefficientsMade.set(key, makeCoefficients(inSize, outSize, filters));
+    return coefficientsMade.get(key);
+  }
+  // {starts, lengths, k}: output i sums k[i * taps + t] times input starts[i] + t, t < lengths[i].
+  function makeCoefficients(inSize, outSize, [filter, support0]) {
     const scale = inSize / outSize, filterscale = Math.max(1, scale), support = support0 * filterscale;
     const out = [];
     for (let xx = 0; xx < outSize; xx++) {
@@ -317,17 +332,32 @@
       for (let x = 0; x < xmax; x++) { const v = filter((x + xmin - center + 0.5) * ss); k.push(v); ww += v; }
       out.push([xmin, ww !== 0 ? k.map((v) => v / ww) : k]);
     }
-    return out;
+    const taps = Math.max(1, ...out.map(([, k]) => k.length));
+    const starts = new Int32Array(outSize), lengths = new Int32Array(outSize), k = new Float64Array(outSize * taps);
+    out.forEach(([start, ks], i) => { starts[i] = start; lengths[i] = ks.length; k.set(ks, i * taps); });
+    return { starts, lengths, k, taps };
   }
   function resamplePass(m, size, axis, filter) {  // axis 1: along rows (to `size` columns)
-    const cs = coefficients(axis === 1 ? m.w : m.h, size, filter);
-    const o = axis === 1 ? map(m.h, size) : map(size, m.w);
-    for (let y = 0; y < o.h; y++) for (let x = 0; x < o.w; x++) {
-      const [start, k] = cs[axis === 1 ? x : y];
-      let ss = 0;
-      if (axis === 1) for (let i = 0; i < k.length; i++) ss += m.a[y * m.w + start + i] * k[i];
-      else for (let i = 0; i < k.length; i++) ss += m.a[(start + i) * m.w + x] * k[i];
-      o.a[y * o.w + x] = ss;
+    const { starts, lengths, k, taps } = coefficients(axis === 1 ? m.w : m.h, size, filter);
+    const o = axis === 1 ? map(m.h, size) : map(size, m.w), a = m.a, b = o.a, w = m.w, ow = o.w;
+    if (axis === 1) {
+      for (let y = 0; y < o.h; y++) for (let x = 0; x < ow; x++) {
+        const base = y * w + starts[x], kb = x * taps, n = lengths[x];
+        let ss = 0;
+        for (let i = 0; i < n; i++) ss += a[base + i] * k[kb + i];
+        b[y * ow + x] = ss;
+      }
+      return o;
+    }
+    const acc = new Float64Array(w);
+    for (let y = 0; y < o.h; y++) {  // each output row summed tap by tap, in the taps' order
+      const kb = y * taps, n = lengths[y], start = starts[y];
+      acc.fill(0);
+      for (let i = 0; i < n; i++) {
+        const kv = k[kb + i], r = (start + i) * w;
+        for (let x = 0; x < w; x++) acc[x] += a[r + x] * kv;
+      }
+      b.set(acc, y * ow);
     }
     return o;
   }
@@ -458,8 +488,8 @@
     const border = borderOf(s), paper = border[0];
     if (paper < 0.5 || minOf(border) !== paper || maxOf(border) !== paper || maxOf(s.a) !== paper) return null;
     if (below(s, f32((paper + minOf(s.a)) / 2)) / s.a.length >= 0.35) return null;
-    const contrast = like(s), ink = like(s), by = f32(Math.max(paper, 0.05));
-    for (let i = 0; i < s.a.length; i++) { contrast.a[i] = f32(paper - s.a[i]); ink.a[i] = f32(contrast.a[i] / by); }
+    const contrast = like(s), ink = like(s), by = f32(Math.max(paper, 0.05)), a = s.a, c = contrast.a, k = ink.a;
+    for (let i = 0; i < a.length; i++) { const v = f32(paper - a[i]); c[i] = v; k[i] = f32(v / by); }
     if (blurPeak(ink) < 0.35) return null;
     return [ink, contrast];
   }
@@ -468,15 +498,17 @@
   function strongInk(ink) {
     const peak = blurPeak(ink);
     if (peak < MIN_CONTRAST) throw new Error(NO_INK);
-    const scaled = like(ink), f64 = isF64(ink);
-    for (let i = 0; i < ink.a.length; i++) scaled.a[i] = Math.min(1, Math.max(0, f64 ? ink.a[i] / peak : f32(ink.a[i] / peak)));
+    const scaled = like(ink), f64 = isF64(ink), a = ink.a, sa = scaled.a, len = a.length;
+    if (f64) for (let i = 0; i < len; i++) sa[i] = Math.min(1, Math.max(0, a[i] / peak));
+    else for (let i = 0; i < len; i++) sa[i] = Math.min(1, Math.max(0, f32(a[i] / peak)));
     const [weakLabels, n] = label(above(scaled, as(scaled, WEAK)));
-    const keep = new Uint8Array(n + 1);
-    for (let i = 0; i < scaled.a.length; i++) if (scaled.a[i] > STRONG) keep[weakLabels.a[i]] = 1;
+    const keep = new Uint8Array(n + 1), wl = weakLabels.a;
+    for (let i = 0; i < len; i++) if (sa[i] > STRONG) keep[wl[i]] = 1;
     keep[0] = 0;
-    const mask = like(scaled, Uint8Array);
-    for (let i = 0; i < mask.a.length; i++) mask.a[i] = keep[weakLabels.a[i]];
-    if (!any(mask.a)) throw new Error(NO_INK);
+    const mask = like(scaled, Uint8Array), mk = mask.a;
+    let inked = false;
+    for (let i = 0; i < len; i++) if ((mk[i] = keep[wl[i]])) inked = true;
+    if (!inked) throw new Error(NO_INK);
     return [scaled, mask];
   }
 
@@ -556,9 +588,10 @@
     };
     for (const line of candidates) if (line.length >= 0.75 * longest) each(line, (i) => { rest.a[i] = 0; });
     if (count(rest.a) < 0.15 * count(mask.a)) return lines;
-    const rows = [], cols = [];
-    for (let y = 0; y < h; y++) { for (let x = 0; x < w; x++) if (rest.a[y * w + x]) { rows.push(y); break; } }
-    for (let x = 0; x < w; x++) { for (let y = 0; y < h; y++) if (rest.a[y * w + x]) { cols.push(x); break; } }
+    const rowHas = new Uint8Array(h), colHas = new Uint8Array(w), rows = [], cols = [];
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) if (rest.a[y * w + x]) { rowHas[y] = 1; colHas[x] = 1; }
+    for (let y = 0; y < h; y++) if (rowHas[y]) rows.push(y);
+    for (let x = 0; x < w; x++) if (colHas[x]) cols.push(x);
     const extent = { 1: cols[cols.length - 1] + 1 - cols[0], 0: rows[rows.length - 1] + 1 - rows[0] };
     const framing = candidates.filter((c) => c.length >= 0.9 * extent[c.axis]);
     const add = (line) => each(line, (i) => { lines.a[i] = 1; });
@@ -689,9 +722,12 @@
     if (!strongContrast.length || median(strongContrast, isF64(found.contrast)) < FAINT) doubts.push(FAINT_INK);
     if (box[3] - box[1] < MIN_HEIGHT && box[2] - box[0] < MIN_HEIGHT) doubts.push(SMALL);
     if (box[0] <= 0 || box[1] <= 0 || box[2] >= shape[1] || box[3] >= shape[0]) doubts.push(BORDER);
-    const near = maxFilter(keep, 3), crop = map(bottom - top, right - left, found.ink.a.constructor);
+    // Near the marks within their box: the box and one pixel around it hold every pixel that counts.
+    const ny = Math.max(0, top - 1), nx = Math.max(0, left - 1);
+    const near = maxFilter(region(keep, ny, Math.min(h, bottom + 1), nx, Math.min(w, right + 1)), 3);
+    const crop = map(bottom - top, right - left, found.ink.a.constructor);
     for (let y = top; y < bottom; y++) for (let x = left; x < right; x++) {
-      crop.a[(y - top) * crop.w + x - left] = near.a[y * w + x] ? found.ink.a[y * w + x] : 0;
+      crop.a[(y - top) * crop.w + x - left] = near.a[(y - ny) * near.w + x - nx] ? found.ink.a[y * w + x] : 0;
     }
     return { image: centreOfMassPlace(fitBox(evenStrokes(crop))), box, doubts };
   }
