@@ -514,9 +514,27 @@
 
   // ink.marks_of: step 5, the marks (gaps under 1% closed for the labelling), most ink first.
   function marksOf(mask, ink) {
-    const gap = Math.max(3, pyRound(Math.min(mask.h, mask.w) / 100)) | 1;
-    const [labels, n] = label(minFilter(maxFilter(mask, gap), gap));
-    for (let i = 0; i < labels.a.length; i++) if (!mask.a[i]) labels.a[i] = 0;
+    const { h, w } = mask, gap = Math.max(3, pyRound(Math.min(h, w) / 100)) | 1;
+    // The closing and labelling on the mask's box and a margin only: outside it the closing is
+    // empty, and the box starts on an even row and column so the labels' 2x2 blocks are the same.
+    let top = h, bottom = 0, left = w, right = 0;
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) if (mask.a[y * w + x]) {
+      if (y < top) top = y;
+      if (y >= bottom) bottom = y + 1;
+      if (x < left) left = x;
+      if (x >= right) right = x + 1;
+    }
+    if (bottom === 0) throw new Error(NO_INK);
+    let y0 = Math.max(0, top - gap - 1), x0 = Math.max(0, left - gap - 1);
+    y0 -= y0 & 1;
+    x0 -= x0 & 1;
+    const y1 = Math.min(h, bottom + gap + 1), x1 = Math.min(w, right + gap + 1), cw = x1 - x0;
+    const [near, n] = label(minFilter(maxFilter(region(mask, y0, y1, x0, x1), gap), gap));
+    const labels = map(h, w, Int32Array);
+    for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) {
+      const i = y * w + x;
+      if (mask.a[i]) labels.a[i] = near.a[(y - y0) * cw + x - x0];
+    }
     let marks = components(labels, n, ink).sort((a, b) => b.ink - a.ink);  // stable, as Python's sorted
     const biggest = marks.length ? marks[0].pixels : 0;
     marks = marks.filter((m) => m.pixels >= Math.max(3, 0.01 * biggest));
