@@ -254,18 +254,23 @@
   // morphology.components: per label 1..n its pixel count, summed weight (float64, in raster order
   // as numpy.bincount sums) and box (left, top, right, bottom; right and bottom exclusive).
   function components(labels, n, weight) {
-    const out = [];
-    for (let i = 1; i <= n; i++) out.push({ label: i, pixels: 0, ink: 0, box: [labels.w, labels.h, 0, 0] });
-    for (let y = 0; y < labels.h; y++) for (let x = 0; x < labels.w; x++) {
-      const l = labels.a[y * labels.w + x];
+    const { h, w } = labels, la = labels.a, wa = weight ? weight.a : null;
+    const pixels = new Int32Array(n + 1), ink = new Float64Array(n + 1);
+    const lefts = new Int32Array(n + 1).fill(w), tops = new Int32Array(n + 1).fill(h);
+    const rights = new Int32Array(n + 1), bottoms = new Int32Array(n + 1);
+    for (let y = 0; y < h; y++) for (let x = 0, i = y * w; x < w; x++, i++) {
+      const l = la[i];
       if (!l) continue;
-      const m = out[l - 1], b = m.box;
-      m.pixels++;
-      m.ink += weight ? weight.a[y * labels.w + x] : 1;
-      if (x < b[0]) b[0] = x;
-      if (y < b[1]) b[1] = y;
-      if (x + 1 > b[2]) b[2] = x + 1;
-      if (y + 1 > b[3]) b[3] = y + 1;
+      pixels[l]++;
+      ink[l] += wa ? wa[i] : 1;
+      if (x < lefts[l]) lefts[l] = x;
+      if (y < tops[l]) tops[l] = y;
+      if (x >= rights[l]) rights[l] = x + 1;
+      if (y >= bottoms[l]) bottoms[l] = y + 1;
+    }
+    const out = [];
+    for (let l = 1; l <= n; l++) {
+      out.push({ label: l, pixels: pixels[l], ink: ink[l], box: [lefts[l], tops[l], rights[l], bottoms[l]] });
     }
     return out;
   }
@@ -485,10 +490,15 @@
 
   // ink.plain_ink: (dark ink, contrast) on an even background, all float32, or null.
   function plainInk(s) {
-    const border = borderOf(s), paper = border[0];
-    if (paper < 0.5 || minOf(border) !== paper || maxOf(border) !== paper || maxOf(s.a) !== paper) return null;
-    if (below(s, f32((paper + minOf(s.a)) / 2)) / s.a.length >= 0.35) return null;
-    const contrast = like(s), ink = like(s), by = f32(Math.max(paper, 0.05)), a = s.a, c = contrast.a, k = ink.a;
+    const { h, w } = s, a = s.a, paper = a[0];
+    if (paper < 0.5) return null;
+    for (let x = 0; x < w; x++) if (a[x] !== paper || a[(h - 1) * w + x] !== paper) return null;
+    for (let y = 0; y < h; y++) if (a[y * w] !== paper || a[y * w + w - 1] !== paper) return null;
+    let hi = -Infinity, lo = Infinity;
+    for (let i = 0; i < a.length; i++) { const v = a[i]; if (v > hi) hi = v; if (v < lo) lo = v; }
+    if (hi !== paper) return null;
+    if (below(s, f32((paper + lo) / 2)) / a.length >= 0.35) return null;
+    const contrast = like(s), ink = like(s), by = f32(Math.max(paper, 0.05)), c = contrast.a, k = ink.a;
     for (let i = 0; i < a.length; i++) { const v = f32(paper - a[i]); c[i] = v; k[i] = f32(v / by); }
     if (blurPeak(ink) < 0.35) return null;
     return [ink, contrast];
@@ -725,24 +735,26 @@
   // digit.read_marks: the Reading of `marks` in `found`, its copy at `offset` (top, left) in an
   // image of `shape` (height, width).
   function readMarks(shape, found, marks, offset, several) {
-    const { w, h } = found.labels, kept = new Uint8Array(maxOf(found.labels.a) + 1);
+    // The marks' pixels lie in their box: it and a ring of one pixel (for the near filter) are read.
+    const { w, h } = found.labels, la = found.labels.a, [left, top, right, bottom] = bounds(marks);
+    const kept = new Uint8Array(Math.max(...marks.map((m) => m.label)) + 1);
     for (const m of marks) kept[m.label] = 1;
-    const keep = map(h, w, Uint8Array);
-    for (let i = 0; i < keep.a.length; i++) keep.a[i] = kept[found.labels.a[i]];
-    let top = h, bottom = 0, left = w, right = 0;
-    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) if (keep.a[y * w + x]) {
-      top = Math.min(top, y); bottom = Math.max(bottom, y + 1); left = Math.min(left, x); right = Math.max(right, x + 1);
+    const ny = Math.max(0, top - 1), nx = Math.max(0, left - 1), keep = map(Math.min(h, bottom + 1) - ny, Math.min(w, right + 1) - nx, Uint8Array);
+    for (let y = ny; y < ny + keep.h; y++) for (let x = nx; x < nx + keep.w; x++) {
+      const l = la[y * w + x];
+      if (l < kept.length && kept[l]) keep.a[(y - ny) * keep.w + x - nx] = 1;
     }
     const box = imageBox([left, top, right, bottom], found.factor, offset);
     const doubts = several ? [SEVERAL] : [];
     const strongContrast = [];
-    for (let i = 0; i < keep.a.length; i++) if (keep.a[i] && found.ink.a[i] > STRONG) strongContrast.push(found.contrast.a[i]);
+    for (let y = top; y < bottom; y++) for (let x = left; x < right; x++) {
+      const i = y * w + x;
+      if (keep.a[(y - ny) * keep.w + x - nx] && found.ink.a[i] > STRONG) strongContrast.push(found.contrast.a[i]);
+    }
     if (!strongContrast.length || median(strongContrast, isF64(found.contrast)) < FAINT) doubts.push(FAINT_INK);
     if (box[3] - box[1] < MIN_HEIGHT && box[2] - box[0] < MIN_HEIGHT) doubts.push(SMALL);
     if (box[0] <= 0 || box[1] <= 0 || box[2] >= shape[1] || box[3] >= shape[0]) doubts.push(BORDER);
-    // Near the marks within their box: the box and one pixel around it hold every pixel that counts.
-    const ny = Math.max(0, top - 1), nx = Math.max(0, left - 1);
-    const near = maxFilter(region(keep, ny, Math.min(h, bottom + 1), nx, Math.min(w, right + 1)), 3);
+    const near = maxFilter(keep, 3);
     const crop = map(bottom - top, right - left, found.ink.a.constructor);
     for (let y = top; y < bottom; y++) for (let x = left; x < right; x++) {
       crop.a[(y - top) * crop.w + x - left] = near.a[(y - ny) * near.w + x - nx] ? found.ink.a[y * w + x] : 0;
