@@ -294,17 +294,20 @@
   function grey(rgba, w, h, lut) {
     if (Math.min(w, h) < MIN_SIDE) throw new Error(`${w}x${h} is too small to hold a digit`);
     const g = map(h, w), o = g.a, n = w * h;
+    // Each pixel as one little-endian word (as every browser lays out RGBA): red in the low byte.
+    const words = rgba.byteOffset % 4 === 0 ? new Uint32Array(rgba.buffer, rgba.byteOffset, n) : new Uint32Array(Uint8Array.from(rgba).buffer);
     let lo = 255, hi = 0;
-    for (let i = 0; i < n; i++) { const a = rgba[4 * i + 3]; if (a < lo) lo = a; if (a > hi) hi = a; }
+    for (let i = 0; i < n; i++) { const a = words[i] >>> 24; if (a < lo) lo = a; if (a > hi) hi = a; }
     if (hi - lo > 127) {
-      for (let i = 0; i < n; i++) o[i] = f32(1 - f32(rgba[4 * i + 3] / 255));
+      for (let i = 0; i < n; i++) o[i] = f32(1 - f32((words[i] >>> 24) / 255));
       return g;
     }
     const W0 = f32(0.299), W1 = f32(0.587), W2 = f32(0.114);
     for (let i = 0; i < n; i++) {
-      const r = rgba[4 * i], gg = rgba[4 * i + 1], b = rgba[4 * i + 2];
-      if (r === gg && gg === b) o[i] = lut[r];
-      else o[i] = f32(f32(f32(f32(r / 255) * W0) + f32(f32(gg / 255) * W1)) + f32(f32(b / 255) * W2));
+      const v = words[i];
+      if ((v & 0xffff) === ((v >>> 8) & 0xffff)) { o[i] = lut[v & 0xff]; continue; }  // red = green = blue
+      const r = v & 0xff, gg = (v >>> 8) & 0xff, b = (v >>> 16) & 0xff;
+      o[i] = f32(f32(f32(f32(r / 255) * W0) + f32(f32(gg / 255) * W1)) + f32(f32(b / 255) * W2));
     }
     return g;
   }
