@@ -36,23 +36,31 @@ function clearAnswer(message) {
   status.textContent = message;
 }
 
-// Built node by node: the page's policy allows no inline style, so widths are set through the DOM.
+// Built node by node once (the page's policy allows no inline style, so widths are set through
+// the DOM), then only the widths, texts and the best one's class change with each answer.
+let barParts = null;
 function renderBars(probs, best) {
-  bars.replaceChildren(...probs.map((p, d) => {
-    const li = document.createElement("li");
-    if (d === best) li.className = "best";
-    const label = document.createElement("span"), bar = document.createElement("span");
-    const fill = document.createElement("span"), value = document.createElement("span");
-    label.textContent = d;
-    bar.className = "bar";
-    fill.className = "fill";
-    fill.style.width = `${(p * 100).toFixed(1)}%`;
-    value.className = "p";
-    value.textContent = `${(p * 100).toFixed(1)}%`;
-    bar.appendChild(fill);
-    li.append(label, bar, value);
-    return li;
-  }));
+  if (!barParts) {
+    barParts = probs.map((_, d) => {
+      const li = document.createElement("li");
+      const label = document.createElement("span"), bar = document.createElement("span");
+      const fill = document.createElement("span"), value = document.createElement("span");
+      label.textContent = d;
+      bar.className = "bar";
+      fill.className = "fill";
+      value.className = "p";
+      bar.appendChild(fill);
+      li.append(label, bar, value);
+      return { li, fill, value };
+    });
+    bars.replaceChildren(...barParts.map((part) => part.li));
+  }
+  probs.forEach((p, d) => {
+    const { li, fill, value } = barParts[d], percent = `${(p * 100).toFixed(1)}%`;
+    li.className = d === best ? "best" : "";
+    fill.style.width = percent;
+    value.textContent = percent;
+  });
 }
 
 function point(e) {
@@ -132,7 +140,10 @@ function answer() {
   document.getElementById("confidence").textContent = `${(probability * 100).toFixed(1)}%`;
   renderBars(probs, best);
   const img = seen.createImageData(28, 28);
-  reading.image.forEach((v, i) => img.data.set([v, v, v, 255], i * 4));
+  for (let i = 0; i < reading.image.length; i++) {
+    const v = reading.image[i];
+    img.data[4 * i] = v; img.data[4 * i + 1] = v; img.data[4 * i + 2] = v; img.data[4 * i + 3] = 255;
+  }
   seen.putImageData(img, 0, 0);
 }
 
