@@ -208,14 +208,30 @@
     return m.blurPeak;
   }
 
+  // [top, bottom, left, right] of a map's nonzero values (bottom and right exclusive; bottom 0 if none).
+  function inkArea(m) {
+    const { h, w } = m, a = m.a;
+    let top = h, bottom = 0, left = w, right = 0;
+    for (let y = 0; y < h; y++) for (let x = 0, i = y * w; x < w; x++, i++) if (a[i]) {
+      if (y < top) top = y;
+      if (y >= bottom) bottom = y + 1;
+      if (x < left) left = x;
+      if (x >= right) right = x + 1;
+    }
+    return [top, bottom, left, right];
+  }
+  const everywhere = (m) => [0, m.h, 0, m.w];
+
   // Binary opening with a 1 x length line along `axis` (1: horizontal), outside counted as background:
   // the runs of ink at least `length` long, kept whole, and nothing else.
-  function lineOpening(mask, length, axis) {
-    const { h, w } = mask, out = like(mask), a = mask.a, b = out.a;
-    const lines = axis === 1 ? h : w, n = axis === 1 ? w : h, step = axis === 1 ? 1 : w, stride = axis === 1 ? w : 1;
-    for (let line = 0; line < lines; line++) {
+  // `area` ([top, bottom, left, right]) holds every pixel of the mask.
+  function lineOpening(mask, length, axis, area) {
+    const { w } = mask, out = like(mask), a = mask.a, b = out.a, [top, bottom, left, right] = area;
+    const [first, last] = axis === 1 ? [top, bottom] : [left, right], [from, n] = axis === 1 ? [left, right] : [top, bottom];
+    const step = axis === 1 ? 1 : w, stride = axis === 1 ? w : 1;
+    for (let line = first; line < last; line++) {
       const base = line * stride;
-      for (let i = 0; i < n;) {
+      for (let i = from; i < n;) {
         if (!a[base + i * step]) { i++; continue; }
         let end = i + 1;
         while (end < n && a[base + end * step]) end++;
@@ -229,11 +245,14 @@
   // 8-connected components, numbered as OpenCV's connectedComponents numbers them: in the order of
   // the first 2x2 block (rows two at a time, then columns) that holds a pixel of the component (a
   // block's pixels all touch each other). The order decides ties when marks are ranked by ink.
-  function label(mask) {
+  // `area` ([top, bottom, left, right]), if given, holds every pixel of the mask: the blocks outside
+  // it are empty, so starting on its even row and column numbers the components the same.
+  function label(mask, area) {
     const { h, w } = mask, labels = map(h, w, Int32Array), la = labels.a, ma = mask.a;
+    const [top, bottom, left, right] = area || everywhere(mask);
     const stack = new Int32Array(h * w);  // a pixel is pushed once: it is labelled as it is pushed
     let n = 0;
-    for (let by = 0; by < h; by += 2) for (let bx = 0; bx < w; bx += 2) {
+    for (let by = top - (top & 1); by < bottom; by += 2) for (let bx = left - (left & 1); bx < right; bx += 2) {
       for (let k = 0; k < 4; k++) {
         const y0 = by + (k >> 1), x0 = bx + (k & 1), i = y0 * w + x0;
         if (y0 >= h || x0 >= w || !ma[i] || la[i]) continue;
@@ -253,12 +272,12 @@
   }
   // morphology.components: per label 1..n its pixel count, summed weight (float64, in raster order
   // as numpy.bincount sums) and box (left, top, right, bottom; right and bottom exclusive).
-  function components(labels, n, weight) {
-    const { h, w } = labels, la = labels.a, wa = weight ? weight.a : null;
+  function components(labels, n, weight, area) {  // area: as label's
+    const { h, w } = labels, la = labels.a, wa = weight ? weight.a : null, [top, bottom, left, right] = area || everywhere(labels);
     const pixels = new Int32Array(n + 1), ink = new Float64Array(n + 1);
     const lefts = new Int32Array(n + 1).fill(w), tops = new Int32Array(n + 1).fill(h);
     const rights = new Int32Array(n + 1), bottoms = new Int32Array(n + 1);
-    for (let y = 0; y < h; y++) for (let x = 0, i = y * w; x < w; x++, i++) {
+    for (let y = top; y < bottom; y++) for (let x = left, i = y * w + left; x < right; x++, i++) {
       const l = la[i];
       if (!l) continue;
       pixels[l]++;
@@ -514,13 +533,25 @@
     const scaled = like(ink), f64 = isF64(ink), a = ink.a, sa = scaled.a, len = a.length;
     if (f64) for (let i = 0; i < len; i++) sa[i] = Math.min(1, Math.max(0, a[i] / peak));
     else for (let i = 0; i < len; i++) sa[i] = Math.min(1, Math.max(0, f32(a[i] / peak)));
-    const [weakLabels, n] = label(above(scaled, as(scaled, WEAK)));
+    // The weak ink labelled on its box only: the labels serve to tell which parts reach STRONG.
+    const { h, w } = ink, weak = as(scaled, WEAK);
+    let top = h, bottom = 0, left = w, right = 0;
+    for (let y = 0; y < h; y++) for (let x = 0, i = y * w; x < w; x++, i++) if (sa[i] > weak) {
+      if (y < top) top = y;
+      if (y >= bottom) bottom = y + 1;
+      if (x < left) left = x;
+      if (x >= right) right = x + 1;
+    }
+    if (bottom === 0) throw new Error(NO_INK);
+    const part = map(bottom - top, right - left, Uint8Array), pw = part.w;
+    for (let y = top; y < bottom; y++) for (let x = left; x < right; x++) part.a[(y - top) * pw + x - left] = sa[y * w + x] > weak ? 1 : 0;
+    const [weakLabels, n] = label(part);
     const keep = new Uint8Array(n + 1), wl = weakLabels.a;
-    for (let i = 0; i < len; i++) if (sa[i] > STRONG) keep[wl[i]] = 1;
+    for (let y = top; y < bottom; y++) for (let x = left; x < right; x++) if (sa[y * w + x] > STRONG) keep[wl[(y - top) * pw + x - left]] = 1;
     keep[0] = 0;
     const mask = like(scaled, Uint8Array), mk = mask.a;
     let inked = false;
-    for (let i = 0; i < len; i++) if ((mk[i] = keep[wl[i]])) inked = true;
+    for (let y = top; y < bottom; y++) for (let x = left; x < right; x++) if ((mk[y * w + x] = keep[wl[(y - top) * pw + x - left]])) inked = true;
     if (!inked) throw new Error(NO_INK);
     return [scaled, mask];
   }
@@ -530,13 +561,7 @@
     const { h, w } = mask, gap = Math.max(3, pyRound(Math.min(h, w) / 100)) | 1;
     // The closing and labelling on the mask's box and a margin only: outside it the closing is
     // empty, and the box starts on an even row and column so the labels' 2x2 blocks are the same.
-    let top = h, bottom = 0, left = w, right = 0;
-    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) if (mask.a[y * w + x]) {
-      if (y < top) top = y;
-      if (y >= bottom) bottom = y + 1;
-      if (x < left) left = x;
-      if (x >= right) right = x + 1;
-    }
+    const [top, bottom, left, right] = inkArea(mask);
     if (bottom === 0) throw new Error(NO_INK);
     let y0 = Math.max(0, top - gap - 1), x0 = Math.max(0, left - gap - 1);
     y0 -= y0 & 1;
@@ -548,7 +573,7 @@
       const i = y * w + x;
       if (mask.a[i]) labels.a[i] = near.a[(y - y0) * cw + x - x0];
     }
-    let marks = components(labels, n, ink).sort((a, b) => b.ink - a.ink);  // stable, as Python's sorted
+    let marks = components(labels, n, ink, [y0, y1, x0, x1]).sort((a, b) => b.ink - a.ink);  // stable, as Python's sorted
     const biggest = marks.length ? marks[0].pixels : 0;
     marks = marks.filter((m) => m.pixels >= Math.max(3, 0.01 * biggest));
     if (!marks.length) throw new Error(NO_INK);
@@ -597,12 +622,12 @@
 
   // lines.form_lines: step 4, the pixels of form lines.
   function formLines(mask) {
-    const { h, w } = mask, lines = like(mask, Uint8Array), candidates = [];
+    const { h, w } = mask, lines = like(mask, Uint8Array), candidates = [], area = inkArea(mask);
     for (const [axis, side] of [[1, w], [0, h]]) {
-      const run = lineOpening(mask, Math.max(MIN_LINE, Math.floor(side / 4)), axis);
+      const run = lineOpening(mask, Math.max(MIN_LINE, Math.floor(side / 4)), axis, area);
       if (!any(run.a)) continue;
-      const [labels, n] = label(run);
-      for (const m of components(labels, n)) {
+      const [labels, n] = label(run, area);
+      for (const m of components(labels, n, null, area)) {
         const [left, top, right, bottom] = m.box;
         const length = axis === 1 ? right - left : bottom - top;
         if (length >= 8 * m.pixels / Math.max(1, length)) candidates.push({ axis, labels, id: m.label, box: m.box, length });
