@@ -822,6 +822,8 @@
     if (model.prepared) return model;
     for (const layer of model.layers) {
       if (layer.weight) layer.w = decode(layer.weight);
+      // The weights as float64 too (exact): the sums are float64, so no conversion in the loops.
+      if (layer.weight) layer.w64 = Float64Array.from(layer.w);
       if (layer.bias) layer.b = decode(layer.bias);
     }
     model.prepared = true;
@@ -833,35 +835,39 @@
     tanh: (v) => f32(Math.tanh(v)),
   };
   // The convolution as one matrix product over the patches (im2col, built once a layer): each
-  // output summed in float64 in the (input channel, row, column) order of the kernel, four
+  // output summed in float64 in the (input channel, row, column) order of the kernel, several
   // outputs at a time so the sums run side by side.
   function conv(x, [c, h, w], layer) {
     const [o, ci, k] = layer.kernel, p = layer.padding, ph = h + 2 * p, pw = w + 2 * p;
-    const oh = ph - k + 1, ow = pw - k + 1, n = oh * ow, J = ci * k * k, out = new Float32Array(o * n), wt = layer.w;
+    const oh = ph - k + 1, ow = pw - k + 1, n = oh * ow, J = ci * k * k, out = new Float32Array(o * n);
     const xp = new Float32Array(ci * ph * pw);  // zero padding made once, so the loops test no bounds
     for (let ic = 0; ic < ci; ic++) for (let y = 0; y < h; y++) {
       xp.set(x.subarray((ic * h + y) * w, (ic * h + y + 1) * w), (ic * ph + y + p) * pw + p);
     }
-    const cols = new Float32Array(J * n);  // row j: kernel tap j's input for each output position
+    const cols = new Float64Array(J * n);  // row j: kernel tap j's input for each output position
     for (let ic = 0; ic < ci; ic++) for (let ky = 0; ky < k; ky++) for (let kx = 0; kx < k; kx++) {
       const row = ((ic * k + ky) * k + kx) * n, base = ic * ph * pw + ky * pw + kx;
-      for (let y = 0; y < oh; y++) cols.set(xp.subarray(base + y * pw, base + y * pw + ow), row + y * ow);
+      for (let y = 0; y < oh; y++) for (let xx = 0; xx < ow; xx++) cols[row + y * ow + xx] = xp[base + y * pw + xx];
     }
-    const n4 = n - (n % 4);
-    for (let oc = 0; oc < o; oc++) {
-      const wb = oc * J, bias = layer.b ? layer.b[oc] : 0, ob = oc * n;
+    const wt = layer.w64, n4 = n - (n % 4), o2 = o - (o % 2);
+    for (let oc = 0; oc < o; oc += 2) {  // two output channels by four positions: eight sums side by side
+      const two = oc < o2, wa = oc * J, wb = two ? wa + J : wa, ba = layer.b ? layer.b[oc] : 0;
+      const bb = two && layer.b ? layer.b[oc + 1] : 0, oa = oc * n, ob = oa + n;
       for (let i = 0; i < n4; i += 4) {
-        let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        let a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;
         for (let j = 0, r = i; j < J; j++, r += n) {
-          const wv = wt[wb + j];
-          s0 += cols[r] * wv; s1 += cols[r + 1] * wv; s2 += cols[r + 2] * wv; s3 += cols[r + 3] * wv;
+          const u = wt[wa + j], v = wt[wb + j], c0 = cols[r], c1 = cols[r + 1], c2 = cols[r + 2], c3 = cols[r + 3];
+          a0 += c0 * u; a1 += c1 * u; a2 += c2 * u; a3 += c3 * u;
+          b0 += c0 * v; b1 += c1 * v; b2 += c2 * v; b3 += c3 * v;
         }
-        out[ob + i] = s0 + bias; out[ob + i + 1] = s1 + bias; out[ob + i + 2] = s2 + bias; out[ob + i + 3] = s3 + bias;
+        out[oa + i] = a0 + ba; out[oa + i + 1] = a1 + ba; out[oa + i + 2] = a2 + ba; out[oa + i + 3] = a3 + ba;
+        if (two) { out[ob + i] = b0 + bb; out[ob + i + 1] = b1 + bb; out[ob + i + 2] = b2 + bb; out[ob + i + 3] = b3 + bb; }
       }
       for (let i = n4; i < n; i++) {
-        let s0 = 0;
-        for (let j = 0, r = i; j < J; j++, r += n) s0 += cols[r] * wt[wb + j];
-        out[ob + i] = s0 + bias;
+        let a0 = 0, b0 = 0;
+        for (let j = 0, r = i; j < J; j++, r += n) { a0 += cols[r] * wt[wa + j]; b0 += cols[r] * wt[wb + j]; }
+        out[oa + i] = a0 + ba;
+        if (two) out[ob + i] = b0 + bb;
       }
     }
     return [out, [o, oh, ow]];
