@@ -2,7 +2,7 @@
 
 Exports the site into a temporary folder, opens it from a loopback http.server (every other
 request blocked), and times, with performance.now() inside the page: the page ready after
-navigation (model.js parsed), the page's warm-up reading (of a stroke on a hidden pad, so the
+navigation (model.js parsed), the page's warm-up readings (of a stroke on a hidden pad, so the
 browser compiles the reader before the user draws), the first answer and each answer after it
 (reading the pad and the forward pass), over golden drawings repeated.
 
@@ -58,8 +58,8 @@ def main() -> None:
     answers = times["answers"]
     print(f"site: {site.runtime_bytes / 1024:.0f} KB page and script + {site.model_bytes / 1024:.0f} KB "
           f"model ({MODEL_SCRIPT}) = {(site.runtime_bytes + site.model_bytes) / 1024:.0f} KB")
-    print(f"page ready {times['ready']:.0f} ms after navigation (then a {times.get('warmUp', 0):.0f} ms warm-up "
-          f"reading while idle); first answer {answers[0]:.1f} ms; "
+    print(f"page ready {times['ready']:.0f} ms after navigation (then {times.get('warmUp', 0):.0f} ms of warm-up "
+          f"readings while idle); first answer {answers[0]:.1f} ms; "
           f"then median {statistics.median(answers[1:]):.1f} ms, min {min(answers[1:]):.1f}, "
           f"max {max(answers[1:]):.1f} over {len(answers) - 1} answers ({browser.version})")
 

@@ -32,11 +32,6 @@
   function minOf(a) { let m = Infinity; for (let i = 0; i < a.length; i++) if (a[i] < m) m = a[i]; return m; }
   function any(a) { for (let i = 0; i < a.length; i++) if (a[i]) return true; return false; }
   function count(a) { let n = 0; for (let i = 0; i < a.length; i++) if (a[i]) n++; return n; }
-  function transpose(m) {
-    const o = map(m.w, m.h, m.a.constructor);
-    for (let y = 0; y < m.h; y++) for (let x = 0; x < m.w; x++) o.a[x * m.h + y] = m.a[y * m.w + x];
-    return o;
-  }
   function region(m, top, bottom, left, right) {  // m[top:bottom, left:right]
     const o = map(bottom - top, right - left, m.a.constructor);
     for (let y = top; y < bottom; y++) o.a.set(m.a.subarray(y * m.w + left, y * m.w + right), (y - top) * o.w);
@@ -138,10 +133,42 @@
     }
     return o;
   }
+  // A small window directly, each pass along contiguous rows (the maximum is exact either way).
+  function windowRows(m, size, isMax) {  // axis 0
+    const { h, w } = m, before = (size - 1) >> 1, o = like(m), a = m.a, b = o.a;
+    for (let y = 0; y < h; y++) {
+      const yo = y * w;
+      b.set(a.subarray(Math.max(0, y - before) * w, Math.max(0, y - before) * w + w), yo);
+      for (let d = 1; d < size; d++) {
+        const r = Math.min(h - 1, Math.max(0, y - before + d)) * w;
+        if (isMax) for (let x = 0; x < w; x++) { const v = a[r + x]; if (v > b[yo + x]) b[yo + x] = v; }
+        else for (let x = 0; x < w; x++) { const v = a[r + x]; if (v < b[yo + x]) b[yo + x] = v; }
+      }
+    }
+    return o;
+  }
+  function windowCols(m, size, isMax) {  // axis 1
+    const { h, w } = m, before = (size - 1) >> 1, o = like(m), a = m.a, b = o.a;
+    const row = new (a.constructor)(w + size - 1);  // one row with its edges repeated
+    for (let y = 0; y < h; y++) {
+      const r = y * w;
+      row.fill(a[r], 0, before);
+      row.set(a.subarray(r, r + w), before);
+      row.fill(a[r + w - 1], before + w);
+      for (let x = 0; x < w; x++) {
+        let v = row[x];
+        if (isMax) { for (let d = 1; d < size; d++) if (row[x + d] > v) v = row[x + d]; }
+        else for (let d = 1; d < size; d++) if (row[x + d] < v) v = row[x + d];
+        b[r + x] = v;
+      }
+    }
+    return o;
+  }
   function filter2(m, size, isMax) {
     if (size <= 1) return m;
     const sign = isMax ? 1 : -1;
     m = toF32IfF64(m);  // morphology.py hands OpenCV float32
+    if (size <= 9) return windowCols(windowRows(m, size, isMax), size, isMax);
     return runningMax(runningMaxRows(m, size, sign), size, 1, sign);
   }
   function toF32IfF64(m) { return isF64(m) ? toF32(m) : m; }
@@ -153,55 +180,90 @@
   // morphology.box_blur (3x3) as OpenCV's cv2.blur computes it on float32: sums of three along
   // each row in float64, running sums of those down the columns in float64, times 1/9, float32.
   function boxBlur3(m) {
-    const { h, w } = m, rows = new Float64Array((h + 2) * w), out = map(h, w);
-    const at = (y, x) => f32(m.a[Math.min(h - 1, Math.max(0, y)) * w + Math.min(w - 1, Math.max(0, x))]);
-    for (let y = -1; y <= h; y++) for (let x = 0; x < w; x++) rows[(y + 1) * w + x] = at(y, x - 1) + at(y, x) + at(y, x + 1);
+    const { h, w } = m, rows = new Float64Array((h + 2) * w), out = map(h, w), a = toF32(m).a, o = out.a;
+    for (let y = 0; y < h; y++) {  // rows[y + 1]: the sums of three along row y, edges repeated
+      const r = y * w, ro = (y + 1) * w;
+      if (w === 1) { rows[ro] = a[r] + a[r] + a[r]; continue; }
+      rows[ro] = a[r] + a[r] + a[r + 1];
+      for (let x = 1; x < w - 1; x++) rows[ro + x] = a[r + x - 1] + a[r + x] + a[r + x + 1];
+      rows[ro + w - 1] = a[r + w - 2] + a[r + w - 1] + a[r + w - 1];
+    }
+    rows.copyWithin(0, w, 2 * w);
+    rows.copyWithin((h + 1) * w, h * w, (h + 1) * w);
     const sum = new Float64Array(w), scale = 1 / 9;
     for (let x = 0; x < w; x++) sum[x] = (0 + rows[x]) + rows[w + x];
-    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
-      const s0 = sum[x] + rows[(y + 2) * w + x];
-      out.a[y * w + x] = s0 * scale;
-      sum[x] = s0 - rows[y * w + x];
+    for (let y = 0; y < h; y++) {
+      const r2 = (y + 2) * w, r0 = y * w;
+      for (let x = 0; x < w; x++) {
+        const s0 = sum[x] + rows[r2 + x];
+        o[r0 + x] = s0 * scale;
+        sum[x] = s0 - rows[r0 + x];
+      }
     }
     return out;
   }
+  // The peak of a map's 3x3 blur, kept on the map: find_ink asks it of the same ink twice.
+  function blurPeak(m) {
+    if (m.blurPeak === undefined) m.blurPeak = maxOf(boxBlur3(m).a);
+    return m.blurPeak;
+  }
 
-  // Binary opening with a 1 x length line along `axis` (1: horizontal), outside counted as background.
-  function lineOpening(mask, length, axis) {
-    const m = axis === 1 ? transpose(mask) : mask;
-    const n = m.h, out = like(m);
-    if (length > n) return axis === 1 ? transpose(out) : out;
-    const b1 = (length - 1) >> 1, b2 = length >> 1, ones = new Int32Array(n + 1), hits = new Int32Array(n + 1);
-    // Window sums from prefix sums: eroded where all `length` values are ink, then dilated back.
-    const sum = (c, lo, hi) => c[Math.min(n, Math.max(0, hi))] - c[Math.min(n, Math.max(0, lo))];
-    for (let x = 0; x < m.w; x++) {
-      for (let y = 0; y < n; y++) ones[y + 1] = ones[y] + (m.a[y * m.w + x] ? 1 : 0);
-      for (let y = 0; y < n; y++) {
-        const lo = y - b1, e = lo >= 0 && lo + length <= n && sum(ones, lo, lo + length) === length;
-        hits[y + 1] = hits[y] + (e ? 1 : 0);
-      }
-      for (let y = 0; y < n; y++) out.a[y * m.w + x] = sum(hits, y - b2, y - b2 + length) > 0 ? 1 : 0;
+  // [top, bottom, left, right] of a map's nonzero values (bottom and right exclusive; bottom 0 if none).
+  function inkArea(m) {
+    const { h, w } = m, a = m.a;
+    let top = h, bottom = 0, left = w, right = 0;
+    for (let y = 0; y < h; y++) for (let x = 0, i = y * w; x < w; x++, i++) if (a[i]) {
+      if (y < top) top = y;
+      if (y >= bottom) bottom = y + 1;
+      if (x < left) left = x;
+      if (x >= right) right = x + 1;
     }
-    return axis === 1 ? transpose(out) : out;
+    return [top, bottom, left, right];
+  }
+  const everywhere = (m) => [0, m.h, 0, m.w];
+
+  // Binary opening with a 1 x length line along `axis` (1: horizontal), outside counted as background:
+  // the runs of ink at least `length` long, kept whole, and nothing else.
+  // `area` ([top, bottom, left, right]) holds every pixel of the mask.
+  function lineOpening(mask, length, axis, area) {
+    const { w } = mask, out = like(mask), a = mask.a, b = out.a, [top, bottom, left, right] = area;
+    const [first, last] = axis === 1 ? [top, bottom] : [left, right], [from, n] = axis === 1 ? [left, right] : [top, bottom];
+    const step = axis === 1 ? 1 : w, stride = axis === 1 ? w : 1;
+    for (let line = first; line < last; line++) {
+      const base = line * stride;
+      for (let i = from; i < n;) {
+        if (!a[base + i * step]) { i++; continue; }
+        let end = i + 1;
+        while (end < n && a[base + end * step]) end++;
+        if (end - i >= length) for (let j = i; j < end; j++) b[base + j * step] = 1;
+        i = end;
+      }
+    }
+    return out;
   }
 
   // 8-connected components, numbered as OpenCV's connectedComponents numbers them: in the order of
   // the first 2x2 block (rows two at a time, then columns) that holds a pixel of the component (a
   // block's pixels all touch each other). The order decides ties when marks are ranked by ink.
-  function label(mask) {
-    const { h, w } = mask, labels = map(h, w, Int32Array), stack = [];
+  // `area` ([top, bottom, left, right]), if given, holds every pixel of the mask: the blocks outside
+  // it are empty, so starting on its even row and column numbers the components the same.
+  function label(mask, area) {
+    const { h, w } = mask, labels = map(h, w, Int32Array), la = labels.a, ma = mask.a;
+    const [top, bottom, left, right] = area || everywhere(mask);
+    const stack = new Int32Array(h * w);  // a pixel is pushed once: it is labelled as it is pushed
     let n = 0;
-    for (let by = 0; by < h; by += 2) for (let bx = 0; bx < w; bx += 2) {
+    for (let by = top - (top & 1); by < bottom; by += 2) for (let bx = left - (left & 1); bx < right; bx += 2) {
       for (let k = 0; k < 4; k++) {
         const y0 = by + (k >> 1), x0 = bx + (k & 1), i = y0 * w + x0;
-        if (y0 >= h || x0 >= w || !mask.a[i] || labels.a[i]) continue;
-        labels.a[i] = ++n;
-        stack.push(i);
-        while (stack.length) {
-          const j = stack.pop(), y = (j / w) | 0, x = j % w;
-          for (let dy = -1; dy <= 1; dy++) for (let dx = -1; dx <= 1; dx++) {
-            const yy = y + dy, xx = x + dx, kk = yy * w + xx;
-            if (yy >= 0 && yy < h && xx >= 0 && xx < w && mask.a[kk] && !labels.a[kk]) { labels.a[kk] = n; stack.push(kk); }
+        if (y0 >= h || x0 >= w || !ma[i] || la[i]) continue;
+        la[i] = ++n;
+        let sp = 0;
+        stack[sp++] = i;
+        while (sp) {
+          const j = stack[--sp], y = (j / w) | 0, x = j - y * w;
+          const ya = y > 0 ? y - 1 : y, yb = y < h - 1 ? y + 1 : y, xa = x > 0 ? x - 1 : x, xb = x < w - 1 ? x + 1 : x;
+          for (let yy = ya; yy <= yb; yy++) for (let xx = xa, kk = yy * w + xa; xx <= xb; xx++, kk++) {
+            if (ma[kk] && !la[kk]) { la[kk] = n; stack[sp++] = kk; }
           }
         }
       }
@@ -210,19 +272,24 @@
   }
   // morphology.components: per label 1..n its pixel count, summed weight (float64, in raster order
   // as numpy.bincount sums) and box (left, top, right, bottom; right and bottom exclusive).
-  function components(labels, n, weight) {
-    const out = [];
-    for (let i = 1; i <= n; i++) out.push({ label: i, pixels: 0, ink: 0, box: [labels.w, labels.h, 0, 0] });
-    for (let y = 0; y < labels.h; y++) for (let x = 0; x < labels.w; x++) {
-      const l = labels.a[y * labels.w + x];
+  function components(labels, n, weight, area) {  // area: as label's
+    const { h, w } = labels, la = labels.a, wa = weight ? weight.a : null, [top, bottom, left, right] = area || everywhere(labels);
+    const pixels = new Int32Array(n + 1), ink = new Float64Array(n + 1);
+    const lefts = new Int32Array(n + 1).fill(w), tops = new Int32Array(n + 1).fill(h);
+    const rights = new Int32Array(n + 1), bottoms = new Int32Array(n + 1);
+    for (let y = top; y < bottom; y++) for (let x = left, i = y * w + left; x < right; x++, i++) {
+      const l = la[i];
       if (!l) continue;
-      const m = out[l - 1], b = m.box;
-      m.pixels++;
-      m.ink += weight ? weight.a[y * labels.w + x] : 1;
-      if (x < b[0]) b[0] = x;
-      if (y < b[1]) b[1] = y;
-      if (x + 1 > b[2]) b[2] = x + 1;
-      if (y + 1 > b[3]) b[3] = y + 1;
+      pixels[l]++;
+      ink[l] += wa ? wa[i] : 1;
+      if (x < lefts[l]) lefts[l] = x;
+      if (y < tops[l]) tops[l] = y;
+      if (x >= rights[l]) rights[l] = x + 1;
+      if (y >= bottoms[l]) bottoms[l] = y + 1;
+    }
+    const out = [];
+    for (let l = 1; l <= n; l++) {
+      out.push({ label: l, pixels: pixels[l], ink: ink[l], box: [lefts[l], tops[l], rights[l], bottoms[l]] });
     }
     return out;
   }
@@ -245,15 +312,21 @@
   // NumPy computes it. A transparent canvas is read by its alpha channel alone.
   function grey(rgba, w, h, lut) {
     if (Math.min(w, h) < MIN_SIDE) throw new Error(`${w}x${h} is too small to hold a digit`);
-    const g = map(h, w);
+    const g = map(h, w), o = g.a, n = w * h;
+    // Each pixel as one little-endian word (as every browser lays out RGBA): red in the low byte.
+    const words = rgba.byteOffset % 4 === 0 ? new Uint32Array(rgba.buffer, rgba.byteOffset, n) : new Uint32Array(Uint8Array.from(rgba).buffer);
     let lo = 255, hi = 0;
-    for (let i = 0; i < w * h; i++) { const a = rgba[4 * i + 3]; lo = Math.min(lo, a); hi = Math.max(hi, a); }
-    const W = [f32(0.299), f32(0.587), f32(0.114)];
-    for (let i = 0; i < w * h; i++) {
-      const r = rgba[4 * i], gg = rgba[4 * i + 1], b = rgba[4 * i + 2];
-      if (hi - lo > 127) g.a[i] = f32(1 - f32(rgba[4 * i + 3] / 255));
-      else if (r === gg && gg === b) g.a[i] = lut[r];
-      else g.a[i] = f32(f32(f32(f32(r / 255) * W[0]) + f32(f32(gg / 255) * W[1])) + f32(f32(b / 255) * W[2]));
+    for (let i = 0; i < n; i++) { const a = words[i] >>> 24; if (a < lo) lo = a; if (a > hi) hi = a; }
+    if (hi - lo > 127) {
+      for (let i = 0; i < n; i++) o[i] = f32(1 - f32((words[i] >>> 24) / 255));
+      return g;
+    }
+    const W0 = f32(0.299), W1 = f32(0.587), W2 = f32(0.114);
+    for (let i = 0; i < n; i++) {
+      const v = words[i];
+      if ((v & 0xffff) === ((v >>> 8) & 0xffff)) { o[i] = lut[v & 0xff]; continue; }  // red = green = blue
+      const r = v & 0xff, gg = (v >>> 8) & 0xff, b = (v >>> 16) & 0xff;
+      o[i] = f32(f32(f32(f32(r / 255) * W0) + f32(f32(gg / 255) * W1)) + f32(f32(b / 255) * W2));
     }
     return g;
   }
@@ -266,7 +339,15 @@
     box: [(x) => (x > -0.5 && x <= 0.5) ? 1 : 0, 0.5],
     lanczos: [(x) => (-3 <= x && x < 3) ? sinc(x) * sinc(x / 3) : 0, 3],
   };
-  function coefficients(inSize, outSize, [filter, support0]) {
+  // Kept by sizes and filter: the pad's reduction asks the same ones every answer.
+  const coefficientsMade = new Map();
+  function coefficients(inSize, outSize, filters) {
+    const key = `${inSize} ${outSize} ${filters === FILTERS.box ? "box" : "lanczos"}`;
+    if (!coefficientsMade.has(key)) coefficientsMade.set(key, makeCoefficients(inSize, outSize, filters));
+    return coefficientsMade.get(key);
+  }
+  // {starts, lengths, k}: output i sums k[i * taps + t] times input starts[i] + t, t < lengths[i].
+  function makeCoefficients(inSize, outSize, [filter, support0]) {
     const scale = inSize / outSize, filterscale = Math.max(1, scale), support = support0 * filterscale;
     const out = [];
     for (let xx = 0; xx < outSize; xx++) {
@@ -278,17 +359,40 @@
       for (let x = 0; x < xmax; x++) { const v = filter((x + xmin - center + 0.5) * ss); k.push(v); ww += v; }
       out.push([xmin, ww !== 0 ? k.map((v) => v / ww) : k]);
     }
-    return out;
+    const taps = Math.max(1, ...out.map(([, k]) => k.length));
+    const starts = new Int32Array(outSize), lengths = new Int32Array(outSize), k = new Float64Array(outSize * taps);
+    out.forEach(([start, ks], i) => { starts[i] = start; lengths[i] = ks.length; k.set(ks, i * taps); });
+    return { starts, lengths, k, taps };
+  }
+  function sameRow(a, i, j, n) {
+    for (let x = 0; x < n; x++) if (a[i + x] !== a[j + x]) return false;
+    return true;
   }
   function resamplePass(m, size, axis, filter) {  // axis 1: along rows (to `size` columns)
-    const cs = coefficients(axis === 1 ? m.w : m.h, size, filter);
-    const o = axis === 1 ? map(m.h, size) : map(size, m.w);
-    for (let y = 0; y < o.h; y++) for (let x = 0; x < o.w; x++) {
-      const [start, k] = cs[axis === 1 ? x : y];
-      let ss = 0;
-      if (axis === 1) for (let i = 0; i < k.length; i++) ss += m.a[y * m.w + start + i] * k[i];
-      else for (let i = 0; i < k.length; i++) ss += m.a[(start + i) * m.w + x] * k[i];
-      o.a[y * o.w + x] = ss;
+    const { starts, lengths, k, taps } = coefficients(axis === 1 ? m.w : m.h, size, filter);
+    const o = axis === 1 ? map(m.h, size) : map(size, m.w), a = m.a, b = o.a, w = m.w, ow = o.w;
+    // A row the same as the one before (the blank paper of a pad) gives the same sums: copied.
+    if (axis === 1) {
+      for (let y = 0; y < o.h; y++) {
+        if (y > 0 && sameRow(a, (y - 1) * w, y * w, w)) { b.copyWithin(y * ow, (y - 1) * ow, y * ow); continue; }
+        for (let x = 0; x < ow; x++) {
+          const base = y * w + starts[x], kb = x * taps, n = lengths[x];
+          let ss = 0;
+          for (let i = 0; i < n; i++) ss += a[base + i] * k[kb + i];
+          b[y * ow + x] = ss;
+        }
+      }
+      return o;
+    }
+    const acc = new Float64Array(w);
+    for (let y = 0; y < o.h; y++) {  // each output row summed tap by tap, in the taps' order
+      const kb = y * taps, n = lengths[y], start = starts[y];
+      acc.fill(0);
+      for (let i = 0; i < n; i++) {
+        const kv = k[kb + i], r = (start + i) * w;
+        for (let x = 0; x < w; x++) acc[x] += a[r + x] * kv;
+      }
+      b.set(acc, y * ow);
     }
     return o;
   }
@@ -404,7 +508,7 @@
 
   // ink.dark_is_ink: step 2, the polarity.
   function darkIsInk(s, darkInk, lightInk, reach) {
-    const peakDark = maxOf(boxBlur3(darkInk).a), peakLight = maxOf(boxBlur3(lightInk).a);
+    const peakDark = blurPeak(darkInk), peakLight = blurPeak(lightInk);
     if (Math.min(peakDark, peakLight) < 0.35 * Math.max(peakDark, peakLight)) return peakDark > peakLight;
     const either = maximum(darkInk, lightInk);
     const inner = maxFilter(above(either, as(either, 0.5 * maxOf(either.a))), reach);
@@ -416,37 +520,68 @@
 
   // ink.plain_ink: (dark ink, contrast) on an even background, all float32, or null.
   function plainInk(s) {
-    const border = borderOf(s), paper = border[0];
-    if (paper < 0.5 || minOf(border) !== paper || maxOf(border) !== paper || maxOf(s.a) !== paper) return null;
-    if (below(s, f32((paper + minOf(s.a)) / 2)) / s.a.length >= 0.35) return null;
-    const contrast = like(s), ink = like(s), by = f32(Math.max(paper, 0.05));
-    for (let i = 0; i < s.a.length; i++) { contrast.a[i] = f32(paper - s.a[i]); ink.a[i] = f32(contrast.a[i] / by); }
-    if (maxOf(boxBlur3(ink).a) < 0.35) return null;
+    const { h, w } = s, a = s.a, paper = a[0];
+    if (paper < 0.5) return null;
+    for (let x = 0; x < w; x++) if (a[x] !== paper || a[(h - 1) * w + x] !== paper) return null;
+    for (let y = 0; y < h; y++) if (a[y * w] !== paper || a[y * w + w - 1] !== paper) return null;
+    let hi = -Infinity, lo = Infinity;
+    for (let i = 0; i < a.length; i++) { const v = a[i]; if (v > hi) hi = v; if (v < lo) lo = v; }
+    if (hi !== paper) return null;
+    if (below(s, f32((paper + lo) / 2)) / a.length >= 0.35) return null;
+    const contrast = like(s), ink = like(s), by = f32(Math.max(paper, 0.05)), c = contrast.a, k = ink.a;
+    for (let i = 0; i < a.length; i++) { const v = f32(paper - a[i]); c[i] = v; k[i] = f32(v / by); }
+    if (blurPeak(ink) < 0.35) return null;
     return [ink, contrast];
   }
 
   // ink.strong_ink: step 3, ink relative to its strongest, and what reaches STRONG with WEAK joined.
   function strongInk(ink) {
-    const peak = maxOf(boxBlur3(ink).a);
+    const peak = blurPeak(ink);
     if (peak < MIN_CONTRAST) throw new Error(NO_INK);
-    const scaled = like(ink), f64 = isF64(ink);
-    for (let i = 0; i < ink.a.length; i++) scaled.a[i] = Math.min(1, Math.max(0, f64 ? ink.a[i] / peak : f32(ink.a[i] / peak)));
-    const [weakLabels, n] = label(above(scaled, as(scaled, WEAK)));
-    const keep = new Uint8Array(n + 1);
-    for (let i = 0; i < scaled.a.length; i++) if (scaled.a[i] > STRONG) keep[weakLabels.a[i]] = 1;
+    const scaled = like(ink), f64 = isF64(ink), a = ink.a, sa = scaled.a, len = a.length;
+    if (f64) for (let i = 0; i < len; i++) sa[i] = Math.min(1, Math.max(0, a[i] / peak));
+    else for (let i = 0; i < len; i++) sa[i] = Math.min(1, Math.max(0, f32(a[i] / peak)));
+    // The weak ink labelled on its box only: the labels serve to tell which parts reach STRONG.
+    const { h, w } = ink, weak = as(scaled, WEAK);
+    let top = h, bottom = 0, left = w, right = 0;
+    for (let y = 0; y < h; y++) for (let x = 0, i = y * w; x < w; x++, i++) if (sa[i] > weak) {
+      if (y < top) top = y;
+      if (y >= bottom) bottom = y + 1;
+      if (x < left) left = x;
+      if (x >= right) right = x + 1;
+    }
+    if (bottom === 0) throw new Error(NO_INK);
+    const part = map(bottom - top, right - left, Uint8Array), pw = part.w;
+    for (let y = top; y < bottom; y++) for (let x = left; x < right; x++) part.a[(y - top) * pw + x - left] = sa[y * w + x] > weak ? 1 : 0;
+    const [weakLabels, n] = label(part);
+    const keep = new Uint8Array(n + 1), wl = weakLabels.a;
+    for (let y = top; y < bottom; y++) for (let x = left; x < right; x++) if (sa[y * w + x] > STRONG) keep[wl[(y - top) * pw + x - left]] = 1;
     keep[0] = 0;
-    const mask = like(scaled, Uint8Array);
-    for (let i = 0; i < mask.a.length; i++) mask.a[i] = keep[weakLabels.a[i]];
-    if (!any(mask.a)) throw new Error(NO_INK);
+    const mask = like(scaled, Uint8Array), mk = mask.a;
+    let inked = false;
+    for (let y = top; y < bottom; y++) for (let x = left; x < right; x++) if ((mk[y * w + x] = keep[wl[(y - top) * pw + x - left]])) inked = true;
+    if (!inked) throw new Error(NO_INK);
     return [scaled, mask];
   }
 
   // ink.marks_of: step 5, the marks (gaps under 1% closed for the labelling), most ink first.
   function marksOf(mask, ink) {
-    const gap = Math.max(3, pyRound(Math.min(mask.h, mask.w) / 100)) | 1;
-    const [labels, n] = label(minFilter(maxFilter(mask, gap), gap));
-    for (let i = 0; i < labels.a.length; i++) if (!mask.a[i]) labels.a[i] = 0;
-    let marks = components(labels, n, ink).sort((a, b) => b.ink - a.ink);  // stable, as Python's sorted
+    const { h, w } = mask, gap = Math.max(3, pyRound(Math.min(h, w) / 100)) | 1;
+    // The closing and labelling on the mask's box and a margin only: outside it the closing is
+    // empty, and the box starts on an even row and column so the labels' 2x2 blocks are the same.
+    const [top, bottom, left, right] = inkArea(mask);
+    if (bottom === 0) throw new Error(NO_INK);
+    let y0 = Math.max(0, top - gap - 1), x0 = Math.max(0, left - gap - 1);
+    y0 -= y0 & 1;
+    x0 -= x0 & 1;
+    const y1 = Math.min(h, bottom + gap + 1), x1 = Math.min(w, right + gap + 1), cw = x1 - x0;
+    const [near, n] = label(minFilter(maxFilter(region(mask, y0, y1, x0, x1), gap), gap));
+    const labels = map(h, w, Int32Array);
+    for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) {
+      const i = y * w + x;
+      if (mask.a[i]) labels.a[i] = near.a[(y - y0) * cw + x - x0];
+    }
+    let marks = components(labels, n, ink, [y0, y1, x0, x1]).sort((a, b) => b.ink - a.ink);  // stable, as Python's sorted
     const biggest = marks.length ? marks[0].pixels : 0;
     marks = marks.filter((m) => m.pixels >= Math.max(3, 0.01 * biggest));
     if (!marks.length) throw new Error(NO_INK);
@@ -495,12 +630,12 @@
 
   // lines.form_lines: step 4, the pixels of form lines.
   function formLines(mask) {
-    const { h, w } = mask, lines = like(mask, Uint8Array), candidates = [];
+    const { h, w } = mask, lines = like(mask, Uint8Array), candidates = [], area = inkArea(mask);
     for (const [axis, side] of [[1, w], [0, h]]) {
-      const run = lineOpening(mask, Math.max(MIN_LINE, Math.floor(side / 4)), axis);
+      const run = lineOpening(mask, Math.max(MIN_LINE, Math.floor(side / 4)), axis, area);
       if (!any(run.a)) continue;
-      const [labels, n] = label(run);
-      for (const m of components(labels, n)) {
+      const [labels, n] = label(run, area);
+      for (const m of components(labels, n, null, area)) {
         const [left, top, right, bottom] = m.box;
         const length = axis === 1 ? right - left : bottom - top;
         if (length >= 8 * m.pixels / Math.max(1, length)) candidates.push({ axis, labels, id: m.label, box: m.box, length });
@@ -517,9 +652,10 @@
     };
     for (const line of candidates) if (line.length >= 0.75 * longest) each(line, (i) => { rest.a[i] = 0; });
     if (count(rest.a) < 0.15 * count(mask.a)) return lines;
-    const rows = [], cols = [];
-    for (let y = 0; y < h; y++) { for (let x = 0; x < w; x++) if (rest.a[y * w + x]) { rows.push(y); break; } }
-    for (let x = 0; x < w; x++) { for (let y = 0; y < h; y++) if (rest.a[y * w + x]) { cols.push(x); break; } }
+    const rowHas = new Uint8Array(h), colHas = new Uint8Array(w), rows = [], cols = [];
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) if (rest.a[y * w + x]) { rowHas[y] = 1; colHas[x] = 1; }
+    for (let y = 0; y < h; y++) if (rowHas[y]) rows.push(y);
+    for (let x = 0; x < w; x++) if (colHas[x]) cols.push(x);
     const extent = { 1: cols[cols.length - 1] + 1 - cols[0], 0: rows[rows.length - 1] + 1 - rows[0] };
     const framing = candidates.filter((c) => c.length >= 0.9 * extent[c.axis]);
     const add = (line) => each(line, (i) => { lines.a[i] = 1; });
@@ -635,24 +771,29 @@
   // digit.read_marks: the Reading of `marks` in `found`, its copy at `offset` (top, left) in an
   // image of `shape` (height, width).
   function readMarks(shape, found, marks, offset, several) {
-    const { w, h } = found.labels, kept = new Uint8Array(maxOf(found.labels.a) + 1);
+    // The marks' pixels lie in their box: it and a ring of one pixel (for the near filter) are read.
+    const { w, h } = found.labels, la = found.labels.a, [left, top, right, bottom] = bounds(marks);
+    const kept = new Uint8Array(Math.max(...marks.map((m) => m.label)) + 1);
     for (const m of marks) kept[m.label] = 1;
-    const keep = map(h, w, Uint8Array);
-    for (let i = 0; i < keep.a.length; i++) keep.a[i] = kept[found.labels.a[i]];
-    let top = h, bottom = 0, left = w, right = 0;
-    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) if (keep.a[y * w + x]) {
-      top = Math.min(top, y); bottom = Math.max(bottom, y + 1); left = Math.min(left, x); right = Math.max(right, x + 1);
+    const ny = Math.max(0, top - 1), nx = Math.max(0, left - 1), keep = map(Math.min(h, bottom + 1) - ny, Math.min(w, right + 1) - nx, Uint8Array);
+    for (let y = ny; y < ny + keep.h; y++) for (let x = nx; x < nx + keep.w; x++) {
+      const l = la[y * w + x];
+      if (l < kept.length && kept[l]) keep.a[(y - ny) * keep.w + x - nx] = 1;
     }
     const box = imageBox([left, top, right, bottom], found.factor, offset);
     const doubts = several ? [SEVERAL] : [];
     const strongContrast = [];
-    for (let i = 0; i < keep.a.length; i++) if (keep.a[i] && found.ink.a[i] > STRONG) strongContrast.push(found.contrast.a[i]);
+    for (let y = top; y < bottom; y++) for (let x = left; x < right; x++) {
+      const i = y * w + x;
+      if (keep.a[(y - ny) * keep.w + x - nx] && found.ink.a[i] > STRONG) strongContrast.push(found.contrast.a[i]);
+    }
     if (!strongContrast.length || median(strongContrast, isF64(found.contrast)) < FAINT) doubts.push(FAINT_INK);
     if (box[3] - box[1] < MIN_HEIGHT && box[2] - box[0] < MIN_HEIGHT) doubts.push(SMALL);
     if (box[0] <= 0 || box[1] <= 0 || box[2] >= shape[1] || box[3] >= shape[0]) doubts.push(BORDER);
-    const near = maxFilter(keep, 3), crop = map(bottom - top, right - left, found.ink.a.constructor);
+    const near = maxFilter(keep, 3);
+    const crop = map(bottom - top, right - left, found.ink.a.constructor);
     for (let y = top; y < bottom; y++) for (let x = left; x < right; x++) {
-      crop.a[(y - top) * crop.w + x - left] = near.a[y * w + x] ? found.ink.a[y * w + x] : 0;
+      crop.a[(y - top) * crop.w + x - left] = near.a[(y - ny) * near.w + x - nx] ? found.ink.a[y * w + x] : 0;
     }
     return { image: centreOfMassPlace(fitBox(evenStrokes(crop))), box, doubts };
   }
@@ -681,6 +822,8 @@
     if (model.prepared) return model;
     for (const layer of model.layers) {
       if (layer.weight) layer.w = decode(layer.weight);
+      // The weights as float64 too (exact): the sums are float64, so no conversion in the loops.
+      if (layer.weight) layer.w64 = Float64Array.from(layer.w);
       if (layer.bias) layer.b = decode(layer.bias);
     }
     model.prepared = true;
@@ -691,28 +834,41 @@
     sigmoid: (v) => f32(1 / (1 + Math.exp(-v))),
     tanh: (v) => f32(Math.tanh(v)),
   };
+  // The convolution as one matrix product over the patches (im2col, built once a layer): each
+  // output summed in float64 in the (input channel, row, column) order of the kernel, several
+  // outputs at a time so the sums run side by side.
   function conv(x, [c, h, w], layer) {
     const [o, ci, k] = layer.kernel, p = layer.padding, ph = h + 2 * p, pw = w + 2 * p;
-    const oh = ph - k + 1, ow = pw - k + 1, out = new Float32Array(o * oh * ow), wt = layer.w;
+    const oh = ph - k + 1, ow = pw - k + 1, n = oh * ow, J = ci * k * k, out = new Float32Array(o * n);
     const xp = new Float32Array(ci * ph * pw);  // zero padding made once, so the loops test no bounds
     for (let ic = 0; ic < ci; ic++) for (let y = 0; y < h; y++) {
       xp.set(x.subarray((ic * h + y) * w, (ic * h + y + 1) * w), (ic * ph + y + p) * pw + p);
     }
-    const acc = new Float64Array(oh * ow);
-    for (let oc = 0; oc < o; oc++) {
-      acc.fill(0);
-      for (let ic = 0; ic < ci; ic++) {
-        const base = ic * ph * pw, wbase = (oc * ci + ic) * k * k;
-        for (let ky = 0; ky < k; ky++) for (let kx = 0; kx < k; kx++) {
-          const wv = wt[wbase + ky * k + kx], off = base + ky * pw + kx;
-          for (let y = 0; y < oh; y++) {
-            const row = off + y * pw, ar = y * ow;
-            for (let xx = 0; xx < ow; xx++) acc[ar + xx] += xp[row + xx] * wv;
-          }
+    const cols = new Float64Array(J * n);  // row j: kernel tap j's input for each output position
+    for (let ic = 0; ic < ci; ic++) for (let ky = 0; ky < k; ky++) for (let kx = 0; kx < k; kx++) {
+      const row = ((ic * k + ky) * k + kx) * n, base = ic * ph * pw + ky * pw + kx;
+      for (let y = 0; y < oh; y++) for (let xx = 0; xx < ow; xx++) cols[row + y * ow + xx] = xp[base + y * pw + xx];
+    }
+    const wt = layer.w64, n4 = n - (n % 4), o2 = o - (o % 2);
+    for (let oc = 0; oc < o; oc += 2) {  // two output channels by four positions: eight sums side by side
+      const two = oc < o2, wa = oc * J, wb = two ? wa + J : wa, ba = layer.b ? layer.b[oc] : 0;
+      const bb = two && layer.b ? layer.b[oc + 1] : 0, oa = oc * n, ob = oa + n;
+      for (let i = 0; i < n4; i += 4) {
+        let a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;
+        for (let j = 0, r = i; j < J; j++, r += n) {
+          const u = wt[wa + j], v = wt[wb + j], c0 = cols[r], c1 = cols[r + 1], c2 = cols[r + 2], c3 = cols[r + 3];
+          a0 += c0 * u; a1 += c1 * u; a2 += c2 * u; a3 += c3 * u;
+          b0 += c0 * v; b1 += c1 * v; b2 += c2 * v; b3 += c3 * v;
         }
+        out[oa + i] = a0 + ba; out[oa + i + 1] = a1 + ba; out[oa + i + 2] = a2 + ba; out[oa + i + 3] = a3 + ba;
+        if (two) { out[ob + i] = b0 + bb; out[ob + i + 1] = b1 + bb; out[ob + i + 2] = b2 + bb; out[ob + i + 3] = b3 + bb; }
       }
-      const bias = layer.b ? layer.b[oc] : 0, ob = oc * oh * ow;
-      for (let i = 0; i < oh * ow; i++) out[ob + i] = acc[i] + bias;
+      for (let i = n4; i < n; i++) {
+        let a0 = 0, b0 = 0;
+        for (let j = 0, r = i; j < J; j++, r += n) { a0 += cols[r] * wt[wa + j]; b0 += cols[r] * wt[wb + j]; }
+        out[oa + i] = a0 + ba;
+        if (two) out[ob + i] = b0 + bb;
+      }
     }
     return [out, [o, oh, ow]];
   }
