@@ -27,7 +27,7 @@ from lenet.config import check_int
 from lenet.data.mnist import Dataset
 from lenet.data.samples import MODEL, Folder, read_folder
 from lenet.errors import DataError, LenetError, UsageError
-from lenet.evaluation.scoring import Split, score
+from lenet.evaluation.scoring import Split
 from lenet.files import FolderLock, check_writable_file
 from lenet.nn.model_file import resolve_model_path, save_model
 from lenet.nn.torch_model import count_parameters, load_model, normalize
@@ -44,6 +44,7 @@ class Teaching:
     sample_share: float = 0.125  # of each batch drawn from the samples (with replacement)
     conflict_share: float = 0.5  # of the MNIST part drawn from the classes the samples are mistaken for
     distill: float = 1.0      # weight of the replayed digits' KL divergence to the base model's probabilities
+    train_from: str = "c5"    # the first layer trained (network.describe's name); the ones before keep their weights
     lr: float = 0.02          # peak rate, warmed up then cosine to 0 (optim.lr_at's one-cycle)
     momentum: float = 0.9     # SGD, Nesterov
     weight_decay: float = 5e-4  # on weights only, as the recipes train
@@ -61,6 +62,41 @@ def freeze_batch_norm(model: nn.Module) -> None:
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
             m.eval()
+
+
+def split(model: nn.Module, first_trained: str) -> tuple[slice, slice]:
+    """(kept, trained): the stretches of the model's description before `first_trained` and from it."""
+    names = [layer.name for layer in model.description]
+    if first_trained not in names:
+        raise UsageError(f"train_from {first_trained!r}: not a layer of this network ({', '.join(names)})")
+    at = names.index(first_trained)
+    return slice(0, at), slice(at, None)
+
+
+def kept_modules(model: nn.Module, kept: slice) -> list[nn.Module]:
+    return [getattr(model, name) for layer in model.description[kept]
+            for name in (layer.name, layer.batch_norm) if name]
+
+
+def run(model: nn.Module, x: torch.Tensor, part: slice) -> torch.Tensor:
+    """The output of the stretch `part` of the model's layers, given the output of the layer before it."""
+    for _, y in model.layers(x, part):
+        x = y
+    return x
+
+
+def features(model: nn.Module, config, images: torch.Tensor, kept: slice, batch_size: int = 2000) -> torch.Tensor:
+    """What the kept layers make of uint8 `images`, in batches: computed once, as they never change."""
+    with torch.no_grad():
+        return torch.cat([run(model, normalize(images[i:i + batch_size], config), kept)
+                          for i in range(0, len(images), batch_size)]) if len(images) else images[:0].float()
+
+
+def accuracy(model: nn.Module, feats: torch.Tensor, labels: torch.Tensor, trained: slice) -> float:
+    """The share of `labels` the trained layers read right from the kept layers' `feats`."""
+    model.eval()
+    with torch.no_grad():
+        return float((run(model, feats, trained).argmax(1) == labels).float().mean())
 
 
 class Replay:
@@ -102,8 +138,11 @@ def fine_tune(model: nn.Module, config, samples: Split, mnist: Split, teaching: 
     gen = torch.Generator().manual_seed(seed)
     base = copy.deepcopy(model).eval()  # what the replayed digits are held to
     replay = Replay(model, config, samples, mnist)
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    rest = [p for p in model.parameters() if p.ndim <= 1]
+    kept, trained = split(model, teaching.train_from)
+    frozen = {id(p) for m in kept_modules(model, kept) for p in m.parameters()}
+    learning = [p for p in model.parameters() if id(p) not in frozen]
+    decay = [p for p in learning if p.ndim > 1]
+    rest = [p for p in learning if p.ndim <= 1]
     optimizer = SGD([{"params": decay, "weight_decay": teaching.weight_decay}, {"params": rest, "weight_decay": 0.0}],
                     lr=teaching.lr, momentum=teaching.momentum, nesterov=True)
     freeze_batch_norm(model)
@@ -112,11 +151,13 @@ def fine_tune(model: nn.Module, config, samples: Split, mnist: Split, teaching: 
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, teaching.steps, teaching)
         x, y, k = batch(samples, mnist, replay, teaching, config, gen)
-        scores = model(x)
+        with torch.no_grad():  # the kept layers are the base model's: one pass serves both
+            x = run(model, x, kept)
+        scores = run(model, x, trained)
         loss = F.cross_entropy(scores, y)
         if teaching.distill:
             with torch.no_grad():
-                held = F.log_softmax(base(x[k:]), 1)
+                held = F.log_softmax(run(base, x[k:], trained), 1)
             loss = loss + teaching.distill * F.kl_div(F.log_softmax(scores[k:], 1), held, log_target=True,
                                                       reduction="batchmean")
         if not torch.isfinite(loss):
@@ -161,15 +202,19 @@ def teach(samples_dir: str | Path, ds: Dataset, model_path: str | Path, out: str
     if int(ds.train_labels.max()) >= config.num_classes:
         raise DataError(f"{ds.root}: its labels go beyond the model's {config.num_classes} classes")
     mnist_train = Split.of(ds.train_images, ds.train_labels, "train")
-    test = Split.of(ds.test_images, ds.test_labels, "test")
     own = Split.of(folder.images, folder.labels, "samples")
-    before = score(model, test, config)["accuracy"]
-    own_before = score(model, own, config)["accuracy"]
+    kept, trained = split(model, teaching.train_from)
+    # Scored before and after through the kept layers' output, computed once: they do not change.
+    test = Split.of(ds.test_images, ds.test_labels, "test")
+    test_feats = features(model, config, test.images, kept)
+    own_feats = features(model, config, own.images, kept)
+    before, own_before = accuracy(model, test_feats, test.labels, trained), accuracy(model, own_feats, own.labels,
+                                                                                     trained)
     t1 = time.perf_counter()
     losses = fine_tune(model, config, own, mnist_train, teaching, seed)
     seconds = time.perf_counter() - t1
-    after = score(model, test, config)["accuracy"]
-    own_after = score(model, own, config)["accuracy"]
+    after, own_after = accuracy(model, test_feats, test.labels, trained), accuracy(model, own_feats, own.labels,
+                                                                                   trained)
     card = {"samples": len(folder), "per_label": folder.per_label(), "samples_dir": str(samples_dir),
             "skipped": folder.skipped[:100], "base_model": str(model_path),
             "base_recipe": base_info.get("recipe", {}).get("name"), "teaching": asdict(teaching), "seed": seed,
