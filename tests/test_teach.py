@@ -323,7 +323,7 @@ def test_teaching_keeps_the_layers_before_train_from_and_learns_the_samples(mnis
     with torch.no_grad():
         assert 4 not in model.eval()(normalize(samples.images, config)).argmax(1).tolist()
     replay = Split.of(mnist.train_images[:2000], mnist.train_labels[:2000], "mnist")
-    teaching = Teaching(steps=60, train_from="c5", replay_pool=512)
+    teaching = Teaching(steps=200, train_from="c5", replay_pool=1024)
     fine_tune(model, config, samples, replay, teaching, seed=0)
     after = model.state_dict()
     for name in ("c1.weight", "bn1.weight", "bn1.running_mean", "c3.weight", "bn3.bias"):
