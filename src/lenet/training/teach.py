@@ -143,7 +143,8 @@ def replay_pool(base: nn.Module, config, mnist: Split, replay: Replay, teaching:
                 trained: slice, gen: torch.Generator, batch_size: int = 1024):
     """(x, y, held): `teaching.replay_pool` MNIST digits, distorted once and run through the kept
     layers, with the base model's log-probabilities for them; every step draws its replay from it."""
-    pick = replay.draw(teaching.replay_pool, teaching.conflict_share, len(mnist), gen)
+    wanted = teaching.steps * (teaching.batch_size - teaching.samples_per_step)  # never more than the steps draw
+    pick = replay.draw(min(teaching.replay_pool, wanted), teaching.conflict_share, len(mnist), gen)
     xs, held = [], []
     with torch.no_grad():
         for i in range(0, len(pick), batch_size):
