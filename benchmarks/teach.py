@@ -21,6 +21,7 @@ import json
 import platform
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +64,7 @@ def renders(first: int, fonts: list[str], per_digit: int, rng) -> tuple[list[np.
 
 
 def seen(images: list[np.ndarray]) -> np.ndarray:
-    from lenet.reading.preprocess import read_digit
+    from lenet.reading.digit import read_digit
 
     return np.stack([read_digit(im).image for im in images])
 
@@ -76,10 +77,10 @@ def accuracy(model_path, images28: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean([p["digit"] == y for p, y in zip(predict_images(model, images28), labels, strict=False)]))
 
 
-def one_run(style: str, shots: int, seed: int, ds, steps: int | None) -> dict:
+def one_run(style: str, shots: int, seed: int, ds, teaching) -> dict:
     from lenet.data.samples import add_sample
     from lenet.pretrained import bundled_model_path
-    from lenet.training.teach import Teaching, teach
+    from lenet.training.teach import teach
 
     first, fonts, apart = STYLES[style]
     rng = np.random.default_rng(seed)
@@ -93,7 +94,7 @@ def one_run(style: str, shots: int, seed: int, ds, steps: int | None) -> dict:
             add_sample(tmp, image, seen([image])[0], int(label), source="benchmark")
         t0 = time.perf_counter()
         info = teach(tmp, ds, base, Path(tmp) / "model.safetensors",
-                     teaching=Teaching() if steps is None else Teaching(steps=steps), seed=seed, log=lambda *a: None)
+                     teaching=teaching, seed=seed, log=lambda *a: None)
         seconds = time.perf_counter() - t0
         model = Path(tmp) / "model.safetensors"
         return {"style": style, "shots": shots, "seed": seed,
@@ -128,6 +129,7 @@ def main() -> None:
     p.add_argument("--shots", nargs="+", type=int, default=[10, 3], help="samples of each digit (default: 10 3)")
     p.add_argument("--seeds", type=int, default=3, help="runs per setting (default: 3)")
     p.add_argument("--steps", type=int, help="teach steps (default: lenet teach's)")
+    p.add_argument("--train-from", help="the first layer trained (default: lenet teach's)")
     p.add_argument("--data-dir", help="MNIST (default: as lenet train finds it)")
     p.add_argument("--out", help="write the runs and the summary as JSON here")
     args = p.parse_args()
@@ -138,13 +140,16 @@ def main() -> None:
     import torch
 
     from lenet.data import mnist as datasets
+    from lenet.training.teach import Teaching
 
+    chosen = {"steps": args.steps, "train_from": args.train_from}
+    teaching = Teaching(**{k: v for k, v in chosen.items() if v is not None})
     ds = datasets.load(args.data_dir)
     runs = []
     for style in args.styles:
         for shots in args.shots:
             for seed in range(args.seeds):
-                r = one_run(style, shots, seed, ds, args.steps)
+                r = one_run(style, shots, seed, ds, teaching)
                 runs.append(r)
                 print(f"{style:15} {shots:2} per digit, seed {seed}: unseen {r['unseen_before']:.3f} -> "
                       f"{r['unseen_after']:.3f}, other font {r['other_font_before']:.3f} -> "
@@ -162,7 +167,7 @@ def main() -> None:
         result = {"command": "python benchmarks/teach.py " + " ".join(f"{a}" for a in __import__("sys").argv[1:]),
                   "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, shared with other work",
                   "versions": {"torch": torch.__version__, "python": platform.python_version()},
-                  "summary": rows, "runs": runs}
+                  "teaching": asdict(teaching), "summary": rows, "runs": runs}
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
 

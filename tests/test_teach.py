@@ -306,3 +306,30 @@ def test_lenet_teach_refuses_a_missing_model_and_a_missing_folder(tmp_path, smal
     assert main(["teach", str(tmp_path / "absent"), "--data-dir", str(small_mnist), "--threads", "1"]) == 1
     assert "no such folder" in capsys.readouterr().err
     assert not (tmp_path / "absent").exists()  # not made by the refusal
+
+
+def test_teaching_keeps_the_layers_before_train_from_and_learns_the_samples(mnist):
+    """Bars the bundled model reads as 1s, taught as 4s: read as 4s after, with the kept layers untouched."""
+    import torch
+
+    from lenet.evaluation.scoring import Split
+    from lenet.nn.torch_model import load_model, normalize
+    from lenet.pretrained import bundled_model_path
+    from lenet.training.teach import Teaching, fine_tune, split
+
+    model, config, _ = load_model(bundled_model_path())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    samples = Split.of(np.stack([digit(i) for i in range(3)]), np.full(3, 4), "samples")
+    with torch.no_grad():
+        assert 4 not in model.eval()(normalize(samples.images, config)).argmax(1).tolist()
+    replay = Split.of(mnist.train_images[:2000], mnist.train_labels[:2000], "mnist")
+    teaching = Teaching(steps=200, train_from="c5", replay_pool=1024)
+    fine_tune(model, config, samples, replay, teaching, seed=0)
+    after = model.state_dict()
+    for name in ("c1.weight", "bn1.weight", "bn1.running_mean", "c3.weight", "bn3.bias"):
+        assert torch.equal(after[name], before[name]), name
+    assert not torch.equal(after["c5.weight"], before["c5.weight"])
+    with torch.no_grad():
+        assert model(normalize(samples.images, config)).argmax(1).tolist() == [4, 4, 4]
+    with pytest.raises(ValueError, match="not a layer of this network"):
+        split(model, "c4")

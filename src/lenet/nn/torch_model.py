@@ -40,16 +40,17 @@ class Described(nn.Module):
             else:
                 setattr(self, layer.name, nn.Linear(layer.weight_shape[1], layer.weight_shape[0]))
 
-    def layers(self, x):
-        """Yield (name, output) for input (B, 1, H, W): the figure, one layer a step."""
-        for layer in self.description:
+    def layers(self, x, part: slice = slice(None)):
+        """Yield (name, output) for input (B, 1, H, W): the figure, one layer a step. `part` runs
+        a stretch of it instead, on the output of the layer before the stretch."""
+        for layer in self.description[part]:
             module = getattr(self, layer.name)
             if layer.op == "dense":
                 x = module(torch.flatten(x, 1))
+            elif layer.batch_norm:
+                x = conv_bn(module, getattr(self, layer.batch_norm), x)
             else:
                 x = module(x)
-            if layer.batch_norm:
-                x = getattr(self, layer.batch_norm)(x)
             x = ACTIVATION[layer.activation](x)
             yield layer.name, x
 

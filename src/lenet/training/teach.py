@@ -1,14 +1,20 @@
 """Fine-tune a model on a user's own samples, replaying MNIST so nothing else is forgotten.
 
-Each step's batch is an eighth samples, the rest MNIST training digits;
-every sample is distorted anew each time (augment.py), so a handful is seen in
-many small variants. Three things keep what the model knew: half the replayed
-digits are of the classes the samples are mistaken for (a Devanagari 1 read as
-a 9: the 9s are what it must not lose), the replayed digits are also fitted to
-the base model's own probabilities (distillation, Hinton et al. 2015; "learning
-without forgetting", Li & Hoiem 2016), and batch norm keeps the statistics it
-learned on MNIST (its layers stay in evaluation mode). MNIST's test set is
-scored before and after, and both figures go into the new model's card.
+Only the layers from `Teaching.train_from` on learn; the ones before (the
+convolutions that find strokes) keep the base model's weights, so their output
+is computed without gradients, once for the model and the base alike. Each
+step's batch is a share of samples, the rest MNIST training digits; every
+sample is distorted anew each time (augment.py), so a handful is seen in many
+small variants, while the replayed digits come from a pool distorted once and
+run through the kept layers once. Four things keep what the model knew: half
+the pool is of the classes the samples are mistaken for (a Devanagari 1 read
+as a 9: the 9s are what it must not lose), the replayed digits are also fitted
+to the base model's own probabilities (distillation, Hinton et al. 2015;
+"learning without forgetting", Li & Hoiem 2016), batch norm keeps the
+statistics it learned on MNIST (its layers stay in evaluation mode), and the
+kept layers do not move at all. MNIST's test set is scored before and after
+(through the kept layers' output, computed once), and both figures go into the
+new model's card.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from lenet.config import check_int
 from lenet.data.mnist import Dataset
 from lenet.data.samples import MODEL, Folder, read_folder
 from lenet.errors import DataError, LenetError, UsageError
-from lenet.evaluation.scoring import Split, score
+from lenet.evaluation.scoring import Split
 from lenet.files import FolderLock, check_writable_file
 from lenet.nn.model_file import resolve_model_path, save_model
 from lenet.nn.torch_model import count_parameters, load_model, normalize
@@ -39,11 +45,13 @@ from lenet.training.record import versions
 @dataclass(frozen=True)
 class Teaching:
     """How a model is taught: few, small, gentle steps from where it stands."""
-    steps: int = 300          # optimizer steps in all
+    steps: int = 600          # optimizer steps in all
     batch_size: int = 128     # images per step, samples and MNIST together
-    sample_share: float = 0.125  # of each batch drawn from the samples (with replacement)
-    conflict_share: float = 0.5  # of the MNIST part drawn from the classes the samples are mistaken for
-    distill: float = 1.0      # weight of the replayed digits' KL divergence to the base model's probabilities
+    sample_share: float = 0.1875  # of each batch drawn from the samples (with replacement)
+    conflict_share: float = 0.5  # of the replay pool drawn from the classes the samples are mistaken for
+    distill: float = 4.0      # weight of the replayed digits' KL divergence to the base model's probabilities
+    train_from: str = "c5"    # the first layer trained (network.describe's name); the ones before keep their weights
+    replay_pool: int = 16384  # MNIST digits replayed, each distorted once (the samples are distorted anew each step)
     lr: float = 0.02          # peak rate, warmed up then cosine to 0 (optim.lr_at's one-cycle)
     momentum: float = 0.9     # SGD, Nesterov
     weight_decay: float = 5e-4  # on weights only, as the recipes train
@@ -53,6 +61,11 @@ class Teaching:
     def __post_init__(self):
         check_int("--steps", self.steps, 1, 10_000)
         check_int("--batch-size", self.batch_size, 2, 4096)
+        check_int("replay_pool", self.replay_pool, 1, 1_000_000)
+
+    @property
+    def samples_per_step(self) -> int:
+        return min(self.batch_size - 1, max(1, round(self.batch_size * self.sample_share)))
 
 
 def freeze_batch_norm(model: nn.Module) -> None:
@@ -61,6 +74,41 @@ def freeze_batch_norm(model: nn.Module) -> None:
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
             m.eval()
+
+
+def split(model: nn.Module, first_trained: str) -> tuple[slice, slice]:
+    """(kept, trained): the stretches of the model's description before `first_trained` and from it."""
+    names = [layer.name for layer in model.description]
+    if first_trained not in names:
+        raise UsageError(f"train_from {first_trained!r}: not a layer of this network ({', '.join(names)})")
+    at = names.index(first_trained)
+    return slice(0, at), slice(at, None)
+
+
+def kept_modules(model: nn.Module, kept: slice) -> list[nn.Module]:
+    return [getattr(model, name) for layer in model.description[kept]
+            for name in (layer.name, layer.batch_norm) if name]
+
+
+def run(model: nn.Module, x: torch.Tensor, part: slice) -> torch.Tensor:
+    """The output of the stretch `part` of the model's layers, given the output of the layer before it."""
+    for _, y in model.layers(x, part):
+        x = y
+    return x
+
+
+def features(model: nn.Module, config, images: torch.Tensor, kept: slice, batch_size: int = 2000) -> torch.Tensor:
+    """What the kept layers make of uint8 `images`, in batches: computed once, as they never change."""
+    with torch.no_grad():
+        return torch.cat([run(model, normalize(images[i:i + batch_size], config), kept)
+                          for i in range(0, len(images), batch_size)]) if len(images) else images[:0].float()
+
+
+def accuracy(model: nn.Module, feats: torch.Tensor, labels: torch.Tensor, trained: slice) -> float:
+    """The share of `labels` the trained layers read right from the kept layers' `feats`."""
+    model.eval()
+    with torch.no_grad():
+        return int((run(model, feats, trained).argmax(1) == labels).sum()) / max(1, len(labels))
 
 
 class Replay:
@@ -85,40 +133,55 @@ class Replay:
         return torch.cat([anywhere, self.order[self.starts[classes] + within]])
 
 
-def batch(samples: Split, mnist: Split, replay: Replay, teaching: Teaching, config, gen: torch.Generator):
-    """One step's (x, y, k): samples (the first k) and MNIST digits, each distorted anew."""
-    k = max(1, round(teaching.batch_size * teaching.sample_share))
-    pick_s = torch.randint(len(samples), (k,), generator=gen)
-    pick_m = replay.draw(teaching.batch_size - k, teaching.conflict_share, len(mnist), gen)
-    images = torch.cat([samples.images[pick_s], mnist.images[pick_m]])
-    labels = torch.cat([samples.labels[pick_s], mnist.labels[pick_m]])
+def distorted(images: torch.Tensor, config, gen: torch.Generator) -> torch.Tensor:
+    """uint8 images (N, H, W), normalised and each distorted anew (augment.py): (N, 1, H, W)."""
     background, ink = config.normalize(0.0), config.normalize(255.0)
-    x = distort(normalize(images, config), gen, background)
-    return roughen(x, gen, background, ink), labels, k
+    return roughen(distort(normalize(images, config), gen, background), gen, background, ink)
+
+
+def replay_pool(base: nn.Module, config, mnist: Split, replay: Replay, teaching: Teaching, kept: slice,
+                trained: slice, gen: torch.Generator, batch_size: int = 1024):
+    """(x, y, held): `teaching.replay_pool` MNIST digits, distorted once and run through the kept
+    layers, with the base model's log-probabilities for them; every step draws its replay from it."""
+    wanted = teaching.steps * (teaching.batch_size - teaching.samples_per_step)  # never more than the steps draw
+    pick = replay.draw(min(teaching.replay_pool, wanted), teaching.conflict_share, len(mnist), gen)
+    xs, held = [], []
+    with torch.no_grad():
+        for i in range(0, len(pick), batch_size):
+            x = run(base, distorted(mnist.images[pick[i:i + batch_size]], config, gen), kept)
+            xs.append(x)
+            held.append(F.log_softmax(run(base, x, trained), 1))
+    return torch.cat(xs), mnist.labels[pick], torch.cat(held)
 
 
 def fine_tune(model: nn.Module, config, samples: Split, mnist: Split, teaching: Teaching, seed: int = 0) -> list[float]:
     """Teach `model` in place; returns the loss of each step."""
     gen = torch.Generator().manual_seed(seed)
     base = copy.deepcopy(model).eval()  # what the replayed digits are held to
+    kept, trained = split(model, teaching.train_from)
     replay = Replay(model, config, samples, mnist)
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    rest = [p for p in model.parameters() if p.ndim <= 1]
+    pool_x, pool_y, pool_held = replay_pool(base, config, mnist, replay, teaching, kept, trained, gen)
+    frozen = {id(p) for m in kept_modules(model, kept) for p in m.parameters()}
+    learning = [p for p in model.parameters() if id(p) not in frozen]
+    decay = [p for p in learning if p.ndim > 1]
+    rest = [p for p in learning if p.ndim <= 1]
     optimizer = SGD([{"params": decay, "weight_decay": teaching.weight_decay}, {"params": rest, "weight_decay": 0.0}],
                     lr=teaching.lr, momentum=teaching.momentum, nesterov=True)
     freeze_batch_norm(model)
+    k = teaching.samples_per_step
     losses = []
     for step in range(teaching.steps):
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, teaching.steps, teaching)
-        x, y, k = batch(samples, mnist, replay, teaching, config, gen)
-        scores = model(x)
-        loss = F.cross_entropy(scores, y)
+        pick_s = torch.randint(len(samples), (k,), generator=gen)
+        pick_r = torch.randint(len(pool_y), (teaching.batch_size - k,), generator=gen)
+        with torch.no_grad():  # the kept layers do not learn: no gradient through them
+            own = run(model, distorted(samples.images[pick_s], config, gen), kept)
+        scores = run(model, torch.cat([own, pool_x[pick_r]]), trained)
+        loss = F.cross_entropy(scores, torch.cat([samples.labels[pick_s], pool_y[pick_r]]))
         if teaching.distill:
-            with torch.no_grad():
-                held = F.log_softmax(base(x[k:]), 1)
-            loss = loss + teaching.distill * F.kl_div(F.log_softmax(scores[k:], 1), held, log_target=True,
-                                                      reduction="batchmean")
+            loss = loss + teaching.distill * F.kl_div(F.log_softmax(scores[k:], 1), pool_held[pick_r],
+                                                      log_target=True, reduction="batchmean")
         if not torch.isfinite(loss):
             raise LenetError(f"teaching diverged at step {step + 1} (the loss is not finite); nothing was written")
         optimizer.zero_grad()
@@ -161,15 +224,19 @@ def teach(samples_dir: str | Path, ds: Dataset, model_path: str | Path, out: str
     if int(ds.train_labels.max()) >= config.num_classes:
         raise DataError(f"{ds.root}: its labels go beyond the model's {config.num_classes} classes")
     mnist_train = Split.of(ds.train_images, ds.train_labels, "train")
-    test = Split.of(ds.test_images, ds.test_labels, "test")
     own = Split.of(folder.images, folder.labels, "samples")
-    before = score(model, test, config)["accuracy"]
-    own_before = score(model, own, config)["accuracy"]
+    kept, trained = split(model, teaching.train_from)
+    # Scored before and after through the kept layers' output, computed once: they do not change.
+    test = Split.of(ds.test_images, ds.test_labels, "test")
+    test_feats = features(model, config, test.images, kept)
+    own_feats = features(model, config, own.images, kept)
+    before, own_before = accuracy(model, test_feats, test.labels, trained), accuracy(model, own_feats, own.labels,
+                                                                                     trained)
     t1 = time.perf_counter()
     losses = fine_tune(model, config, own, mnist_train, teaching, seed)
     seconds = time.perf_counter() - t1
-    after = score(model, test, config)["accuracy"]
-    own_after = score(model, own, config)["accuracy"]
+    after, own_after = accuracy(model, test_feats, test.labels, trained), accuracy(model, own_feats, own.labels,
+                                                                                   trained)
     card = {"samples": len(folder), "per_label": folder.per_label(), "samples_dir": str(samples_dir),
             "skipped": folder.skipped[:100], "base_model": str(model_path),
             "base_recipe": base_info.get("recipe", {}).get("name"), "teaching": asdict(teaching), "seed": seed,
@@ -187,7 +254,7 @@ def teach(samples_dir: str | Path, ds: Dataset, model_path: str | Path, out: str
     with FolderLock(out.parent):  # two teachings never write one model at once
         save_model(out, model, info)
     per_label = ", ".join(f"{n} of {label}" for label, n in card["per_label"].items())
-    k = max(1, round(teaching.batch_size * teaching.sample_share))
+    k = teaching.samples_per_step
     log(f"taught {model_path.name} {len(folder)} samples ({per_label}) in {teaching.steps} steps of "
         f"{teaching.batch_size} ({k} samples, the rest MNIST), "
         f"{seconds:.1f} s; {time.perf_counter() - t0:.1f} s in all")
