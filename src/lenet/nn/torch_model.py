@@ -7,6 +7,8 @@ stability, and applied explicitly in evaluation, in infer.py and in the ONNX exp
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -15,7 +17,8 @@ from lenet.config import ModelConfig
 from lenet.errors import ModelFileError, UsageError
 from lenet.nn.network import describe, fold_batch_norm
 
-ACTIVATION = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": F.relu, None: lambda x: x}
+ACTIVATION: dict[str | None, Callable[[torch.Tensor], torch.Tensor]] = {
+    "sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": F.relu, None: lambda x: x}
 POOL = {"avgpool": nn.AvgPool2d, "maxpool": nn.MaxPool2d}
 
 
@@ -40,7 +43,7 @@ class Described(nn.Module):
             else:
                 setattr(self, layer.name, nn.Linear(layer.weight_shape[1], layer.weight_shape[0]))
 
-    def layers(self, x, part: slice = slice(None)):
+    def layers(self, x: torch.Tensor, part: slice = slice(None)):
         """Yield (name, output) for input (B, 1, H, W): the figure, one layer a step. `part` runs
         a stretch of it instead, on the output of the layer before the stretch."""
         for layer in self.description[part]:

@@ -36,7 +36,7 @@ from lenet.errors import DataError, LenetError, UsageError
 from lenet.evaluation.scoring import Split
 from lenet.files import FolderLock, check_writable_file
 from lenet.nn.model_file import resolve_model_path, save_model
-from lenet.nn.torch_model import count_parameters, load_model, normalize
+from lenet.nn.torch_model import Described, count_parameters, load_model, normalize
 from lenet.training.augment import distort, roughen
 from lenet.training.optim import SGD, lr_at
 from lenet.training.record import versions
@@ -76,7 +76,7 @@ def freeze_batch_norm(model: nn.Module) -> None:
             m.eval()
 
 
-def split(model: nn.Module, first_trained: str) -> tuple[slice, slice]:
+def split(model: Described, first_trained: str) -> tuple[slice, slice]:
     """(kept, trained): the stretches of the model's description before `first_trained` and from it."""
     names = [layer.name for layer in model.description]
     if first_trained not in names:
@@ -85,12 +85,12 @@ def split(model: nn.Module, first_trained: str) -> tuple[slice, slice]:
     return slice(0, at), slice(at, None)
 
 
-def kept_modules(model: nn.Module, kept: slice) -> list[nn.Module]:
+def kept_modules(model: Described, kept: slice) -> list[nn.Module]:
     return [getattr(model, name) for layer in model.description[kept]
             for name in (layer.name, layer.batch_norm) if name]
 
 
-def run(model: nn.Module, x: torch.Tensor, part: slice) -> torch.Tensor:
+def run(model: Described, x: torch.Tensor, part: slice) -> torch.Tensor:
     """The output of the stretch `part` of the model's layers, given the output of the layer before it."""
     for _, y in model.layers(x, part):
         x = y
