@@ -199,7 +199,7 @@ def conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tenso
 NETWORKS = {"lenet5": LeNet5, "seed": Seed, "fast": Fast}
 
 
-def build_model(config: ModelConfig) -> nn.Module:
+def build_model(config: ModelConfig) -> Described:
     return NETWORKS[config.arch](config)  # ModelConfig has checked the arch
 
 
@@ -233,7 +233,7 @@ def normalize(images: torch.Tensor, config: ModelConfig) -> torch.Tensor:
     return config.normalize(images.unsqueeze(1).float())
 
 
-def load_model(path, device="cpu") -> tuple[nn.Module, ModelConfig, dict]:
+def load_model(path, device="cpu") -> tuple[Described, ModelConfig, dict]:
     """(model in eval mode, its config, its recorded info) from a saved model file or folder."""
     from lenet.nn.model_file import load_model_file
 

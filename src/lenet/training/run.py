@@ -132,7 +132,7 @@ class Trainer:
         if run.options.channels_last:
             self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs omit memory_format
         self.optimizer = make_optimizer(self.model, recipe)
-        self.net = self.model
+        self.net: torch.nn.Module = self.model
         if dist.active:
             from torch.nn.parallel import DistributedDataParallel
             self.net = DistributedDataParallel(self.model, device_ids=[device] if device.type == "cuda" else None)

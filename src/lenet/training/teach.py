@@ -97,14 +97,14 @@ def run(model: Described, x: torch.Tensor, part: slice) -> torch.Tensor:
     return x
 
 
-def features(model: nn.Module, config, images: torch.Tensor, kept: slice, batch_size: int = 2000) -> torch.Tensor:
+def features(model: Described, config, images: torch.Tensor, kept: slice, batch_size: int = 2000) -> torch.Tensor:
     """What the kept layers make of uint8 `images`, in batches: computed once, as they never change."""
     with torch.no_grad():
         return torch.cat([run(model, normalize(images[i:i + batch_size], config), kept)
                           for i in range(0, len(images), batch_size)]) if len(images) else images[:0].float()
 
 
-def accuracy(model: nn.Module, feats: torch.Tensor, labels: torch.Tensor, trained: slice) -> float:
+def accuracy(model: Described, feats: torch.Tensor, labels: torch.Tensor, trained: slice) -> float:
     """The share of `labels` the trained layers read right from the kept layers' `feats`."""
     model.eval()
     with torch.no_grad():
@@ -114,7 +114,7 @@ def accuracy(model: nn.Module, feats: torch.Tensor, labels: torch.Tensor, traine
 class Replay:
     """Which MNIST digits to replay: any, and those of the classes the samples are mistaken for."""
 
-    def __init__(self, model: nn.Module, config, samples: Split, mnist: Split):
+    def __init__(self, model: Described, config, samples: Split, mnist: Split):
         with torch.no_grad():
             read = model(normalize(samples.images, config)).argmax(1)
         mistaken_for = read[read != samples.labels]
@@ -139,7 +139,7 @@ def distorted(images: torch.Tensor, config, gen: torch.Generator) -> torch.Tenso
     return roughen(distort(normalize(images, config), gen, background), gen, background, ink)
 
 
-def replay_pool(base: nn.Module, config, mnist: Split, replay: Replay, teaching: Teaching, kept: slice,
+def replay_pool(base: Described, config, mnist: Split, replay: Replay, teaching: Teaching, kept: slice,
                 trained: slice, gen: torch.Generator, batch_size: int = 1024):
     """(x, y, held): `teaching.replay_pool` MNIST digits, distorted once and run through the kept
     layers, with the base model's log-probabilities for them; every step draws its replay from it."""
@@ -154,7 +154,7 @@ def replay_pool(base: nn.Module, config, mnist: Split, replay: Replay, teaching:
     return torch.cat(xs), mnist.labels[pick], torch.cat(held)
 
 
-def fine_tune(model: nn.Module, config, samples: Split, mnist: Split, teaching: Teaching, seed: int = 0) -> list[float]:
+def fine_tune(model: Described, config, samples: Split, mnist: Split, teaching: Teaching, seed: int = 0) -> list[float]:
     """Teach `model` in place; returns the loss of each step."""
     gen = torch.Generator().manual_seed(seed)
     base = copy.deepcopy(model).eval()  # what the replayed digits are held to
