@@ -20,7 +20,7 @@ it over (PNG or JPEG bytes) and decoded by `load_image`:
                           upscaled): never trained on (skipped when scikit-learn is not installed)
   non-digits              letters in the held-out fonts (digit look-alikes left out), symbols, and
                           scribbles, spirals, polygons, waves drawn by a generator training never
-                          used: the share flagged unsure is `caught`
+                          used: the share flagged unsure is `caught` (`previous`: without the rejector)
 
 Columns: `previous` is the round-1 preprocessing with the round-1 bundled model
 (benchmarks/round1/), `new prep` this preprocessing with the round-1 model, `now` this
@@ -191,15 +191,17 @@ def read_now(model, data: bytes, several: bool) -> tuple[str, bool]:
 @contextmanager
 def without_rejector():
     """The number reader as it was before the rejector: ways chosen by the digits' probabilities
-    alone, no "not a digit" or doubtful-cut doubts."""
-    from lenet.reading import predict
+    alone, pieces at least 0.2 of the row's height wide, no broken digits joined, no "not a digit"
+    or doubtful-cut doubts."""
+    from lenet.reading import number, predict
 
-    saved = predict.JUNK_WEIGHT, predict.JUNK_ABOVE, predict.CUT_MARGIN
+    saved = predict.JUNK_WEIGHT, predict.JUNK_ABOVE, predict.CUT_MARGIN, number.NARROWEST, number.JOIN_GAP
     predict.JUNK_WEIGHT, predict.JUNK_ABOVE, predict.CUT_MARGIN = 0.0, 1.0, -1.0
+    number.NARROWEST, number.JOIN_GAP = 0.2, -float("inf")
     try:
         yield
     finally:
-        predict.JUNK_WEIGHT, predict.JUNK_ABOVE, predict.CUT_MARGIN = saved
+        predict.JUNK_WEIGHT, predict.JUNK_ABOVE, predict.CUT_MARGIN, number.NARROWEST, number.JOIN_GAP = saved
 
 
 def read_number_now(model, data: bytes) -> tuple[str, bool, float]:
@@ -263,10 +265,12 @@ def main() -> int:
             previous, newprep = f"{np.mean([a == t for (a, _, _), t in zip(before, truth, strict=True)]):.3f}", "-"
         else:
             now = [read_now(model, data, False) for data, _ in items]
+        if name == "non-digits":
+            with without_rejector():
+                previous = f"{np.mean([read_now(model, data, False)[1] for data, _ in items]):.3f}"
         right = np.array([a == t for (a, _), t in zip(now, truth, strict=False)])
         unsure = np.array([u for _, u in now])
         if name in NUMBERS or name == "non-digits":
-            previous = previous if name in NUMBERS else "-"
             newprep = "-"
         else:
             def old_reading(b):

@@ -54,7 +54,7 @@ def test_a_piece_is_labelled_by_the_digits_whose_ink_it_holds():
     assert label_piece((10, 0, 20, 5), columns, [3, 7]) == 7
     assert label_piece((0, 0, 20, 5), columns, [3, 7]) == JUNK   # both: a pair
     assert label_piece((0, 0, 5, 5), columns, [3, 7]) == JUNK    # half of the 3
-    assert label_piece((0, 0, 12, 5), columns, [3, 7]) == JUNK   # the 3 and a part of the 7
+    assert label_piece((0, 0, 13, 5), columns, [3, 7]) == JUNK   # the 3 and a part of the 7
     assert label_piece((0, 0, 9, 5), columns, [3, 7]) is None    # nearly whole: neither taught
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -29,7 +30,10 @@ MAX_TOUCHING = 6   # the most digits one connected mark of a number is tried as
 MAX_VALLEYS = 7    # the deepest valleys of its ink profile tried as cuts
 MAX_PIECES = (MAX_VALLEYS + 2) * (MAX_VALLEYS + 1) // 2  # distinct pieces between two of a group's edges
 MIN_PIECE = 3      # no piece cut narrower than this (analysis pixels)
+NARROWEST = 0.12   # nor narrower than this times the row's height
 MIN_CUT_HEIGHT = 12  # nor a row lower than this cut at all: a dash or a speck is not touching digits
+JOIN_GAP = 0.25    # two groups at most this far apart (times the row's height) may be one broken digit,
+JOIN_WIDTH = 1.1   # when together they are at most this wide
 
 Columns = tuple[int, int] | None  # a piece's column range at the analysis scale; None: the group whole
 
@@ -53,16 +57,24 @@ def read_number(pixels: np.ndarray, deadline: float | None = None) -> list[list[
     is wide enough to be touching digits, as two or more cut apart). Ways that share a piece share
     its Reading object. `deadline` (time.monotonic()) bounds the time taken: OutOfTime after it.
     A leading minus and decimal points or commas are left out (`read_row` says where they are)."""
-    return read_row(pixels, deadline)[0]
+    return read_row(pixels, deadline).groups
 
 
 Signs = list[tuple[int, str]]  # (the group a sign stands before, "-", "." or ","), left to right
 
 
-def read_row(pixels: np.ndarray, deadline: float | None = None) -> tuple[list[list[list[Reading]]], Signs]:
-    """`read_number`'s groups, and the signs between them: a leading minus (a short bar at mid
-    height before the first digit) and decimal points or commas (a small mark at the baseline
-    between two digits)."""
+@dataclass(frozen=True)
+class Row:
+    """What a row of digits may be, for the network to choose from (`predict.read_digits`)."""
+    groups: list[list[list[Reading]]]  # per group of marks, the ways to read it (see read_number)
+    signs: Signs                       # a leading minus, decimal points and commas
+    joined: list[Reading | None]       # groups i and i + 1 read as one digit (a broken stroke), when close
+
+
+def read_row(pixels: np.ndarray, deadline: float | None = None) -> Row:
+    """`read_number`'s groups; the signs between them: a leading minus (a short bar at mid height
+    before the first digit) and decimal points or commas (a small mark at the baseline between two
+    digits); and each two neighbouring groups close enough to be one digit broken apart, read as one."""
     image_grey = grey(pixels)
     # A row is long and low: its analysis copy is bounded by pixels, not by its longer side, so a
     # long row keeps the resolution its digits need.
@@ -94,7 +106,15 @@ def read_row(pixels: np.ndarray, deadline: float | None = None) -> tuple[list[li
     edges = [bounds(marks)[2] for marks, _ in groups]
     placed = [(sum(right <= x for right in edges), char) for x, char in signs]
     placed = [(g, char) for g, char in placed if (char == "-" and g == 0) or (char != "-" and 0 < g < len(groups))]
-    return out, placed
+    row_height = max(m.box[3] - m.box[1] for marks, _ in groups for m in marks)
+    joined: list[Reading | None] = []
+    for (left_marks, _), (right_marks, _) in itertools.pairwise(groups):
+        check_time(deadline)
+        left, _, _, _ = bounds(left_marks)
+        gap_left, _, right, _ = bounds(right_marks)
+        close = gap_left - bounds(left_marks)[2] <= JOIN_GAP * row_height and right - left <= JOIN_WIDTH * row_height
+        joined.append(read_marks(image_grey.shape, found, left_marks + right_marks, offset) if close else None)
+    return Row(out, placed, joined)
 
 
 def number_marks(found: Ink) -> list[Mark]:
@@ -169,7 +189,7 @@ def digit_groups(found: Ink, row: list[Mark]) -> list[tuple[list[Mark], list[lis
 
 def cuts(found: Ink, marks: list[Mark], height: int) -> list[list[Columns]]:
     """Ways to read a group: whole, and cut at the valleys of the ink's column profile, every way
-    that leaves pieces at least 0.2 of the row's height wide, each with ink; the network then says
+    that leaves pieces at least NARROWEST of the row's height wide, each with ink; the network then says
     which reads best."""
     left, _, right, _ = bounds(marks)
     width = right - left
@@ -179,7 +199,7 @@ def cuts(found: Ink, marks: list[Mark], height: int) -> list[list[Columns]]:
     keep = selected(found.labels[:, left:right], marks)
     column_ink = (found.ink[:, left:right] * keep).sum(0)
     profile = mo.box_blur(column_ink[None], 3)[0]
-    least = max(int(0.2 * height), MIN_PIECE)
+    least = max(int(NARROWEST * height), MIN_PIECE)
     inner = np.arange(least, width - least)
     valleys = [int(x) for x in inner if profile[x] <= profile[max(0, x - least // 2):x + least // 2 + 1].min()]
     valleys = sorted(sorted(valleys, key=lambda x: profile[x])[:MAX_VALLEYS])

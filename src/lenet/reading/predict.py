@@ -76,7 +76,7 @@ def predict_images(model, images: np.ndarray, k: int = 1) -> list[dict]:
     return results
 
 
-JUNK_ABOVE = 0.5  # p(not one digit) above which an answer is doubted (tuned on MNIST test: docs/reading.md)
+JUNK_ABOVE = 0.35  # p(not one digit) above which an answer is doubted: about 1% of right MNIST test answers
 
 _rejector = None  # the bundled rejector, loaded on first use and kept
 
@@ -157,7 +157,9 @@ def predict_each(model, items, prepare, k: int = 1, error=lambda name, e: {"erro
 
 SPLIT_COST = 0.0  # log-probability a cut must gain per extra digit (measured best: 0.3 and 0.1 cut too few)
 JUNK_WEIGHT = 1.0  # weight of a piece's log p(one digit) against log p(its digit) in a way's score
-CUT_MARGIN = 1.0   # a way of cutting that scores within this of the best, reading other digits, makes the cut doubtful
+# A way of cutting that scores within this of the best, reading other digits, makes the cut doubtful:
+# ties only, since wider margins flagged many right numbers and caught no more wrong ones.
+CUT_MARGIN = 0.0
 WIDE = 1.3  # a digit wider than this times the row's height may be touching digits read as one
 WIDE_DIGIT = "wide for one digit: may be touching digits read as one"
 
@@ -189,6 +191,31 @@ def best_way(ways: list[list[Reading]], scores: dict[int, float],
     return ways[best], None
 
 
+def joined_or_apart(ways_of: list[tuple[list[Reading], str | None]], joined: list[Reading | None],
+                    scores: dict[int, float], predictions: dict[int, dict]) -> list[tuple[Reading, str | None, int]]:
+    """The row's digits as (reading, doubtful cut's other reading or None, its group): each group
+    read its best way, or two neighbouring groups read as one digit where that scores higher (a
+    digit whose strokes came apart), by dynamic programming over the groups."""
+    def total(readings: list[Reading]) -> float:
+        return sum(scores[id(r)] for r in readings) - SPLIT_COST * (len(readings) - 1)
+
+    best: list[tuple[float, list[tuple[Reading, str | None, int]]]] = [(0.0, [])]
+    for g, (readings, other) in enumerate(ways_of):
+        score, path = best[-1]
+        option = (score + total(readings), path + [(r, other, g) for r in readings])
+        piece = joined[g - 1] if g > 0 else None
+        if piece is not None:
+            apart = total(ways_of[g - 1][0]) + total(readings)
+            score2, path2 = best[-2]
+            together = score2 + scores[id(piece)]
+            if together > option[0]:
+                text = "".join(str(predictions[id(r)]["digit"]) for r in ways_of[g - 1][0] + readings)
+                doubt = text if together - (score2 + apart) <= CUT_MARGIN else None
+                option = (together, [*path2, (piece, doubt, g - 1)])
+        best.append(option)
+    return best[-1][1]
+
+
 def read_digits(model, pixels: np.ndarray, k: int = 1, deadline: float | None = None,
                 scale: float = 1.0) -> dict:
     """A row of digits in one image: the number as text (with a leading minus and a decimal point
@@ -199,25 +226,28 @@ def read_digits(model, pixels: np.ndarray, k: int = 1, deadline: float | None = 
     behind it that reads otherwise makes the cut doubtful. Every distinct piece is predicted once,
     in one batched pass. A row of more than MAX_DIGITS digits is refused.
     `scale` as for `read_digit`: the boxes in the coordinates of the image as given."""
-    groups, signs = read_row(pixels, deadline)
+    row = read_row(pixels, deadline)
+    groups = row.groups
     unique = list({id(r): r for ways in groups for readings in ways for r in readings}.values())
+    unique += [r for r in row.joined if r is not None]
     check_time(deadline)
     images = np.stack([r.image for r in unique])
     predictions = dict(zip((id(r) for r in unique), predict_images(model, images, k), strict=True))
     junk = dict(zip((id(r) for r in unique), (float(p) for p in junk_of(images)), strict=True))
     scores = {i: piece_score(predictions[i], junk[i]) for i in predictions}
-    chosen: list[tuple[Reading, str | None]] = []
-    before: dict[int, str] = {}  # the digit a sign stands before -> the sign
-    for g, ways in enumerate(groups):
-        before.update((len(chosen), char) for at, char in signs if at == g)
-        readings, other = best_way(ways, scores, predictions)
-        chosen.extend((r, other) for r in readings)
+    ways_of = [best_way(ways, scores, predictions) for ways in groups]
+    chosen = joined_or_apart(ways_of, row.joined, scores, predictions)
     if len(chosen) > MAX_DIGITS:
         raise TooManyDigits(f"{len(chosen)} digits in a row: at most {MAX_DIGITS} are read; "
                             f"crop the image to fewer digits")
-    row_height = max(r.box[3] - r.box[1] for r, _ in chosen)
+    before: dict[int, str] = {}  # the digit a sign stands before -> the sign
+    for at, char in row.signs:
+        first = next((i for i, (_, _, g) in enumerate(chosen) if g >= at), None)
+        if first is not None:
+            before[first] = char
+    row_height = max(r.box[3] - r.box[1] for r, _, _ in chosen)
     digits = []
-    for reading, other in chosen:
+    for reading, other, _ in chosen:
         digit = judged(model, predictions[id(reading)], at_scale(reading, scale), junk[id(reading)])
         del digit["probabilities"]
         if reading.box[2] - reading.box[0] > WIDE * row_height:
@@ -228,7 +258,7 @@ def read_digits(model, pixels: np.ndarray, k: int = 1, deadline: float | None = 
         digits.append(digit)
     text = "".join(before.get(i, "") + str(d["digit"]) for i, d in enumerate(digits))
     return {"number": text, "digits": digits,
-            "unsure": any(d["unsure"] for d in digits), "_seen": [r.image for r, _ in chosen]}
+            "unsure": any(d["unsure"] for d in digits), "_seen": [r.image for r, _, _ in chosen]}
 
 
 def predict_numbers(model, paths: list[Path], k: int = 1, region=None):
