@@ -90,10 +90,12 @@ def test_touching_pairs_are_read_as_two_digits(mnist, model):
     from test_number import row_of
 
     images, labels = mnist.test_images, mnist.test_labels
-    pairs = [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11)]
+    pairs = [(a, a + 1) for a in range(0, 24, 2)]
     read = [read_digits(model, row_of([images[a], images[b]], gap=-3))["number"] for a, b in pairs]
     right = [f"{labels[a]}{labels[b]}" for a, b in pairs]
-    assert sum(r == t for r, t in zip(read, right, strict=True)) >= 5, (read, right)
+    # Without the rejector "41", "34" and "96" were read as one digit each (7 of 12 right).
+    assert sum(r == t for r, t in zip(read, right, strict=True)) >= 9, (read, right)
+    assert {"41", "34", "96"} <= set(read), read
 
 
 def row_with_signs(parts: list, height: int = 40, gap: int = 8) -> np.ndarray:
