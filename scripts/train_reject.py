@@ -1,6 +1,6 @@
 """Train the rejector: the fast network with an 11th class, "not one digit" (training/junk.py).
 
-    nice python scripts/train_reject.py [--epochs 2] [--subset 30000] [--junk 0.3] [--seed 0]
+    nice python scripts/train_reject.py [--epochs 1] [--subset 20000] [--junk 0.3] [--seed 0]
                                         [--out runs/reject] [--bundle]
 
 Fine-tuned from the bundled model (its ten outputs kept, an eleventh added), on MNIST's training
@@ -59,14 +59,14 @@ def eleven_classes(path: Path) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--epochs", type=int, default=2, help="epochs (default: 2)")
+    ap.add_argument("--epochs", type=int, default=1, help="epochs (default: 1)")
     ap.add_argument("--lr", type=float, default=0.02, help="peak learning rate (default: 0.02)")
     ap.add_argument("--junk", type=float, default=0.3, help="share of junk in the training mix (default: 0.3)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the junk and of training (default: 0)")
     ap.add_argument("--out", default="runs/reject", help="output folder (default: runs/reject)")
     ap.add_argument("--data-dir", help="MNIST folder (default: as for lenet train)")
-    ap.add_argument("--subset", type=int, default=30000,
-                    help="train on the first N training digits (default: 30000); 0: all 55,000")
+    ap.add_argument("--subset", type=int, default=20000,
+                    help="train on the first N training digits (default: 20000); 0: all 55,000")
     ap.add_argument("--bundle", action="store_true", help="copy the model into src/lenet/weights/ as lenet-reject")
     args = ap.parse_args()
 
