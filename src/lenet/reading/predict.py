@@ -160,6 +160,7 @@ JUNK_WEIGHT = 1.0  # weight of a piece's log p(one digit) against log p(its digi
 # A way of cutting that scores within this of the best, reading other digits, makes the cut doubtful:
 # ties only, since wider margins flagged many right numbers and caught no more wrong ones.
 CUT_MARGIN = 0.0
+NARROW, NARROW_COST = 0.2, 1.0  # a piece narrower than NARROW x the row's height scores NARROW_COST less
 WIDE = 1.3  # a digit wider than this times the row's height may be touching digits read as one
 WIDE_DIGIT = "wide for one digit: may be touching digits read as one"
 
@@ -235,6 +236,10 @@ def read_digits(model, pixels: np.ndarray, k: int = 1, deadline: float | None = 
     predictions = dict(zip((id(r) for r in unique), predict_images(model, images, k), strict=True))
     junk = dict(zip((id(r) for r in unique), (float(p) for p in junk_of(images)), strict=True))
     scores = {i: piece_score(predictions[i], junk[i]) for i in predictions}
+    height = max(r.box[3] - r.box[1] for r in unique)
+    for r in unique:  # a sliver cut off a digit's side reads as a confident 1: a narrow piece pays
+        if r.box[2] - r.box[0] < NARROW * height:
+            scores[id(r)] -= NARROW_COST
     ways_of = [best_way(ways, scores, predictions) for ways in groups]
     chosen = joined_or_apart(ways_of, row.joined, scores, predictions)
     if len(chosen) > MAX_DIGITS:
