@@ -195,13 +195,15 @@ def without_rejector():
     or doubtful-cut doubts."""
     from lenet.reading import number, predict
 
-    saved = predict.JUNK_WEIGHT, predict.JUNK_ABOVE, predict.CUT_MARGIN, number.NARROWEST, number.JOIN_GAP
-    predict.JUNK_WEIGHT, predict.JUNK_ABOVE, predict.CUT_MARGIN = 0.0, 1.0, -1.0
+    saved = (predict.JUNK_WEIGHT, predict.JUNK_ABOVE, predict.CUT_MARGIN, predict.NARROW_COST, number.NARROWEST,
+             number.JOIN_GAP)
+    predict.JUNK_WEIGHT, predict.JUNK_ABOVE, predict.CUT_MARGIN, predict.NARROW_COST = 0.0, 1.0, -1.0, 0.0
     number.NARROWEST, number.JOIN_GAP = 0.2, -float("inf")
     try:
         yield
     finally:
-        predict.JUNK_WEIGHT, predict.JUNK_ABOVE, predict.CUT_MARGIN, number.NARROWEST, number.JOIN_GAP = saved
+        (predict.JUNK_WEIGHT, predict.JUNK_ABOVE, predict.CUT_MARGIN, predict.NARROW_COST, number.NARROWEST,
+         number.JOIN_GAP) = saved
 
 
 def read_number_now(model, data: bytes) -> tuple[str, bool, float]:
