@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -29,7 +30,10 @@ MAX_TOUCHING = 6   # the most digits one connected mark of a number is tried as
 MAX_VALLEYS = 7    # the deepest valleys of its ink profile tried as cuts
 MAX_PIECES = (MAX_VALLEYS + 2) * (MAX_VALLEYS + 1) // 2  # distinct pieces between two of a group's edges
 MIN_PIECE = 3      # no piece cut narrower than this (analysis pixels)
+NARROWEST = 0.12   # nor narrower than this times the row's height
 MIN_CUT_HEIGHT = 12  # nor a row lower than this cut at all: a dash or a speck is not touching digits
+JOIN_GAP = 0.25    # two groups at most this far apart (times the row's height) may be one broken digit,
+JOIN_WIDTH = 1.1   # when together they are at most this wide
 
 Columns = tuple[int, int] | None  # a piece's column range at the analysis scale; None: the group whole
 
@@ -51,7 +55,26 @@ def read_number(pixels: np.ndarray, deadline: float | None = None) -> list[list[
     """An image of a row of digits -> its digits, left to right, as alternatives to choose from:
     one entry per group of marks, each a list of ways to read that group (as one digit; and, when it
     is wide enough to be touching digits, as two or more cut apart). Ways that share a piece share
-    its Reading object. `deadline` (time.monotonic()) bounds the time taken: OutOfTime after it."""
+    its Reading object. `deadline` (time.monotonic()) bounds the time taken: OutOfTime after it.
+    A leading minus and decimal points or commas are left out (`read_row` says where they are)."""
+    return read_row(pixels, deadline).groups
+
+
+Signs = list[tuple[int, str]]  # (the group a sign stands before, "-", "." or ","), left to right
+
+
+@dataclass(frozen=True)
+class Row:
+    """What a row of digits may be, for the network to choose from (`predict.read_digits`)."""
+    groups: list[list[list[Reading]]]  # per group of marks, the ways to read it (see read_number)
+    signs: Signs                       # a leading minus, decimal points and commas
+    joined: list[Reading | None]       # groups i and i + 1 read as one digit (a broken stroke), when close
+
+
+def read_row(pixels: np.ndarray, deadline: float | None = None) -> Row:
+    """`read_number`'s groups; the signs between them: a leading minus (a short bar at mid height
+    before the first digit) and decimal points or commas (a small mark at the baseline between two
+    digits); and each two neighbouring groups close enough to be one digit broken apart, read as one."""
     image_grey = grey(pixels)
     # A row is long and low: its analysis copy is bounded by pixels, not by its longer side, so a
     # long row keeps the resolution its digits need.
@@ -66,6 +89,7 @@ def read_number(pixels: np.ndarray, deadline: float | None = None) -> list[list[
     if closer is not None:
         found, offset = closer[0], (closer[1], closer[2])
         row = number_marks(found)
+    row, signs = signs_of(found, row)
     groups = digit_groups(found, row)
     if len(groups) > MAX_DIGITS:
         raise TooManyDigits(f"more than {MAX_DIGITS} marks in a row: at most {MAX_DIGITS} digits are read; "
@@ -79,7 +103,18 @@ def read_number(pixels: np.ndarray, deadline: float | None = None) -> list[list[
                 if columns not in pieces:
                     pieces[columns] = read_marks(image_grey.shape, found, marks, offset, columns=columns)
         out.append([[pieces[columns] for columns in way] for way in ways])
-    return out
+    edges = [bounds(marks)[2] for marks, _ in groups]
+    placed = [(sum(right <= x for right in edges), char) for x, char in signs]
+    placed = [(g, char) for g, char in placed if (char == "-" and g == 0) or (char != "-" and 0 < g < len(groups))]
+    row_height = max(m.box[3] - m.box[1] for marks, _ in groups for m in marks)
+    joined: list[Reading | None] = []
+    for (left_marks, _), (right_marks, _) in itertools.pairwise(groups):
+        check_time(deadline)
+        left, _, _, _ = bounds(left_marks)
+        gap_left, _, right, _ = bounds(right_marks)
+        close = gap_left - bounds(left_marks)[2] <= JOIN_GAP * row_height and right - left <= JOIN_WIDTH * row_height
+        joined.append(read_marks(image_grey.shape, found, left_marks + right_marks, offset) if close else None)
+    return Row(out, placed, joined)
 
 
 def number_marks(found: Ink) -> list[Mark]:
@@ -93,6 +128,42 @@ def number_marks(found: Ink) -> list[Mark]:
         if top - 0.5 * height <= centre <= bottom + 0.5 * height and mark.pixels >= 0.04 * main.pixels:
             row.append(mark)
     return row
+
+
+def signs_of(found: Ink, row: list[Mark]) -> tuple[list[Mark], list[tuple[float, str]]]:
+    """The row without its signs, and the signs as (centre column, character): a minus is the
+    leftmost mark, a bar under a third of the row's height and at least twice as wide as high,
+    at mid height; a point or comma is a small mark (at most a third of the row's height each
+    way) low on the row, its bottom near the baseline (a comma's below it, or taller than wide)."""
+    if len(row) < 2:
+        return row, []
+    tops, bottoms = np.array([m.box[1] for m in row]), np.array([m.box[3] for m in row])
+    height = float(np.median(bottoms - tops))
+    top, baseline = float(np.median(tops)), float(np.median(bottoms))
+    signs: list[tuple[float, str]] = []
+    left_first = sorted(row, key=lambda m: m.box[0])
+    first = left_first[0]
+    f_left, f_top, f_right, f_bottom = first.box
+    f_high, f_wide = f_bottom - f_top, f_right - f_left
+    middle = (f_top + f_bottom) / 2
+    if (f_high < height / 3 and f_wide >= 2 * f_high and f_wide >= 0.25 * height
+            and top + 0.25 * height <= middle <= baseline - 0.25 * height and f_right <= left_first[1].box[0]):
+        signs.append(((f_left + f_right) / 2, "-"))
+        row = [m for m in row if m is not first]
+    rest = []
+    candidates = row + [m for m in found.marks if m not in row and m.box[1] >= top]
+    for mark in candidates:
+        left, m_top, right, bottom = mark.box
+        wide, high = right - left, bottom - m_top
+        small = max(wide, high) <= height / 3 and min(wide, high) >= 0.05 * height
+        low = m_top >= top + 0.55 * height and abs(bottom - baseline) <= 0.25 * height
+        beside = not any(o is not mark and o.box[0] < right and o.box[2] > left and o.box[3] - o.box[1] > height / 2
+                         for o in row)
+        if small and low and beside:
+            signs.append(((left + right) / 2, "," if high > 1.4 * wide or bottom > baseline + 0.12 * height else "."))
+        elif mark in row:
+            rest.append(mark)
+    return rest, sorted(signs)
 
 
 def digit_groups(found: Ink, row: list[Mark]) -> list[tuple[list[Mark], list[list[Columns]]]]:
@@ -118,7 +189,7 @@ def digit_groups(found: Ink, row: list[Mark]) -> list[tuple[list[Mark], list[lis
 
 def cuts(found: Ink, marks: list[Mark], height: int) -> list[list[Columns]]:
     """Ways to read a group: whole, and cut at the valleys of the ink's column profile, every way
-    that leaves pieces at least 0.2 of the row's height wide, each with ink; the network then says
+    that leaves pieces at least NARROWEST of the row's height wide, each with ink; the network then says
     which reads best."""
     left, _, right, _ = bounds(marks)
     width = right - left
@@ -128,7 +199,7 @@ def cuts(found: Ink, marks: list[Mark], height: int) -> list[list[Columns]]:
     keep = selected(found.labels[:, left:right], marks)
     column_ink = (found.ink[:, left:right] * keep).sum(0)
     profile = mo.box_blur(column_ink[None], 3)[0]
-    least = max(int(0.2 * height), MIN_PIECE)
+    least = max(int(NARROWEST * height), MIN_PIECE)
     inner = np.arange(least, width - least)
     valleys = [int(x) for x in inner if profile[x] <= profile[max(0, x - least // 2):x + least // 2 + 1].min()]
     valleys = sorted(sorted(valleys, key=lambda x: profile[x])[:MAX_VALLEYS])

@@ -16,7 +16,7 @@ from lenet.errors import LenetError, TooLarge, UsageError
 from lenet.reading.digit import Reading, at_scale, read_digit
 from lenet.reading.image import EXTENSIONS, decode_image
 from lenet.reading.ink import as_box
-from lenet.reading.number import MAX_DIGITS, TooManyDigits, check_time, read_number
+from lenet.reading.number import MAX_DIGITS, TooManyDigits, check_time, read_row
 
 MAX_FILES = 10_000_000  # image files one command collects: far above any real folder, bounds a runaway walk
 
@@ -76,13 +76,45 @@ def predict_images(model, images: np.ndarray, k: int = 1) -> list[dict]:
     return results
 
 
-def doubts_of(model, result: dict, reading: Reading) -> list[str]:
-    """Why not to trust an answer: what the preprocessing saw, and a probability under the model's
-    calibrated threshold (calibration.py)."""
+JUNK_ABOVE = 0.35  # p(not one digit) above which an answer is doubted: under 1% of right MNIST test answers
+
+_rejector = None  # the bundled rejector, loaded on first use and kept
+
+
+def rejector():
+    """The bundled network with an 11th class, "not one digit" (scripts/train_reject.py), loaded once."""
+    global _rejector
+    if _rejector is None:
+        from lenet.nn.numpy_model import NumpyModel
+        from lenet.pretrained import rejector_path
+
+        _rejector = NumpyModel.load(rejector_path())
+    return _rejector
+
+
+def junk_of(images: np.ndarray) -> np.ndarray:
+    """p(not one digit) of each (N, 28, 28) uint8 image, by the rejector, in one pass."""
+    if len(images) == 0:
+        return np.zeros(0, np.float32)
+    return rejector().probabilities(images)[:, -1]
+
+
+def not_a_digit(p_junk: float) -> str:
+    return f"does not look like a digit (p = {p_junk:.2f} that it is not one digit)"
+
+
+def doubts_of(model, result: dict, reading: Reading, p_junk: float | None = None) -> list[str]:
+    """Why not to trust an answer: what the preprocessing saw, a probability under the model's
+    calibrated threshold (calibration.py), and the rejector's p(not one digit) over JUNK_ABOVE
+    (`p_junk`: computed here when not given)."""
     doubts = list(reading.doubts)
     if result["probability"] < model.config.unsure_below:
         p, threshold = under(result["probability"], model.config.unsure_below)
         doubts.append(f"low probability ({p}, under {threshold})")
+    if p_junk is None:
+        p_junk = float(junk_of(reading.image[None])[0])
+    if p_junk > JUNK_ABOVE:
+        doubts.append(not_a_digit(p_junk))
     return doubts
 
 
@@ -96,9 +128,9 @@ def under(p: float, threshold: float) -> tuple[str, str]:
     return repr(p), repr(threshold)
 
 
-def judged(model, result: dict, reading: Reading) -> dict:
+def judged(model, result: dict, reading: Reading, p_junk: float | None = None) -> dict:
     """A prediction with its `unsure` flag, the reasons, and where the digit is."""
-    doubts = doubts_of(model, result, reading)
+    doubts = doubts_of(model, result, reading, p_junk)
     return {**result, "unsure": bool(doubts), "doubts": doubts, "box": list(reading.box)}
 
 
@@ -117,53 +149,121 @@ def predict_each(model, items, prepare, k: int = 1, error=lambda name, e: {"erro
         except LenetError as e:
             results.append({"file": name, **error(name, e)})
     images = np.stack([r.image for r in readings]) if readings else np.zeros((0, 28, 28), np.uint8)
-    for i, pred, reading in zip(where, predict_images(model, images, k), readings, strict=True):
-        results[i].update(judged(model, pred, reading), _seen=reading.image)
+    for i, pred, reading, p_junk in zip(where, predict_images(model, images, k), readings, junk_of(images),
+                                        strict=True):
+        results[i].update(judged(model, pred, reading, float(p_junk)), _seen=reading.image)
     return results
 
 
 SPLIT_COST = 0.0  # log-probability a cut must gain per extra digit (measured best: 0.3 and 0.1 cut too few)
+JUNK_WEIGHT = 1.0  # weight of a piece's log p(one digit) against log p(its digit) in a way's score
+# A way of cutting that scores within this of the best, reading other digits, makes the cut doubtful:
+# ties only, since wider margins flagged many right numbers and caught no more wrong ones.
+CUT_MARGIN = 0.0
+NARROW, NARROW_COST = 0.2, 1.0  # a piece narrower than NARROW x the row's height scores NARROW_COST less
 WIDE = 1.3  # a digit wider than this times the row's height may be touching digits read as one
 WIDE_DIGIT = "wide for one digit: may be touching digits read as one"
 
 
+def doubtful_cut(other: str) -> str:
+    return f"the cut is doubtful: these marks also read as {other}"
+
+
+def piece_score(prediction: dict, p_junk: float) -> float:
+    """How much a piece looks like one digit: log p(its digit) + JUNK_WEIGHT x log p(one digit),
+    so a confident answer on a half or a pair (which the rejector calls junk) scores low."""
+    return float(np.log(max(prediction["probability"], 1e-9)) + JUNK_WEIGHT * np.log(max(1.0 - p_junk, 1e-9)))
+
+
+def best_way(ways: list[list[Reading]], scores: dict[int, float],
+             predictions: dict[int, dict]) -> tuple[list[Reading], str | None]:
+    """The way of cutting a group whose pieces look most like digits (recognition-based
+    segmentation, LeCun et al. 1998), and the digits of a runner-up close enough to doubt it."""
+    ranked = sorted(((sum(scores[id(r)] for r in readings) - SPLIT_COST * (len(readings) - 1), i)
+                     for i, readings in enumerate(ways)), key=lambda t: -t[0])
+    best_score, best = ranked[0]
+    text = "".join(str(predictions[id(r)]["digit"]) for r in ways[best])
+    for score, i in ranked[1:]:
+        if best_score - score > CUT_MARGIN:
+            break
+        other = "".join(str(predictions[id(r)]["digit"]) for r in ways[i])
+        if other != text:
+            return ways[best], other
+    return ways[best], None
+
+
+def joined_or_apart(ways_of: list[tuple[list[Reading], str | None]], joined: list[Reading | None],
+                    scores: dict[int, float], predictions: dict[int, dict]) -> list[tuple[Reading, str | None, int]]:
+    """The row's digits as (reading, doubtful cut's other reading or None, its group): each group
+    read its best way, or two neighbouring groups read as one digit where that scores higher (a
+    digit whose strokes came apart), by dynamic programming over the groups."""
+    def total(readings: list[Reading]) -> float:
+        return sum(scores[id(r)] for r in readings) - SPLIT_COST * (len(readings) - 1)
+
+    best: list[tuple[float, list[tuple[Reading, str | None, int]]]] = [(0.0, [])]
+    for g, (readings, other) in enumerate(ways_of):
+        score, path = best[-1]
+        option = (score + total(readings), path + [(r, other, g) for r in readings])
+        piece = joined[g - 1] if g > 0 else None
+        if piece is not None:
+            apart = total(ways_of[g - 1][0]) + total(readings)
+            score2, path2 = best[-2]
+            together = score2 + scores[id(piece)]
+            if together > option[0]:
+                text = "".join(str(predictions[id(r)]["digit"]) for r in ways_of[g - 1][0] + readings)
+                doubt = text if together - (score2 + apart) <= CUT_MARGIN else None
+                option = (together, [*path2, (piece, doubt, g - 1)])
+        best.append(option)
+    return best[-1][1]
+
+
 def read_digits(model, pixels: np.ndarray, k: int = 1, deadline: float | None = None,
                 scale: float = 1.0) -> dict:
-    """A row of digits in one image: the number as text, each digit with its probability, box,
-    `unsure` flag and reasons; the whole is unsure when any digit is. Where a group of marks may
-    be one digit or several touching ones, the reading the network is surest of is kept (the sum
-    of its digits' log-probabilities, less SPLIT_COST for each extra digit). Every distinct piece
-    is predicted once, in one batched pass. A row of more than MAX_DIGITS digits is refused.
+    """A row of digits in one image: the number as text (with a leading minus and a decimal point
+    or comma where the row has them), each digit with its probability, box,
+    `unsure` flag and reasons; the whole is unsure when any digit or any cut is. Where a group of
+    marks may be one digit or several touching ones, the way whose pieces look most like digits
+    is kept (`piece_score`: the model's probability and the rejector's p(one digit)); a way close
+    behind it that reads otherwise makes the cut doubtful. Every distinct piece is predicted once,
+    in one batched pass. A row of more than MAX_DIGITS digits is refused.
     `scale` as for `read_digit`: the boxes in the coordinates of the image as given."""
-    groups = read_number(pixels, deadline)
+    row = read_row(pixels, deadline)
+    groups = row.groups
     unique = list({id(r): r for ways in groups for readings in ways for r in readings}.values())
+    unique += [r for r in row.joined if r is not None]
     check_time(deadline)
-    predicted = predict_images(model, np.stack([r.image for r in unique]), k)
-    predictions = dict(zip((id(r) for r in unique), predicted, strict=True))
-    chosen: list[tuple[dict, Reading]] = []
-    for ways in groups:
-        best: tuple[float, list[dict], list[Reading]] | None = None
-        for readings in ways:
-            preds = [predictions[id(r)] for r in readings]
-            score = sum(np.log(max(p["probability"], 1e-9)) for p in preds) - SPLIT_COST * (len(readings) - 1)
-            if best is None or score > best[0]:
-                best = (score, preds, readings)
-        assert best is not None  # every group has at least one way to read it
-        chosen.extend(zip(best[1], (at_scale(r, scale) for r in best[2]), strict=True))
+    images = np.stack([r.image for r in unique])
+    predictions = dict(zip((id(r) for r in unique), predict_images(model, images, k), strict=True))
+    junk = dict(zip((id(r) for r in unique), (float(p) for p in junk_of(images)), strict=True))
+    scores = {i: piece_score(predictions[i], junk[i]) for i in predictions}
+    height = max(r.box[3] - r.box[1] for r in unique)
+    for r in unique:  # a sliver cut off a digit's side reads as a confident 1: a narrow piece pays
+        if r.box[2] - r.box[0] < NARROW * height:
+            scores[id(r)] -= NARROW_COST
+    ways_of = [best_way(ways, scores, predictions) for ways in groups]
+    chosen = joined_or_apart(ways_of, row.joined, scores, predictions)
     if len(chosen) > MAX_DIGITS:
         raise TooManyDigits(f"{len(chosen)} digits in a row: at most {MAX_DIGITS} are read; "
                             f"crop the image to fewer digits")
-    row_height = max(r.box[3] - r.box[1] for _, r in chosen)
+    before: dict[int, str] = {}  # the digit a sign stands before -> the sign
+    for at, char in row.signs:
+        first = next((i for i, (_, _, g) in enumerate(chosen) if g >= at), None)
+        if first is not None:
+            before[first] = char
+    row_height = max(r.box[3] - r.box[1] for r, _, _ in chosen)
     digits = []
-    for pred, reading in chosen:
-        digit = judged(model, pred, reading)
+    for reading, other, _ in chosen:
+        digit = judged(model, predictions[id(reading)], at_scale(reading, scale), junk[id(reading)])
         del digit["probabilities"]
         if reading.box[2] - reading.box[0] > WIDE * row_height:
             digit["doubts"].append(WIDE_DIGIT)
-            digit["unsure"] = True
+        if other is not None:
+            digit["doubts"].append(doubtful_cut(other))
+        digit["unsure"] = bool(digit["doubts"])
         digits.append(digit)
-    return {"number": "".join(str(d["digit"]) for d in digits), "digits": digits,
-            "unsure": any(d["unsure"] for d in digits), "_seen": [r.image for _, r in chosen]}
+    text = "".join(before.get(i, "") + str(d["digit"]) for i, d in enumerate(digits))
+    return {"number": text, "digits": digits,
+            "unsure": any(d["unsure"] for d in digits), "_seen": [r.image for r, _, _ in chosen]}
 
 
 def predict_numbers(model, paths: list[Path], k: int = 1, region=None):
@@ -264,12 +364,14 @@ def predicted(model, paths, readings, k: int, keep_seen: bool):
 
 def predict_batch(model, batch: list, k: int, keep_seen: bool):
     good = [r for _, r in batch if not isinstance(r, str)]
-    preds = iter(predict_images(model, np.stack([r.image for r in good]), k) if good else [])
+    images = np.stack([r.image for r in good]) if good else np.zeros((0, 28, 28), np.uint8)
+    preds = iter(zip(predict_images(model, images, k) if good else [], junk_of(images), strict=True))
     for path, reading in batch:
         if isinstance(reading, str):
             yield {"file": str(path), "error": reading}
             continue
-        result = {"file": str(path), **judged(model, next(preds), reading)}
+        pred, p_junk = next(preds)
+        result = {"file": str(path), **judged(model, pred, reading, float(p_junk))}
         if keep_seen:
             result["_seen"] = reading.image
         yield result

@@ -79,8 +79,10 @@ class Run:
 
 
 def fit(recipe: Recipe, config: ModelConfig, train: Split, val: Split, run: Run, *,
-        resume: Checkpoint | None = None, log=print, dist: Dist | None = None) -> dict:
-    """Train from scratch (or from the checkpoint `resume`), writing a checkpoint every epoch and
+        resume: Checkpoint | None = None, log=print, dist: Dist | None = None,
+        start_from: dict[str, torch.Tensor] | None = None) -> dict:
+    """Train from scratch (from the weights `start_from`, a state dict of `config`'s network, when
+    given; or on from the checkpoint `resume`), writing a checkpoint every epoch and
     the final model, metrics and plots into `run.out`. Returns the saved model's info; raises
     Interrupted, with a checkpoint written, when Ctrl-C or SIGTERM stopped it.
 
@@ -88,7 +90,7 @@ def fit(recipe: Recipe, config: ModelConfig, train: Split, val: Split, run: Run,
     rank 0 alone logs and writes files, holding the output folder's lock."""
     dist = dist or Dist(device=train.labels.device)
     with output_folder(run.out, dist):
-        trainer = Trainer(recipe, config, run, dist, train.labels.device, resume, log)
+        trainer = Trainer(recipe, config, run, dist, train.labels.device, resume, log, start_from)
         trainer.log(f"{trainer.summary}; {len(train):,} training images, validation on {val.name} ({len(val):,})")
         if run.options.snapshots and dist.is_main:
             trainer.start_snapshots(val)
@@ -122,12 +124,14 @@ class Trainer:
     where training stands (a resumed run starts mid-epoch, with that epoch's sums and RNG)."""
 
     def __init__(self, recipe: Recipe, config: ModelConfig, run: Run, dist: Dist, device: torch.device,
-                 resume: Checkpoint | None, log):
+                 resume: Checkpoint | None, log, start_from: dict[str, torch.Tensor] | None = None):
         self.recipe, self.config, self.run, self.dist, self.device = recipe, config, run, dist, device
         self.log = log if dist.is_main else (lambda *a, **k: None)  # rank 0 speaks for the job
         torch.manual_seed(run.options.seed)
         self.model = build_model(config)
         init_weights(self.model, recipe.init, recipe.activation)
+        if start_from is not None:
+            self.model.load_state_dict(start_from)
         self.model.to(device)
         if run.options.channels_last:
             self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs omit memory_format

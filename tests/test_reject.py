@@ -1,0 +1,142 @@
+"""The rejector: junk made from training digits only, in the reader's own 28x28 form; the bundled
+rejector and its card; a letter doubted as "not a digit"; touching digits cut by what looks like
+digits."""
+
+import json
+
+import numpy as np
+import pytest
+
+from lenet.nn.numpy_model import NumpyModel
+from lenet.pretrained import bundled_model_path, rejector_path
+from lenet.reading.digit import BOX, SIZE, read_digit
+from lenet.reading.predict import JUNK_ABOVE, judged, junk_of, predict_images, read_digits
+
+
+@pytest.fixture(scope="module")
+def model():
+    return NumpyModel.load(bundled_model_path())
+
+
+def in_mnist_form(image: np.ndarray) -> bool:
+    """The reader's normalisation: the ink's longer side fills the 20 px box, its centre of mass
+    within a pixel and a half of the centre."""
+    ink = image > 0
+    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+    longer = max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1)
+    weights = image.astype(np.float64)
+    centre = [(weights.sum(axis) @ np.arange(SIZE)) / weights.sum() for axis in (1, 0)]
+    return BOX - 1 <= longer <= BOX + 2 and max(abs(c - (SIZE - 1) / 2) for c in centre) <= 1.5
+
+
+def test_junk_is_made_only_from_the_digits_given_in_the_readers_form(mnist, monkeypatch):
+    from lenet.data import mnist as data
+    from lenet.training.junk import JUNK, junk_set
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("junk_set loaded a dataset itself")
+
+    monkeypatch.setattr(data, "load", no_loading)
+    digits, labels = mnist.train_images[:200], mnist.train_labels[:200]
+    images, classes = junk_set(digits, labels, 60, seed=3, log=lambda *a: None)
+    assert images.dtype == np.uint8 and images.shape[1:] == (SIZE, SIZE) and len(images) == len(classes)
+    assert set(classes.tolist()) <= set(range(JUNK + 1)) and (classes == JUNK).mean() > 0.6
+    assert np.mean([in_mnist_form(x) for x in images]) > 0.95
+    again, _ = junk_set(digits, labels, 60, seed=3, log=lambda *a: None)
+    assert np.array_equal(images, again)  # seeded: the bundled rejector can be made again
+
+
+def test_a_piece_is_labelled_by_the_digits_whose_ink_it_holds():
+    from lenet.training.junk import JUNK, label_piece
+
+    columns = [np.r_[np.ones(10), np.zeros(10)], np.r_[np.zeros(10), np.ones(10)]]
+    assert label_piece((0, 0, 10, 5), columns, [3, 7]) == 3
+    assert label_piece((10, 0, 20, 5), columns, [3, 7]) == 7
+    assert label_piece((0, 0, 20, 5), columns, [3, 7]) == JUNK   # both: a pair
+    assert label_piece((0, 0, 5, 5), columns, [3, 7]) == JUNK    # half of the 3
+    assert label_piece((0, 0, 13, 5), columns, [3, 7]) == JUNK   # the 3 and a part of the 7
+    assert label_piece((0, 0, 9, 5), columns, [3, 7]) is None    # nearly whole: neither taught
+
+
+def test_the_bundled_rejector_loads_and_its_card_says_how_it_was_made():
+    from lenet.training.junk import JUNK, LOOK_ALIKES
+
+    rejector = NumpyModel.load(rejector_path())
+    assert rejector.config.num_classes == JUNK + 1
+    card = json.loads(rejector_path().with_suffix(".json").read_text())
+    assert card["command"].startswith("python scripts/train_reject.py")
+    assert card["junk"]["letters_left_out"] == LOOK_ALIKES and card["junk"]["share_of_mix"] > 0.15
+    assert card["test_accuracy"] >= 0.99
+
+
+def test_a_letter_is_doubted_as_not_a_digit(model):
+    from lenet.training.fonts import draw, matplotlib_fonts
+
+    font = next(f for f in matplotlib_fonts() if f.name == "DejaVuSans.ttf")
+    rng = np.random.default_rng(0)
+    for letter in "AKMWx":
+        reading = read_digit(draw(letter, font, rng, 80))  # type: ignore[arg-type]
+        result = judged(model, predict_images(model, reading.image[None])[0], reading)
+        assert result["unsure"] and any(d.startswith("does not look like a digit") for d in result["doubts"]), \
+            (letter, result["doubts"])
+
+
+def test_mnist_test_digits_are_rarely_called_not_a_digit(mnist):
+    p_junk = junk_of(mnist.test_images[:500])
+    assert (p_junk > JUNK_ABOVE).mean() <= 0.03
+
+
+def test_touching_pairs_are_read_as_two_digits(mnist, model):
+    from test_number import row_of
+
+    images, labels = mnist.test_images, mnist.test_labels
+    pairs = [(a, a + 1) for a in range(0, 24, 2)]
+    read = [read_digits(model, row_of([images[a], images[b]], gap=-3))["number"] for a, b in pairs]
+    right = [f"{labels[a]}{labels[b]}" for a, b in pairs]
+    # Without the rejector 7 of the 12 were right, "96" read as one digit (an 8).
+    assert sum(r == t for r, t in zip(read, right, strict=True)) >= 8, (read, right)
+    assert "96" in read, read
+
+
+def row_with_signs(parts: list, height: int = 40, gap: int = 8) -> np.ndarray:
+    """MNIST digits and signs ('.', ',', '-') in a row on paper: a point is a stroke-wide square
+    on the baseline, a comma the same running below it, a minus a bar at mid height."""
+    from lenet.data.disguise import ink_of
+
+    stroke = height // 8
+    inks = []
+    for part in parts:
+        if isinstance(part, str):
+            drop = height // 6 if part == "," else 0
+            ink = np.zeros((height + drop, height // 2 if part == "-" else stroke + 2), np.float32)
+            if part == "-":
+                ink[height // 2 - stroke // 2:height // 2 + (stroke + 1) // 2] = 1
+            else:
+                ink[height - stroke:, 1:1 + stroke] = 1
+            inks.append(ink)
+        else:
+            inks.append(ink_of(part, height))
+    page = np.zeros((2 * height + height // 2, 2 * height + sum(i.shape[1] + gap for i in inks)), np.float32)
+    x = height
+    for ink in inks:
+        region = page[height // 2:height // 2 + ink.shape[0], x:x + ink.shape[1]]
+        np.maximum(region, ink, out=region)
+        x += ink.shape[1] + gap
+    return ((0.92 - 0.8 * page) * 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("spec", ["dd.dd", "d,d", "-dd", "ddd"])
+def test_a_decimal_point_a_comma_and_a_leading_minus_are_read(mnist, model, spec):
+    picks = iter([1, 2, 3, 4])  # a 2, a 1, a 0, a 4: digits the bundled model reads right
+    parts, truth = [], ""
+    for c in spec:
+        if c == "d":
+            i = next(picks)
+            parts.append(mnist.test_images[i])
+            truth += str(mnist.test_labels[i])
+        else:
+            parts.append(c)
+            truth += c
+    result = read_digits(model, row_with_signs(parts))
+    assert result["number"] == truth
+    assert len(result["digits"]) == spec.count("d")  # the digits alone keep their entries and boxes
