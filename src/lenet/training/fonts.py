@@ -31,8 +31,8 @@ def matplotlib_fonts() -> list[Path]:
     return [folder / name for name in MATPLOTLIB_FONTS if (folder / name).is_file()]
 
 
-def draw(digit: int, font: Path, rng, height: int = 96, weight: int = 0, crossed: bool = False) -> np.ndarray:
-    """One digit in `font`, dark on light paper, grey uint8 of about 2 x height square.
+def draw(digit: int | str, font: Path, rng, height: int = 96, weight: int = 0, crossed: bool = False) -> np.ndarray:
+    """One digit (or any character) in `font`, dark on light paper, grey uint8 of about 2 x height square.
     `weight` > 0 thickens the strokes by that many pixels (a heavy print), < 0 thins them."""
     from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
