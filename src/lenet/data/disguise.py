@@ -206,17 +206,22 @@ def centred(ink: np.ndarray, h: int, w: int, rng, jitter: float = 0.1) -> tuple[
 
 
 def grid_paper(digit, rng) -> bytes:
-    """The digit on squared (graph) paper: light lines every 12-28 px both ways, the digit over
-    several squares."""
+    """The digit on squared (graph) paper, as people write on it: a digit one to four squares
+    tall, the lines blue, grey or green, some as dark as a pencil, a heavier line every fifth
+    square on some sheets, the sheet a little turned."""
     height = int(rng.integers(70, 150))
     ink = ink_of(digit, height)
     side = int(height * rng.uniform(1.4, 2.2))
     page, _, _ = centred(ink, side, side, rng)
-    cell, t = int(rng.integers(12, 29)), int(rng.integers(1, 3))
-    lines = np.zeros_like(page)
-    for start in range(int(rng.integers(0, cell)), side, cell):
-        lines[start:start + t] = lines[:, start:start + t] = rng.uniform(0.5, 0.9)
-    colour = (0.35, 0.55, 0.9) if rng.random() < 0.6 else (0.6, 0.6, 0.6)
+    cell, t = max(8, int(height / rng.uniform(1.2, 4))), int(rng.integers(1, 3))
+    heavy = rng.random() < 0.3
+    lines = np.zeros((2 * side, 2 * side), np.float32)  # drawn larger, turned, then cut to the page
+    strength = rng.uniform(0.5, 1.0)
+    for k, start in enumerate(range(int(rng.integers(0, cell)), 2 * side, cell)):
+        width = t + 1 if heavy and k % 5 == 0 else t
+        lines[start:start + width] = lines[:, start:start + width] = strength
+    lines = tilted(lines, float(rng.uniform(-1, 1)), 0)[side // 2:side // 2 + side, side // 2:side // 2 + side]
+    colour = [(0.35, 0.55, 0.9), (0.55, 0.55, 0.55), (0.45, 0.8, 0.55)][int(rng.integers(0, 3))]
     return encode_rgb(on_paper(page, rng, lines, colour), "PNG" if rng.random() < 0.5 else "JPEG")
 
 

@@ -25,6 +25,7 @@ from lenet.reading import morphology as mo
 from lenet.reading.image import MIN_SIDE, stretched
 from lenet.reading.lines import form_lines
 from lenet.reading.morphology import Box
+from lenet.reading.paper import framed, unlined
 
 ANALYSIS_SIDE = 192  # ink is found on a copy at most this big (a small digit: on its crop, again),
 LARGE_SIDE = 384     # or this, for images more than twice as big: a small digit in a big photo stays findable
@@ -154,16 +155,42 @@ def find_ink(image_grey: np.ndarray, side: int | None = None) -> Ink:
     plain = plain_ink(small)
     if plain is not None:  # ink on an even background needs no estimate of it (a canvas export)
         ink, contrast = plain
+        ink, mask = strong_ink(ink)
+        mask &= ~form_lines(mask)
     else:
-        small = unruled(small)
-        paper, board, dark_ink, light_ink, reach = background(small)
-        dark = dark_is_ink(small, dark_ink, light_ink, reach)
-        ink = dark_ink if dark else light_ink
-        contrast = (paper - small) if dark else (small - board)  # grey levels between ink and background
-    ink, mask = strong_ink(ink)
-    mask &= ~form_lines(mask)
+        ink, mask, contrast = ink_on_paper(unlined(unruled(small)))
     labels, marks = marks_of(mask, ink)
     return Ink(ink, mask, marks, labels, contrast, factor)
+
+
+def ink_on_paper(small: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Steps 1-4 on an analysis copy that is not a plain canvas: (ink, mask, contrast). A digit
+    that fills the image (its ink reaches three edges or more) is found again inside a frame of
+    paper (paper.framed), where the background's estimate can see past the edges."""
+    ink, mask, contrast = ink_and_mask(small)
+    if edges_touched(mask) < 3:
+        return ink, mask, contrast
+    lo, hi = np.percentile(small, [2, 98])
+    light_paper = float(np.median(border_of(small))) > (lo + hi) / 2
+    inside, pad = framed(small, float(np.percentile(small, 98 if light_paper else 2)))
+    try:
+        ink, mask, contrast = (a[pad:-pad, pad:-pad] for a in ink_and_mask(inside))
+    except NoDigit:
+        return ink_and_mask(small)
+    if not mask.any():
+        raise NoDigit(NO_INK)
+    return ink, mask, contrast
+
+
+def ink_and_mask(small: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Steps 1-4: (ink, mask, contrast) of an analysis copy."""
+    paper, board, dark_ink, light_ink, reach = background(small)
+    dark = dark_is_ink(small, dark_ink, light_ink, reach)
+    ink = dark_ink if dark else light_ink
+    contrast = (paper - small) if dark else (small - board)  # grey levels between ink and background
+    ink, mask = strong_ink(ink)
+    mask &= ~form_lines(mask)
+    return ink, mask, contrast
 
 
 def unruled(small: np.ndarray) -> np.ndarray:
