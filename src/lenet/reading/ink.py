@@ -158,21 +158,25 @@ def find_ink(image_grey: np.ndarray, side: int | None = None) -> Ink:
         ink, mask = strong_ink(ink)
         mask &= ~form_lines(mask)
     else:
-        ink, mask, contrast = ink_on_paper(unlined(unruled(small)))
+        ink, mask, contrast = ink_on_paper(unlined(unruled(small)), tight=analysis_side(image_grey.shape) == ANALYSIS_SIDE)
     labels, marks = marks_of(mask, ink)
     return Ink(ink, mask, marks, labels, contrast, factor)
 
 
-def ink_on_paper(small: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Steps 1-4 on an analysis copy that is not a plain canvas: (ink, mask, contrast). A digit
-    that fills the image (its ink reaches three edges or more) is found again inside a frame of
-    paper (paper.framed), where the background's estimate can see past the edges."""
+def ink_on_paper(small: np.ndarray, tight: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Steps 1-4 on an analysis copy that is not a plain canvas: (ink, mask, contrast). With
+    `tight` (an image small enough to be a crop of one digit), a digit that fills the image (its
+    ink reaches three edges or more, or its darker half all four) is found again inside a frame
+    of paper (paper.framed), where the background's estimate can see past the edges. Not light
+    paper inside a darker border: that is a sheet on a desk, not a crop."""
     ink, mask, contrast = ink_and_mask(small)
-    if edges_touched(mask) < 3:
-        return ink, mask, contrast
     lo, hi = np.percentile(small, [2, 98])
-    light_paper = float(np.median(border_of(small))) > (lo + hi) / 2
-    inside, pad = framed(small, float(np.percentile(small, 98 if light_paper else 2)))
+    if not tight or (edges_near(mask) < 3 and edges_near(small < (lo + hi) / 2) < 4):
+        return ink, mask, contrast
+    light = light_corners(small)
+    if light and float(np.median(border_of(small))) < (lo + hi) / 2:
+        return ink, mask, contrast
+    inside, pad = framed(small, float(np.percentile(small, 98 if light else 2)))
     try:
         ink, mask, contrast = (a[pad:-pad, pad:-pad] for a in ink_and_mask(inside))
     except NoDigit:
@@ -180,6 +184,16 @@ def ink_on_paper(small: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     if not mask.any():
         raise NoDigit(NO_INK)
     return ink, mask, contrast
+
+
+def light_corners(small: np.ndarray) -> bool:
+    """Whether the paper of a digit that fills the image is light: most of its four corners are
+    (a tight crop's corners are mostly paper, whatever the digit); a tie goes to light paper,
+    as people's paper mostly is."""
+    lo, hi = np.percentile(small, [2, 98])
+    k = max(1, min(small.shape) // 10)
+    corners = [small[:k, :k], small[:k, -k:], small[-k:, :k], small[-k:, -k:]]
+    return sum(float(np.median(c)) > (lo + hi) / 2 for c in corners) >= 2
 
 
 def ink_and_mask(small: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -284,6 +298,14 @@ def dark_is_ink(small: np.ndarray, dark_ink: np.ndarray, light_ink: np.ndarray, 
     lo, hi = np.percentile(small[inner], [2, 98])
     around = small[ring] if ring.sum() >= 20 else border_of(small)
     return float(np.median(around)) > (lo + hi) / 2
+
+
+def edges_near(mask: np.ndarray) -> int:
+    """How many of the image's four edges `mask` comes within a few pixels of (a crop cut at the
+    ink's faint fringe is tight too)."""
+    k = max(2, min(mask.shape) // 25)
+    return (int(mask[:k].any()) + int(mask[-k:].any()) + int(mask[:, :k].any())
+            + int(mask[:, -k:].any()))
 
 
 def edges_touched(mask: np.ndarray) -> int:
