@@ -25,7 +25,7 @@ from lenet.reading import morphology as mo
 from lenet.reading.image import MIN_SIDE, stretched
 from lenet.reading.lines import form_lines
 from lenet.reading.morphology import Box
-from lenet.reading.paper import framed, unlined
+from lenet.reading.paper import framed, sheet_only, unlined
 
 ANALYSIS_SIDE = 192  # ink is found on a copy at most this big (a small digit: on its crop, again),
 LARGE_SIDE = 384     # or this, for images more than twice as big: a small digit in a big photo stays findable
@@ -148,9 +148,10 @@ def analysis_side(shape: tuple[int, ...]) -> int:
     return ANALYSIS_SIDE if max(shape) <= 2 * ANALYSIS_SIDE else LARGE_SIDE
 
 
-def find_ink(image_grey: np.ndarray, side: int | None = None) -> Ink:
+def find_ink(image_grey: np.ndarray, side: int | None = None, crop_sized: bool | None = None) -> Ink:
     """Find the ink in a grey image (the module's steps), on a copy at most `side` pixels long
-    (by default `analysis_side`)."""
+    (by default `analysis_side`). `crop_sized`: whether the image may be a crop of one digit, by
+    default when it is analysed at ANALYSIS_SIDE (a closer look inside a photo is not)."""
     small, factor = reduced(image_grey, side or analysis_side(image_grey.shape))
     plain = plain_ink(small)
     if plain is not None:  # ink on an even background needs no estimate of it (a canvas export)
@@ -158,7 +159,10 @@ def find_ink(image_grey: np.ndarray, side: int | None = None) -> Ink:
         ink, mask = strong_ink(ink)
         mask &= ~form_lines(mask)
     else:
-        ink, mask, contrast = ink_on_paper(unlined(unruled(small)), tight=analysis_side(image_grey.shape) == ANALYSIS_SIDE)
+        if crop_sized is None:
+            crop_sized = analysis_side(image_grey.shape) == ANALYSIS_SIDE
+        small = sheet_only(small)
+        ink, mask, contrast = ink_on_paper(unlined(unruled(small), page=not crop_sized), tight=crop_sized)
     labels, marks = marks_of(mask, ink)
     return Ink(ink, mask, marks, labels, contrast, factor)
 
@@ -412,4 +416,4 @@ def closer_look(image_grey: np.ndarray, found: Ink, marks: list[Mark],
     margin = int(size * 0.6) + 4
     y0, x0 = max(0, top - margin), max(0, left - margin)
     crop = image_grey[y0:min(image_grey.shape[0], bottom + margin), x0:min(image_grey.shape[1], right + margin)]
-    return find_ink(crop, side), y0, x0
+    return find_ink(crop, side, crop_sized=False), y0, x0

@@ -43,9 +43,9 @@ def lines_along(dark: np.ndarray, axis: int) -> np.ndarray:
     return cv2.morphologyEx(spread, cv2.MORPH_OPEN, np.ones(along_run, np.uint8), borderType=cv2.BORDER_REPLICATE)
 
 
-def paper_lines(small: np.ndarray) -> np.ndarray:
+def paper_lines(small: np.ndarray, min_lines: int = MIN_LINES) -> np.ndarray:
     """The darkness the paper's printed lines add to each pixel of `small` (0 elsewhere): runs
-    found by `lines_along` that cross the whole image, MIN_LINES or more parallel, and only where
+    found by `lines_along` that cross the whole image, `min_lines` or more parallel, and only where
     a pixel is no darker than the line itself (a stroke over the line keeps its ink)."""
     dark, _ = thin_dark(small.astype(np.float32))
     added = np.zeros_like(dark)
@@ -56,7 +56,7 @@ def paper_lines(small: np.ndarray) -> np.ndarray:
         extent = stats[1:, cv2.CC_STAT_WIDTH if axis == 1 else cv2.CC_STAT_HEIGHT]
         thick = stats[1:, cv2.CC_STAT_HEIGHT if axis == 1 else cv2.CC_STAT_WIDTH]
         crossing = (extent >= SPAN * dark.shape[axis]) & (thick <= dark.shape[1 - axis] / 4)
-        if int(crossing.sum()) < MIN_LINES:
+        if int(crossing.sum()) < min_lines:
             continue
         keep = np.concatenate([[False], crossing])[labels]
         on_line = keep & (dark <= 1.6 * line)
@@ -64,9 +64,11 @@ def paper_lines(small: np.ndarray) -> np.ndarray:
     return added
 
 
-def unlined(small: np.ndarray) -> np.ndarray:
-    """`small` with the paper's printed lines (`paper_lines`) lifted to the paper beside them."""
-    added = paper_lines(small)
+def unlined(small: np.ndarray, page: bool = False) -> np.ndarray:
+    """`small` with the paper's printed lines (`paper_lines`) lifted to the paper beside them. On a
+    `page` (a photo too large to be one digit's crop) a single line across it is the paper's too
+    (a notebook's margin line): no digit spans a whole page."""
+    added = paper_lines(small, 1 if page else MIN_LINES)
     return small + added if added.any() else small
 
 
@@ -78,3 +80,43 @@ def framed(small: np.ndarray, paper: float) -> tuple[np.ndarray, int]:
     out = np.full((small.shape[0] + 2 * pad, small.shape[1] + 2 * pad), paper, np.float32)
     out[pad:-pad, pad:-pad] = small
     return out, pad
+
+
+def sheet(small: np.ndarray) -> np.ndarray | None:
+    """The sheet a digit is written on when it lies on a darker desk inside the picture (a sticky
+    note photographed on a table), a little inside its edge; None when there is no such sheet.
+
+    The sheet is the largest region lighter than the middle grey, filled out to its convex hull
+    (a sheet is convex; the ink on it is not a hole), when the hull is well inside the picture
+    (it touches at most one edge), covers at least a tenth of it, is mostly light inside (a chalk
+    digit's hull is mostly board) and is clearly lighter than what lies around it. Its edge and its shadow then are not ink: only what lies inside counts."""
+    lo, hi = np.percentile(small, [2, 98])
+    light = (small > (lo + hi) / 2).view(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(light, connectivity=8)
+    if count < 2:
+        return None
+    biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    points = cv2.findNonZero((labels == biggest).view(np.uint8) if labels.dtype == np.uint8
+                             else (labels == biggest).astype(np.uint8))
+    hull = np.zeros(small.shape, np.uint8)
+    cv2.fillConvexPoly(hull, cv2.convexHull(points), 1)
+    inside = hull.view(bool)
+    share = float(inside.mean())
+    edges = int(inside[0].any()) + int(inside[-1].any()) + int(inside[:, 0].any()) + int(inside[:, -1].any())
+    if edges > 1 or not 0.1 <= share <= 0.85:
+        return None
+    if float(light.view(bool)[inside].mean()) < 0.75:
+        return None  # mostly dark inside: light strokes on a board (chalk), not a sheet
+    if float(np.median(small[inside])) - float(np.median(small[~inside])) < 0.15:
+        return None
+    edge = max(3, round(min(small.shape) / 40)) | 1
+    return cv2.erode(hull, np.ones((edge, edge), np.uint8)).view(bool)
+
+
+def sheet_only(small: np.ndarray) -> np.ndarray:
+    """`small` with everything off the `sheet` (the desk, the sheet's edge and shadow) painted the
+    sheet's own paper grey; `small` itself when there is no such sheet."""
+    inside = sheet(small)
+    if inside is None:
+        return small
+    return np.where(inside, small, np.float32(np.median(small[inside]))).astype(small.dtype)
