@@ -180,12 +180,12 @@ def other_writer(image8: np.ndarray) -> np.ndarray:
 def on_paper(page: np.ndarray, rng, lines: np.ndarray | None = None, colour=(0.35, 0.55, 0.9)) -> np.ndarray:
     """Dark-blue ink `page` on white paper as RGB, with `lines` (0..1 strength) printed in `colour`
     (light blue by default) under it, and a little noise."""
-    paper = np.full(page.shape + (3,), 0.93, np.float32)
+    paper = np.full((*page.shape, 3), 0.93, np.float32)
     if lines is not None:
         tint = 1 - np.asarray(colour, np.float32)
         paper = paper * (1 - lines[..., None] * tint)
     ink = np.asarray((0.85, 0.8, 0.55), np.float32)  # blue-black ink takes away mostly red and green
-    rgb = paper * (1 - page[..., None] * ink) + rng.normal(0, 0.012, page.shape + (3,)).astype(np.float32)
+    rgb = paper * (1 - page[..., None] * ink) + rng.normal(0, 0.012, (*page.shape, 3)).astype(np.float32)
     return np.clip(rgb, 0, 1)
 
 

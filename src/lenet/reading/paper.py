@@ -52,7 +52,7 @@ def paper_lines(small: np.ndarray, min_lines: int = MIN_LINES) -> np.ndarray:
     for axis in (1, 0):
         line = lines_along(dark, axis)
         found = (line > LINE_CONTRAST).view(np.uint8)
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(found, connectivity=8)
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(found, connectivity=8)
         extent = stats[1:, cv2.CC_STAT_WIDTH if axis == 1 else cv2.CC_STAT_HEIGHT]
         thick = stats[1:, cv2.CC_STAT_HEIGHT if axis == 1 else cv2.CC_STAT_WIDTH]
         crossing = (extent >= SPAN * dark.shape[axis]) & (thick <= dark.shape[1 - axis] / 4)
@@ -89,15 +89,15 @@ def sheet(small: np.ndarray) -> np.ndarray | None:
     The sheet is the largest region lighter than the middle grey, filled out to its convex hull
     (a sheet is convex; the ink on it is not a hole), when the hull is well inside the picture
     (it touches at most one edge), covers at least a tenth of it, is mostly light inside (a chalk
-    digit's hull is mostly board) and is clearly lighter than what lies around it. Its edge and its shadow then are not ink: only what lies inside counts."""
+    digit's hull is mostly board) and is clearly lighter than what lies around it. Its edge and
+    its shadow then are not ink: only what lies inside counts."""
     lo, hi = np.percentile(small, [2, 98])
     light = (small > (lo + hi) / 2).view(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(light, connectivity=8)
     if count < 2:
         return None
     biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    points = cv2.findNonZero((labels == biggest).view(np.uint8) if labels.dtype == np.uint8
-                             else (labels == biggest).astype(np.uint8))
+    points = cv2.findNonZero((labels == biggest).view(np.uint8))
     hull = np.zeros(small.shape, np.uint8)
     cv2.fillConvexPoly(hull, cv2.convexHull(points), 1)
     inside = hull.view(bool)
