@@ -162,7 +162,7 @@ def find_ink(image_grey: np.ndarray, side: int | None = None, crop_sized: bool |
         if crop_sized is None:
             crop_sized = analysis_side(image_grey.shape) == ANALYSIS_SIDE
         small = sheet_only(small)
-        ink, mask, contrast = ink_on_paper(unlined(unruled(small), page=not crop_sized), tight=crop_sized)
+        ink, mask, contrast = ink_on_paper(unruled(unlined(small, page=not crop_sized)), tight=crop_sized)
     labels, marks = marks_of(mask, ink)
     return Ink(ink, mask, marks, labels, contrast, factor)
 
