@@ -158,6 +158,10 @@ def find_ink(image_grey: np.ndarray, side: int | None = None, crop_sized: bool |
         ink, contrast = plain
         ink, mask = strong_ink(ink)
         mask &= ~form_lines(mask)
+    elif float(np.ptp(border_of(small))) == 0:
+        # A canvas (one exact grey all round): no paper, lines or desk to take out, and read
+        # exactly as the page's own reader (web/lenet.js) reads it.
+        ink, mask, contrast = ink_and_mask(unruled(small))
     else:
         if crop_sized is None:
             crop_sized = analysis_side(image_grey.shape) == ANALYSIS_SIDE
