@@ -158,9 +158,9 @@ def find_ink(image_grey: np.ndarray, side: int | None = None, crop_sized: bool |
         ink, contrast = plain
         ink, mask = strong_ink(ink)
         mask &= ~form_lines(mask)
-    elif float(np.ptp(border_of(small))) == 0:
-        # A canvas (one exact grey all round): no paper, lines or desk to take out, and read
-        # exactly as the page's own reader (web/lenet.js) reads it.
+    elif canvas(small):
+        # No paper, lines or desk to take out; and read exactly as the page's own reader
+        # (web/lenet.js) reads it.
         ink, mask, contrast = ink_and_mask(unruled(small))
     else:
         if crop_sized is None:
@@ -169,6 +169,13 @@ def find_ink(image_grey: np.ndarray, side: int | None = None, crop_sized: bool |
         ink, mask, contrast = ink_on_paper(unruled(unlined(small, page=not crop_sized)), tight=crop_sized)
     labels, marks = marks_of(mask, ink)
     return Ink(ink, mask, marks, labels, contrast, factor)
+
+
+def canvas(small: np.ndarray) -> bool:
+    """Whether `small` is a drawing on a canvas: one exact grey on at least half its border (paper,
+    photographed or scanned, always has some noise)."""
+    _, counts = np.unique(border_of(small), return_counts=True)
+    return int(counts.max()) * 2 >= 2 * (small.shape[0] + small.shape[1])
 
 
 def ink_on_paper(small: np.ndarray, tight: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
