@@ -33,14 +33,31 @@ def thin_dark(small: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def lines_along(dark: np.ndarray, axis: int) -> np.ndarray:
     """The darkness of straight runs along `axis` (1: horizontal) that cross the image: `dark`
     spread TILT pixels across the run (a turned sheet) and GAP along it (dots, dashes), then
-    opened with a run SPAN of the image long, at each pixel the weakest darkness along the run."""
-    length = dark.shape[axis]
+    opened with a run SPAN of the image long, at each pixel the weakest darkness along the run.
+    Along the run, on blocks of a few pixels (their strongest darkness): a line is as dark in the
+    block as in its pixels, and the long opening costs a fraction."""
+    block = max(1, dark.shape[axis] // 96)
+    pooled = pool_along(dark, axis, block)
+    length = pooled.shape[axis]
     gap = max(1, round(length * GAP))
     run = max(3, round(length * SPAN * 0.6))
     across, along_gap, along_run = ((TILT, 1), (1, gap), (1, run)) if axis == 1 else ((1, TILT), (gap, 1), (run, 1))
-    spread = cv2.dilate(dark, np.ones(across, np.uint8), borderType=cv2.BORDER_REPLICATE)
+    spread = cv2.dilate(pooled, np.ones(across, np.uint8), borderType=cv2.BORDER_REPLICATE)
     spread = cv2.dilate(spread, np.ones(along_gap, np.uint8), borderType=cv2.BORDER_REPLICATE)
-    return cv2.morphologyEx(spread, cv2.MORPH_OPEN, np.ones(along_run, np.uint8), borderType=cv2.BORDER_REPLICATE)
+    opened = cv2.morphologyEx(spread, cv2.MORPH_OPEN, np.ones(along_run, np.uint8), borderType=cv2.BORDER_REPLICATE)
+    return np.repeat(opened, block, axis)[:dark.shape[0], :dark.shape[1]] if block > 1 else opened
+
+
+def pool_along(values: np.ndarray, axis: int, block: int) -> np.ndarray:
+    """`values` reduced `block` times along `axis` by block maximum (the last block repeated to fill)."""
+    if block == 1:
+        return values
+    n = values.shape[axis]
+    blocks = -(-n // block)
+    index = np.minimum(np.arange(blocks * block), n - 1)
+    taken = np.take(values, index, axis)
+    shape = (blocks, block, values.shape[1]) if axis == 0 else (values.shape[0], blocks, block)
+    return np.ascontiguousarray(taken.reshape(shape).max(1 if axis == 0 else 2))
 
 
 def paper_lines(small: np.ndarray, min_lines: int = MIN_LINES) -> np.ndarray:
@@ -72,11 +89,14 @@ def broken_lines(dark: np.ndarray, axis: int, strength: float) -> np.ndarray:
     (`strength`) by half again, so a pen's straight stroke, darker than the printing, stays."""
     if strength <= 0:
         return np.zeros(dark.shape, bool)
-    length = dark.shape[axis]
-    run = max(3, length // 6)
+    block = max(1, dark.shape[axis] // 96)
+    pooled = pool_along(dark, axis, block)
+    run = max(3, pooled.shape[axis] // 6)
     across, along_run = ((TILT, 1), (1, run)) if axis == 1 else ((1, TILT), (run, 1))
-    spread = cv2.dilate(dark, np.ones(across, np.uint8), borderType=cv2.BORDER_REPLICATE)
+    spread = cv2.dilate(pooled, np.ones(across, np.uint8), borderType=cv2.BORDER_REPLICATE)
     piece = cv2.morphologyEx(spread, cv2.MORPH_OPEN, np.ones(along_run, np.uint8), borderType=cv2.BORDER_REPLICATE)
+    if block > 1:
+        piece = np.repeat(piece, block, axis)[:dark.shape[0], :dark.shape[1]]
     return (piece > LINE_CONTRAST) & (dark > LINE_CONTRAST) & (dark <= 1.5 * strength) & (dark <= 1.6 * piece)
 
 
@@ -113,6 +133,11 @@ def sheet(small: np.ndarray) -> np.ndarray | None:
     if count < 2:
         return None
     biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    left, top, width, height = (int(v) for v in stats[biggest, :4])
+    box_edges = (int(left == 0) + int(top == 0) + int(left + width == small.shape[1])
+                 + int(top + height == small.shape[0]))
+    if box_edges > 1 or width * height < 0.1 * small.size:
+        return None  # the hull lies within the region's box: it would reach those edges too
     points = cv2.findNonZero((labels == biggest).view(np.uint8))
     hull = np.zeros(small.shape, np.uint8)
     cv2.fillConvexPoly(hull, cv2.convexHull(points), 1)
