@@ -67,6 +67,9 @@ def paper_lines(small: np.ndarray, min_lines: int = MIN_LINES) -> np.ndarray:
     dark, _ = thin_dark(small.astype(np.float32))
     added = np.zeros_like(dark)
     for axis in (1, 0):
+        # The other way's lines first taken out: bridged along a run, ruled lines close together
+        # would merge into one broad region that crosses nothing.
+        dark = np.where(added > 0, 0, dark) if axis == 0 else dark
         line = lines_along(dark, axis)
         found = (line > LINE_CONTRAST).view(np.uint8)
         _, labels, stats, _ = cv2.connectedComponentsWithStats(found, connectivity=8)
