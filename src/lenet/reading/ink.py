@@ -1,5 +1,8 @@
 """Find the ink in people's images: background, polarity, strength, form lines, marks.
 
+0. paper as people have it (paper.py): a note on a desk is read on the note alone, the
+   printed lines of squared, ruled or guide-lined paper are lifted out of the grey, and a digit
+   that fills a crop is looked at again inside a frame of paper;
 1. the background is estimated locally (a morphological closing for dark ink,
    an opening for light ink, on a coarse copy) and taken away, so light
    falling off across a page, or a dark board in a light room, is not ink;

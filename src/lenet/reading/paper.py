@@ -1,11 +1,13 @@
 """Paper as people have it: the printed lines of squared, ruled and guide-lined paper taken out of
-the grey before the ink is found, and a digit that fills its image given a frame of paper.
+the grey before the ink is found; a note lying on a desk read on the note alone; a digit that
+fills its image given a frame of paper.
 
 Measured, not guessed: a paper's line is a thin dark feature that runs straight (or nearly:
-a sheet photographed a little turned) across the whole image, two or more of them parallel; a
-digit's stroke spans a crop once, never twice in parallel. Dots and dashes count when the gaps
-between them are short beside the line. Where a stroke crosses a line it is darker than the line
-alone, so it stays.
+a sheet photographed a little turned) across the whole image, two or more of them parallel (on
+a whole page, one is enough: no digit spans a page); a digit's stroke spans a crop once, never
+twice in parallel. Dots and dashes count when the gaps between them are short beside the line.
+Where a stroke crosses a line it is darker than the line alone, so it stays. A sheet on a desk is
+a convex light region well inside the picture; its edge and its shadow are not ink.
 """
 
 from __future__ import annotations
