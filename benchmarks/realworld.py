@@ -21,6 +21,15 @@ it over (PNG or JPEG bytes) and decoded by `load_image`:
   non-digits              letters in the held-out fonts (digit look-alikes left out), symbols, and
                           scribbles, spirals, polygons, waves drawn by a generator training never
                           used: the share flagged unsure is `caught` (`previous`: without the rejector)
+  grid                    on squared paper, lines every 12-28 px
+  ruled, ruled-under      on ruled paper, lines through the digit / one under it
+  dotted                  between guide lines: a baseline, dashed or dotted lines above
+  notebook-page           a 1200x1600 photo of a ruled notebook page, margin line, one 35-70 px digit
+  sticky-note             a yellow sticky note on a wood-grained desk, turned, its shadow beside it
+  shadow                  grey paper with a shadow's edge across it, JPEG
+  tight                   the ink cropped to its box: it touches every edge
+  *-sklearn               scikit-learn's UCI digits by other writers (needs scikit-learn) on the
+                          same paper; margin: paper round a crop; stretched: the crop made square
 
 Columns: `previous` is the round-1 preprocessing with the round-1 bundled model
 (benchmarks/round1/), `new prep` this preprocessing with the round-1 model, `now` this
@@ -54,10 +63,18 @@ from lenet.training.fonts import MATPLOTLIB_FONTS, draw
 
 HERE = Path(__file__).parent
 SETS = ("printed", "printed-heavy", "low-resolution", "pen-fine", "pen-broad", "pen-blob", "photo-60", "photo-150",
-        "dark-board", "box", "underline", "numbers", "numbers-sklearn", "non-digits")
+        "dark-board", "box", "underline", "numbers", "numbers-sklearn", "non-digits",
+        "grid", "grid-sklearn", "ruled", "ruled-under", "dotted", "notebook-page", "sticky-note", "shadow",
+        "tight", "tight-sklearn", "margin-sklearn", "stretched-sklearn")
 NUMBERS = ("numbers", "numbers-sklearn")
 SYMBOLS = "&@%#?*+=<>"  # non-digits besides letters ('$' and '!' look like an S and a 1)
 COVERAGE = (1.0, 0.9, 0.8, 0.7)
+PAPER = {"grid": disguise.grid_paper, "ruled": lambda d, r: disguise.ruled_paper(d, r, through=True),
+         "ruled-under": lambda d, r: disguise.ruled_paper(d, r, through=False), "dotted": disguise.dotted_lines,
+         "notebook-page": disguise.notebook_page, "sticky-note": disguise.sticky_note,
+         "shadow": disguise.shadow_across, "tight": disguise.tight_crop,
+         "margin": lambda d, r: disguise.tight_crop(d, r, margin=float(r.uniform(0.1, 0.4))),
+         "stretched": lambda d, r: disguise.tight_crop(d, r, stretch=True, margin=float(r.uniform(0.05, 0.15)))}
 
 
 def round1():
@@ -123,6 +140,18 @@ def drawn_non_digit(rng, side: int = 120) -> np.ndarray:
     return np.asarray(im)
 
 
+def other_writers(n: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """`n` of scikit-learn's UCI digits by other writers (never trained on), as 64x64 MNIST-like
+    digits, and their labels."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise SystemExit("the *-sklearn sets need scikit-learn (its UCI digits ship with it)") from None
+    uci = load_digits()
+    pick = rng.choice(len(uci.target), n, replace=False)
+    return np.stack([disguise.other_writer(uci.images[i]) for i in pick]), uci.target[pick]
+
+
 def build(name: str, n: int, ds, rng) -> list[tuple[bytes, str]]:
     """(image bytes, the right answer as text; "" for a non-digit) for one set."""
     if name == "non-digits":
@@ -148,6 +177,11 @@ def build(name: str, n: int, ds, rng) -> list[tuple[bytes, str]]:
         return out
     pick = rng.choice(len(ds.test_labels), n, replace=False)
     digits, labels = ds.test_images[pick], ds.test_labels[pick]
+    if name.endswith("-sklearn"):
+        digits, labels = other_writers(n, rng)
+    paper = PAPER.get(name.removesuffix("-sklearn"))
+    if paper is not None:
+        return [(paper(d, rng), str(y)) for d, y in zip(digits, labels, strict=True)]
     if name.startswith("printed"):
         fonts = held_out_fonts()
         if name == "printed-heavy":

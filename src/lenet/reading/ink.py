@@ -1,5 +1,8 @@
 """Find the ink in people's images: background, polarity, strength, form lines, marks.
 
+0. paper as people have it (paper.py): a note on a desk is read on the note alone, the
+   printed lines of squared, ruled or guide-lined paper are lifted out of the grey, and a digit
+   that fills a crop is looked at again inside a frame of paper;
 1. the background is estimated locally (a morphological closing for dark ink,
    an opening for light ink, on a coarse copy) and taken away, so light
    falling off across a page, or a dark board in a light room, is not ink;
@@ -26,6 +29,7 @@ from lenet.reading import morphology as mo
 from lenet.reading.image import MIN_SIDE, stretched
 from lenet.reading.lines import form_lines
 from lenet.reading.morphology import Box
+from lenet.reading.paper import framed, sheet_only, unlined
 
 ANALYSIS_SIDE = 192  # ink is found on a copy at most this big (a small digit: on its crop, again),
 LARGE_SIDE = 384     # or this, for images more than twice as big: a small digit in a big photo stays findable
@@ -160,23 +164,78 @@ def analysis_side(shape: tuple[int, ...]) -> int:
     return ANALYSIS_SIDE if max(shape) <= 2 * ANALYSIS_SIDE else LARGE_SIDE
 
 
-def find_ink(image_grey: np.ndarray, side: int | None = None) -> Ink:
+def find_ink(image_grey: np.ndarray, side: int | None = None, crop_sized: bool | None = None) -> Ink:
     """Find the ink in a grey image (the module's steps), on a copy at most `side` pixels long
-    (by default `analysis_side`)."""
+    (by default `analysis_side`). `crop_sized`: whether the image may be a crop of one digit, by
+    default when it is analysed at ANALYSIS_SIDE (a closer look inside a photo is not)."""
     small, factor = reduced(image_grey, side or analysis_side(image_grey.shape))
     plain = plain_ink(small)
     if plain is not None:  # ink on an even background needs no estimate of it (a canvas export)
         ink, contrast = plain
+        ink, mask = strong_ink(ink)
+        mask &= ~form_lines(mask)
+    elif canvas(small):
+        # No paper, lines or desk to take out; and read exactly as the page's own reader
+        # (web/lenet.js) reads it.
+        ink, mask, contrast = ink_and_mask(unruled(small))
     else:
-        small = unruled(small)
-        paper, board, dark_ink, light_ink, reach = background(small)
-        dark = dark_is_ink(small, dark_ink, light_ink, reach)
-        ink = dark_ink if dark else light_ink
-        contrast = (paper - small) if dark else (small - board)  # grey levels between ink and background
-    ink, mask = strong_ink(ink)
-    mask &= ~form_lines(mask)
+        if crop_sized is None:
+            crop_sized = analysis_side(image_grey.shape) == ANALYSIS_SIDE
+        small = sheet_only(small)
+        ink, mask, contrast = ink_on_paper(unruled(unlined(small, page=not crop_sized)), tight=crop_sized)
     labels, marks = marks_of(mask, ink)
     return Ink(ink, mask, marks, labels, contrast, factor)
+
+
+def canvas(small: np.ndarray) -> bool:
+    """Whether `small` is a drawing on a canvas: one exact grey on at least half its border (paper,
+    photographed or scanned, always has some noise)."""
+    _, counts = np.unique(border_of(small), return_counts=True)
+    return int(counts.max()) * 2 >= 2 * (small.shape[0] + small.shape[1])
+
+
+def ink_on_paper(small: np.ndarray, tight: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Steps 1-4 on an analysis copy that is not a plain canvas: (ink, mask, contrast). With
+    `tight` (an image small enough to be a crop of one digit), a digit that fills the image (its
+    ink reaches three edges or more, or its darker half all four) is found again inside a frame
+    of paper (paper.framed), where the background's estimate can see past the edges. Not light
+    paper inside a darker border: that is a sheet on a desk, not a crop."""
+    ink, mask, contrast = ink_and_mask(small)
+    lo, hi = np.percentile(small, [2, 98])
+    if not tight or (edges_near(mask) < 3 and edges_near(small < (lo + hi) / 2) < 4):
+        return ink, mask, contrast
+    light = light_corners(small)
+    if light and float(np.median(border_of(small))) < (lo + hi) / 2:
+        return ink, mask, contrast
+    inside, pad = framed(small, float(np.percentile(small, 98 if light else 2)))
+    try:
+        ink, mask, contrast = (a[pad:-pad, pad:-pad] for a in ink_and_mask(inside))
+    except NoDigit:
+        return ink_and_mask(small)
+    if not mask.any():
+        raise NoDigit(NO_INK)
+    return ink, mask, contrast
+
+
+def light_corners(small: np.ndarray) -> bool:
+    """Whether the paper of a digit that fills the image is light: most of its four corners are
+    (a tight crop's corners are mostly paper, whatever the digit); a tie goes to light paper,
+    as people's paper mostly is."""
+    lo, hi = np.percentile(small, [2, 98])
+    k = max(1, min(small.shape) // 10)
+    corners = [small[:k, :k], small[:k, -k:], small[-k:, :k], small[-k:, -k:]]
+    return sum(float(np.median(c)) > (lo + hi) / 2 for c in corners) >= 2
+
+
+def ink_and_mask(small: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Steps 1-4: (ink, mask, contrast) of an analysis copy."""
+    paper, board, dark_ink, light_ink, reach = background(small)
+    dark = dark_is_ink(small, dark_ink, light_ink, reach)
+    ink = dark_ink if dark else light_ink
+    contrast = (paper - small) if dark else (small - board)  # grey levels between ink and background
+    ink, mask = strong_ink(ink)
+    mask &= ~form_lines(mask)
+    return ink, mask, contrast
 
 
 def unruled(small: np.ndarray) -> np.ndarray:
@@ -314,6 +373,14 @@ def dark_is_ink(small: np.ndarray, dark_ink: np.ndarray, light_ink: np.ndarray, 
     return median(around) > (lo + hi) / 2
 
 
+def edges_near(mask: np.ndarray) -> int:
+    """How many of the image's four edges `mask` comes within a few pixels of (a crop cut at the
+    ink's faint fringe is tight too)."""
+    k = max(2, min(mask.shape) // 25)
+    return (int(mask[:k].any()) + int(mask[-k:].any()) + int(mask[:, :k].any())
+            + int(mask[:, -k:].any()))
+
+
 def edges_touched(mask: np.ndarray) -> int:
     """How many of the image's four edges `mask` reaches."""
     return int(mask[0].any()) + int(mask[-1].any()) + int(mask[:, 0].any()) + int(mask[:, -1].any())
@@ -423,4 +490,4 @@ def closer_look(image_grey: np.ndarray, found: Ink, marks: list[Mark],
     margin = int(size * 0.6) + 4
     y0, x0 = max(0, top - margin), max(0, left - margin)
     crop = image_grey[y0:min(image_grey.shape[0], bottom + margin), x0:min(image_grey.shape[1], right + margin)]
-    return find_ink(crop, side), y0, x0
+    return find_ink(crop, side, crop_sized=False), y0, x0

@@ -1,0 +1,74 @@
+"""Paper as people have it: squared and ruled paper, guide lines, a notebook page, a sticky note on
+a desk, a shadow, tight crops. The lines, edges and shadows are not ink; the digit is read."""
+
+import numpy as np
+import pytest
+
+from lenet.data import disguise
+from lenet.reading.digit import read_digit
+from lenet.reading.image import load_image
+from lenet.reading.paper import paper_lines, sheet
+
+
+@pytest.fixture(scope="module")
+def model():
+    import lenet
+
+    return lenet.load().model
+
+
+def grid_page(side=120, cell=15):
+    """Light paper with a grey grid, and one dark pen stroke crossing it."""
+    page = np.full((side, side), 0.92, np.float32)
+    page[3::cell] = page[:, 3::cell] = 0.6
+    page[20:100, 40:42] = 0.15
+    return page
+
+
+def test_grid_lines_found_and_a_stroke_over_them_kept():
+    page = grid_page()
+    added = paper_lines(page)
+    assert added[3::15, 90:].min() > 0.2  # every line, away from the stroke, lifted
+    assert added[20:100, 40:42].max() == 0  # the stroke where it crosses the lines stays dark
+
+
+def test_one_stroke_across_a_tight_crop_is_not_a_line():
+    page = np.full((60, 30), 0.92, np.float32)
+    page[:, 12:18] = 0.15  # a 1 cropped tight: one stroke from edge to edge
+    page[28:31, :] = 0.6   # and one thin line across
+    assert not paper_lines(page).any()
+
+
+def test_a_note_on_a_desk_is_found_and_plain_paper_is_not_a_note():
+    rng = np.random.default_rng(0)
+    desk = np.full((200, 260), 0.35, np.float32) + rng.normal(0, 0.02, (200, 260)).astype(np.float32)
+    desk[50:150, 80:180] = 0.9
+    inside = sheet(desk)
+    assert inside is not None and inside[100, 130] and not inside[20, 20] and not inside[50, 80]
+    assert sheet(np.full((200, 260), 0.9, np.float32)) is None
+    chalk = np.full((200, 260), 0.2, np.float32)
+    chalk[60:140, 120:130] = chalk[60:70, 100:150] = 0.9  # light strokes on a board: not a sheet
+    assert sheet(chalk) is None
+
+
+PAPERS = {
+    "grid": disguise.grid_paper,
+    "ruled through": lambda d, r: disguise.ruled_paper(d, r, through=True),
+    "ruled under": lambda d, r: disguise.ruled_paper(d, r, through=False),
+    "dotted": disguise.dotted_lines,
+    "notebook page": disguise.notebook_page,
+    "sticky note": disguise.sticky_note,
+    "shadow": disguise.shadow_across,
+    "tight crop": disguise.tight_crop,
+}
+
+
+@pytest.mark.parametrize("kind", list(PAPERS))
+def test_digits_on_paper_as_people_have_it(kind, mnist, model):
+    rng = np.random.default_rng([5, list(PAPERS).index(kind)])
+    picks = rng.choice(len(mnist.test_labels), 5, replace=False)
+    right = 0
+    for digit, label in zip(mnist.test_images[picks], mnist.test_labels[picks], strict=True):
+        reading = read_digit(load_image(PAPERS[kind](digit, rng)))
+        right += int(model.probabilities(reading.image[None])[0].argmax() == label)
+    assert right >= 4, f"{kind}: {right} of 5 read right"
