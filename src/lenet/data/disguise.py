@@ -307,9 +307,9 @@ def sticky_note(digit, rng) -> bytes:
     note = np.zeros((h, w), np.float32)
     note[top:top + side, left:left + side] = 1
     turn = float(rng.uniform(-12, 12))
-    shadow = np.roll(note, (int(rng.integers(6, 16)), int(rng.integers(6, 16))), (0, 1))
-    shadow = Image.fromarray((tilted(shadow, turn, 0) * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(8))
-    shadow = np.asarray(shadow, np.float32) / 255
+    moved = np.roll(note, (int(rng.integers(6, 16)), int(rng.integers(6, 16))), (0, 1))
+    blurred = Image.fromarray((tilted(moved, turn, 0) * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(8))
+    shadow = np.asarray(blurred, np.float32) / 255
     note = tilted(note, turn, 0)
     height = int(side * rng.uniform(0.35, 0.6))
     ink = ink_of(digit, height)
