@@ -196,7 +196,9 @@ def encode_rgb(rgb: np.ndarray, kind: str = "PNG", quality: int = 85) -> bytes:
 
 
 def centred(ink: np.ndarray, h: int, w: int, rng, jitter: float = 0.1) -> tuple[np.ndarray, int, int]:
-    """A (h, w) page with `ink` pasted near its middle, and where (y, x)."""
+    """A (h, w) page (grown to hold `ink` where it is larger) with `ink` pasted near its middle,
+    and where (y, x)."""
+    h, w = max(h, ink.shape[0]), max(w, ink.shape[1])
     page = np.zeros((h, w), np.float32)
     dy, dx = int(jitter * (h - ink.shape[0])), int(jitter * (w - ink.shape[1]))
     y = (h - ink.shape[0]) // 2 + int(rng.integers(-dy, dy + 1))
@@ -211,7 +213,7 @@ def grid_paper(digit, rng) -> bytes:
     square on some sheets, the sheet a little turned."""
     height = int(rng.integers(70, 150))
     ink = ink_of(digit, height)
-    side = int(height * rng.uniform(1.4, 2.2))
+    side = max(int(height * rng.uniform(1.4, 2.2)), *ink.shape)
     page, _, _ = centred(ink, side, side, rng)
     cell, t = max(8, int(height / rng.uniform(1.2, 4))), int(rng.integers(1, 3))
     heavy = rng.random() < 0.3
