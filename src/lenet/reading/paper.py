@@ -68,10 +68,11 @@ def paper_lines(small: np.ndarray, min_lines: int = MIN_LINES) -> np.ndarray:
     a pixel is no darker than the line itself (a stroke over the line keeps its ink)."""
     dark, _ = thin_dark(small.astype(np.float32))
     added = np.zeros_like(dark)
+    rows = 0  # lines found across
     for axis in (1, 0):
-        # The other way's lines first taken out: bridged along a run, ruled lines close together
-        # would merge into one broad region that crosses nothing.
-        dark = np.where(added > 0, 0, dark) if axis == 0 else dark
+        # A ruling's lines first taken out: bridged along a run, ruled lines close together would
+        # merge into one broad region that crosses nothing. Not a box's two (its sides stay whole).
+        dark = np.where(added > 0, 0, dark) if axis == 0 and rows > 2 else dark
         line = lines_along(dark, axis)
         found = (line > LINE_CONTRAST).view(np.uint8)
         _, labels, stats, _ = cv2.connectedComponentsWithStats(found, connectivity=8)
@@ -80,6 +81,7 @@ def paper_lines(small: np.ndarray, min_lines: int = MIN_LINES) -> np.ndarray:
         crossing = (extent >= SPAN * dark.shape[axis]) & (thick <= dark.shape[1 - axis] / 4)
         if int(crossing.sum()) < min_lines:
             continue
+        rows = int(crossing.sum()) if axis == 1 else rows
         keep = np.concatenate([[False], crossing])[labels]
         on_line = keep & (dark <= 1.6 * line)
         # Lifted all the way to the paper: a faint remainder joined to a stroke would pass as ink.
