@@ -62,6 +62,7 @@ class Ink:
     labels: np.ndarray     # their labels (0: no mark)
     contrast: np.ndarray   # ink against its background, in grey levels (0..1)
     factor: float          # image pixels per analysis pixel
+    framed: bool = False   # found again inside a frame of paper: the digit fills the image (a tight crop)
 
 
 def selected(labels: np.ndarray, marks: list[Mark]) -> np.ndarray:
@@ -170,6 +171,7 @@ def find_ink(image_grey: np.ndarray, side: int | None = None, crop_sized: bool |
     default when it is analysed at ANALYSIS_SIDE (a closer look inside a photo is not)."""
     small, factor = reduced(image_grey, side or analysis_side(image_grey.shape))
     plain = plain_ink(small)
+    framed = False
     if plain is not None:  # ink on an even background needs no estimate of it (a canvas export)
         ink, contrast = plain
         ink, mask = strong_ink(ink)
@@ -182,9 +184,9 @@ def find_ink(image_grey: np.ndarray, side: int | None = None, crop_sized: bool |
         if crop_sized is None:
             crop_sized = analysis_side(image_grey.shape) == ANALYSIS_SIDE
         small = sheet_only(small)
-        ink, mask, contrast = ink_on_paper(unruled(unlined(small, page=not crop_sized)), tight=crop_sized)
+        ink, mask, contrast, framed = ink_on_paper(unruled(unlined(small, page=not crop_sized)), tight=crop_sized)
     labels, marks = marks_of(mask, ink)
-    return Ink(ink, mask, marks, labels, contrast, factor)
+    return Ink(ink, mask, marks, labels, contrast, factor, framed)
 
 
 def canvas(small: np.ndarray) -> bool:
@@ -194,8 +196,8 @@ def canvas(small: np.ndarray) -> bool:
     return int(counts.max()) * 2 >= 2 * (small.shape[0] + small.shape[1])
 
 
-def ink_on_paper(small: np.ndarray, tight: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Steps 1-4 on an analysis copy that is not a plain canvas: (ink, mask, contrast). With
+def ink_on_paper(small: np.ndarray, tight: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """Steps 1-4 on an analysis copy that is not a plain canvas: (ink, mask, contrast, framed). With
     `tight` (an image small enough to be a crop of one digit), a digit that fills the image (its
     ink reaches three edges or more, or its darker half all four) is found again inside a frame
     of paper (paper.framed), where the background's estimate can see past the edges. Not light
@@ -203,18 +205,18 @@ def ink_on_paper(small: np.ndarray, tight: bool) -> tuple[np.ndarray, np.ndarray
     ink, mask, contrast = ink_and_mask(small)
     lo, hi = np.percentile(small, [2, 98])
     if not tight or (edges_near(mask) < 3 and edges_near(small < (lo + hi) / 2) < 4):
-        return ink, mask, contrast
+        return ink, mask, contrast, False
     light = light_corners(small)
     if light and float(np.median(border_of(small))) < (lo + hi) / 2:
-        return ink, mask, contrast
+        return ink, mask, contrast, False
     inside, pad = framed(small, float(np.percentile(small, 98 if light else 2)))
     try:
         ink, mask, contrast = (a[pad:-pad, pad:-pad] for a in ink_and_mask(inside))
     except NoDigit:
-        return ink_and_mask(small)
+        return (*ink_and_mask(small), False)
     if not mask.any():
         raise NoDigit(NO_INK)
-    return ink, mask, contrast
+    return ink, mask, contrast, True
 
 
 def light_corners(small: np.ndarray) -> bool:
