@@ -201,9 +201,10 @@ def canvas(small: np.ndarray) -> bool:
 def ink_on_paper(small: np.ndarray, tight: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
     """Steps 1-4 on an analysis copy that is not a plain canvas: (ink, mask, contrast, framed). With
     `tight` (an image small enough to be a crop of one digit), a digit that fills the image (its
-    ink reaches three edges or more, or its darker half all four) is found again inside a frame
-    of paper (paper.framed), where the background's estimate can see past the edges. Not light
-    paper inside a darker border: that is a sheet on a desk, not a crop."""
+    ink reaches three edges or more, or its fringe, a quarter of the way from the paper to the
+    ink, all four) is found again inside a frame of paper (paper.framed), where the background's
+    estimate can see past the edges. Not light paper inside a darker border: that is a sheet on
+    a desk, not a crop."""
     ink, mask, contrast = ink_and_mask(small, DARK_ON_PAPER)
     lo, hi = np.percentile(small, [2, 98])
     if not tight or (edges_near(mask) < 3 and edges_near(small < (lo + 3 * hi) / 4) < 4):
