@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from lenet.data import disguise
-from lenet.reading.digit import read_digit
+from lenet.reading.digit import BORDER, read_digit
 from lenet.reading.image import load_image
 from lenet.reading.paper import paper_lines, sheet
 
@@ -72,3 +72,27 @@ def test_digits_on_paper_as_people_have_it(kind, mnist, model):
         reading = read_digit(load_image(PAPERS[kind](digit, rng)))
         right += int(model.probabilities(reading.image[None])[0].argmax() == label)
     assert right >= 4, f"{kind}: {right} of 5 read right"
+
+
+def test_a_tight_crop_is_read_and_not_doubted_for_its_border(mnist, model):
+    """Ink at every edge of a crop made to the ink is the crop, not a digit cut off: no border doubt."""
+    rng = np.random.default_rng(26)
+    picks = rng.choice(len(mnist.test_labels), 5, replace=False)
+    right = 0
+    for digit, label in zip(mnist.test_images[picks], mnist.test_labels[picks], strict=True):
+        reading = read_digit(load_image(disguise.tight_crop(digit, rng)))
+        assert BORDER not in reading.doubts, f"a tight crop of a {label} doubted for its border"
+        right += int(model.probabilities(reading.image[None])[0].argmax() == label)
+    assert right >= 4, f"{right} of 5 tight crops read right"
+
+
+@pytest.mark.parametrize("side", ["left", "top", "right", "bottom"])
+def test_a_digit_cut_in_half_by_the_image_edge_is_doubted(mnist, side):
+    """The same digits on paper, half of each cut off by one edge of the image: still doubted."""
+    rng = np.random.default_rng(27)
+    for digit in mnist.test_images[rng.choice(len(mnist.test_labels), 5, replace=False)]:
+        page = load_image(disguise.tight_crop(digit, rng, margin=0.3))
+        h, w = page.shape[:2]
+        cut = {"left": page[:, w // 2:], "right": page[:, :w // 2],
+               "top": page[h // 2:], "bottom": page[:h // 2]}[side]
+        assert BORDER in read_digit(cut).doubts, f"a digit cut at the {side} edge was not doubted"

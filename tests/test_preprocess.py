@@ -177,7 +177,7 @@ def test_a_plain_canvas_skips_the_background_estimate_and_finds_the_same_ink(mni
         small, _ = ink_module.reduced(ink_module.grey(pixels), ink_module.analysis_side(pixels.shape))
         plain = ink_module.plain_ink(small)
         assert plain is not None
-        paper, _, dark_ink, light_ink, reach = ink_module.background(small)
+        paper, _, dark_ink, light_ink, reach = ink_module.background(small, ink_module.DARK_MINORITY)
         assert ink_module.dark_is_ink(small, dark_ink, light_ink, reach)
         assert np.allclose(plain[0], dark_ink, atol=1e-6) and np.allclose(plain[1], paper - small, atol=1e-6)
     noisy = (np.clip(0.9 - 0.6 * (disguise(mnist.test_images[0], "canvas", rng)[..., 3] / 255)

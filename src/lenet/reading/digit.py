@@ -45,6 +45,7 @@ SIZE = 28          # MNIST's image side
 BOX = 20           # MNIST fitted each digit's ink into a 20x20 box
 FAINT = 0.15       # a digit whose contrast is below this is read, but doubted
 MIN_HEIGHT = 10    # nor is a digit less tall than this (pixels) trusted
+TIGHT = 16         # a tight crop's ink comes within this share (1/TIGHT) of each side of every edge
 # Stroke width as 2 x ink area / ink edge length, at MNIST's 20 px box: MNIST's median is 1.95,
 # its 5th and 98th percentiles 1.3 and 3.4 (measured on 5,000 training digits).
 MNIST_WIDTH, THIN, THICK = 1.95, 1.3, 3.4
@@ -200,11 +201,25 @@ def read_marks(shape: tuple[int, int], found: Ink, marks: list[Mark], offset: tu
         doubts.append(FAINT_INK)
     if box[3] - box[1] < MIN_HEIGHT and box[2] - box[0] < MIN_HEIGHT:
         doubts.append(SMALL)
-    if box[0] <= 0 or box[1] <= 0 or box[2] >= shape[1] or box[3] >= shape[0]:
+    if cut_by_edge(box, shape, found.framed):
         doubts.append(BORDER)
     near = mo.max_filter(keep, 3)[top:bottom, left:right]
     crop = np.where(near, ink[top:bottom, left:right], 0)
     return Reading(centre_of_mass_place(fit_box(even_strokes(crop))), box, tuple(doubts))
+
+
+def cut_by_edge(box: Box, shape: tuple[int, int], framed: bool) -> bool:
+    """Whether the digit's ink in `box` may run on past the image's edge (part of it cut off).
+    Not when the image is a tight crop of the digit: found whole inside a frame of paper
+    (`framed`) with its ink at or near all four edges (a crop's cut can miss the ink's faint
+    fringe by a few pixels), it was cropped to the ink, not cut through it."""
+    left, top, right, bottom = box
+    height, width = shape
+    if left > 0 and top > 0 and right < width and bottom < height:
+        return False
+    near_x, near_y = max(2, round(width / TIGHT)), max(2, round(height / TIGHT))
+    tight = left <= near_x and right >= width - near_x and top <= near_y and bottom >= height - near_y
+    return not (framed and tight)
 
 
 def image_box(box: Box, factor: float, offset: tuple[int, int]) -> Box:

@@ -38,6 +38,8 @@ MIN_CONTRAST = 0.08  # below this the image is blank paper (or blank canvas)
 STRONG, WEAK = 0.5, 0.22  # ink: above half the strongest ink, or above WEAK and joined to such ink
 LINE_CONTRAST = 0.04  # a paper's ruling is at least this much darker than the paper beside it
 PLAIN = 0.1        # a border whose grey varies less than this is plain paper
+DARK_MINORITY = 0.35  # plain paper is dark in less than this share of a canvas (web/lenet.js: the same)
+DARK_ON_PAPER = 0.5   # or of a photo or scan: a digit stretched to fill its box is dark in more than a third
 NO_INK = "no ink found: nothing stands out from the background"
 # grey() of a canvas's alpha, each level as NumPy computes 1 - alpha / 255 in float32: one lookup.
 CLEAR = 1 - np.arange(256, dtype=np.float32) / 255
@@ -62,6 +64,7 @@ class Ink:
     labels: np.ndarray     # their labels (0: no mark)
     contrast: np.ndarray   # ink against its background, in grey levels (0..1)
     factor: float          # image pixels per analysis pixel
+    framed: bool = False   # found again inside a frame of paper: the digit fills the image (a tight crop)
 
 
 def selected(labels: np.ndarray, marks: list[Mark]) -> np.ndarray:
@@ -170,6 +173,7 @@ def find_ink(image_grey: np.ndarray, side: int | None = None, crop_sized: bool |
     default when it is analysed at ANALYSIS_SIDE (a closer look inside a photo is not)."""
     small, factor = reduced(image_grey, side or analysis_side(image_grey.shape))
     plain = plain_ink(small)
+    framed = False
     if plain is not None:  # ink on an even background needs no estimate of it (a canvas export)
         ink, contrast = plain
         ink, mask = strong_ink(ink)
@@ -177,14 +181,14 @@ def find_ink(image_grey: np.ndarray, side: int | None = None, crop_sized: bool |
     elif canvas(small):
         # No paper, lines or desk to take out; and read exactly as the page's own reader
         # (web/lenet.js) reads it.
-        ink, mask, contrast = ink_and_mask(unruled(small))
+        ink, mask, contrast = ink_and_mask(unruled(small), DARK_MINORITY)
     else:
         if crop_sized is None:
             crop_sized = analysis_side(image_grey.shape) == ANALYSIS_SIDE
         small = sheet_only(small)
-        ink, mask, contrast = ink_on_paper(unruled(unlined(small, page=not crop_sized)), tight=crop_sized)
+        ink, mask, contrast, framed = ink_on_paper(unruled(unlined(small, page=not crop_sized)), tight=crop_sized)
     labels, marks = marks_of(mask, ink)
-    return Ink(ink, mask, marks, labels, contrast, factor)
+    return Ink(ink, mask, marks, labels, contrast, factor, framed)
 
 
 def canvas(small: np.ndarray) -> bool:
@@ -194,27 +198,28 @@ def canvas(small: np.ndarray) -> bool:
     return int(counts.max()) * 2 >= 2 * (small.shape[0] + small.shape[1])
 
 
-def ink_on_paper(small: np.ndarray, tight: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Steps 1-4 on an analysis copy that is not a plain canvas: (ink, mask, contrast). With
+def ink_on_paper(small: np.ndarray, tight: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """Steps 1-4 on an analysis copy that is not a plain canvas: (ink, mask, contrast, framed). With
     `tight` (an image small enough to be a crop of one digit), a digit that fills the image (its
-    ink reaches three edges or more, or its darker half all four) is found again inside a frame
-    of paper (paper.framed), where the background's estimate can see past the edges. Not light
-    paper inside a darker border: that is a sheet on a desk, not a crop."""
-    ink, mask, contrast = ink_and_mask(small)
+    ink reaches three edges or more, or its fringe, a quarter of the way from the paper to the
+    ink, all four) is found again inside a frame of paper (paper.framed), where the background's
+    estimate can see past the edges. Not light paper inside a darker border: that is a sheet on
+    a desk, not a crop."""
+    ink, mask, contrast = ink_and_mask(small, DARK_ON_PAPER)
     lo, hi = np.percentile(small, [2, 98])
-    if not tight or (edges_near(mask) < 3 and edges_near(small < (lo + hi) / 2) < 4):
-        return ink, mask, contrast
+    if not tight or (edges_near(mask) < 3 and edges_near(small < (lo + 3 * hi) / 4) < 4):
+        return ink, mask, contrast, False
     light = light_corners(small)
     if light and float(np.median(border_of(small))) < (lo + hi) / 2:
-        return ink, mask, contrast
+        return ink, mask, contrast, False
     inside, pad = framed(small, float(np.percentile(small, 98 if light else 2)))
     try:
-        ink, mask, contrast = (a[pad:-pad, pad:-pad] for a in ink_and_mask(inside))
+        ink, mask, contrast = (a[pad:-pad, pad:-pad] for a in ink_and_mask(inside, DARK_ON_PAPER))
     except NoDigit:
-        return ink_and_mask(small)
+        return (*ink_and_mask(small, DARK_ON_PAPER), False)
     if not mask.any():
         raise NoDigit(NO_INK)
-    return ink, mask, contrast
+    return ink, mask, contrast, True
 
 
 def light_corners(small: np.ndarray) -> bool:
@@ -227,9 +232,9 @@ def light_corners(small: np.ndarray) -> bool:
     return sum(float(np.median(c)) > (lo + hi) / 2 for c in corners) >= 2
 
 
-def ink_and_mask(small: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Steps 1-4: (ink, mask, contrast) of an analysis copy."""
-    paper, board, dark_ink, light_ink, reach = background(small)
+def ink_and_mask(small: np.ndarray, dark_minority: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Steps 1-4: (ink, mask, contrast) of an analysis copy (`dark_minority`: see `backgrounds`)."""
+    paper, board, dark_ink, light_ink, reach = background(small, dark_minority)
     dark = dark_is_ink(small, dark_ink, light_ink, reach)
     ink = dark_ink if dark else light_ink
     contrast = (paper - small) if dark else (small - board)  # grey levels between ink and background
@@ -325,7 +330,7 @@ def plain_ink(small: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     return ink, contrast
 
 
-def background(small: np.ndarray):
+def background(small: np.ndarray, dark_minority: float):
     """(paper, board, dark ink, light ink, reach) of the analysis copy: step 1.
 
     The window is an eighth of the image: wider than a pen's stroke, narrower than the light's
@@ -334,7 +339,7 @@ def background(small: np.ndarray):
     (up to a third). `reach` is half the window at the analysis scale."""
     coarse = reduced_shape(small.shape, BACKGROUND_SIDE)[0]
     window = max(3, round(max(coarse) / 8)) | 1
-    paper, board, dark_ink, light_ink = backgrounds(small, coarse, window)
+    paper, board, dark_ink, light_ink = backgrounds(small, coarse, window, dark_minority)
     either = np.maximum(dark_ink, light_ink)
     if float(mo.box_blur(either, 3).max()) < MIN_CONTRAST:
         raise NoDigit("no ink found: the image is blank or has too little contrast")
@@ -347,7 +352,7 @@ def background(small: np.ndarray):
     broad = round(2.2 * width * coarse[0] / small.shape[0]) | 1
     if broad > window:
         window = min(broad, max(3, max(coarse) // 3) | 1)
-        paper, board, dark_ink, light_ink = backgrounds(small, coarse, window)
+        paper, board, dark_ink, light_ink = backgrounds(small, coarse, window, dark_minority)
     reach = max(3, window * small.shape[0] // coarse[0] // 2) | 1
     return paper, board, dark_ink, light_ink, reach
 
@@ -431,7 +436,7 @@ def components(labels: np.ndarray, count: int, weight: np.ndarray | None = None)
     return [Mark(i + 1, int(pixels[i]), float(ink[i]), as_box(boxes[i])) for i in range(count)]
 
 
-def backgrounds(small: np.ndarray, shape: tuple[int, int], window: int):
+def backgrounds(small: np.ndarray, shape: tuple[int, int], window: int, dark_minority: float):
     """(paper, board, dark ink, light ink) of `small` with a window-wide filter on a copy of `shape`.
 
     The closing of the copy's block minima is the paper under dark ink, the opening of its block
@@ -442,12 +447,12 @@ def backgrounds(small: np.ndarray, shape: tuple[int, int], window: int):
     is measured against the brightest within reach."""
     light, darkest, blocks = pooled(small, shape)
     paper = expand(mo.closing(darkest, window), blocks)
-    # Plain paper (an even, light border all round, and dark only in a minority of the image: not
-    # a board on a wall): the paper is at least the border's level, even inside a marker's blot
-    # wider than the window.
+    # Plain paper (an even, light border all round, and dark in less than `dark_minority` of the
+    # image: not a board on a wall): the paper is at least the border's level, even inside a
+    # marker's blot wider than the window.
     lo, mid, hi = percentiles(border_of(small), [5, 50, 95])
     if (hi - lo < PLAIN and mid > median(small) - PLAIN / 2
-            and (small < (lo + small.min()) / 2).mean() < 0.35):
+            and (small < (lo + small.min()) / 2).mean() < dark_minority):
         paper = np.maximum(paper, lo)
     coarse_board = mo.opening(light, window)
     board = expand(coarse_board, blocks)

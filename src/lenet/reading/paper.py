@@ -20,6 +20,7 @@ GAP = 1 / 24       # dots and dashes closer than this share of the side make a l
 MIN_LINES = 2      # parallel lines across the whole image: the paper's, not a digit's
 SPAN = 0.9         # a line crosses at least this share of the image
 LINE_CONTRAST = 0.04  # a printed line is at least this much darker than the paper beside it
+DESK_LIGHT = 0.2   # at most this share of the desk round a sheet is as light as the sheet
 FRAME = 0.25       # a digit that fills its image gets paper this share of the side round it
 
 
@@ -133,7 +134,10 @@ def sheet(small: np.ndarray) -> np.ndarray | None:
     (a sheet is convex; the ink on it is not a hole), when the hull is well inside the picture
     (it touches at most one edge), covers at least a tenth of it, is mostly light inside (a chalk
     digit's hull is mostly board) and is clearly lighter than what lies around it. Its edge and
-    its shadow then are not ink: only what lies inside counts."""
+    its shadow then are not ink: only what lies inside counts. Nor is there a sheet when much of
+    what lies round the hull is light too, or two of the picture's corners are (a sheet touching
+    one edge leaves at least two corners to the desk): that is the paper beside a digit that
+    fills its crop."""
     lo, hi = np.percentile(small, [2, 98])
     light = (small > (lo + hi) / 2).view(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(light, connectivity=8)
@@ -155,10 +159,19 @@ def sheet(small: np.ndarray) -> np.ndarray | None:
         return None
     if float(light.view(bool)[inside].mean()) < 0.75:
         return None  # mostly dark inside: light strokes on a board (chalk), not a sheet
+    if float(light.view(bool)[~inside].mean()) > DESK_LIGHT or corners_light(light) > 1:
+        return None  # paper round it: the paper beside a digit that fills its crop, not a sheet
     if float(np.median(small[inside])) - float(np.median(small[~inside])) < 0.15:
         return None
     edge = max(3, round(min(small.shape) / 40)) | 1
     return cv2.erode(hull, np.ones((edge, edge), np.uint8)).view(bool)
+
+
+def corners_light(light: np.ndarray) -> int:
+    """How many of the four corners of `light` (a mask) are mostly light."""
+    k = max(1, min(light.shape) // 10)
+    corners = (light[:k, :k], light[:k, -k:], light[-k:, :k], light[-k:, -k:])
+    return sum(int(float(c.mean()) > 0.5) for c in corners)
 
 
 def sheet_only(small: np.ndarray) -> np.ndarray:
