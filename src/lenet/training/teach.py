@@ -51,7 +51,8 @@ class Teaching:
     conflict_share: float = 0.5  # of the replay pool drawn from the classes the samples are mistaken for
     distill: float = 4.0      # weight of the replayed digits' KL divergence to the base model's probabilities
     train_from: str = "c5"    # the first layer trained (network.describe's name); the ones before keep their weights
-    replay_pool: int = 16384  # MNIST digits replayed, each distorted once (the samples are distorted anew each step)
+    clean_replay: float = 0.0  # of the replay pool left undistorted: clean digits near a taught glyph are what is lost
+    replay_pool: int = 16384  # MNIST digits replayed, distorted once or not (the samples are distorted anew each step)
     lr: float = 0.02          # peak rate, warmed up then cosine to 0 (optim.lr_at's one-cycle)
     momentum: float = 0.9     # SGD, Nesterov
     weight_decay: float = 5e-4  # on weights only, as the recipes train
@@ -62,6 +63,8 @@ class Teaching:
         check_int("--steps", self.steps, 1, 10_000)
         check_int("--batch-size", self.batch_size, 2, 4096)
         check_int("replay_pool", self.replay_pool, 1, 1_000_000)
+        if not 0.0 <= self.clean_replay <= 1.0:
+            raise UsageError(f"clean_replay is a share of the replay pool, from 0 to 1; got {self.clean_replay}")
 
     @property
     def samples_per_step(self) -> int:
@@ -147,8 +150,13 @@ def replay_pool(base: Described, config, mnist: Split, replay: Replay, teaching:
     pick = replay.draw(min(teaching.replay_pool, wanted), teaching.conflict_share, len(mnist), gen)
     xs, held = [], []
     with torch.no_grad():
+        clean = (torch.rand(len(pick), generator=gen) < teaching.clean_replay if teaching.clean_replay
+                 else torch.zeros(len(pick), dtype=torch.bool))
         for i in range(0, len(pick), batch_size):
-            x = run(base, distorted(mnist.images[pick[i:i + batch_size]], config, gen), kept)
+            images = mnist.images[pick[i:i + batch_size]]
+            x = torch.where(clean[i:i + batch_size, None, None, None], normalize(images, config),
+                            distorted(images, config, gen))
+            x = run(base, x, kept)
             xs.append(x)
             held.append(F.log_softmax(run(base, x, trained), 1))
     return torch.cat(xs), mnist.labels[pick], torch.cat(held)
