@@ -333,3 +333,26 @@ def test_teaching_keeps_the_layers_before_train_from_and_learns_the_samples(mnis
         assert model(normalize(samples.images, config)).argmax(1).tolist() == [4, 4, 4]
     with pytest.raises(ValueError, match="not a layer of this network"):
         split(model, "c4")
+
+
+@pytest.mark.parametrize("clean_replay", [1.0, 0.0])
+def test_clean_replay_keeps_that_share_of_the_pool_undistorted(mnist, clean_replay):
+    """The pool's digits are MNIST's as they are (clean_replay 1) or each distorted (0)."""
+    import torch
+
+    from lenet.evaluation.scoring import Split
+    from lenet.nn.torch_model import load_model
+    from lenet.pretrained import bundled_model_path
+    from lenet.training.teach import Replay, Teaching, features, replay_pool, split
+
+    model, config, _ = load_model(bundled_model_path())
+    teaching = Teaching(steps=1, replay_pool=64, clean_replay=clean_replay)
+    kept, trained = split(model, teaching.train_from)
+    digits = Split.of(mnist.train_images[:500], mnist.train_labels[:500], "mnist")
+    samples = Split.of(np.stack([digit(0)]), np.full(1, 4), "samples")
+    replay = Replay(model, config, samples, digits)
+    x, y, _ = replay_pool(model, config, digits, replay, teaching, kept, trained, torch.Generator().manual_seed(0))
+    pick = replay.draw(64, teaching.conflict_share, len(digits), torch.Generator().manual_seed(0))
+    assert torch.equal(y, digits.labels[pick])
+    same = torch.isclose(x, features(model, config, digits.images[pick], kept), atol=1e-5).flatten(1).all(1)
+    assert int(same.sum()) == (64 if clean_replay else 0)

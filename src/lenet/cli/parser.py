@@ -200,7 +200,7 @@ def add_teach(sub) -> None:
     p.add_argument("--model", help="the model to start from (default: the bundled pretrained model)")
     p.add_argument("--out", help=f"the model file (or folder) to write (default: DIR/{MODEL})")
     p.add_argument("--steps", type=whole(1, 10_000), default=None, metavar="N",
-                   help="optimizer steps (default: 600)")
+                   help="optimizer steps (default: 900)")
     p.add_argument("--seed", type=whole(0, 2**31 - 1), default=0, help="seeds the draws and the distortions")
     p.add_argument("--data-dir", help="MNIST, for replay and scoring (default: as for train)")
     p.add_argument("--threads", type=whole(1, 1024),

@@ -5,10 +5,12 @@ convolutions that find strokes) keep the base model's weights, so their output
 is computed without gradients, once for the model and the base alike. Each
 step's batch is a share of samples, the rest MNIST training digits; every
 sample is distorted anew each time (augment.py), so a handful is seen in many
-small variants, while the replayed digits come from a pool distorted once and
-run through the kept layers once. Four things keep what the model knew: half
-the pool is of the classes the samples are mistaken for (a Devanagari 1 read
-as a 9: the 9s are what it must not lose), the replayed digits are also fitted
+small variants, while the replayed digits come from a pool run through the kept
+layers once, half of it distorted once and half as MNIST gives it (the clean
+digits that look like a taught glyph are the ones lost). Four things keep what
+the model knew: half the pool is of the classes the samples are mistaken for (a
+Devanagari 1 read as a 9: the 9s are what it must not lose), the replayed
+digits are also fitted
 to the base model's own probabilities (distillation, Hinton et al. 2015;
 "learning without forgetting", Li & Hoiem 2016), batch norm keeps the
 statistics it learned on MNIST (its layers stay in evaluation mode), and the
@@ -45,13 +47,14 @@ from lenet.training.record import versions
 @dataclass(frozen=True)
 class Teaching:
     """How a model is taught: few, small, gentle steps from where it stands."""
-    steps: int = 600          # optimizer steps in all
+    steps: int = 900          # optimizer steps in all
     batch_size: int = 128     # images per step, samples and MNIST together
     sample_share: float = 0.1875  # of each batch drawn from the samples (with replacement)
     conflict_share: float = 0.5  # of the replay pool drawn from the classes the samples are mistaken for
     distill: float = 4.0      # weight of the replayed digits' KL divergence to the base model's probabilities
     train_from: str = "c5"    # the first layer trained (network.describe's name); the ones before keep their weights
-    replay_pool: int = 16384  # MNIST digits replayed, each distorted once (the samples are distorted anew each step)
+    clean_replay: float = 0.5  # of the replay pool left undistorted: clean digits near a taught glyph are what is lost
+    replay_pool: int = 16384  # MNIST digits replayed, distorted once or not (the samples are distorted anew each step)
     lr: float = 0.02          # peak rate, warmed up then cosine to 0 (optim.lr_at's one-cycle)
     momentum: float = 0.9     # SGD, Nesterov
     weight_decay: float = 5e-4  # on weights only, as the recipes train
@@ -62,6 +65,8 @@ class Teaching:
         check_int("--steps", self.steps, 1, 10_000)
         check_int("--batch-size", self.batch_size, 2, 4096)
         check_int("replay_pool", self.replay_pool, 1, 1_000_000)
+        if not 0.0 <= self.clean_replay <= 1.0:
+            raise UsageError(f"clean_replay is a share of the replay pool, from 0 to 1; got {self.clean_replay}")
 
     @property
     def samples_per_step(self) -> int:
@@ -147,8 +152,13 @@ def replay_pool(base: Described, config, mnist: Split, replay: Replay, teaching:
     pick = replay.draw(min(teaching.replay_pool, wanted), teaching.conflict_share, len(mnist), gen)
     xs, held = [], []
     with torch.no_grad():
+        clean = (torch.rand(len(pick), generator=gen) < teaching.clean_replay if teaching.clean_replay
+                 else torch.zeros(len(pick), dtype=torch.bool))
         for i in range(0, len(pick), batch_size):
-            x = run(base, distorted(mnist.images[pick[i:i + batch_size]], config, gen), kept)
+            images = mnist.images[pick[i:i + batch_size]]
+            x = torch.where(clean[i:i + batch_size, None, None, None], normalize(images, config),
+                            distorted(images, config, gen))
+            x = run(base, x, kept)
             xs.append(x)
             held.append(F.log_softmax(run(base, x, trained), 1))
     return torch.cat(xs), mnist.labels[pick], torch.cat(held)
