@@ -29,7 +29,7 @@ from lenet.errors import ImageError, UsageError
 from lenet.nn.numpy_model import NumpyModel
 from lenet.reading.digit import read_digit
 from lenet.reading.image import decode_image
-from lenet.reading.predict import judged, predict_images, read_digits
+from lenet.reading.predict import judge_readings, read_digits
 
 
 @dataclass(frozen=True)
@@ -85,8 +85,9 @@ class Classifier:
         if not isinstance(images, (list, tuple)) or not images:
             raise ImageError("no images given: predict_many takes a non-empty list of images")
         readings = [read_digit(*pixels_of(item)) for item in images]
-        predictions = predict_images(self.model, np.stack([r.image for r in readings]))
-        return [self._prediction(p, r) for p, r in zip(predictions, readings, strict=True)]
+        return [Prediction(j["digit"], j["probability"], tuple(j["probabilities"]), r.image, j["unsure"],
+                           tuple(j["doubts"]), tuple(r.box))
+                for j, r in zip(judge_readings(self.model, readings), readings, strict=True)]
 
     def read_number(self, x) -> tuple[str, list[Prediction]]:
         """The row of digits in `x` (any input `predict` takes), left to right: the number as text and
@@ -106,11 +107,6 @@ class Classifier:
         pixels, _ = pixels_of(image)  # the scale: a sample keeps no box
         return add_sample(samples or default_dir(), pixels, read_digit(pixels).image, label,
                           self.config.num_classes, source="api")
-
-    def _prediction(self, result: dict, reading) -> Prediction:
-        j = judged(self.model, result, reading)
-        return Prediction(j["digit"], j["probability"], tuple(j["probabilities"]), reading.image, j["unsure"],
-                          tuple(j["doubts"]), tuple(reading.box))
 
     def __repr__(self) -> str:
         c = self.config

@@ -134,6 +134,16 @@ def judged(model, result: dict, reading: Reading, p_junk: float | None = None) -
     return {**result, "unsure": bool(doubts), "doubts": doubts, "box": list(reading.box)}
 
 
+def judge_readings(model, readings: list[Reading], k: int = 1) -> list[dict]:
+    """The judged predictions (`judged`) of `readings`, in order: the network and the rejector
+    each run once over them all."""
+    if not readings:
+        return []
+    images = np.stack([r.image for r in readings])
+    return [judged(model, pred, reading, float(p_junk))
+            for pred, reading, p_junk in zip(predict_images(model, images, k), readings, junk_of(images), strict=True)]
+
+
 def predict_each(model, items, prepare, k: int = 1, error=lambda name, e: {"error": str(e)}) -> list[dict]:
     """One result per (name, item), in order: `prepare(item)` makes the Reading, and every image
     that could be read is predicted in one batched pass; an item whose `prepare` raised a LenetError
@@ -148,10 +158,8 @@ def predict_each(model, items, prepare, k: int = 1, error=lambda name, e: {"erro
             results.append({"file": name})
         except LenetError as e:
             results.append({"file": name, **error(name, e)})
-    images = np.stack([r.image for r in readings]) if readings else np.zeros((0, 28, 28), np.uint8)
-    for i, pred, reading, p_junk in zip(where, predict_images(model, images, k), readings, junk_of(images),
-                                        strict=True):
-        results[i].update(judged(model, pred, reading, float(p_junk)), _seen=reading.image)
+    for i, judgement, reading in zip(where, judge_readings(model, readings, k), readings, strict=True):
+        results[i].update(judgement, _seen=reading.image)
     return results
 
 
@@ -363,15 +371,12 @@ def predicted(model, paths, readings, k: int, keep_seen: bool):
 
 
 def predict_batch(model, batch: list, k: int, keep_seen: bool):
-    good = [r for _, r in batch if not isinstance(r, str)]
-    images = np.stack([r.image for r in good]) if good else np.zeros((0, 28, 28), np.uint8)
-    preds = iter(zip(predict_images(model, images, k) if good else [], junk_of(images), strict=True))
+    judgements = iter(judge_readings(model, [r for _, r in batch if not isinstance(r, str)], k))
     for path, reading in batch:
         if isinstance(reading, str):
             yield {"file": str(path), "error": reading}
             continue
-        pred, p_junk = next(preds)
-        result = {"file": str(path), **judged(model, pred, reading, float(p_junk))}
+        result = {"file": str(path), **next(judgements)}
         if keep_seen:
             result["_seen"] = reading.image
         yield result

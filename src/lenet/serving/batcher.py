@@ -6,10 +6,9 @@ from __future__ import annotations
 import asyncio
 
 import anyio
-import numpy as np
 from fastapi import Request
 
-from lenet.reading.predict import judged, predict_images
+from lenet.reading.predict import judge_readings
 
 # Inference threads: the work holds the GIL most of the time, so more threads than
 # this only fight over it (benchmarks/serve_load.py compares).
@@ -20,12 +19,6 @@ INLINE_PIXELS = 128 * 128  # /predict reads images up to this size on the event 
 async def in_worker(request: Request, fn, *args):
     """Run blocking work off the event loop, which keeps answering meanwhile."""
     return await anyio.to_thread.run_sync(fn, *args, limiter=request.app.state.limiter)
-
-
-def answers(model, readings: list) -> list[dict]:
-    """The results for Readings, in one forward pass."""
-    predictions = predict_images(model, np.stack([reading.image for reading in readings]))
-    return [judged(model, p, reading) for p, reading in zip(predictions, readings, strict=True)]
 
 
 class Batcher:
@@ -51,7 +44,7 @@ class Batcher:
     def flush(self) -> None:
         waiting, self.waiting = self.waiting, []
         try:
-            results = answers(self.model, [reading for reading, _ in waiting])
+            results = judge_readings(self.model, [reading for reading, _ in waiting])
         except Exception as e:  # each request gets the failure, as its own would
             for _, future in waiting:
                 if not future.done():

@@ -13,8 +13,8 @@ from lenet import __version__
 from lenet.evaluation.explain import explain_seen, to_tiles
 from lenet.nn.model_file import test_accuracy
 from lenet.reading.number import MAX_DIGITS
-from lenet.reading.predict import doubts_of, predict_each, public, read_digits
-from lenet.serving.batcher import INLINE_PIXELS, answers, in_worker
+from lenet.reading.predict import doubts_of, judge_readings, predict_each, public, read_digits
+from lenet.serving.batcher import INLINE_PIXELS, in_worker
 from lenet.serving.inputs import MAX_BATCH, RequestError, check_pixel_budget, content_type, decode, form_files, prepared
 
 BATCH_SECONDS = 5.0
@@ -68,7 +68,7 @@ async def predict(request: Request, preprocessed: bool = False):
     else:
         def work():
             reading = prepare(*args)
-            return reading, answers(model, [reading])[0]
+            return reading, judge_readings(model, [reading])[0]
 
         reading, result = await in_worker(request, work)
     if preprocessed:
