@@ -137,12 +137,8 @@ def measure(command: list[str], port: int, bodies: dict[str, list[bytes]], args,
     ({kind: rows}, memory at rest in MB, all processes)."""
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(600):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+        if not up(server, f"http://127.0.0.1:{port}", 60):
+            raise SystemExit(f"the server did not start: {' '.join(command)}")
         time.sleep(0.5)  # every worker up, not only the first
         workers = children(server.pid) or [server.pid]
         rest_mb = sum(rss_mb(p) for p in {server.pid, *workers})
@@ -176,6 +172,18 @@ def children(pid: int) -> list[int]:
         except (OSError, ValueError, IndexError):
             pass
     return out
+
+
+def up(server: subprocess.Popen, url: str, seconds: float) -> bool:
+    """Whether `server` answers `url`/health within `seconds` (False at once if it exits)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            urllib.request.urlopen(url + "/health", timeout=1)
+            return True
+        except OSError:
+            time.sleep(0.1)
+    return False
 
 
 def free_port() -> int:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 from reader_speed import labelled_inputs
-from serve_load import free_port
+from serve_load import free_port, up
 
 LEARN_DEADLINE = 600  # seconds a fine-tune may take before the run gives up: a busy machine
 
@@ -56,16 +56,10 @@ def start(samples: Path) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([sys.executable, "-m", "lenet", "serve", "--learn", "--samples", str(samples),
                              "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(url + "/health", timeout=1)
-            return proc, url
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise SystemExit("lenet serve --learn did not start") from None
-            time.sleep(0.2)
+    if not up(proc, url, 120):
+        proc.kill()
+        raise SystemExit("lenet serve --learn did not start")
+    return proc, url
 
 
 def one_round(url: str, bodies: list[bytes], labels: np.ndarray, quiet: int, max_learning: int) -> dict:
