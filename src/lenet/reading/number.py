@@ -110,9 +110,9 @@ def read_row(pixels: np.ndarray, deadline: float | None = None) -> Row:
     joined: list[Reading | None] = []
     for (left_marks, _), (right_marks, _) in itertools.pairwise(groups):
         check_time(deadline)
-        left, _, _, _ = bounds(left_marks)
-        gap_left, _, right, _ = bounds(right_marks)
-        close = gap_left - bounds(left_marks)[2] <= JOIN_GAP * row_height and right - left <= JOIN_WIDTH * row_height
+        left, _, left_end, _ = bounds(left_marks)
+        right_start, _, right, _ = bounds(right_marks)
+        close = right_start - left_end <= JOIN_GAP * row_height and right - left <= JOIN_WIDTH * row_height
         joined.append(read_marks(image_grey.shape, found, left_marks + right_marks, offset) if close else None)
     return Row(out, placed, joined)
 
