@@ -108,6 +108,8 @@ class Recipe:
     roughen: bool = knob(False, "vary pen width, resolution, blur and noise in each batch (augment.roughen)")
     printed: float = knob(0.0, "fraction of the training set added as printed digits rendered from the fonts "
                                "matplotlib ships (fonts.py)")
+    ema: float = knob(0.0, "decay per step of an exponential moving average of the weights and batch-norm "
+                           "statistics, which is what each epoch's validation scores and the run saves; 0: off")
     summary: str = ""             # one line for --help and the README
 
     def __post_init__(self):
@@ -123,6 +125,7 @@ class Recipe:
         _check_number(flag("label_smoothing"), self.label_smoothing, low=0, high=1, high_open=True)
         _check_number(flag("warmup"), self.warmup, low=0, high=1, high_open=True)
         _check_number(flag("printed"), self.printed, low=0, high=1)
+        _check_number(flag("ema"), self.ema, low=0, high=1, high_open=True)
         check_int(flag("batch_size"), self.batch_size, 1, 65536)
         check_int(flag("epochs"), self.epochs, 1, 10000)
         for name in ("standardize", "nesterov", "augment", "roughen"):

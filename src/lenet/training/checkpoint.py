@@ -23,11 +23,15 @@ from lenet.nn.network import parameter_shapes
 CHECKPOINT_FILE = "checkpoint.safetensors"
 
 
-def save_checkpoint(path: str | Path, model, optimizer, state: dict, extra: dict | None = None) -> None:
-    """Model, optimizer tensors and training `state` (JSON-able) in one atomically written file."""
+def save_checkpoint(path: str | Path, model, optimizer, state: dict, extra: dict | None = None,
+                    average: dict[str, torch.Tensor] | None = None) -> None:
+    """Model, optimizer tensors and training `state` (JSON-able) in one atomically written file;
+    with `average`, the state dict of the weights' moving average (--ema) too."""
     from safetensors.torch import save_file
 
     tensors = model_tensors(model)
+    for key, value in (average or {}).items():
+        tensors[f"average.{key}"] = value.detach().cpu().contiguous()
     opt = optimizer.state_dict()
     opt_scalars = {}
     for idx, slots in opt["state"].items():
@@ -63,6 +67,7 @@ class Checkpoint(NamedTuple):
     extra: dict        # RNG states: "torch_rng", and "generator" mid-epoch
     info: dict         # epoch, step, history, recipe, model config, seed, meta, running sums
     path: Path
+    average: dict | None = None  # the state_dict of the weights' moving average, when the recipe keeps one
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
@@ -129,10 +134,17 @@ def check_checkpoint(tensors: dict[str, np.ndarray], info: dict, path) -> None:
     if replace(made, temperature=config.temperature, unsure_below=config.unsure_below) != config:
         bad(f"the model config ({config.arch}, {config.activation}) is not the one its recipe makes "
             f"({made.arch}, {made.activation})")
-    groups = sorted({name.partition(".")[0] for name in tensors} - {"model", "optim", "extra"})
+    groups = sorted({name.partition(".")[0] for name in tensors} - {"model", "optim", "extra", "average"})
     if groups:
         bad(f"unexpected tensors {groups[:4]}")
     check_weights({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}, config, path)
+    average = {k[len("average."):]: v for k, v in tensors.items() if k.startswith("average.")}
+    if recipe.ema and not average:
+        bad("its recipe keeps a moving average of the weights (ema), but the checkpoint holds none")
+    if average and not recipe.ema:
+        bad("a moving average of the weights, but its recipe keeps none (ema 0)")
+    if average:
+        check_weights(average, config, f"{path} (the weights' moving average)")
     check_position(info, bad)
     check_meta(info["meta"], bad)
     check_optimizer(tensors, info["optimizer"], config, recipe, bad)
@@ -249,12 +261,15 @@ def _unpack_checkpoint(arrays: dict, info: dict, path: Path) -> Checkpoint:
         info[key]  # every one must be there
     model_sd: dict = {}
     extra: dict = {}
+    average: dict = {}
     slots: dict = {}
     for key, arr in arrays.items():
         t = torch.from_numpy(arr.copy())
         group, _, rest = key.partition(".")
         if group == "model":
             model_sd[rest] = t
+        elif group == "average":
+            average[rest] = t
         elif group == "extra":
             extra[rest] = t
         elif group == "optim":
@@ -264,4 +279,4 @@ def _unpack_checkpoint(arrays: dict, info: dict, path: Path) -> Checkpoint:
         idx, _, name = key.partition(".")
         slots.setdefault(int(idx), {})[name] = value
     optim_sd = {"state": slots, "param_groups": info["optimizer"]["param_groups"]}
-    return Checkpoint(model_sd, optim_sd, extra, info, path)
+    return Checkpoint(model_sd, optim_sd, extra, info, path, average or None)

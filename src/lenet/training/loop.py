@@ -8,6 +8,7 @@ stopped before; otherwise it writes the periodic checkpoints and snapshots and r
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -74,6 +75,36 @@ class EpochSums:
                    torch.tensor(d["correct"], dtype=torch.int64, device=device), d["seen"])
 
 
+class WeightAverage:
+    """An exponential moving average of a model's weights, updated after every step (Polyak &
+    Juditsky 1992): `average = decay * average + (1 - decay) * weights`, starting at the weights
+    it is made from. Batch norm's running statistics are averaged the same way, so the averaged
+    network carries statistics of the same span; its step counts are copied."""
+
+    def __init__(self, source: torch.nn.Module, decay: float):
+        if not 0 < decay < 1:
+            raise ValueError(f"the average's decay must be between 0 and 1 (both excluded); got {decay!r}")
+        self.decay = decay
+        self.model = copy.deepcopy(source).eval()
+        self.model.requires_grad_(False)
+        # Training changes the tensors in place (the optimizer, load_state_dict), so the pairs hold.
+        self.pairs = list(zip(self.model.state_dict().values(), source.state_dict().values(), strict=True))
+
+    @torch.no_grad()
+    def update(self) -> None:
+        for mine, theirs in self.pairs:
+            if mine.is_floating_point():
+                mine.lerp_(theirs, 1 - self.decay)
+            else:
+                mine.copy_(theirs)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.model.state_dict()
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.model.load_state_dict(state)
+
+
 def train_step(model, optimizer, x: torch.Tensor, y: torch.Tensor, lr: float,
                recipe: Recipe) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step at learning rate `lr`; (loss, logits)."""
@@ -88,13 +119,16 @@ def train_step(model, optimizer, x: torch.Tensor, y: torch.Tensor, lr: float,
 
 
 def train_one_epoch(model, optimizer, batches: Batches, recipe: Recipe, sums: EpochSums,
-                    watch: Watch | None = None) -> int:
-    """One pass over `batches`, adding to `sums`. Returns the step it stopped before: len(batches)
-    at the epoch's end, earlier when a stop was requested (after writing a checkpoint there)."""
+                    watch: Watch | None = None, average: WeightAverage | None = None) -> int:
+    """One pass over `batches`, adding to `sums` (and to `average` after each step, when given).
+    Returns the step it stopped before: len(batches) at the epoch's end, earlier when a stop was
+    requested (after writing a checkpoint there)."""
     model.train()
     for step, x, y in batches:
         loss, logits = train_step(model, optimizer, x, y,
                                   lr_at(batches.first_global_step + step, batches.total_steps, recipe), recipe)
+        if average is not None:
+            average.update()
         sums.add(loss, logits, y)
         done = step + 1
         if watch is None:

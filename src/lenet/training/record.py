@@ -23,8 +23,10 @@ def versions() -> dict:
 def write_metrics_csv(path: Path, history: list[dict]) -> None:
     buf = io.StringIO()
     cols = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds", "images_per_second", "lr"]
-    if history and "test_accuracy" in history[0]:
-        cols.append("test_accuracy")
+    # raw_*: the weights themselves beside their moving average (--ema); test_*: test_each_epoch
+    for extra in ("raw_val_accuracy", "test_accuracy", "raw_test_accuracy"):
+        if history and extra in history[0]:
+            cols.append(extra)
     w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     w.writerows(history)

@@ -36,7 +36,7 @@ from lenet.training.distributed import Dist
 
 if TYPE_CHECKING:
     from lenet.training.snapshots import Snapshots
-from lenet.training.loop import Diverged, EpochSums, Watch, all_finite, train_one_epoch
+from lenet.training.loop import Diverged, EpochSums, Watch, WeightAverage, all_finite, train_one_epoch
 from lenet.training.optim import make_optimizer, match_parameter_layouts
 from lenet.training.record import versions, weights_digest, write_metrics_csv
 from lenet.training.signals import Interrupted, StopRequest
@@ -136,6 +136,7 @@ class Trainer:
         if run.options.channels_last:
             self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs omit memory_format
         self.optimizer = make_optimizer(self.model, recipe)
+        self.average = WeightAverage(self.model, recipe.ema) if recipe.ema else None
         self.net: torch.nn.Module = self.model
         if dist.active:
             from torch.nn.parallel import DistributedDataParallel
@@ -161,6 +162,12 @@ class Trainer:
         snapshots.take(f"resumed, epoch {self.epoch + 1}" if resumed else "start")
 
     @property
+    def kept(self) -> torch.nn.Module:
+        """The network each epoch's validation scores and the run saves: the weights' moving
+        average when the recipe keeps one, else the weights themselves."""
+        return self.average.model if self.average is not None else self.model
+
+    @property
     def summary(self) -> str:
         c, dist = self.config, self.dist
         return (f"{c.arch} ({c.activation}), {count_parameters(self.model):,} parameters, recipe {self.recipe.name}; "
@@ -173,6 +180,11 @@ class Trainer:
             raise UsageError(f"{ckpt.path}: the checkpoint was trained on other data "
                              f"(dataset checksum differs); point --data-dir at the same files")
         self.model.load_state_dict(ckpt.model)
+        if self.average is not None:
+            if ckpt.average is None:  # load_checkpoint refuses such a file; a hand-built Checkpoint may not
+                raise UsageError(f"{ckpt.path}: the recipe keeps a moving average of the weights (ema); "
+                                 f"the checkpoint holds none")
+            self.average.load_state_dict(ckpt.average)
         self.optimizer.load_state_dict(ckpt.optimizer)
         match_parameter_layouts(self.optimizer)
         info = ckpt.info
@@ -201,7 +213,7 @@ class Trainer:
         if options.progress:
             watch.show_progress()
         try:
-            stopped_at = train_one_epoch(self.net, self.optimizer, batches, self.recipe, sums, watch)
+            stopped_at = train_one_epoch(self.net, self.optimizer, batches, self.recipe, sums, watch, self.average)
         except Diverged as e:
             raise Diverged(f"{e}. Nothing from this epoch was saved"
                            + (f"; {self.checkpoint_path} holds the last good epoch"
@@ -217,15 +229,22 @@ class Trainer:
         """Validate, record, checkpoint."""
         loss_sum, correct, seen = sums.reduced(self.dist)
         self.dist.broadcast_buffers(self.model)
-        metrics = score(self.model, val, self.config, dist=self.dist)
+        if self.average is not None:
+            self.dist.broadcast_buffers(self.average.model)
+        metrics = score(self.kept, val, self.config, dist=self.dist)
         row = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
                "val_loss": metrics["loss"], "val_accuracy": metrics["accuracy"], "seconds": round(seconds, 3),
                "images_per_second": round((seen - self.already) / seconds),
                "lr": self.optimizer.param_groups[0]["lr"]}
+        if self.average is not None:
+            # The weights themselves on the same holdout: what the average adds, without the test set.
+            row["raw_val_accuracy"] = score(self.model, val, self.config, dist=self.dist)["accuracy"]
         if self.run.options.test_each_epoch and self.run.test is not None:
             # Recorded only, never read by any choice: the evidence of what picking an epoch on the
             # test set would flatter (benchmarks/accuracy.py).
-            row["test_accuracy"] = score(self.model, self.run.test, self.config, dist=self.dist)["accuracy"]
+            row["test_accuracy"] = score(self.kept, self.run.test, self.config, dist=self.dist)["accuracy"]
+            if self.average is not None:
+                row["raw_test_accuracy"] = score(self.model, self.run.test, self.config, dist=self.dist)["accuracy"]
         self.history.append(row)
         self.log(f"epoch {epoch + 1}/{self.recipe.epochs}  train loss {row['train_loss']:.4f} "
                  f"acc {row['train_accuracy']:.4f}  val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f}  "
@@ -250,7 +269,7 @@ class Trainer:
 
     def checkpoint(self, epoch: int, step: int, sums: EpochSums | None, generator: torch.Tensor | None) -> None:
         """Write where training stands (rank 0), never a diverged state."""
-        if not all_finite(self.model) or (sums is not None and not sums.finite()):
+        if not all_finite(self.kept) or not all_finite(self.model) or (sums is not None and not sums.finite()):
             raise Diverged(f"training diverged in epoch {epoch + 1}: the weights or the loss are NaN or infinite; "
                            f"nothing was saved from this epoch; try a lower --lr")
         if not self.dist.is_main:
@@ -261,7 +280,8 @@ class Trainer:
         extra = {"torch_rng": torch.get_rng_state()}
         if generator is not None:
             extra["generator"] = generator
-        save_checkpoint(self.checkpoint_path, self.model, self.optimizer, state, extra)
+        save_checkpoint(self.checkpoint_path, self.model, self.optimizer, state, extra,
+                        self.average.state_dict() if self.average is not None else None)
 
     def finish(self, val: Split) -> dict:
         """Save the model, metrics and plots (rank 0); return the model's info."""
@@ -271,7 +291,7 @@ class Trainer:
                 "validation": val.name, "metrics": history[-1] if history else {}, "history": history,
                 "versions": versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         if self.dist.active:
-            digests = self.dist.all_gather_object(weights_digest(self.model))
+            digests = self.dist.all_gather_object(weights_digest(self.kept))
             if len(set(digests)) != 1:
                 raise LenetError(f"ranks ended with different weights: {digests}")
             info["distributed"] = {"world_size": self.dist.world, "backend": self.dist.backend,
@@ -282,16 +302,16 @@ class Trainer:
             # Held-out training images: fit the temperature and the unsure threshold on them.
             from lenet.evaluation.calibration import calibrate
 
-            info["calibration"] = calibrate(*held_out_scores(self.model, val, self.config))
+            info["calibration"] = calibrate(*held_out_scores(self.kept, val, self.config))
             self.config = replace(self.config, temperature=info["calibration"]["temperature"],
                                   unsure_below=info["calibration"]["unsure_below"])
             info["model"] = self.config.to_dict()
             if self.run.test is not None:  # validation was a holdout: the test set still gets its say
-                info["test_accuracy"] = score(self.model, self.run.test, self.config)["accuracy"]
+                info["test_accuracy"] = score(self.kept, self.run.test, self.config)["accuracy"]
             self.log(f"calibration on {val.name}: temperature {self.config.temperature:.3f}, unsure below "
                      f"{self.config.unsure_below:.3f}; expected calibration error "
                      f"{info['calibration']['ece_before']:.4f} -> {info['calibration']['ece_after']:.4f}")
-        save_model(run.out / MODEL_FILE, self.model, info)
+        save_model(run.out / MODEL_FILE, self.kept, info)
         write_metrics_csv(run.out / "metrics.csv", history)
         if run.options.plots and history:
             from lenet.figures import plot_history
