@@ -69,3 +69,45 @@ def test_a_run_without_per_epoch_test_accuracy_is_refused():
     bench = load_benchmark()
     with pytest.raises(ValueError, match="test_each_epoch"):
         bench.summarize_run(0, {"history": [{"val_accuracy": 0.9, "seconds": 1.0}], "parameters": 1}, 1.0)
+
+
+def test_with_a_moving_average_the_weights_are_summarized_beside_it():
+    bench = load_benchmark()
+    runs = []
+    for seed, (raw_last, avg_last) in enumerate([(0.9950, 0.9960), (0.9940, 0.9965), (0.9955, 0.9962)]):
+        info = history([0.99, 0.993], [0.9900, avg_last])
+        for row, raw_val, raw_test in zip(info["history"], [0.98, 0.991], [0.9957, raw_last], strict=True):
+            row.update(raw_val_accuracy=raw_val, raw_test_accuracy=raw_test)
+        runs.append(bench.summarize_run(seed, info, 5.0))
+    assert (runs[0]["raw_last"], runs[0]["raw_best_epoch"], runs[0]["raw_holdout_last"]) == (0.9950, 0.9957, 0.991)
+    s = bench.summarize(runs)
+    assert s["raw_last"]["median"] == 0.9950 and s["last"]["median"] == 0.9962
+    assert s["holdout_last"]["median"] == 0.993 and s["raw_holdout_last"]["median"] == 0.991
+    table = bench.markdown("best", runs, s, "cmd", "machine")
+    assert "| 1 | 99.40 | 99.57 | 99.30 | 99.10 |" in table
+    assert "| **median** | **99.50** |" in table
+    plain_runs = [bench.summarize_run(0, history([0.99], [0.99]), 1.0)]
+    plain = bench.summarize(plain_runs)
+    assert "raw_last" not in plain and "weights: last epoch" not in bench.markdown("fast", plain_runs, plain, "c", "m")
+
+
+def test_combine_joins_the_seeds_of_one_setting_and_refuses_others(tmp_path):
+    import argparse
+    import json
+
+    bench = load_benchmark()
+    row = bench.summarize_run(0, history([0.99], [0.9950]), 1.0)
+    part = {"recipe": {"name": "best", "ema": 0.999}, "holdout": 5000, "subset": None, "command": "a",
+            "machine": "m", "runs": [row]}
+    (tmp_path / "a.json").write_text(json.dumps(part))
+    (tmp_path / "b.json").write_text(json.dumps({**part, "command": "b", "runs": [{**row, "seed": 1, "last": 0.9970}]}))
+    ap = argparse.ArgumentParser()
+    bench.combine([tmp_path / "b.json", tmp_path / "a.json"], tmp_path / "all.json", None, ap)
+    combined = json.loads((tmp_path / "all.json").read_text())
+    assert [r["seed"] for r in combined["runs"]] == [0, 1]
+    assert combined["summary"]["last"]["median"] == pytest.approx(0.9960)
+    (tmp_path / "c.json").write_text(json.dumps({**part, "recipe": {"name": "best", "ema": 0.0}}))
+    with pytest.raises(SystemExit):
+        bench.combine([tmp_path / "a.json", tmp_path / "c.json"], tmp_path / "x.json", None, ap)
+    with pytest.raises(SystemExit):  # the same seed twice
+        bench.combine([tmp_path / "a.json", tmp_path / "a.json"], tmp_path / "x.json", None, ap)
