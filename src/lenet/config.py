@@ -109,7 +109,8 @@ class Recipe:
     printed: float = knob(0.0, "fraction of the training set added as printed digits rendered from the fonts "
                                "matplotlib ships (fonts.py)")
     ema: float = knob(0.0, "decay per step of an exponential moving average of the weights and batch-norm "
-                           "statistics, which is what each epoch's validation scores and the run saves; 0: off")
+                           "statistics (it spans about 1/(1 - decay) steps), which each epoch's validation "
+                           "scores and the run saves; 0: off")
     summary: str = ""             # one line for --help and the README
 
     def __post_init__(self):
