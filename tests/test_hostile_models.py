@@ -235,8 +235,8 @@ def runs(tmp_path_factory):
     for name, extra in (("mid", []), ("adam", ["--optimizer", "adam", "--lr", "0.001"])):
         caught = root / f"{name}.safetensors"
 
-        def keep_the_first_mid_epoch(path, model, optimizer, state, extra=None, caught=caught):
-            save(path, model, optimizer, state, extra)
+        def keep_the_first_mid_epoch(path, model, optimizer, state, extra=None, *, average=None, caught=caught):
+            save(path, model, optimizer, state, extra, average=average)
             if state["step"] and not caught.exists():
                 shutil.copyfile(path, caught)
 

@@ -281,7 +281,7 @@ class Trainer:
         if generator is not None:
             extra["generator"] = generator
         save_checkpoint(self.checkpoint_path, self.model, self.optimizer, state, extra,
-                        self.average.state_dict() if self.average is not None else None)
+                        average=self.average.state_dict() if self.average is not None else None)
 
     def finish(self, val: Split) -> dict:
         """Save the model, metrics and plots (rank 0); return the model's info."""
