@@ -111,3 +111,19 @@ def test_combine_joins_the_seeds_of_one_setting_and_refuses_others(tmp_path):
         bench.combine([tmp_path / "a.json", tmp_path / "c.json"], tmp_path / "x.json", None, ap)
     with pytest.raises(SystemExit):  # the same seed twice
         bench.combine([tmp_path / "a.json", tmp_path / "a.json"], tmp_path / "x.json", None, ap)
+
+
+def test_tta_views_move_the_image_one_pixel_with_background_filling_in():
+    import torch
+
+    spec = importlib.util.spec_from_file_location("tta_benchmark", ROOT / "benchmarks" / "tta.py")
+    tta = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tta)
+    image = torch.zeros(1, 4, 4, dtype=torch.uint8)
+    image[0, 0, 0], image[0, 3, 3] = 7, 9
+    right_down = tta.shifted(image, 1, 1)[0]
+    assert right_down[1, 1] == 7 and right_down.sum() == 7  # the corner pixel 9 left the image
+    left = tta.shifted(image, -1, 0)[0]
+    assert left[3, 2] == 9 and left.sum() == 9
+    assert tta.shifted(image, 0, 0) is image
+    assert all(len(set(v)) == len(v) and v[0] == (0, 0) for v in tta.VIEWS.values())
