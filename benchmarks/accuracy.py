@@ -209,8 +209,11 @@ def combine(files: list[Path], out: Path, markdown_path: str | None, ap: argpars
     """One result from several runs of this script over different seeds of one recipe and holdout."""
     parts = [json.loads(f.read_text()) for f in files]
     first = parts[0]
+    def setting(part: dict) -> tuple:  # the summary line is words, not a setting
+        return {**part["recipe"], "summary": None}, part["holdout"], part["subset"]
+
     for f, part in zip(files, parts, strict=True):
-        if (part["recipe"], part["holdout"], part["subset"]) != (first["recipe"], first["holdout"], first["subset"]):
+        if setting(part) != setting(first):
             ap.error(f"{f}: another recipe, holdout or subset than {files[0]}; only runs of one setting combine")
     rows = sorted((r for part in parts for r in part["runs"]), key=lambda r: r["seed"])
     if len({r["seed"] for r in rows}) != len(rows):

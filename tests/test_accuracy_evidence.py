@@ -100,7 +100,8 @@ def test_combine_joins_the_seeds_of_one_setting_and_refuses_others(tmp_path):
     part = {"recipe": {"name": "best", "ema": 0.999}, "holdout": 5000, "subset": None, "command": "a",
             "machine": "m", "runs": [row]}
     (tmp_path / "a.json").write_text(json.dumps(part))
-    (tmp_path / "b.json").write_text(json.dumps({**part, "command": "b", "runs": [{**row, "seed": 1, "last": 0.9970}]}))
+    (tmp_path / "b.json").write_text(json.dumps({**part, "command": "b", "recipe": {**part["recipe"], "summary": "x"},
+                                                 "runs": [{**row, "seed": 1, "last": 0.9970}]}))
     ap = argparse.ArgumentParser()
     bench.combine([tmp_path / "b.json", tmp_path / "a.json"], tmp_path / "all.json", None, ap)
     combined = json.loads((tmp_path / "all.json").read_text())
