@@ -375,7 +375,7 @@ def test_clean_replay_keeps_that_share_of_the_pool_undistorted(mnist, clean_repl
     from lenet.evaluation.scoring import Split
     from lenet.nn.torch_model import load_model
     from lenet.pretrained import bundled_model_path
-    from lenet.training.teach import Replay, Teaching, features, replay_pool, split
+    from lenet.training.teach import Replay, Teaching, features, replay_pool, run, split
 
     model, config, _ = load_model(bundled_model_path())
     teaching = Teaching(steps=1, replay_pool=64, clean_replay=clean_replay)
@@ -383,8 +383,11 @@ def test_clean_replay_keeps_that_share_of_the_pool_undistorted(mnist, clean_repl
     digits = Split.of(mnist.train_images[:500], mnist.train_labels[:500], "mnist")
     samples = Split.of(np.stack([digit(0)]), np.full(1, 4), "samples")
     replay = Replay(model, config, samples, digits)
-    x, y, _ = replay_pool(model, config, digits, replay, teaching, kept, trained, torch.Generator().manual_seed(0))
+    x, y, held = replay_pool(model, config, digits, replay, teaching, kept, trained, torch.Generator().manual_seed(0))
     pick = replay.draw(64, teaching.conflict_share, len(digits), torch.Generator().manual_seed(0))
     assert torch.equal(y, digits.labels[pick])
     same = torch.isclose(x, features(model, config, digits.images[pick], kept), atol=1e-5).flatten(1).all(1)
     assert int(same.sum()) == (64 if clean_replay else 0)
+    with torch.no_grad():  # the base's probabilities, softened by the distillation's temperature
+        soft = torch.log_softmax(run(model, x, trained) / teaching.temperature, 1)
+    assert teaching.temperature > 1 and torch.allclose(held, soft, atol=1e-5)

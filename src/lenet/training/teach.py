@@ -11,8 +11,8 @@ digits that look like a taught glyph are the ones lost). Four things keep what
 the model knew: half the pool is of the classes the samples are mistaken for (a
 Devanagari 1 read as a 9: the 9s are what it must not lose), the replayed
 digits are also fitted
-to the base model's own probabilities (distillation, Hinton et al. 2015;
-"learning without forgetting", Li & Hoiem 2016), batch norm keeps the
+to the base model's own probabilities, softened by a temperature (distillation,
+Hinton et al. 2015; "learning without forgetting", Li & Hoiem 2016), batch norm keeps the
 statistics it learned on MNIST (its layers stay in evaluation mode), and the
 kept layers do not move at all. MNIST's test set is scored before and after
 (through the kept layers' output, computed once), and both figures go into the
@@ -52,6 +52,8 @@ class Teaching:
     sample_share: float = 0.1875  # of each batch drawn from the samples (with replacement)
     conflict_share: float = 0.5  # of the replay pool drawn from the classes the samples are mistaken for
     distill: float = 4.0      # weight of the replayed digits' KL divergence to the base model's probabilities
+    temperature: float = 2.0  # of that distillation (Hinton et al. 2015), its loss scaled by the square: above 1 it
+    # holds how far each digit is from the other classes too, which is what a taught glyph erodes
     train_from: str = "c5"    # the first layer trained (network.describe's name); the ones before keep their weights
     clean_replay: float = 0.5  # of the replay pool left undistorted: clean digits near a taught glyph are what is lost
     replay_pool: int = 16384  # MNIST digits replayed, distorted once or not (the samples are distorted anew each step)
@@ -65,6 +67,8 @@ class Teaching:
         check_int("--steps", self.steps, 1, 10_000)
         check_int("--batch-size", self.batch_size, 2, 4096)
         check_int("replay_pool", self.replay_pool, 1, 1_000_000)
+        if not self.temperature > 0:
+            raise UsageError(f"temperature must be above 0; got {self.temperature}")
         if not 0.0 <= self.clean_replay <= 1.0:
             raise UsageError(f"clean_replay is a share of the replay pool, from 0 to 1; got {self.clean_replay}")
 
@@ -160,7 +164,7 @@ def replay_pool(base: Described, config, mnist: Split, replay: Replay, teaching:
                             distorted(images, config, gen))
             x = run(base, x, kept)
             xs.append(x)
-            held.append(F.log_softmax(run(base, x, trained), 1))
+            held.append(F.log_softmax(run(base, x, trained) / teaching.temperature, 1))
     return torch.cat(xs), mnist.labels[pick], torch.cat(held)
 
 
@@ -190,8 +194,9 @@ def fine_tune(model: Described, config, samples: Split, mnist: Split, teaching: 
         scores = run(model, torch.cat([own, pool_x[pick_r]]), trained)
         loss = F.cross_entropy(scores, torch.cat([samples.labels[pick_s], pool_y[pick_r]]))
         if teaching.distill:
-            loss = loss + teaching.distill * F.kl_div(F.log_softmax(scores[k:], 1), pool_held[pick_r],
-                                                      log_target=True, reduction="batchmean")
+            t = teaching.temperature
+            loss = loss + teaching.distill * t * t * F.kl_div(F.log_softmax(scores[k:] / t, 1), pool_held[pick_r],
+                                                              log_target=True, reduction="batchmean")
         if not torch.isfinite(loss):
             raise LenetError(f"teaching diverged at step {step + 1} (the loss is not finite); nothing was written")
         optimizer.zero_grad()
