@@ -147,10 +147,10 @@ ONE_PROCESS = """
 import json, sys
 from pathlib import Path
 from lenet.nn.numpy_model import NumpyModel
-from lenet.reading.predict import public, stream_files
+from lenet.reading.predict import stream_files
 from lenet.pretrained import bundled_model_path
 paths = sorted(Path(sys.argv[1]).iterdir())
-print(json.dumps([public(x) for x in stream_files(NumpyModel.load(bundled_model_path()), paths, workers=1)]))
+print(json.dumps([x.to_json() for x in stream_files(NumpyModel.load(bundled_model_path()), paths, workers=1)]))
 """
 
 

@@ -115,8 +115,8 @@ def test_readings_ready_together_are_predicted_together(mnist):
     assert passes == [6]  # one forward pass for all six
     for result, reading, label in zip(results, readings, mnist.test_labels[:6], strict=False):
         alone = judged(model, predict_images(model, reading.image[None])[0], reading)
-        assert result["digit"] == alone["digit"] == label
-        np.testing.assert_allclose(result["probabilities"], alone["probabilities"], atol=1e-6)
+        assert result.digit == alone.digit == label
+        np.testing.assert_allclose(result.probabilities, alone.probabilities, atol=1e-6)
 
 
 @pytest.mark.parametrize("query, seen", [("", False), ("?preprocessed=true", True)])

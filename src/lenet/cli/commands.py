@@ -140,7 +140,7 @@ def cmd_predict(args) -> int:
     one_blas_thread()  # a folder is spread over one process per core
     from lenet.files import printable
     from lenet.nn.numpy_model import NumpyModel
-    from lenet.reading.predict import check_save_dir, format_result, predict_numbers, public, stream_files
+    from lenet.reading.predict import check_save_dir, format_result, predict_numbers, stream_files
     from lenet.reading.region import Region, write_annotated
 
     region = Region.parse(args.crop) if args.crop else None
@@ -153,18 +153,18 @@ def cmd_predict(args) -> int:
     if args.number:
         stream = predict_numbers(model, paths, k, region)
     else:
-        stream = stream_files(model, paths, k, keep_seen=save is not None, region=region)
+        stream = stream_files(model, paths, k, region=region)
     # Results are printed as they come, in input order; a progress bar on stderr when it is a
     # terminal and the folder is large.
     progress = Progress(len(paths)) if sys.stderr.isatty() and len(paths) >= PROGRESS_FROM else None
     results, done, failed, drawn = [], 0, 0, 0
     for r in stream:  # printed before anything is saved: a failed save loses no prediction
-        line = json.dumps(public(r), allow_nan=False) if args.json else printable(format_result(r))
-        out = sys.stderr if "error" in r and not args.json else sys.stdout
+        line = json.dumps(r.to_json(), allow_nan=False) if args.json else printable(format_result(r))
+        out = sys.stderr if r.error is not None and not args.json else sys.stdout
         if progress is not None:
             progress.clear_for(out)
         print(line, file=out)
-        done, failed = done + 1, failed + ("error" in r)
+        done, failed = done + 1, failed + (r.error is not None)
         if save is not None:
             results.append(r)
         if annotate is not None:
@@ -199,15 +199,14 @@ def input_paths(inputs: list[str], recursive: bool) -> list[Path]:
     return paths
 
 
-def save_and_say(save: Path, results: list[dict], number: bool) -> None:
-    """--save-preprocessed: write each 28x28 the network saw, and say where and under which names."""
+def save_and_say(save: Path, results: list, number: bool) -> None:
+    """--save-preprocessed: write each 28x28 the network saw (`results`: FileReadings), and say where
+    and under which names."""
     from lenet.files import printable
-    from lenet.reading.predict import save_preprocessed
+    from lenet.reading.predict import save_preprocessed, seen_images
 
     written = save_preprocessed(save, results)
-    # The names save_preprocessed gives when they are free: <name>.png, or <name>-d1.png ... per digit
-    plain = [Path(r["file"]).stem + (f"-d{i + 1}" if number else "")
-             for r in results if "_seen" in r for i in range(len(r["_seen"]) if number else 1)]
+    plain = [name for r in results for name, _ in seen_images(r)]  # the names given when they are free
     renamed = sum(p.stem != stem for p, stem in zip(written, plain, strict=False))
     print(f"wrote {len(written)} preprocessed images{' (one per digit)' if number else ''} to {printable(save)}"
           + (f" ({renamed} under numbered names: the plain names were taken)" if renamed else ""),
