@@ -88,8 +88,8 @@ def test_numpy_and_torch_agree_on_the_test_set(mnist):
     split = Split.of(mnist.test_images, mnist.test_labels, "test")
     ref = score(model, split, config, return_probabilities=True)
     probs = NumpyModel.load(path).probabilities(mnist.test_images)
-    assert (probs.argmax(1) == ref["predictions"]).mean() == 1.0
-    assert np.abs(probs - ref["probabilities"]).max() < 1e-4
+    assert (probs.argmax(1) == ref.predictions).mean() == 1.0
+    assert np.abs(probs - ref.probabilities).max() < 1e-4
 
 
 @pytest.mark.parametrize("config", [ModelConfig("lenet5", "sigmoid"), ModelConfig("lenet5", "relu"),

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from lenet.errors import ImageError, UsageError
+from lenet.evaluation.scoring import Evaluation, evaluate_models
 from lenet.nn.numpy_model import NumpyModel
 from lenet.reading.digit import read_digit
 from lenet.reading.image import decode_image
@@ -191,23 +192,15 @@ def teach(samples: str | Path | None = None, model: str | Path | None = None, ou
     return TrainResult(path / MODEL if path.is_dir() else path, info["history"], info)
 
 
-@dataclass
-class EvalResult:
-    """Test-set scores of a model (or the ensemble of several)."""
-    accuracy: float
-    n: int                          # images scored: every test image
-    per_class: list[float]          # accuracy of each class
-    models: list[dict] = field(repr=False)
+EvalResult = Evaluation  # what lenet.evaluate returns, under the name it has had
 
 
 def evaluate(model: str | Path | list | None = None, data_dir: str | Path | None = None,
-             device: str = "auto") -> EvalResult:
+             device: str = "auto") -> Evaluation:
     """Score a saved model (a list of them: their ensemble) on the test set; None: the bundled model.
     Runs on torch when installed, else on NumPy."""
     from lenet.data import mnist as datasets
-    from lenet.evaluation.scoring import evaluate_models
     from lenet.pretrained import bundled_model_path
 
     paths = [str(p) for p in (model if isinstance(model, (list, tuple)) else [model or bundled_model_path()])]
-    result = evaluate_models(paths, datasets.load(data_dir), device)
-    return EvalResult(result["accuracy"], result["n"], result["per_class_accuracy"], result["models"])
+    return evaluate_models(paths, datasets.load(data_dir), device)

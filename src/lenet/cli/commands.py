@@ -101,16 +101,18 @@ def cmd_evaluate(args) -> int:
     ds = datasets.load(args.data_dir)
     result = evaluate_models(paths, ds, args.device)
     if args.report:
+        from dataclasses import replace
+
         from lenet.evaluation.report import write_report
-        result["report"] = write_report(result, ds, Path(args.report))
+        result = replace(result, report=write_report(result, ds, Path(args.report)))
     if args.json:
-        print(json.dumps({k: v for k, v in result.items() if not k.startswith("_")}, allow_nan=False))
+        print(json.dumps(result.to_json(), allow_nan=False))
         return ExitStatus.SUCCESS
     print(printable(format_table(result), keep_lines=True))
-    if args.report:
+    if result.report is not None:
         from lenet.evaluation.report import format_mistakes, format_per_class
-        print(format_per_class(result["report"]["per_class"]))
-        print(format_mistakes(result["report"]))
+        print(format_per_class(result.report["per_class"]))
+        print(format_mistakes(result.report))
         print(f"report written to {printable(args.report)}: confusion.png, mistakes.png, report.json")
     return ExitStatus.SUCCESS
 
