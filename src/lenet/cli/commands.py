@@ -142,7 +142,8 @@ def cmd_predict(args) -> int:
     one_blas_thread()  # a folder is spread over one process per core
     from lenet.files import printable
     from lenet.nn.numpy_model import NumpyModel
-    from lenet.reading.predict import check_save_dir, format_result, predict_numbers, stream_files
+    from lenet.reading.inputs import check_save_dir
+    from lenet.reading.predict import predict_numbers, stream_files
     from lenet.reading.region import Region, write_annotated
 
     region = Region.parse(args.crop) if args.crop else None
@@ -161,7 +162,7 @@ def cmd_predict(args) -> int:
     progress = Progress(len(paths)) if sys.stderr.isatty() and len(paths) >= PROGRESS_FROM else None
     results, done, failed, drawn = [], 0, 0, 0
     for r in stream:  # printed before anything is saved: a failed save loses no prediction
-        line = json.dumps(r.to_json(), allow_nan=False) if args.json else printable(format_result(r))
+        line = json.dumps(r.to_json(), allow_nan=False) if args.json else printable(r.text())
         out = sys.stderr if r.error is not None and not args.json else sys.stdout
         if progress is not None:
             progress.clear_for(out)
@@ -187,7 +188,7 @@ def cmd_predict(args) -> int:
 
 def input_paths(inputs: list[str], recursive: bool) -> list[Path]:
     """The image files to read; a folder's subfolders with images are named when not read."""
-    from lenet.reading.predict import collect_inputs, subfolders_with_images
+    from lenet.reading.inputs import collect_inputs, subfolders_with_images
 
     paths = collect_inputs(inputs, recursive)
     skipped = [] if recursive else [d for item in inputs if Path(item).is_dir()
@@ -205,10 +206,10 @@ def save_and_say(save: Path, results: list, number: bool) -> None:
     """--save-preprocessed: write each 28x28 the network saw (`results`: FileReadings), and say where
     and under which names."""
     from lenet.files import printable
-    from lenet.reading.predict import save_preprocessed, seen_images
+    from lenet.reading.predict import save_preprocessed
 
     written = save_preprocessed(save, results)
-    plain = [name for r in results for name, _ in seen_images(r)]  # the names given when they are free
+    plain = [name for r in results for name, _ in r.seen()]  # the names given when they are free
     renamed = sum(p.stem != stem for p, stem in zip(written, plain, strict=False))
     print(f"wrote {len(written)} preprocessed images{' (one per digit)' if number else ''} to {printable(save)}"
           + (f" ({renamed} under numbered names: the plain names were taken)" if renamed else ""),

@@ -38,7 +38,7 @@ class FolderScore:
 def labelled_images(folder: Path, num_classes: int) -> list[tuple[Path, int]]:
     """(image, label) for every image under `folder`'s class subfolders, sorted by path. A
     subfolder whose name is not a class of the model is an error, so no image is silently left out."""
-    from lenet.reading.predict import image_files
+    from lenet.reading.inputs import image_files
 
     if not folder.is_dir():
         raise DataError(f"{folder}: not a folder (expected one subfolder per digit: {folder}/7/x.png)")

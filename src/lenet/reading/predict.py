@@ -13,51 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from lenet.errors import LenetError, TooLarge, UsageError
+from lenet.errors import LenetError
 from lenet.reading.digit import Reading, at_scale, read_digit
-from lenet.reading.image import EXTENSIONS, decode_image
+from lenet.reading.image import decode_image
 from lenet.reading.ink import as_box
 from lenet.reading.morphology import Box
 from lenet.reading.number import MAX_DIGITS, TooManyDigits, check_time, read_row
 from lenet.reading.prediction import FileReading, NumberReading, Prediction
-
-MAX_FILES = 10_000_000  # image files one command collects: far above any real folder, bounds a runaway walk
-
-
-def collect_inputs(inputs: list[str], recursive: bool = False) -> list[Path]:
-    """Files as given; directories expanded to their image files, sorted by name: those directly in
-    them, or with `recursive` those in their subfolders too (symbolic links to folders not followed)."""
-    paths: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            paths.extend(image_files(path, recursive))
-        else:
-            paths.append(path)  # a missing file becomes its own error entry
-        if len(paths) > MAX_FILES:
-            raise TooLarge(f"{item}: more than {MAX_FILES:,} image files; give fewer at a time")
-    return paths
-
-
-def image_files(folder: Path, recursive: bool = False) -> list[Path]:
-    """The image files in `folder` (and with `recursive` below it), sorted by their path."""
-    import os
-
-    if not recursive:
-        return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in EXTENSIONS)
-    found: list[Path] = []
-    for root, dirs, files in os.walk(folder):  # followlinks=False: a link loop cannot trap it
-        dirs.sort()
-        found.extend(Path(root) / f for f in files if Path(f).suffix.lower() in EXTENSIONS
-                     and (Path(root) / f).is_file())
-        if len(found) > MAX_FILES:
-            break
-    return sorted(found, key=lambda p: p.relative_to(folder).parts)
-
-
-def subfolders_with_images(folder: Path) -> list[Path]:
-    """Folders directly in `folder` that hold image files (what a non-recursive look leaves out)."""
-    return [d for d in sorted(folder.iterdir()) if d.is_dir() and not d.is_symlink() and image_files(d)]
 
 
 def top_k(probabilities: np.ndarray, k: int) -> tuple[tuple[int, float], ...]:
@@ -372,27 +334,6 @@ def predict_batch(model, batch: list, k: int):
             yield FileReading(str(path), next(judgements))
 
 
-def check_save_dir(directory: Path, paths: list[Path], flag: str = "--save-preprocessed") -> Path:
-    """Refuse, before any work, a folder we cannot write or one that holds the inputs themselves."""
-    from lenet.files import check_writable_dir
-
-    check_writable_dir(directory, flag)
-    here = directory.resolve()
-    if any(p.resolve().parent == here for p in paths):
-        raise UsageError(f"{flag} {directory}: the folder holds input images; "
-                         f"choose another folder, so no input can be overwritten")
-    return directory
-
-
-def seen_images(result: FileReading) -> list[tuple[str, np.ndarray]]:
-    """(the name it is saved under, without .png, the 28x28) of each image the network saw in a
-    file: <name>, or for a number one per digit, <name>-d1, <name>-d2, ..."""
-    stem = Path(result.file).stem
-    if isinstance(result.read, NumberReading):
-        return [(f"{stem}-d{i + 1}", d.seen) for i, d in enumerate(result.read.digits)]
-    return [(stem, result.read.seen)] if result.read is not None else []
-
-
 def save_preprocessed(directory: Path, results: list[FileReading]) -> list[Path]:
     """Write each 28x28 image the network saw as DIR/<input name>.png. Never overwrites: a name
     already taken (by an earlier run, or two inputs with one stem) gets a number, -2, -3, ..."""
@@ -400,7 +341,7 @@ def save_preprocessed(directory: Path, results: list[FileReading]) -> list[Path]
 
     written = []
     for r in results:
-        for name, image in seen_images(r):
+        for name, image in r.seen():
             stem, n = name, 1
             while True:
                 target = directory / (f"{stem}.png" if n == 1 else f"{stem}-{n}.png")
@@ -412,20 +353,3 @@ def save_preprocessed(directory: Path, results: list[FileReading]) -> list[Path]
                     n += 1
             written.append(target)
     return written
-
-
-def format_result(r: FileReading) -> str:
-    read = r.read
-    if read is None:
-        return f"{r.file}: error: {r.error}"
-    if isinstance(read, NumberReading):
-        text = f"{r.file}: {read.number} (" + " ".join(f"{d.probability:.2f}" for d in read.digits) + ")"
-        if any(d.top for d in read.digits):
-            text += "  " + " | ".join(", ".join(f"{digit} ({p:.2f})" for digit, p in d.top) for d in read.digits)
-        doubts = [f"digit {i + 1}: {'; '.join(d.doubts)}" for i, d in enumerate(read.digits) if d.unsure]
-        return text + (f"  unsure: {' | '.join(doubts)}" if doubts else "")
-    if read.top:
-        text = f"{r.file}: " + ", ".join(f"{digit} ({p:.4f})" for digit, p in read.top)
-    else:
-        text = f"{r.file}: {read.digit} ({read.probability:.4f})"
-    return text + (f"  unsure: {'; '.join(read.doubts)}" if read.unsure else "")

@@ -7,6 +7,7 @@ which write its `to_json()`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -71,3 +72,28 @@ class FileReading:
         if self.read is None:
             return {"file": self.file, "error": self.error}
         return {"file": self.file, **self.read.to_json()}
+
+    def text(self) -> str:
+        """The line `lenet predict` prints."""
+        read = self.read
+        if read is None:
+            return f"{self.file}: error: {self.error}"
+        if isinstance(read, NumberReading):
+            text = f"{self.file}: {read.number} (" + " ".join(f"{d.probability:.2f}" for d in read.digits) + ")"
+            if any(d.top for d in read.digits):
+                text += "  " + " | ".join(", ".join(f"{digit} ({p:.2f})" for digit, p in d.top) for d in read.digits)
+            doubts = [f"digit {i + 1}: {'; '.join(d.doubts)}" for i, d in enumerate(read.digits) if d.unsure]
+            return text + (f"  unsure: {' | '.join(doubts)}" if doubts else "")
+        if read.top:
+            text = f"{self.file}: " + ", ".join(f"{digit} ({p:.4f})" for digit, p in read.top)
+        else:
+            text = f"{self.file}: {read.digit} ({read.probability:.4f})"
+        return text + (f"  unsure: {'; '.join(read.doubts)}" if read.unsure else "")
+
+    def seen(self) -> list[tuple[str, np.ndarray]]:
+        """(the name it is saved under, without .png; the 28x28) of each image the network saw:
+        <file's stem>, or for a number one per digit, <stem>-d1, <stem>-d2, ..."""
+        stem = Path(self.file).stem
+        if isinstance(self.read, NumberReading):
+            return [(f"{stem}-d{i + 1}", d.seen) for i, d in enumerate(self.read.digits)]
+        return [(stem, self.read.seen)] if self.read is not None else []
