@@ -17,6 +17,7 @@ from lenet.reading.predict import judge_readings, judged, predict_each, predicti
 from lenet.reading.prediction import Prediction
 from lenet.serving.batcher import INLINE_PIXELS, in_worker
 from lenet.serving.inputs import MAX_BATCH, RequestError, check_pixel_budget, content_type, decode, form_files, prepared
+from lenet.serving.schema import BatchAnswer, ExplainAnswer, NumberAnswer, PredictionAnswer
 
 BATCH_SECONDS = 5.0
 NUMBER_SECONDS = 2.0  # the time one /predict/number image may take to read (its work is bounded too: number.py)
@@ -54,7 +55,10 @@ async def model_info(request: Request):
             "version": __version__}
 
 
-@router.post("/predict", summary="Predict one digit",
+# The response models give the schema; the routes answer a JSONResponse of the result's to_json(),
+# which FastAPI sends as it is: its own encoder would write the same floats otherwise (1e-6 for
+# 1e-06), changing the answers' bytes, and validate what the result's type already fixed.
+@router.post("/predict", summary="Predict one digit", response_model=PredictionAnswer,
              description="Send an image (multipart field `file`, or the raw bytes with an image/* "
                          'content type), or JSON `{"pixels": 28x28 numbers 0..255 (or 0..1)}`. '
                          "With `?preprocessed=true` the answer also holds the 28x28 the network saw.")
@@ -70,11 +74,10 @@ async def predict(request: Request, preprocessed: bool = False):
     result = prediction.to_json()
     if preprocessed:
         result["preprocessed"] = prediction.seen.tolist()
-    # A JSONResponse as is: FastAPI's generic encoder would walk the result in Python.
     return JSONResponse(result)
 
 
-@router.post("/predict/number", summary="Read a row of digits",
+@router.post("/predict/number", summary="Read a row of digits", response_model=NumberAnswer,
              description="The same inputs as /predict; an image of several digits written left to right. Answers "
                          "the number as text and each digit with its probability, box and unsure flag. "
                          f"At most {MAX_DIGITS} digits (more: 413) and {NUMBER_SECONDS:g} s of work (then 503).")
@@ -93,7 +96,7 @@ async def predict_number(request: Request):
     return JSONResponse(await in_worker(request, work))
 
 
-@router.post("/explain", summary="Predict one digit and show every layer",
+@router.post("/explain", summary="Predict one digit and show every layer", response_model=ExplainAnswer,
              description="The same inputs as /predict. Answers the prediction and each layer's name, shape and "
                          "values (base64 of uint8, each map stretched to 0..255), with the convolution kernels.")
 async def explain_route(request: Request):
@@ -109,7 +112,7 @@ async def explain_route(request: Request):
     return JSONResponse(await in_worker(request, work))
 
 
-@router.post("/predict/batch", summary="Predict several digits",
+@router.post("/predict/batch", summary="Predict several digits", response_model=BatchAnswer,
              description=f"multipart/form-data with up to {MAX_BATCH} files; one result (or error) per file. "
                          "With `?preprocessed=true` each result also holds the 28x28 the network saw.")
 async def predict_batch(request: Request, preprocessed: bool = False):
