@@ -217,7 +217,7 @@ def save_and_say(save: Path, results: list, number: bool) -> None:
 
 
 def cmd_explain(args) -> int:
-    from lenet.evaluation.explain import draw_figure, explain, to_json
+    from lenet.evaluation.explain import draw_figure, explain
     from lenet.files import check_writable_file, printable
     from lenet.nn.numpy_model import NumpyModel
     from lenet.reading.image import load_image
@@ -230,12 +230,12 @@ def cmd_explain(args) -> int:
     pixels = load_image(args.image)
     result = explain(model, pixels)
     if args.json:
-        print(json.dumps(to_json(result), allow_nan=False))
+        print(json.dumps(result.to_json(), allow_nan=False))
         return ExitStatus.SUCCESS
     draw_figure(result, model, pixels, output)
-    p = result["probabilities"]
-    print(f"wrote {printable(output)}: {printable(args.image)} reads as {result['digit']} ({p[result['digit']]:.4f}), "
-          f"runner-up {result['runner_up']} ({p[result['runner_up']]:.4f})")
+    p = result.probabilities
+    print(f"wrote {printable(output)}: {printable(args.image)} reads as {result.digit} ({p[result.digit]:.4f}), "
+          f"runner-up {result.runner_up} ({p[result.runner_up]:.4f})")
     return ExitStatus.SUCCESS
 
 

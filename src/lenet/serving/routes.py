@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse
 
 from lenet import __version__
-from lenet.evaluation.explain import explain_seen, to_tiles
+from lenet.evaluation.explain import explain_seen
 from lenet.nn.model_file import test_accuracy
 from lenet.reading.number import MAX_DIGITS
 from lenet.reading.predict import judge_readings, judged, predict_each, prediction_of, read_digits
@@ -105,9 +105,9 @@ async def explain_route(request: Request):
 
     def work():
         reading = prepare(*args)
-        result = explain_seen(model, reading.image, False)
-        prediction = judged(model, prediction_of(result["probabilities"], reading.image), reading)
-        return {**to_tiles(result, model), **prediction.to_json()}  # the layers, then the prediction
+        explanation = explain_seen(model, reading.image, False)
+        prediction = judged(model, prediction_of(explanation.probabilities, reading.image), reading)
+        return {**explanation.tiles(model), **prediction.to_json()}  # the layers, then the prediction
 
     return JSONResponse(await in_worker(request, work))
 
