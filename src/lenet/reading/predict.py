@@ -112,18 +112,15 @@ def predict_each(model, items, prepare, k: int = 1) -> list[Prediction | LenetEr
     """One result per item, in order: `prepare(item)` makes the Reading, and every image that could
     be read is predicted in one batched pass; an item whose `prepare` raised a LenetError keeps its
     place with the error instead. One bad input never stops the others."""
-    results: list[Prediction | LenetError] = []
-    readings, where = [], []
-    for item in items:
+    readings: dict[int, Reading] = {}
+    results: dict[int, Prediction | LenetError] = {}
+    for i, item in enumerate(items):
         try:
-            readings.append(prepare(item))
-            where.append(len(results))
-            results.append(LenetError("not predicted"))  # its place, filled below
+            readings[i] = prepare(item)
         except LenetError as e:
-            results.append(e)
-    for i, prediction in zip(where, judge_readings(model, readings, k), strict=True):
-        results[i] = prediction
-    return results
+            results[i] = e
+    results.update(zip(readings, judge_readings(model, list(readings.values()), k), strict=True))
+    return [results[i] for i in sorted(results)]
 
 
 SPLIT_COST = 0.0  # log-probability a cut must gain per extra digit (measured best: 0.3 and 0.1 cut too few)
