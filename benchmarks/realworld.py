@@ -214,12 +214,12 @@ def read_now(model, data: bytes, several: bool) -> tuple[str, bool]:
         pixels = load_image(data)
         if several:
             result = read_digits(model, pixels)
-            return result["number"], result["unsure"]
+            return result.number, result.unsure
         reading = read_digit(pixels)
     except ValueError:
         return "", True
     prediction = judged(model, predict_images(model, reading.image[None])[0], reading)
-    return str(prediction["digit"]), prediction["unsure"]
+    return str(prediction.digit), prediction.unsure
 
 
 @contextmanager
@@ -246,7 +246,7 @@ def read_number_now(model, data: bytes) -> tuple[str, bool, float]:
         result = read_digits(model, load_image(data))
     except ValueError:
         return "", True, 0.0
-    return result["number"], result["unsure"], min(d["probability"] for d in result["digits"])
+    return result.number, result.unsure, min(d.probability for d in result.digits)
 
 
 def coverage(answers: list[tuple[str, bool, float]], truth: list[str]) -> str:

@@ -82,7 +82,7 @@ def accuracy(model_path, images28: np.ndarray, labels: np.ndarray) -> float | No
     if not len(labels):
         return None  # nothing kept apart: the hand has one face
     model = NumpyModel.load(model_path)
-    return float(np.mean([p["digit"] == y for p, y in zip(predict_images(model, images28), labels, strict=False)]))
+    return float(np.mean([p.digit == y for p, y in zip(predict_images(model, images28), labels, strict=False)]))
 
 
 def one_run(style: str, shots: int, seed: int, ds, teaching) -> dict:

@@ -80,8 +80,8 @@ def test_ordinary_inputs_are_read_or_refused_never_crash(mnist, model):
         except ValueError as e:  # a refusal with a message; anything else fails the test
             assert str(e), name
             continue
-        assert 1 <= len(result["digits"]) <= MAX_DIGITS, (name, result["number"])
-        assert len(result["number"]) == len(result["digits"])
+        assert 1 <= len(result.digits) <= MAX_DIGITS, (name, result.number)
+        assert len(result.number) == len(result.digits)
 
 
 def test_a_row_longer_than_the_limit_is_refused_not_read_short(mnist, model):
@@ -95,7 +95,7 @@ def test_a_row_longer_than_the_limit_is_refused_not_read_short(mnist, model):
 def test_a_long_touching_run_is_read_in_full_or_doubted(mnist, model):
     digits, labels = list(mnist.test_images[20:32]), mnist.test_labels[20:32]
     result = read_digits(model, row_of(digits, -4, 60))
-    assert result["number"] == "".join(map(str, labels)) or result["unsure"], result["number"]
+    assert result.number == "".join(map(str, labels)) or result.unsure, result.number
 
 
 def test_every_piece_is_read_once_and_the_readings_are_bounded():
@@ -169,7 +169,7 @@ def test_boxes_are_in_the_coordinates_of_the_image_as_given(mnist, tmp_path, mod
         left, top, _right, bottom = box
         assert abs(left - 1200) <= 8 and abs(top - 1800) <= 8 and abs(bottom - 2200) <= 12, box
     number = read_digits(model, pixels, scale=scale)
-    assert abs(number["digits"][0]["box"][1] - 1800) <= 8
+    assert abs(number.digits[0].box.top - 1800) <= 8
     from fastapi.testclient import TestClient
 
     from lenet.serving.app import create_app

@@ -77,8 +77,8 @@ def test_a_letter_is_doubted_as_not_a_digit(model):
     for letter in "AKMWx":
         reading = read_digit(draw(letter, font, rng, 80))  # type: ignore[arg-type]
         result = judged(model, predict_images(model, reading.image[None])[0], reading)
-        assert result["unsure"] and any(d.startswith("does not look like a digit") for d in result["doubts"]), \
-            (letter, result["doubts"])
+        assert result.unsure and any(d.startswith("does not look like a digit") for d in result.doubts), \
+            (letter, result.doubts)
 
 
 def test_mnist_test_digits_are_rarely_called_not_a_digit(mnist):
@@ -91,7 +91,7 @@ def test_touching_pairs_are_read_as_two_digits(mnist, model):
 
     images, labels = mnist.test_images, mnist.test_labels
     pairs = [(a, a + 1) for a in range(0, 24, 2)]
-    read = [read_digits(model, row_of([images[a], images[b]], gap=-3))["number"] for a, b in pairs]
+    read = [read_digits(model, row_of([images[a], images[b]], gap=-3)).number for a, b in pairs]
     right = [f"{labels[a]}{labels[b]}" for a, b in pairs]
     # Without the rejector 7 of the 12 were right, "96" read as one digit (an 8).
     assert sum(r == t for r, t in zip(read, right, strict=True)) >= 8, (read, right)
@@ -138,5 +138,5 @@ def test_a_decimal_point_a_comma_and_a_leading_minus_are_read(mnist, model, spec
             parts.append(c)
             truth += c
     result = read_digits(model, row_with_signs(parts))
-    assert result["number"] == truth
-    assert len(result["digits"]) == spec.count("d")  # the digits alone keep their entries and boxes
+    assert result.number == truth
+    assert len(result.digits) == spec.count("d")  # the digits alone keep their entries and boxes

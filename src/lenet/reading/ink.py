@@ -424,10 +424,10 @@ def marks_of(mask: np.ndarray, ink: np.ndarray) -> tuple[np.ndarray, list[Mark]]
     return labels, marks
 
 
-def as_box(values) -> tuple[int, int, int, int]:
+def as_box(values) -> Box:
     """Four numbers as a box of ints: left, top, right, bottom."""
     left, top, right, bottom = (int(v) for v in values)
-    return left, top, right, bottom
+    return Box(left, top, right, bottom)
 
 
 def components(labels: np.ndarray, count: int, weight: np.ndarray | None = None) -> list[Mark]:
@@ -469,8 +469,8 @@ def backgrounds(small: np.ndarray, shape: tuple[int, int], window: int, dark_min
 
 def bounds(marks: list[Mark]) -> Box:
     """The box around all of `marks`."""
-    return (min(m.box[0] for m in marks), min(m.box[1] for m in marks),
-            max(m.box[2] for m in marks), max(m.box[3] for m in marks))
+    return Box(min(m.box.left for m in marks), min(m.box.top for m in marks),
+               max(m.box.right for m in marks), max(m.box.bottom for m in marks))
 
 
 def stroke_width(mask: np.ndarray) -> float:

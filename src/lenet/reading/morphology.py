@@ -8,6 +8,8 @@ references in the tests. SciPy's `ndimage` would do the same, but takes far long
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import cv2
 import numpy as np
 
@@ -15,7 +17,24 @@ import numpy as np
 # threads would only fight those processes.
 cv2.setNumThreads(1)
 
-Box = tuple[int, int, int, int]  # left, top, right, bottom: right and bottom exclusive
+
+class Box(NamedTuple):
+    """A rectangle of an image: the reader's one convention (OpenCV's x, y, width, height is turned
+    into it where OpenCV answers). A tuple, so it is written to JSON as [left, top, right, bottom]."""
+    left: int
+    top: int
+    right: int   # exclusive
+    bottom: int  # exclusive
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+
 # Grana's block-based labelling numbers components as the default (Spaghetti) does, and gathers
 # the statistics in a fraction of the default's time.
 LABELLING = cv2.CCL_GRANA
