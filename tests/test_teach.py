@@ -383,7 +383,7 @@ def test_clean_replay_keeps_that_share_of_the_pool_undistorted(mnist, clean_repl
     digits = Split.of(mnist.train_images[:500], mnist.train_labels[:500], "mnist")
     samples = Split.of(np.stack([digit(0)]), np.full(1, 4), "samples")
     replay = Replay(model, config, samples, digits)
-    x, y, held = replay_pool(model, config, digits, replay, teaching, kept, trained, torch.Generator().manual_seed(0))
+    x, y, held = replay_pool(model, config, digits, replay, teaching, torch.Generator().manual_seed(0))
     pick = replay.draw(64, teaching.conflict_share, len(digits), torch.Generator().manual_seed(0))
     assert torch.equal(y, digits.labels[pick])
     same = torch.isclose(x, features(model, config, digits.images[pick], kept), atol=1e-5).flatten(1).all(1)

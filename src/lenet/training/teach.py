@@ -148,10 +148,11 @@ def distorted(images: torch.Tensor, config, gen: torch.Generator) -> torch.Tenso
     return roughen(distort(normalize(images, config), gen, background), gen, background, ink)
 
 
-def replay_pool(base: Described, config, mnist: Split, replay: Replay, teaching: Teaching, kept: slice,
-                trained: slice, gen: torch.Generator, batch_size: int = 1024):
+def replay_pool(base: Described, config, mnist: Split, replay: Replay, teaching: Teaching, gen: torch.Generator,
+                batch_size: int = 1024):
     """(x, y, held): `teaching.replay_pool` MNIST digits, distorted once and run through the kept
     layers, with the base model's log-probabilities for them; every step draws its replay from it."""
+    kept, trained = split(base, teaching.train_from)
     wanted = teaching.steps * (teaching.batch_size - teaching.samples_per_step)  # never more than the steps draw
     pick = replay.draw(min(teaching.replay_pool, wanted), teaching.conflict_share, len(mnist), gen)
     xs, held = [], []
@@ -174,7 +175,7 @@ def fine_tune(model: Described, config, samples: Split, mnist: Split, teaching: 
     base = copy.deepcopy(model).eval()  # what the replayed digits are held to
     kept, trained = split(model, teaching.train_from)
     replay = Replay(model, config, samples, mnist)
-    pool_x, pool_y, pool_held = replay_pool(base, config, mnist, replay, teaching, kept, trained, gen)
+    pool_x, pool_y, pool_held = replay_pool(base, config, mnist, replay, teaching, gen)
     frozen = {id(p) for m in kept_modules(model, kept) for p in m.parameters()}
     learning = [p for p in model.parameters() if id(p) not in frozen]
     decay = [p for p in learning if p.ndim > 1]
@@ -215,20 +216,26 @@ def check_samples(folder: Folder, directory: Path) -> None:
                          f"({directory}/7/a.png, ...){why}")
 
 
+def teaching_paths(samples_dir: str | Path, model_path: str | Path, out: str | Path | None) -> tuple[Path, Path, Path]:
+    """The samples folder (which must exist), the base model's file and the file to write (default:
+    the samples folder's model file; a folder means the model file inside it)."""
+    samples_dir = Path(samples_dir).expanduser()
+    if not samples_dir.is_dir():
+        raise DataError(f"{samples_dir}: no such folder (a samples folder holds DIR/0, DIR/1, ... of images)")
+    out = Path(out) if out is not None else samples_dir / MODEL
+    if out.is_dir():
+        out = out / MODEL
+    check_writable_file(out, "--out")
+    return samples_dir, resolve_model_path(model_path), out
+
+
 def teach(samples_dir: str | Path, ds: Dataset, model_path: str | Path, out: str | Path | None = None, *,
           teaching: Teaching = Teaching(), seed: int = 0, command: str = "", log=print) -> dict:
     """Fine-tune the model at `model_path` on the samples in `samples_dir`, with `ds`'s training
     digits replayed; write the new model to `out` (default: the samples folder's model file) and
     return its card (the info it records)."""
     t0 = time.perf_counter()
-    samples_dir = Path(samples_dir).expanduser()
-    if not samples_dir.is_dir():
-        raise DataError(f"{samples_dir}: no such folder (a samples folder holds DIR/0, DIR/1, ... of images)")
-    model_path = resolve_model_path(model_path)
-    out = Path(out) if out is not None else samples_dir / MODEL
-    if out.is_dir():
-        out = out / MODEL
-    check_writable_file(out, "--out")
+    samples_dir, model_path, out = teaching_paths(samples_dir, model_path, out)
     model, config, base_info = load_model(model_path)
     if config.image_size != 28:
         raise UsageError(f"{model_path}: takes {config.image_size}x{config.image_size} images; samples are 28x28")
