@@ -29,6 +29,7 @@ from lenet.reading import morphology as mo
 from lenet.reading.image import MIN_SIDE, stretched
 from lenet.reading.lines import form_lines
 from lenet.reading.morphology import Box
+from lenet.reading.order import median, percentiles, row_medians
 from lenet.reading.paper import framed, sheet_only, unlined
 
 ANALYSIS_SIDE = 192  # ink is found on a copy at most this big (a small digit: on its crop, again),
@@ -206,11 +207,11 @@ def ink_on_paper(small: np.ndarray, tight: bool) -> tuple[np.ndarray, np.ndarray
     estimate can see past the edges. Not light paper inside a darker border: that is a sheet on
     a desk, not a crop."""
     ink, mask, contrast = ink_and_mask(small, DARK_ON_PAPER)
-    lo, hi = np.percentile(small, [2, 98])
+    lo, hi = percentiles(small, [2, 98])
     if not tight or (edges_near(mask) < 3 and edges_near(small < (lo + 3 * hi) / 4) < 4):
         return ink, mask, contrast, False
     light = light_corners(small)
-    if light and float(np.median(border_of(small))) < (lo + hi) / 2:
+    if light and median(border_of(small)) < (lo + hi) / 2:
         return ink, mask, contrast, False
     inside, pad = framed(small, float(np.percentile(small, 98 if light else 2)))
     try:
@@ -226,10 +227,10 @@ def light_corners(small: np.ndarray) -> bool:
     """Whether the paper of a digit that fills the image is light: most of its four corners are
     (a tight crop's corners are mostly paper, whatever the digit); a tie goes to light paper,
     as people's paper mostly is."""
-    lo, hi = np.percentile(small, [2, 98])
+    lo, hi = percentiles(small, [2, 98])
     k = max(1, min(small.shape) // 10)
     corners = [small[:k, :k], small[:k, -k:], small[-k:, :k], small[-k:, -k:]]
-    return sum(float(np.median(c)) > (lo + hi) / 2 for c in corners) >= 2
+    return sum(median(c) > (lo + hi) / 2 for c in corners) >= 2
 
 
 def ink_and_mask(small: np.ndarray, dark_minority: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -268,43 +269,6 @@ def unruled(small: np.ndarray) -> np.ndarray:
             above, below = along[max(a - 1, 0)], along[min(b, side - 1)]
             along[a:b] = np.maximum(along[a:b], np.minimum(above, below))
         out = along if axis == 0 else along.T
-    return out
-
-
-def row_medians(a: np.ndarray) -> np.ndarray:
-    """np.median(a, axis=1), the same numbers: NumPy's vectorised sort is quicker than its selection."""
-    ordered = np.sort(a, axis=1)
-    middle = a.shape[1] // 2
-    return ordered[:, middle] if a.shape[1] % 2 else (ordered[:, middle - 1] + ordered[:, middle]) / 2
-
-
-def median(a: np.ndarray) -> float:
-    """np.median of all of `a`, the same number, by one vectorised sort (np.median's own overhead
-    is most of its time on the reader's arrays)."""
-    if a.size == 0:
-        return float(np.median(a))
-    ordered = np.sort(a, axis=None)
-    middle = ordered.size // 2
-    return float(ordered[middle] if ordered.size % 2 else (ordered[middle - 1] + ordered[middle]) / 2)
-
-
-def percentiles(a: np.ndarray, qs: list[float]) -> np.ndarray:
-    """np.percentile(a, qs) (its default, linear method), the same numbers, by one vectorised sort:
-    NumPy's own index, weight and interpolation steps, written out."""
-    if a.size == 0:
-        return np.percentile(a, qs)
-    ordered = np.sort(a, axis=None)
-    n = ordered.size
-    index = (n - 1) * np.true_divide(np.asarray(qs, np.float64), 100)
-    below = np.floor(index)
-    below[index >= n - 1] = -1  # at the top: the last value, as NumPy takes it
-    below = below.astype(np.intp)
-    above = np.where(below == -1, -1, below + 1)
-    gamma = index - below
-    lo, hi = ordered[below], ordered[above]
-    step = hi - lo
-    out = np.add(lo, step * gamma)
-    np.subtract(hi, step * (1 - gamma), out=out, where=gamma >= 0.5, casting="unsafe", dtype=type(out.dtype))
     return out
 
 

@@ -15,6 +15,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from lenet.reading.morphology import LABELLING, label_with_boxes
+from lenet.reading.order import median, percentiles
+
 TILT = 5           # a line may drift this many pixels (across its length) and still be one line
 GAP = 1 / 24       # dots and dashes closer than this share of the side make a line
 MIN_LINES = 2      # parallel lines across the whole image: the paper's, not a digit's
@@ -55,6 +58,11 @@ def pool_along(values: np.ndarray, axis: int, block: int) -> np.ndarray:
     """`values` reduced `block` times along `axis` by block maximum (the last block repeated to fill)."""
     if block == 1:
         return values
+    if values.dtype in (np.float32, np.uint8):
+        # The maximum over the `block` pixels from each one on (edges repeated), at each block's start.
+        kernel = np.ones((1, block) if axis == 1 else (block, 1), np.uint8)
+        spread = cv2.dilate(values, kernel, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
+        return np.ascontiguousarray(spread[:, ::block] if axis == 1 else spread[::block])
     n = values.shape[axis]
     blocks = -(-n // block)
     index = np.minimum(np.arange(blocks * block), n - 1)
@@ -75,10 +83,9 @@ def paper_lines(small: np.ndarray, min_lines: int = MIN_LINES) -> np.ndarray:
         # merge into one broad region that crosses nothing. Not a box's two (its sides stay whole).
         dark = np.where(added > 0, 0, dark) if axis == 0 and rows > 2 else dark
         line = lines_along(dark, axis)
-        found = (line > LINE_CONTRAST).view(np.uint8)
-        _, labels, stats, _ = cv2.connectedComponentsWithStats(found, connectivity=8)
-        extent = stats[1:, cv2.CC_STAT_WIDTH if axis == 1 else cv2.CC_STAT_HEIGHT]
-        thick = stats[1:, cv2.CC_STAT_HEIGHT if axis == 1 else cv2.CC_STAT_WIDTH]
+        labels, _, _, boxes = label_with_boxes(line > LINE_CONTRAST)
+        width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+        extent, thick = (width, height) if axis == 1 else (height, width)
         crossing = (extent >= SPAN * dark.shape[axis]) & (thick <= dark.shape[1 - axis] / 4)
         if int(crossing.sum()) < min_lines:
             continue
@@ -86,7 +93,7 @@ def paper_lines(small: np.ndarray, min_lines: int = MIN_LINES) -> np.ndarray:
         keep = np.concatenate([[False], crossing])[labels]
         on_line = keep & (dark <= 1.6 * line)
         # Lifted all the way to the paper: a faint remainder joined to a stroke would pass as ink.
-        pieces = broken_lines(dark, axis, float(np.median(line[on_line])) if on_line.any() else 0.0)
+        pieces = broken_lines(dark, axis, median(line[on_line]) if on_line.any() else 0.0)
         added = np.maximum(added, np.where(on_line | pieces, dark, 0))
     return added
 
@@ -138,9 +145,9 @@ def sheet(small: np.ndarray) -> np.ndarray | None:
     what lies round the hull is light too, or two of the picture's corners are (a sheet touching
     one edge leaves at least two corners to the desk): that is the paper beside a digit that
     fills its crop."""
-    lo, hi = np.percentile(small, [2, 98])
+    lo, hi = percentiles(small, [2, 98])
     light = (small > (lo + hi) / 2).view(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(light, connectivity=8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(light, 8, cv2.CV_32S, LABELLING)
     if count < 2:
         return None
     biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
@@ -161,7 +168,7 @@ def sheet(small: np.ndarray) -> np.ndarray | None:
         return None  # mostly dark inside: light strokes on a board (chalk), not a sheet
     if float(light.view(bool)[~inside].mean()) > DESK_LIGHT or corners_light(light) > 1:
         return None  # paper round it: the paper beside a digit that fills its crop, not a sheet
-    if float(np.median(small[inside])) - float(np.median(small[~inside])) < 0.15:
+    if median(small[inside]) - median(small[~inside]) < 0.15:
         return None
     edge = max(3, round(min(small.shape) / 40)) | 1
     return cv2.erode(hull, np.ones((edge, edge), np.uint8)).view(bool)
@@ -180,4 +187,4 @@ def sheet_only(small: np.ndarray) -> np.ndarray:
     inside = sheet(small)
     if inside is None:
         return small
-    return np.where(inside, small, np.float32(np.median(small[inside]))).astype(small.dtype)
+    return np.where(inside, small, np.float32(median(small[inside]))).astype(small.dtype)
