@@ -137,11 +137,16 @@ def pooled(values: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.n
         return values, values, (ys, xs)
     # Each block's rows (and columns) gathered at once, the last repeated where a block is shorter:
     # a few whole-array reductions instead of reduceat's slow walk along the second axis.
-    rows, cols = block_index(ys), block_index(xs)
-    by_rows = values[rows]  # (blocks down, rows in a block, width)
-    hi = by_rows.max(1)[:, cols].max(2)
-    lo = by_rows.min(1)[:, cols].min(2)
-    return hi, lo, (ys, xs)
+    # Blocks of one size (a side that divides evenly) are a reshape: no gathering at all.
+    if values.shape[0] % shape[0] == 0:
+        by_rows = values.reshape(shape[0], -1, values.shape[1])  # (blocks down, rows in a block, width)
+    else:
+        by_rows = values[block_index(ys)]
+    top, bottom = by_rows.max(1), by_rows.min(1)
+    if values.shape[1] % shape[1] == 0:
+        return top.reshape(shape[0], shape[1], -1).max(2), bottom.reshape(shape[0], shape[1], -1).min(2), (ys, xs)
+    cols = block_index(xs)
+    return top[:, cols].max(2), bottom[:, cols].min(2), (ys, xs)
 
 
 def block_index(edges: np.ndarray) -> np.ndarray:
@@ -303,7 +308,8 @@ def background(small: np.ndarray, dark_minority: float):
     (up to a third). `reach` is half the window at the analysis scale."""
     coarse = reduced_shape(small.shape, BACKGROUND_SIDE)[0]
     window = max(3, round(max(coarse) / 8)) | 1
-    paper, board, dark_ink, light_ink = backgrounds(small, coarse, window, dark_minority)
+    copies, floor = pooled(small, coarse), plain_floor(small, dark_minority)  # the same for any window
+    paper, board, dark_ink, light_ink = backgrounds(small, copies, window, floor)
     either = np.maximum(dark_ink, light_ink)
     if float(mo.box_blur(either, 3).max()) < MIN_CONTRAST:
         raise NoDigit("no ink found: the image is blank or has too little contrast")
@@ -316,7 +322,7 @@ def background(small: np.ndarray, dark_minority: float):
     broad = round(2.2 * width * coarse[0] / small.shape[0]) | 1
     if broad > window:
         window = min(broad, max(3, max(coarse) // 3) | 1)
-        paper, board, dark_ink, light_ink = backgrounds(small, coarse, window, dark_minority)
+        paper, board, dark_ink, light_ink = backgrounds(small, copies, window, floor)
     reach = max(3, window * small.shape[0] // coarse[0] // 2) | 1
     return paper, board, dark_ink, light_ink, reach
 
@@ -400,8 +406,9 @@ def components(labels: np.ndarray, count: int, weight: np.ndarray | None = None)
     return [Mark(i + 1, int(pixels[i]), float(ink[i]), as_box(boxes[i])) for i in range(count)]
 
 
-def backgrounds(small: np.ndarray, shape: tuple[int, int], window: int, dark_minority: float):
-    """(paper, board, dark ink, light ink) of `small` with a window-wide filter on a copy of `shape`.
+def backgrounds(small: np.ndarray, copies: tuple, window: int, floor: float | None):
+    """(paper, board, dark ink, light ink) of `small` with a window-wide filter on its coarse
+    `copies` (`pooled`'s block maxima, minima and blocks), the paper at least `floor` (`plain_floor`).
 
     The closing of the copy's block minima is the paper under dark ink, the opening of its block
     maxima the board under light ink. Pooling by the minimum keeps the paper estimate on the dark
@@ -409,15 +416,10 @@ def backgrounds(small: np.ndarray, shape: tuple[int, int], window: int, dark_min
     same for the board. Ink either way is relative to the light where it is: light falls on paper
     and ink alike, so dark ink is the share of the paper's light it takes away; light ink (chalk)
     is measured against the brightest within reach."""
-    light, darkest, blocks = pooled(small, shape)
+    light, darkest, blocks = copies
     paper = expand(mo.closing(darkest, window), blocks)
-    # Plain paper (an even, light border all round, and dark in less than `dark_minority` of the
-    # image: not a board on a wall): the paper is at least the border's level, even inside a
-    # marker's blot wider than the window.
-    lo, mid, hi = percentiles(border_of(small), [5, 50, 95])
-    if (hi - lo < PLAIN and mid > median(small) - PLAIN / 2
-            and (small < (lo + small.min()) / 2).mean() < dark_minority):
-        paper = np.maximum(paper, lo)
+    if floor is not None:
+        paper = np.maximum(paper, floor)
     coarse_board = mo.opening(light, window)
     board = expand(coarse_board, blocks)
     dark_ink = np.divide(paper - small, np.maximum(paper, 0.05))
@@ -429,6 +431,17 @@ def backgrounds(small: np.ndarray, shape: tuple[int, int], window: int, dark_min
     light_ink = np.divide(small - board, expand(np.maximum(spread, max(MIN_CONTRAST, float(spread.max()) / 3)), blocks))
     np.clip(light_ink, 0, None, out=light_ink)
     return paper, board, dark_ink, light_ink
+
+
+def plain_floor(small: np.ndarray, dark_minority: float):
+    """The least the paper can be on plain paper (an even, light border all round, and dark in less
+    than `dark_minority` of the image: not a board on a wall): the border's level, so the paper is
+    at least that even inside a marker's blot wider than the window. None on other images."""
+    lo, mid, hi = percentiles(border_of(small), [5, 50, 95])
+    if (hi - lo < PLAIN and mid > median(small) - PLAIN / 2
+            and (small < (lo + small.min()) / 2).mean() < dark_minority):
+        return lo
+    return None
 
 
 def bounds(marks: list[Mark]) -> Box:
