@@ -6,7 +6,8 @@ For each set (reader_speed.py's kinds, benchmarks/realworld.py's sets, benchmark
 and its canvas drawings) a short hash of every reading: the 28x28 the network sees, the box and
 the doubts of `read_digit` (or the error it raised), and for rows of digits the whole answer of
 `read_digits`. Run it before and after a change: any line that differs names the set whose
-readings changed. The same seed gives the same files.
+readings changed. The same seed gives the same files; the printed sets use the fonts the machine has,
+so compare with the other checkout run the same day (PYTHONPATH=OTHER/src python benchmarks/reader_digest.py).
 """
 
 from __future__ import annotations

@@ -254,9 +254,12 @@ def against(other: Path, rounds: int, n: int) -> int:
 
 # The reader's steps, each timed on its own (its own CPU time, without the steps it calls).
 STEPS = {"image": ("decode_image",),
-         "ink": ("grey", "reduced", "plain_ink", "unruled", "background", "backgrounds", "dark_is_ink", "strong_ink",
+         "ink": ("grey", "reduced", "plain_ink", "canvas", "unruled", "ink_on_paper", "ink_and_mask", "background",
+                 "backgrounds", "plain_floor", "pooled", "expand", "dark_is_ink", "strong_ink", "light_corners",
                  "marks_of", "components", "closer_look", "stroke_width", "find_ink"),
-         "lines": ("form_lines",),
+         "paper": ("sheet", "sheet_only", "unlined", "paper_lines", "lines_along", "broken_lines", "thin_dark"),
+         "order": ("percentiles", "median", "row_medians"),
+         "lines": ("form_lines", "line_candidates"),
          "digit": ("digit_marks", "read_marks", "even_strokes", "fit_box", "centre_of_mass_place", "find_digit")}
 
 

@@ -135,18 +135,20 @@ def pooled(values: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.n
     xs = np.linspace(0, values.shape[1], shape[1] + 1).round().astype(int)
     if tuple(shape) == values.shape:  # blocks of one pixel: the image itself
         return values, values, (ys, xs)
+    if values.dtype == np.float32 and values.shape[0] % shape[0] == 0 and values.shape[1] % shape[1] == 0:
+        # Blocks of one size: each block's extreme is OpenCV's filter at the block's first pixel.
+        size = (values.shape[0] // shape[0], values.shape[1] // shape[1])
+        kernel = np.ones(size, np.uint8)
+        hi = cv2.dilate(values, kernel, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)[::size[0], ::size[1]]
+        lo = cv2.erode(values, kernel, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)[::size[0], ::size[1]]
+        return np.ascontiguousarray(hi), np.ascontiguousarray(lo), (ys, xs)
     # Each block's rows (and columns) gathered at once, the last repeated where a block is shorter:
     # a few whole-array reductions instead of reduceat's slow walk along the second axis.
-    # Blocks of one size (a side that divides evenly) are a reshape: no gathering at all.
-    if values.shape[0] % shape[0] == 0:
-        by_rows = values.reshape(shape[0], -1, values.shape[1])  # (blocks down, rows in a block, width)
-    else:
-        by_rows = values[block_index(ys)]
-    top, bottom = by_rows.max(1), by_rows.min(1)
-    if values.shape[1] % shape[1] == 0:
-        return top.reshape(shape[0], shape[1], -1).max(2), bottom.reshape(shape[0], shape[1], -1).min(2), (ys, xs)
-    cols = block_index(xs)
-    return top[:, cols].max(2), bottom[:, cols].min(2), (ys, xs)
+    rows, cols = block_index(ys), block_index(xs)
+    by_rows = values[rows]  # (blocks down, rows in a block, width)
+    hi = by_rows.max(1)[:, cols].max(2)
+    lo = by_rows.min(1)[:, cols].min(2)
+    return hi, lo, (ys, xs)
 
 
 def block_index(edges: np.ndarray) -> np.ndarray:
@@ -191,8 +193,9 @@ def find_ink(image_grey: np.ndarray, side: int | None = None, crop_sized: bool |
     else:
         if crop_sized is None:
             crop_sized = analysis_side(image_grey.shape) == ANALYSIS_SIDE
-        small = sheet_only(small)
-        ink, mask, contrast, framed = ink_on_paper(unruled(unlined(small, page=not crop_sized)), tight=crop_sized)
+        levels = percentiles(small, [2, 98])  # the sheet's test and, when nothing is painted over, the crop's
+        lined = unruled(unlined(sheet_only(small, levels), page=not crop_sized))
+        ink, mask, contrast, framed = ink_on_paper(lined, crop_sized, levels if lined is small else None)
     labels, marks = marks_of(mask, ink)
     return Ink(ink, mask, marks, labels, contrast, factor, framed)
 
@@ -204,18 +207,21 @@ def canvas(small: np.ndarray) -> bool:
     return int(counts.max()) * 2 >= 2 * (small.shape[0] + small.shape[1])
 
 
-def ink_on_paper(small: np.ndarray, tight: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+def ink_on_paper(small: np.ndarray, tight: bool,
+                 levels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
     """Steps 1-4 on an analysis copy that is not a plain canvas: (ink, mask, contrast, framed). With
     `tight` (an image small enough to be a crop of one digit), a digit that fills the image (its
     ink reaches three edges or more, or its fringe, a quarter of the way from the paper to the
     ink, all four) is found again inside a frame of paper (paper.framed), where the background's
     estimate can see past the edges. Not light paper inside a darker border: that is a sheet on
-    a desk, not a crop."""
+    a desk, not a crop. `levels`: percentiles(small, [2, 98]) when already known."""
     ink, mask, contrast = ink_and_mask(small, DARK_ON_PAPER)
-    lo, hi = percentiles(small, [2, 98])
-    if not tight or (edges_near(mask) < 3 and edges_near(small < (lo + 3 * hi) / 4) < 4):
+    if not tight:
         return ink, mask, contrast, False
-    light = light_corners(small)
+    lo, hi = levels if levels is not None else percentiles(small, [2, 98])
+    if edges_near(mask) < 3 and edges_near(small < (lo + 3 * hi) / 4) < 4:
+        return ink, mask, contrast, False
+    light = light_corners(small, (lo, hi))
     if light and median(border_of(small)) < (lo + hi) / 2:
         return ink, mask, contrast, False
     inside, pad = framed(small, float(np.percentile(small, 98 if light else 2)))
@@ -228,11 +234,11 @@ def ink_on_paper(small: np.ndarray, tight: bool) -> tuple[np.ndarray, np.ndarray
     return ink, mask, contrast, True
 
 
-def light_corners(small: np.ndarray) -> bool:
+def light_corners(small: np.ndarray, levels) -> bool:
     """Whether the paper of a digit that fills the image is light: most of its four corners are
     (a tight crop's corners are mostly paper, whatever the digit); a tie goes to light paper,
-    as people's paper mostly is."""
-    lo, hi = percentiles(small, [2, 98])
+    as people's paper mostly is. `levels`: percentiles(small, [2, 98])."""
+    lo, hi = levels
     k = max(1, min(small.shape) // 10)
     corners = [small[:k, :k], small[:k, -k:], small[-k:, :k], small[-k:, -k:]]
     return sum(median(c) > (lo + hi) / 2 for c in corners) >= 2
@@ -369,11 +375,15 @@ def strong_ink(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise NoDigit(NO_INK)
     ink = np.divide(ink, peak)
     np.clip(ink, 0, 1, out=ink)
-    labels, count = mo.label(ink > WEAK)
-    keep = np.zeros(count + 1, bool)
-    keep[labels[ink > STRONG]] = True
-    keep[0] = False
-    mask = keep[labels]
+    weak, strong = ink > WEAK, ink > STRONG
+    labels, count = mo.label(weak)
+    if count == 1:  # one piece: all of it, or none
+        mask = weak if strong.any() else np.zeros_like(weak)
+    else:
+        keep = np.zeros(count + 1, bool)
+        keep[labels[strong]] = True
+        keep[0] = False
+        mask = keep[labels]
     if not mask.any():
         raise NoDigit(NO_INK)
     return ink, mask

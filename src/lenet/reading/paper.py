@@ -133,7 +133,7 @@ def framed(small: np.ndarray, paper: float) -> tuple[np.ndarray, int]:
     return out, pad
 
 
-def sheet(small: np.ndarray) -> np.ndarray | None:
+def sheet(small: np.ndarray, levels: np.ndarray | None = None) -> np.ndarray | None:
     """The sheet a digit is written on when it lies on a darker desk inside the picture (a sticky
     note photographed on a table), a little inside its edge; None when there is no such sheet.
 
@@ -144,8 +144,8 @@ def sheet(small: np.ndarray) -> np.ndarray | None:
     its shadow then are not ink: only what lies inside counts. Nor is there a sheet when much of
     what lies round the hull is light too, or two of the picture's corners are (a sheet touching
     one edge leaves at least two corners to the desk): that is the paper beside a digit that
-    fills its crop."""
-    lo, hi = percentiles(small, [2, 98])
+    fills its crop. `levels`: percentiles(small, [2, 98]) when already known."""
+    lo, hi = levels if levels is not None else percentiles(small, [2, 98])
     light = (small > (lo + hi) / 2).view(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(light, 8, cv2.CV_32S, LABELLING)
     if count < 2:
@@ -181,10 +181,10 @@ def corners_light(light: np.ndarray) -> int:
     return sum(int(float(c.mean()) > 0.5) for c in corners)
 
 
-def sheet_only(small: np.ndarray) -> np.ndarray:
+def sheet_only(small: np.ndarray, levels: np.ndarray | None = None) -> np.ndarray:
     """`small` with everything off the `sheet` (the desk, the sheet's edge and shadow) painted the
-    sheet's own paper grey; `small` itself when there is no such sheet."""
-    inside = sheet(small)
+    sheet's own paper grey; `small` itself when there is no such sheet (`levels` as for `sheet`)."""
+    inside = sheet(small, levels)
     if inside is None:
         return small
     return np.where(inside, small, np.float32(median(small[inside]))).astype(small.dtype)
