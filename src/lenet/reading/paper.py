@@ -47,9 +47,9 @@ def lines_along(dark: np.ndarray, axis: int) -> np.ndarray:
     length = pooled.shape[axis]
     gap = max(1, round(length * GAP))
     run = max(3, round(length * SPAN * 0.6))
-    across, along_gap, along_run = ((TILT, 1), (1, gap), (1, run)) if axis == 1 else ((1, TILT), (gap, 1), (run, 1))
-    spread = cv2.dilate(pooled, np.ones(across, np.uint8), borderType=cv2.BORDER_REPLICATE)
-    spread = cv2.dilate(spread, np.ones(along_gap, np.uint8), borderType=cv2.BORDER_REPLICATE)
+    # Spread across and along at once: a rectangle's maximum is its rows' maximum of its columns'.
+    spread_by, along_run = ((TILT, gap), (1, run)) if axis == 1 else ((gap, TILT), (run, 1))
+    spread = cv2.dilate(pooled, np.ones(spread_by, np.uint8), borderType=cv2.BORDER_REPLICATE)
     opened = cv2.morphologyEx(spread, cv2.MORPH_OPEN, np.ones(along_run, np.uint8), borderType=cv2.BORDER_REPLICATE)
     return np.repeat(opened, block, axis)[:dark.shape[0], :dark.shape[1]] if block > 1 else opened
 
