@@ -183,8 +183,8 @@ def find_ink(image_grey: np.ndarray, side: int | None = None, crop_sized: bool |
     plain = plain_ink(small)
     framed = False
     if plain is not None:  # ink on an even background needs no estimate of it (a canvas export)
-        ink, contrast = plain
-        ink, mask = strong_ink(ink)
+        ink, contrast, peak = plain
+        ink, mask = strong_ink(ink, peak)
         mask &= ~form_lines(mask)
     elif canvas(small):
         # No paper, lines or desk to take out; and read exactly as the page's own reader
@@ -249,10 +249,11 @@ def light_corners(small: np.ndarray, levels) -> bool:
 def ink_and_mask(small: np.ndarray, dark_minority: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Steps 1-4: (ink, mask, contrast) of an analysis copy (`dark_minority`: see `backgrounds`)."""
     paper, board, dark_ink, light_ink, reach = background(small, dark_minority)
-    dark = dark_is_ink(small, dark_ink, light_ink, reach)
+    peaks = peak_of(dark_ink), peak_of(light_ink)
+    dark = dark_is_ink(small, dark_ink, light_ink, reach, peaks)
     ink = dark_ink if dark else light_ink
     contrast = (paper - small) if dark else (small - board)  # grey levels between ink and background
-    ink, mask = strong_ink(ink)
+    ink, mask = strong_ink(ink, peaks[0] if dark else peaks[1])
     mask &= ~form_lines(mask)
     return ink, mask, contrast
 
@@ -285,10 +286,10 @@ def unruled(small: np.ndarray) -> np.ndarray:
     return out
 
 
-def plain_ink(small: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """(dark ink, contrast) when the background is one exact grey, the image's lightest, all round
-    the border and under most of the image, with clear dark ink on it (an HTML canvas export, a
-    clean scan): what `background` and `dark_is_ink` would find there (the plain-paper rule makes
+def plain_ink(small: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """(dark ink, contrast, the ink's `peak_of`) when the background is one exact grey, the image's
+    lightest, all round the border and under most of the image, with clear dark ink on it (an HTML
+    canvas export, a clean scan): what `background` and `dark_is_ink` would find there (the plain-paper rule makes
     the paper that grey everywhere, and such ink wins the polarity), without estimating anything.
     None for any other image."""
     border = border_of(small)
@@ -302,9 +303,10 @@ def plain_ink(small: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         return None  # mostly dark: the plain-paper rule does not hold
     contrast = paper - small
     ink = contrast / max(paper, 0.05)
-    if cv2.minMaxLoc(mo.box_blur(ink, 3))[1] < 0.35:
+    peak = peak_of(ink)
+    if peak < 0.35:
         return None  # faint ink: the polarity must be weighed
-    return ink, contrast
+    return ink, contrast, peak
 
 
 def background(small: np.ndarray, dark_minority: float):
@@ -335,12 +337,13 @@ def background(small: np.ndarray, dark_minority: float):
     return paper, board, dark_ink, light_ink, reach
 
 
-def dark_is_ink(small: np.ndarray, dark_ink: np.ndarray, light_ink: np.ndarray, reach: int) -> bool:
+def dark_is_ink(small: np.ndarray, dark_ink: np.ndarray, light_ink: np.ndarray, reach: int,
+                peaks: tuple[float, float] | None = None) -> bool:
     """Step 2, the polarity. When one way finds far stronger ink than the other, that way.
     Otherwise the background is what surrounds the ink: the ring just outside the region of the
     strongest marks (whatever the marks' own mix of ink and gaps); the image's border only when
-    the marks leave no room for a ring."""
-    peak_dark, peak_light = float(mo.box_blur(dark_ink, 3).max()), float(mo.box_blur(light_ink, 3).max())
+    the marks leave no room for a ring. `peaks`: (peak_of(dark_ink), peak_of(light_ink)) when known."""
+    peak_dark, peak_light = peaks if peaks is not None else (peak_of(dark_ink), peak_of(light_ink))
     if min(peak_dark, peak_light) < 0.35 * max(peak_dark, peak_light):
         return peak_dark > peak_light
     if edges_touched(dark_ink > STRONG * peak_dark) == 4 and edges_touched(light_ink > STRONG * peak_light) == 4:
@@ -369,10 +372,15 @@ def edges_touched(mask: np.ndarray) -> int:
     return int(mask[0].any()) + int(mask[-1].any()) + int(mask[:, 0].any()) + int(mask[:, -1].any())
 
 
-def strong_ink(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Step 3: ink relative to its strongest (a 3x3 mean, so one hot pixel does not set the
-    scale), and the mask of what reaches STRONG with the fainter strokes joined to it."""
-    peak = cv2.minMaxLoc(mo.box_blur(ink, 3))[1]
+def peak_of(ink: np.ndarray) -> float:
+    """The strongest ink as a 3x3 mean, so one hot pixel does not set the scale."""
+    return cv2.minMaxLoc(mo.box_blur(ink, 3))[1]
+
+
+def strong_ink(ink: np.ndarray, peak: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Step 3: ink relative to its strongest (`peak_of`, given as `peak` when known), and the
+    mask of what reaches STRONG with the fainter strokes joined to it."""
+    peak = peak_of(ink) if peak is None else peak
     if peak < MIN_CONTRAST:
         raise NoDigit(NO_INK)
     ink = np.divide(ink, peak)
