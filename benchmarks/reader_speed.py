@@ -266,6 +266,7 @@ STEPS = {"image": ("decode_image",),
 def print_steps(kinds: dict[str, list[bytes]], repeats: int = 3) -> None:
     """CPU ms per image of each step of decoding + reading, for each kind: the reader's functions
     wrapped with timers for this, each charged its own time only, biggest first."""
+    import contextlib
     import functools
     import importlib
 
@@ -286,8 +287,12 @@ def print_steps(kinds: dict[str, list[bytes]], repeats: int = 3) -> None:
                     stack[-1] += spent
         return step
 
-    modules = {name: importlib.import_module(f"lenet.reading.{name}") for name in STEPS}
-    originals = {fn: getattr(modules[module], fn) for module, fns in STEPS.items() for fn in fns}
+    modules = {}
+    for name in STEPS:  # an older checkout (PYTHONPATH) may lack a module or a step: timed without it
+        with contextlib.suppress(ImportError):
+            modules[name] = importlib.import_module(f"lenet.reading.{name}")
+    originals = {fn: getattr(modules[module], fn) for module, fns in STEPS.items() if module in modules
+                 for fn in fns if hasattr(modules[module], fn)}
     users = [*modules.values(), importlib.import_module("lenet.reading")]
     patched = []
     for module in users:  # every module that holds one of them by name
