@@ -29,6 +29,7 @@ from lenet.reading import morphology as mo
 from lenet.reading.image import MIN_SIDE, stretched
 from lenet.reading.lines import form_lines
 from lenet.reading.morphology import Box
+from lenet.reading.order import median, percentiles, row_medians
 from lenet.reading.paper import framed, sheet_only, unlined
 
 ANALYSIS_SIDE = 192  # ink is found on a copy at most this big (a small digit: on its crop, again),
@@ -134,6 +135,13 @@ def pooled(values: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.n
     xs = np.linspace(0, values.shape[1], shape[1] + 1).round().astype(int)
     if tuple(shape) == values.shape:  # blocks of one pixel: the image itself
         return values, values, (ys, xs)
+    if values.dtype == np.float32 and values.shape[0] % shape[0] == 0 and values.shape[1] % shape[1] == 0:
+        # Blocks of one size: each block's extreme is OpenCV's filter at the block's first pixel.
+        size = (values.shape[0] // shape[0], values.shape[1] // shape[1])
+        kernel = np.ones(size, np.uint8)
+        hi = cv2.dilate(values, kernel, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)[::size[0], ::size[1]]
+        lo = cv2.erode(values, kernel, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)[::size[0], ::size[1]]
+        return np.ascontiguousarray(hi), np.ascontiguousarray(lo), (ys, xs)
     # Each block's rows (and columns) gathered at once, the last repeated where a block is shorter:
     # a few whole-array reductions instead of reduceat's slow walk along the second axis.
     rows, cols = block_index(ys), block_index(xs)
@@ -175,8 +183,8 @@ def find_ink(image_grey: np.ndarray, side: int | None = None, crop_sized: bool |
     plain = plain_ink(small)
     framed = False
     if plain is not None:  # ink on an even background needs no estimate of it (a canvas export)
-        ink, contrast = plain
-        ink, mask = strong_ink(ink)
+        ink, contrast, peak = plain
+        ink, mask = strong_ink(ink, peak)
         mask &= ~form_lines(mask)
     elif canvas(small):
         # No paper, lines or desk to take out; and read exactly as the page's own reader
@@ -185,8 +193,9 @@ def find_ink(image_grey: np.ndarray, side: int | None = None, crop_sized: bool |
     else:
         if crop_sized is None:
             crop_sized = analysis_side(image_grey.shape) == ANALYSIS_SIDE
-        small = sheet_only(small)
-        ink, mask, contrast, framed = ink_on_paper(unruled(unlined(small, page=not crop_sized)), tight=crop_sized)
+        levels = percentiles(small, [2, 98])  # the sheet's test and, when nothing is painted over, the crop's
+        lined = unruled(unlined(sheet_only(small, levels), page=not crop_sized))
+        ink, mask, contrast, framed = ink_on_paper(lined, crop_sized, levels if lined is small else None)
     labels, marks = marks_of(mask, ink)
     return Ink(ink, mask, marks, labels, contrast, factor, framed)
 
@@ -194,23 +203,28 @@ def find_ink(image_grey: np.ndarray, side: int | None = None, crop_sized: bool |
 def canvas(small: np.ndarray) -> bool:
     """Whether `small` is a drawing on a canvas: one exact grey on at least half its border (paper,
     photographed or scanned, always has some noise)."""
-    _, counts = np.unique(border_of(small), return_counts=True)
-    return int(counts.max()) * 2 >= 2 * (small.shape[0] + small.shape[1])
+    border = np.sort(border_of(small))
+    half = border.size // 2  # the border's length is even: 2 (H + W)
+    # A grey on half the border or more covers, once sorted, the place just below or at the middle.
+    return any(np.count_nonzero(border == v) >= half for v in (border[half - 1], border[half]))
 
 
-def ink_on_paper(small: np.ndarray, tight: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+def ink_on_paper(small: np.ndarray, tight: bool,
+                 levels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
     """Steps 1-4 on an analysis copy that is not a plain canvas: (ink, mask, contrast, framed). With
     `tight` (an image small enough to be a crop of one digit), a digit that fills the image (its
     ink reaches three edges or more, or its fringe, a quarter of the way from the paper to the
     ink, all four) is found again inside a frame of paper (paper.framed), where the background's
     estimate can see past the edges. Not light paper inside a darker border: that is a sheet on
-    a desk, not a crop."""
+    a desk, not a crop. `levels`: percentiles(small, [2, 98]) when already known."""
     ink, mask, contrast = ink_and_mask(small, DARK_ON_PAPER)
-    lo, hi = np.percentile(small, [2, 98])
-    if not tight or (edges_near(mask) < 3 and edges_near(small < (lo + 3 * hi) / 4) < 4):
+    if not tight:
         return ink, mask, contrast, False
-    light = light_corners(small)
-    if light and float(np.median(border_of(small))) < (lo + hi) / 2:
+    lo, hi = levels if levels is not None else percentiles(small, [2, 98])
+    if edges_near(mask) < 3 and edges_near(small < (lo + 3 * hi) / 4) < 4:
+        return ink, mask, contrast, False
+    light = light_corners(small, (lo, hi))
+    if light and median(border_of(small)) < (lo + hi) / 2:
         return ink, mask, contrast, False
     inside, pad = framed(small, float(np.percentile(small, 98 if light else 2)))
     try:
@@ -222,23 +236,24 @@ def ink_on_paper(small: np.ndarray, tight: bool) -> tuple[np.ndarray, np.ndarray
     return ink, mask, contrast, True
 
 
-def light_corners(small: np.ndarray) -> bool:
+def light_corners(small: np.ndarray, levels) -> bool:
     """Whether the paper of a digit that fills the image is light: most of its four corners are
     (a tight crop's corners are mostly paper, whatever the digit); a tie goes to light paper,
-    as people's paper mostly is."""
-    lo, hi = np.percentile(small, [2, 98])
+    as people's paper mostly is. `levels`: percentiles(small, [2, 98])."""
+    lo, hi = levels
     k = max(1, min(small.shape) // 10)
     corners = [small[:k, :k], small[:k, -k:], small[-k:, :k], small[-k:, -k:]]
-    return sum(float(np.median(c)) > (lo + hi) / 2 for c in corners) >= 2
+    return sum(median(c) > (lo + hi) / 2 for c in corners) >= 2
 
 
 def ink_and_mask(small: np.ndarray, dark_minority: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Steps 1-4: (ink, mask, contrast) of an analysis copy (`dark_minority`: see `backgrounds`)."""
     paper, board, dark_ink, light_ink, reach = background(small, dark_minority)
-    dark = dark_is_ink(small, dark_ink, light_ink, reach)
+    peaks = peak_of(dark_ink), peak_of(light_ink)
+    dark = dark_is_ink(small, dark_ink, light_ink, reach, peaks)
     ink = dark_ink if dark else light_ink
     contrast = (paper - small) if dark else (small - board)  # grey levels between ink and background
-    ink, mask = strong_ink(ink)
+    ink, mask = strong_ink(ink, peaks[0] if dark else peaks[1])
     mask &= ~form_lines(mask)
     return ink, mask, contrast
 
@@ -271,47 +286,10 @@ def unruled(small: np.ndarray) -> np.ndarray:
     return out
 
 
-def row_medians(a: np.ndarray) -> np.ndarray:
-    """np.median(a, axis=1), the same numbers: NumPy's vectorised sort is quicker than its selection."""
-    ordered = np.sort(a, axis=1)
-    middle = a.shape[1] // 2
-    return ordered[:, middle] if a.shape[1] % 2 else (ordered[:, middle - 1] + ordered[:, middle]) / 2
-
-
-def median(a: np.ndarray) -> float:
-    """np.median of all of `a`, the same number, by one vectorised sort (np.median's own overhead
-    is most of its time on the reader's arrays)."""
-    if a.size == 0:
-        return float(np.median(a))
-    ordered = np.sort(a, axis=None)
-    middle = ordered.size // 2
-    return float(ordered[middle] if ordered.size % 2 else (ordered[middle - 1] + ordered[middle]) / 2)
-
-
-def percentiles(a: np.ndarray, qs: list[float]) -> np.ndarray:
-    """np.percentile(a, qs) (its default, linear method), the same numbers, by one vectorised sort:
-    NumPy's own index, weight and interpolation steps, written out."""
-    if a.size == 0:
-        return np.percentile(a, qs)
-    ordered = np.sort(a, axis=None)
-    n = ordered.size
-    index = (n - 1) * np.true_divide(np.asarray(qs, np.float64), 100)
-    below = np.floor(index)
-    below[index >= n - 1] = -1  # at the top: the last value, as NumPy takes it
-    below = below.astype(np.intp)
-    above = np.where(below == -1, -1, below + 1)
-    gamma = index - below
-    lo, hi = ordered[below], ordered[above]
-    step = hi - lo
-    out = np.add(lo, step * gamma)
-    np.subtract(hi, step * (1 - gamma), out=out, where=gamma >= 0.5, casting="unsafe", dtype=type(out.dtype))
-    return out
-
-
-def plain_ink(small: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """(dark ink, contrast) when the background is one exact grey, the image's lightest, all round
-    the border and under most of the image, with clear dark ink on it (an HTML canvas export, a
-    clean scan): what `background` and `dark_is_ink` would find there (the plain-paper rule makes
+def plain_ink(small: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """(dark ink, contrast, the ink's `peak_of`) when the background is one exact grey, the image's
+    lightest, all round the border and under most of the image, with clear dark ink on it (an HTML
+    canvas export, a clean scan): what `background` and `dark_is_ink` would find there (the plain-paper rule makes
     the paper that grey everywhere, and such ink wins the polarity), without estimating anything.
     None for any other image."""
     border = border_of(small)
@@ -325,9 +303,10 @@ def plain_ink(small: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         return None  # mostly dark: the plain-paper rule does not hold
     contrast = paper - small
     ink = contrast / max(paper, 0.05)
-    if cv2.minMaxLoc(mo.box_blur(ink, 3))[1] < 0.35:
+    peak = peak_of(ink)
+    if peak < 0.35:
         return None  # faint ink: the polarity must be weighed
-    return ink, contrast
+    return ink, contrast, peak
 
 
 def background(small: np.ndarray, dark_minority: float):
@@ -339,7 +318,8 @@ def background(small: np.ndarray, dark_minority: float):
     (up to a third). `reach` is half the window at the analysis scale."""
     coarse = reduced_shape(small.shape, BACKGROUND_SIDE)[0]
     window = max(3, round(max(coarse) / 8)) | 1
-    paper, board, dark_ink, light_ink = backgrounds(small, coarse, window, dark_minority)
+    copies, floor = pooled(small, coarse), plain_floor(small, dark_minority)  # the same for any window
+    paper, board, dark_ink, light_ink = backgrounds(small, copies, window, floor)
     either = np.maximum(dark_ink, light_ink)
     if float(mo.box_blur(either, 3).max()) < MIN_CONTRAST:
         raise NoDigit("no ink found: the image is blank or has too little contrast")
@@ -352,17 +332,18 @@ def background(small: np.ndarray, dark_minority: float):
     broad = round(2.2 * width * coarse[0] / small.shape[0]) | 1
     if broad > window:
         window = min(broad, max(3, max(coarse) // 3) | 1)
-        paper, board, dark_ink, light_ink = backgrounds(small, coarse, window, dark_minority)
+        paper, board, dark_ink, light_ink = backgrounds(small, copies, window, floor)
     reach = max(3, window * small.shape[0] // coarse[0] // 2) | 1
     return paper, board, dark_ink, light_ink, reach
 
 
-def dark_is_ink(small: np.ndarray, dark_ink: np.ndarray, light_ink: np.ndarray, reach: int) -> bool:
+def dark_is_ink(small: np.ndarray, dark_ink: np.ndarray, light_ink: np.ndarray, reach: int,
+                peaks: tuple[float, float] | None = None) -> bool:
     """Step 2, the polarity. When one way finds far stronger ink than the other, that way.
     Otherwise the background is what surrounds the ink: the ring just outside the region of the
     strongest marks (whatever the marks' own mix of ink and gaps); the image's border only when
-    the marks leave no room for a ring."""
-    peak_dark, peak_light = float(mo.box_blur(dark_ink, 3).max()), float(mo.box_blur(light_ink, 3).max())
+    the marks leave no room for a ring. `peaks`: (peak_of(dark_ink), peak_of(light_ink)) when known."""
+    peak_dark, peak_light = peaks if peaks is not None else (peak_of(dark_ink), peak_of(light_ink))
     if min(peak_dark, peak_light) < 0.35 * max(peak_dark, peak_light):
         return peak_dark > peak_light
     if edges_touched(dark_ink > STRONG * peak_dark) == 4 and edges_touched(light_ink > STRONG * peak_light) == 4:
@@ -391,19 +372,28 @@ def edges_touched(mask: np.ndarray) -> int:
     return int(mask[0].any()) + int(mask[-1].any()) + int(mask[:, 0].any()) + int(mask[:, -1].any())
 
 
-def strong_ink(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Step 3: ink relative to its strongest (a 3x3 mean, so one hot pixel does not set the
-    scale), and the mask of what reaches STRONG with the fainter strokes joined to it."""
-    peak = cv2.minMaxLoc(mo.box_blur(ink, 3))[1]
+def peak_of(ink: np.ndarray) -> float:
+    """The strongest ink as a 3x3 mean, so one hot pixel does not set the scale."""
+    return cv2.minMaxLoc(mo.box_blur(ink, 3))[1]
+
+
+def strong_ink(ink: np.ndarray, peak: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Step 3: ink relative to its strongest (`peak_of`, given as `peak` when known), and the
+    mask of what reaches STRONG with the fainter strokes joined to it."""
+    peak = peak_of(ink) if peak is None else peak
     if peak < MIN_CONTRAST:
         raise NoDigit(NO_INK)
     ink = np.divide(ink, peak)
     np.clip(ink, 0, 1, out=ink)
-    labels, count = mo.label(ink > WEAK)
-    keep = np.zeros(count + 1, bool)
-    keep[labels[ink > STRONG]] = True
-    keep[0] = False
-    mask = keep[labels]
+    weak, strong = ink > WEAK, ink > STRONG
+    labels, count = mo.label(weak)
+    if count == 1:  # one piece: all of it, or none
+        mask = weak if strong.any() else np.zeros_like(weak)
+    else:
+        keep = np.zeros(count + 1, bool)
+        keep[labels[strong]] = True
+        keep[0] = False
+        mask = keep[labels]
     if not mask.any():
         raise NoDigit(NO_INK)
     return ink, mask
@@ -436,8 +426,9 @@ def components(labels: np.ndarray, count: int, weight: np.ndarray | None = None)
     return [Mark(i + 1, int(pixels[i]), float(ink[i]), as_box(boxes[i])) for i in range(count)]
 
 
-def backgrounds(small: np.ndarray, shape: tuple[int, int], window: int, dark_minority: float):
-    """(paper, board, dark ink, light ink) of `small` with a window-wide filter on a copy of `shape`.
+def backgrounds(small: np.ndarray, copies: tuple, window: int, floor: float | None):
+    """(paper, board, dark ink, light ink) of `small` with a window-wide filter on its coarse
+    `copies` (`pooled`'s block maxima, minima and blocks), the paper at least `floor` (`plain_floor`).
 
     The closing of the copy's block minima is the paper under dark ink, the opening of its block
     maxima the board under light ink. Pooling by the minimum keeps the paper estimate on the dark
@@ -445,15 +436,10 @@ def backgrounds(small: np.ndarray, shape: tuple[int, int], window: int, dark_min
     same for the board. Ink either way is relative to the light where it is: light falls on paper
     and ink alike, so dark ink is the share of the paper's light it takes away; light ink (chalk)
     is measured against the brightest within reach."""
-    light, darkest, blocks = pooled(small, shape)
+    light, darkest, blocks = copies
     paper = expand(mo.closing(darkest, window), blocks)
-    # Plain paper (an even, light border all round, and dark in less than `dark_minority` of the
-    # image: not a board on a wall): the paper is at least the border's level, even inside a
-    # marker's blot wider than the window.
-    lo, mid, hi = percentiles(border_of(small), [5, 50, 95])
-    if (hi - lo < PLAIN and mid > median(small) - PLAIN / 2
-            and (small < (lo + small.min()) / 2).mean() < dark_minority):
-        paper = np.maximum(paper, lo)
+    if floor is not None:
+        paper = np.maximum(paper, floor)
     coarse_board = mo.opening(light, window)
     board = expand(coarse_board, blocks)
     dark_ink = np.divide(paper - small, np.maximum(paper, 0.05))
@@ -465,6 +451,17 @@ def backgrounds(small: np.ndarray, shape: tuple[int, int], window: int, dark_min
     light_ink = np.divide(small - board, expand(np.maximum(spread, max(MIN_CONTRAST, float(spread.max()) / 3)), blocks))
     np.clip(light_ink, 0, None, out=light_ink)
     return paper, board, dark_ink, light_ink
+
+
+def plain_floor(small: np.ndarray, dark_minority: float):
+    """The least the paper can be on plain paper (an even, light border all round, and dark in less
+    than `dark_minority` of the image: not a board on a wall): the border's level, so the paper is
+    at least that even inside a marker's blot wider than the window. None on other images."""
+    lo, mid, hi = percentiles(border_of(small), [5, 50, 95])
+    if (hi - lo < PLAIN and mid > median(small) - PLAIN / 2
+            and (small < (lo + small.min()) / 2).mean() < dark_minority):
+        return lo
+    return None
 
 
 def bounds(marks: list[Mark]) -> Box:
