@@ -3,9 +3,9 @@
 import cv2
 import numpy as np
 
+from lenet.reading import background, paper
 from lenet.reading import ink as ink_module
 from lenet.reading import morphology as mo
-from lenet.reading import paper
 
 
 def blobs(rng, shape, share):
@@ -55,8 +55,8 @@ def test_pooled_blocks_are_each_blocks_extremes():
     rng = np.random.default_rng(2)
     for shape in [(192, 180), (192, 175), (384, 288), (183, 192), (96, 96), (200, 150)]:
         values = rng.random(shape).astype(np.float32)
-        coarse = ink_module.reduced_shape(shape, ink_module.BACKGROUND_SIDE)[0]
-        hi, lo, (ys, xs) = ink_module.pooled(values, coarse)
+        coarse = background.reduced_shape(shape, background.BACKGROUND_SIDE)[0]
+        hi, lo, (ys, xs) = background.pooled(values, coarse)
         want_hi = np.array([[values[ys[i]:ys[i + 1], xs[j]:xs[j + 1]].max() for j in range(coarse[1])]
                             for i in range(coarse[0])])
         want_lo = np.array([[values[ys[i]:ys[i + 1], xs[j]:xs[j + 1]].min() for j in range(coarse[1])]
@@ -85,5 +85,5 @@ def test_canvas_is_one_grey_on_half_the_border():
         if i % 2:
             small[0], small[:, 0] = 0.5, 0.5
             small[-1, :int(rng.integers(0, small.shape[1]))] = 0.5
-        _, counts = np.unique(ink_module.border_of(small), return_counts=True)
+        _, counts = np.unique(background.border_of(small), return_counts=True)
         assert ink_module.canvas(small) == (int(counts.max()) >= small.shape[0] + small.shape[1])

@@ -26,6 +26,7 @@ import numpy as np
 
 from lenet.errors import NoDigit
 from lenet.reading import morphology as mo
+from lenet.reading.background import stroke_width
 from lenet.reading.ink import (
     STRONG,
     Box,
@@ -38,7 +39,6 @@ from lenet.reading.ink import (
     grey,
     median,
     selected,
-    stroke_width,
 )
 
 SIZE = 28          # MNIST's image side

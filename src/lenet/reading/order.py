@@ -42,14 +42,14 @@ def percentiles(a: np.ndarray, qs: list[float]) -> np.ndarray:
             step = float(hi - lo)  # in the array's own precision, as NumPy takes it
             out.append(float(hi) - step * (1 - gamma) if gamma >= 0.5 else float(lo) + step * gamma)
         return np.array(out, np.float64)
-    index = (n - 1) * np.true_divide(np.asarray(qs, np.float64), 100)
-    below = np.floor(index)
-    below[index >= n - 1] = -1  # at the top: the last value, as NumPy takes it
-    below = below.astype(np.intp)
-    above = np.where(below == -1, -1, below + 1)
-    gamma = index - below
-    lo, hi = ordered[below], ordered[above]
-    step = hi - lo
-    out = np.add(lo, step * gamma)
-    np.subtract(hi, step * (1 - gamma), out=out, where=gamma >= 0.5, casting="unsafe", dtype=type(out.dtype))
-    return out
+    at = (n - 1) * np.true_divide(np.asarray(qs, np.float64), 100)
+    low = np.floor(at)
+    low[at >= n - 1] = -1  # at the top: the last value, as NumPy takes it
+    low = low.astype(np.intp)
+    high = np.where(low == -1, -1, low + 1)
+    frac = at - low
+    lows, highs = ordered[low], ordered[high]
+    steps = highs - lows
+    result = np.add(lows, steps * frac)
+    np.subtract(highs, steps * (1 - frac), out=result, where=frac >= 0.5, casting="unsafe", dtype=type(result.dtype))
+    return result
