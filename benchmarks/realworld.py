@@ -225,19 +225,21 @@ def read_now(model, data: bytes, several: bool) -> tuple[str, bool]:
 @contextmanager
 def without_rejector():
     """The number reader as it was before the rejector: ways chosen by the digits' probabilities
-    alone, pieces at least 0.2 of the row's height wide, no broken digits joined, no "not a digit"
-    or doubtful-cut doubts."""
+    alone (no costs for a piece's shape or for one more digit), pieces at least 0.2 of the row's
+    height wide, no broken digits joined or bridged, no "not a digit" or doubtful-cut doubts."""
     from lenet.reading import number, predict
 
-    saved = (predict.JUNK_WEIGHT, predict.JUNK_ABOVE, predict.CUT_MARGIN, predict.NARROW_COST, number.NARROWEST,
-             number.JOIN_GAP)
-    predict.JUNK_WEIGHT, predict.JUNK_ABOVE, predict.CUT_MARGIN, predict.NARROW_COST = 0.0, 1.0, -1.0, 0.0
+    names = ("JUNK_WEIGHT", "JUNK_ABOVE", "CUT_MARGIN", "NARROW_COST", "BROAD_COST", "SHORT_COST", "SPLIT_COST")
+    saved = [getattr(predict, name) for name in names], (number.NARROWEST, number.JOIN_GAP)
+    for name, value in zip(names, (0.0, 1.0, -1.0, 0.0, 0.0, 0.0, 0.0), strict=True):
+        setattr(predict, name, value)
     number.NARROWEST, number.JOIN_GAP = 0.2, -float("inf")
     try:
         yield
     finally:
-        (predict.JUNK_WEIGHT, predict.JUNK_ABOVE, predict.CUT_MARGIN, predict.NARROW_COST, number.NARROWEST,
-         number.JOIN_GAP) = saved
+        for name, value in zip(names, saved[0], strict=True):
+            setattr(predict, name, value)
+        number.NARROWEST, number.JOIN_GAP = saved[1]
 
 
 def read_number_now(model, data: bytes) -> tuple[str, bool, float]:
