@@ -173,7 +173,7 @@ NARROW, NARROW_COST = 0.15, 1.0  # a piece narrower than NARROW x the row's heig
 # A piece wider than BROAD x the row's height scores BROAD_COST less per row height beyond: the
 # rejector often takes a 1 run into its neighbour for one digit.
 BROAD, BROAD_COST = 0.9, 2.0
-SHORT, SHORT_COST = 0.5, 1.0  # a piece lower than SHORT x the row's height (a fragment) scores SHORT_COST less
+SHORT, SHORT_COST = 0.7, 1.0  # a piece lower than SHORT x the row's height (a fragment) scores SHORT_COST less
 WIDE = 1.3  # a digit wider than this times the row's height may be touching digits read as one
 WIDE_DIGIT = "wide for one digit: may be touching digits read as one"
 
