@@ -104,10 +104,28 @@ def not_a_digit(p_junk: float) -> str:
     return f"does not look like a digit (p = {p_junk:.2f} that it is not one digit)"
 
 
+# One row or column of a digit's 28x28 crosses at most this many strokes (an 8's middle column
+# three, a few scrawled digits four); a spiral's or a coil's cross more. Ink: at least a quarter on.
+MAX_CROSSINGS, CROSSING_INK = 4, 64
+
+
+def crossings(images: np.ndarray) -> np.ndarray:
+    """The most strokes one row or one column crosses, for each (N, 28, 28) uint8 image."""
+    ink = images >= CROSSING_INK
+    across = (ink[:, :, 1:] & ~ink[:, :, :-1]).sum(2) + ink[:, :, 0]
+    down = (ink[:, 1:, :] & ~ink[:, :-1, :]).sum(1) + ink[:, 0, :]
+    return np.maximum(across.max(1), down.max(1))
+
+
+def coiled(n: int) -> str:
+    return f"does not look like a digit (one line across it crosses {n} strokes)"
+
+
 def doubts_of(model, result: dict, reading: Reading, p_junk: float | None = None) -> list[str]:
     """Why not to trust an answer: what the preprocessing saw, a probability under the model's
     calibrated threshold (calibration.py), and the rejector's p(not one digit) over JUNK_ABOVE
-    (`p_junk`: computed here when not given)."""
+    (`p_junk`: computed here when not given) or, failing that, strokes crossed more often than a
+    digit's (a spiral)."""
     doubts = list(reading.doubts)
     if result["probability"] < model.config.unsure_below:
         p, threshold = under(result["probability"], model.config.unsure_below)
@@ -116,6 +134,8 @@ def doubts_of(model, result: dict, reading: Reading, p_junk: float | None = None
         p_junk = float(junk_of(reading.image[None])[0])
     if p_junk > JUNK_ABOVE:
         doubts.append(not_a_digit(p_junk))
+    elif (n := int(crossings(reading.image[None])[0])) > MAX_CROSSINGS:
+        doubts.append(coiled(n))
     return doubts
 
 
