@@ -275,11 +275,12 @@ def read_digits(model, pixels: np.ndarray, k: int = 1, deadline: float | None = 
                 scale: float = 1.0) -> dict:
     """A row of digits in one image: the number as text (with a leading minus and a decimal point
     or comma where the row has them), each digit with its probability, box,
-    `unsure` flag and reasons; the whole is unsure when any digit or any cut is. Where a group of
-    marks may be one digit or several touching ones, the way whose pieces look most like digits
-    is kept (`piece_score`: the model's probability and the rejector's p(one digit)); a way close
-    behind it that reads otherwise makes the cut doubtful. Every distinct piece is predicted once,
-    in one batched pass. A row of more than MAX_DIGITS digits is refused.
+    `unsure` flag and reasons; the whole is unsure when any digit or any cut is. Of the ways to
+    cut the row (`read_row`'s pieces: groups whole or cut, neighbours joined or bridged), the path
+    whose pieces look most like digits is kept (`piece_score`: the model's probability and the
+    rejector's p(one digit), less `shape_cost` and SPLIT_COST); a path close behind it that reads
+    otherwise makes the cut doubtful. Every distinct piece is predicted once, in one batched pass.
+    A row of more than MAX_DIGITS digits is refused.
     `scale` as for `read_digit`: the boxes in the coordinates of the image as given."""
     row = read_row(pixels, deadline)
     unique = [p.reading for p in row.pieces]
