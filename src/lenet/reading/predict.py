@@ -229,7 +229,7 @@ def best_path(pieces: list[Piece], nodes: int, scores: dict[int, float],
     def score(p: Piece) -> float:
         return scores[id(p.reading)] - SPLIT_COST
 
-    ahead: list[tuple[float, Piece | None]] = [(0.0, None)] + [(-math.inf, None)] * (nodes - 1)
+    ahead: list[tuple[float, Piece | None]] = [(0.0, None), *[(-math.inf, None)] * (nodes - 1)]
     for p in sorted(pieces, key=lambda p: p.start):  # every piece's start settled before it is used
         if ahead[p.start][0] + score(p) > ahead[p.end][0]:
             ahead[p.end] = (ahead[p.start][0] + score(p), p)
@@ -256,9 +256,9 @@ def best_path(pieces: list[Piece], nodes: int, scores: dict[int, float],
 def trace(ahead: list[tuple[float, Piece | None]], node: int) -> list[Piece]:
     """The best path's pieces from the row's left end to `node`."""
     path: list[Piece] = []
-    while ahead[node][1] is not None:
-        path.append(ahead[node][1])
-        node = path[-1].start
+    while (piece := ahead[node][1]) is not None:
+        path.append(piece)
+        node = piece.start
     return path[::-1]
 
 
