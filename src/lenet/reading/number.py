@@ -78,6 +78,7 @@ class Piece:
     end: int           # the node it ends at (> start)
     reading: Reading
     group: int         # the group of marks it begins in
+    joins: bool        # whether it joins two groups (a bridge): marks apart read as one digit
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ def read_row(pixels: np.ndarray, deadline: float | None = None) -> Row:
         spans = {columns: columns or (left, right) for columns in read}
         edges = sorted({x for span in spans.values() for x in span})
         nodes.append({x: node + i for i, x in enumerate(edges)})
-        pieces += [Piece(nodes[g][a], nodes[g][b], read[columns], g) for columns, (a, b) in spans.items()]
+        pieces += [Piece(nodes[g][a], nodes[g][b], read[columns], g, False) for columns, (a, b) in spans.items()]
         node += len(edges) - 1
     pieces += bridges(image_grey.shape, found, offset, [marks for marks, _ in groups], nodes,
                       MAX_READINGS - len(pieces), deadline)
@@ -164,7 +165,7 @@ def bridges(shape: tuple[int, int], found: Ink, offset: tuple[int, int], groups:
         left, right = bounds(groups[g])[0], bounds(groups[g + 1])[2]
         columns = None if (a, b) == (left, right) else (a, b)
         reading = read_marks(shape, found, groups[g] + groups[g + 1], offset, columns=columns)
-        out.append(Piece(nodes[g][a], nodes[g + 1][b], reading, g))
+        out.append(Piece(nodes[g][a], nodes[g + 1][b], reading, g, True))
     return out
 
 

@@ -194,6 +194,7 @@ NARROW, NARROW_COST = 0.15, 1.0  # a piece narrower than NARROW x the row's heig
 # rejector often takes a 1 run into its neighbour for one digit.
 BROAD, BROAD_COST = 0.9, 2.0
 SHORT, SHORT_COST = 0.7, 1.0  # a piece lower than SHORT x the row's height (a fragment) scores SHORT_COST less
+BRIDGE_COST = 0.5  # a piece joining two groups scores this less: marks apart need more evidence to be one digit
 WIDE = 1.3  # a digit wider than this times the row's height may be touching digits read as one
 WIDE_DIGIT = "wide for one digit: may be touching digits read as one"
 
@@ -278,7 +279,7 @@ def read_digits(model, pixels: np.ndarray, k: int = 1, deadline: float | None = 
     `unsure` flag and reasons; the whole is unsure when any digit or any cut is. Of the ways to
     cut the row (`read_row`'s pieces: groups whole or cut, neighbours joined or bridged), the path
     whose pieces look most like digits is kept (`piece_score`: the model's probability and the
-    rejector's p(one digit), less `shape_cost` and SPLIT_COST); a path close behind it that reads
+    rejector's p(one digit), less `shape_cost`, SPLIT_COST and BRIDGE_COST); a path close behind it that reads
     otherwise makes the cut doubtful. Every distinct piece is predicted once, in one batched pass.
     A row of more than MAX_DIGITS digits is refused.
     `scale` as for `read_digit`: the boxes in the coordinates of the image as given."""
@@ -290,8 +291,8 @@ def read_digits(model, pixels: np.ndarray, k: int = 1, deadline: float | None = 
     junk = dict(zip((id(r) for r in unique), (float(p) for p in junk_of(images)), strict=True))
     scores = {i: piece_score(predictions[i], junk[i]) for i in predictions}
     height = max(r.box[3] - r.box[1] for r in unique)
-    for r in unique:
-        scores[id(r)] -= shape_cost(r.box, height)
+    for piece in row.pieces:
+        scores[id(piece.reading)] -= shape_cost(piece.reading.box, height) + (BRIDGE_COST if piece.joins else 0.0)
     chosen = best_path(row.pieces, row.nodes, scores, predictions)
     if len(chosen) > MAX_DIGITS:
         raise TooManyDigits(f"{len(chosen)} digits in a row: at most {MAX_DIGITS} are read; "
