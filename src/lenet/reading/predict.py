@@ -184,7 +184,7 @@ def predict_each(model, items, prepare, k: int = 1, error=lambda name, e: {"erro
     return results
 
 
-SPLIT_COST = 0.1  # log-probability a piece must gain to be read as a digit of its own (bridges made 0.1 pay)
+SPLIT_COST = 0.1  # log-probability each digit costs a path: one more digit must earn its place
 JUNK_WEIGHT = 1.0  # weight of a piece's log p(one digit) against log p(its digit) in a way's score
 # A way of cutting that scores within this of the best, reading other digits, makes the cut doubtful:
 # ties only, since wider margins flagged many right numbers and caught no more wrong ones.
