@@ -7,6 +7,7 @@ why that file could not be used. One bad file never stops the others.
 from __future__ import annotations
 
 import itertools
+import math
 from collections import deque
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +19,7 @@ from lenet.reading.digit import Reading, at_scale, read_digit
 from lenet.reading.image import decode_image
 from lenet.reading.ink import as_box
 from lenet.reading.morphology import Box
-from lenet.reading.number import MAX_DIGITS, TooManyDigits, check_time, read_row
+from lenet.reading.number import MAX_DIGITS, Piece, TooManyDigits, check_time, read_row
 from lenet.reading.prediction import FileReading, NumberReading, Prediction
 
 
@@ -67,10 +68,28 @@ def not_a_digit(p_junk: float) -> str:
     return f"does not look like a digit (p = {p_junk:.2f} that it is not one digit)"
 
 
+# One row or column of a digit's 28x28 crosses at most this many strokes (an 8's middle column
+# three, a few scrawled digits four); a spiral's or a coil's cross more. Ink: at least a quarter on.
+MAX_CROSSINGS, CROSSING_INK = 4, 64
+
+
+def crossings(images: np.ndarray) -> np.ndarray:
+    """The most strokes one row or one column crosses, for each (N, 28, 28) uint8 image."""
+    ink = images >= CROSSING_INK
+    across = (ink[:, :, 1:] & ~ink[:, :, :-1]).sum(2) + ink[:, :, 0]
+    down = (ink[:, 1:, :] & ~ink[:, :-1, :]).sum(1) + ink[:, 0, :]
+    return np.maximum(across.max(1), down.max(1))
+
+
+def coiled(n: int) -> str:
+    return f"does not look like a digit (one line across it crosses {n} strokes)"
+
+
 def doubts_of(model, probability: float, reading: Reading, p_junk: float | None = None) -> list[str]:
     """Why not to trust an answer of `probability`: what the preprocessing saw, a probability under
     the model's calibrated threshold (calibration.py), and the rejector's p(not one digit) over
-    JUNK_ABOVE (`p_junk`: computed here when not given)."""
+    JUNK_ABOVE (`p_junk`: computed here when not given) or, failing that, strokes crossed more
+    often than a digit's (a spiral)."""
     doubts = list(reading.doubts)
     if probability < model.config.unsure_below:
         p, threshold = under(probability, model.config.unsure_below)
@@ -79,6 +98,8 @@ def doubts_of(model, probability: float, reading: Reading, p_junk: float | None 
         p_junk = float(junk_of(reading.image[None])[0])
     if p_junk > JUNK_ABOVE:
         doubts.append(not_a_digit(p_junk))
+    elif (n := int(crossings(reading.image[None])[0])) > MAX_CROSSINGS:
+        doubts.append(coiled(n))
     return doubts
 
 
@@ -123,12 +144,17 @@ def predict_each(model, items, prepare, k: int = 1) -> list[Prediction | LenetEr
     return [results[i] for i in sorted(results)]
 
 
-SPLIT_COST = 0.0  # log-probability a cut must gain per extra digit (measured best: 0.3 and 0.1 cut too few)
+SPLIT_COST = 0.1  # log-probability each digit costs a path: one more digit must earn its place
 JUNK_WEIGHT = 1.0  # weight of a piece's log p(one digit) against log p(its digit) in a way's score
 # A way of cutting that scores within this of the best, reading other digits, makes the cut doubtful:
 # ties only, since wider margins flagged many right numbers and caught no more wrong ones.
 CUT_MARGIN = 0.0
-NARROW, NARROW_COST = 0.2, 1.0  # a piece narrower than NARROW x the row's height scores NARROW_COST less
+NARROW, NARROW_COST = 0.15, 1.0  # a piece narrower than NARROW x the row's height scores NARROW_COST less
+# A piece wider than BROAD x the row's height scores BROAD_COST less per row height beyond: the
+# rejector often takes a 1 run into its neighbour for one digit.
+BROAD, BROAD_COST = 0.9, 2.0
+SHORT, SHORT_COST = 0.7, 1.0  # a piece lower than SHORT x the row's height (a fragment) scores SHORT_COST less
+BRIDGE_COST = 0.5  # a piece joining two groups scores this less: marks apart need more evidence to be one digit
 WIDE = 1.3  # a digit wider than this times the row's height may be touching digits read as one
 WIDE_DIGIT = "wide for one digit: may be touching digits read as one"
 
@@ -143,74 +169,90 @@ def piece_score(prediction: Prediction, p_junk: float) -> float:
     return float(np.log(max(prediction.probability, 1e-9)) + JUNK_WEIGHT * np.log(max(1.0 - p_junk, 1e-9)))
 
 
-def best_way(ways: list[list[Reading]], scores: dict[int, float],
-             predictions: dict[int, Prediction]) -> tuple[list[Reading], str | None]:
-    """The way of cutting a group whose pieces look most like digits (recognition-based
-    segmentation, LeCun et al. 1998), and the digits of a runner-up close enough to doubt it."""
-    ranked = sorted(((sum(scores[id(r)] for r in readings) - SPLIT_COST * (len(readings) - 1), i)
-                     for i, readings in enumerate(ways)), key=lambda t: -t[0])
-    best_score, best = ranked[0]
-    text = "".join(str(predictions[id(r)].digit) for r in ways[best])
-    for score, i in ranked[1:]:
-        if best_score - score > CUT_MARGIN:
-            break
-        other = "".join(str(predictions[id(r)].digit) for r in ways[i])
-        if other != text:
-            return ways[best], other
-    return ways[best], None
+def shape_cost(box: Box, height: int) -> float:
+    """What a piece's shape takes off its score, in a row `height` tall: a sliver cut off a digit's
+    side reads as a confident 1, a broken-off stroke as a confident anything, and two digits run
+    together as one."""
+    wide = box.width / height
+    cost = NARROW_COST if wide < NARROW else 0.0
+    cost += BROAD_COST * max(0.0, wide - BROAD)
+    return cost + (SHORT_COST if box.height < SHORT * height else 0.0)
 
 
-def joined_or_apart(ways_of: list[tuple[list[Reading], str | None]], joined: list[Reading | None],
-                    scores: dict[int, float],
-                    predictions: dict[int, Prediction]) -> list[tuple[Reading, str | None, int]]:
-    """The row's digits as (reading, doubtful cut's other reading or None, its group): each group
-    read its best way, or two neighbouring groups read as one digit where that scores higher (a
-    digit whose strokes came apart), by dynamic programming over the groups."""
-    def total(readings: list[Reading]) -> float:
-        return sum(scores[id(r)] for r in readings) - SPLIT_COST * (len(readings) - 1)
+def best_path(pieces: list[Piece], nodes: int, scores: dict[int, float],
+              predictions: dict[int, Prediction]) -> list[tuple[Reading, str | None, int]]:
+    """The row's digits as (reading, what a path as good reads there instead or None, its group):
+    the path through the row's pieces, from its left end to its right, whose pieces look most like
+    digits (recognition-based segmentation, LeCun et al. 1998), by dynamic programming over the
+    nodes. A piece on another path within CUT_MARGIN of the best that reads otherwise makes the
+    best path's digits over the same marks doubtful."""
+    def score(p: Piece) -> float:
+        return scores[id(p.reading)] - SPLIT_COST
 
-    best: list[tuple[float, list[tuple[Reading, str | None, int]]]] = [(0.0, [])]
-    for g, (readings, other) in enumerate(ways_of):
-        score, path = best[-1]
-        option = (score + total(readings), path + [(r, other, g) for r in readings])
-        piece = joined[g - 1] if g > 0 else None
-        if piece is not None:
-            apart = total(ways_of[g - 1][0]) + total(readings)
-            score2, path2 = best[-2]
-            together = score2 + scores[id(piece)]
-            if together > option[0]:
-                text = "".join(str(predictions[id(r)].digit) for r in ways_of[g - 1][0] + readings)
-                doubt = text if together - (score2 + apart) <= CUT_MARGIN else None
-                option = (together, [*path2, (piece, doubt, g - 1)])
-        best.append(option)
-    return best[-1][1]
+    ahead: list[tuple[float, Piece | None]] = [(0.0, None), *[(-math.inf, None)] * (nodes - 1)]
+    for p in sorted(pieces, key=lambda p: p.start):  # every piece's start settled before it is used
+        if ahead[p.start][0] + score(p) > ahead[p.end][0]:
+            ahead[p.end] = (ahead[p.start][0] + score(p), p)
+    behind: list[float] = [-math.inf] * (nodes - 1) + [0.0]
+    for p in sorted(pieces, key=lambda p: -p.end):
+        behind[p.start] = max(behind[p.start], score(p) + behind[p.end])
+    path = trace(ahead, nodes - 1)
+    best = ahead[-1][0]
+    doubts: dict[int, str] = {}
+    on_path = {id(p) for p in path}
+    for p in pieces:
+        if id(p) in on_path or best - (ahead[p.start][0] + score(p) + behind[p.end]) > CUT_MARGIN:
+            continue
+        other = [*trace(ahead, p.start), p, *ahead_from(pieces, p.end, behind, score)]
+        here = [q for q in path if q.start < p.end and q.end > p.start]
+        lo, hi = min(q.start for q in here), max(q.end for q in here)
+        there = [q for q in other if q.start < hi and q.end > lo]
+        text = "".join(str(predictions[id(q.reading)].digit) for q in there)
+        if text != "".join(str(predictions[id(q.reading)].digit) for q in here):
+            doubts.update((id(q), text) for q in here if id(q) not in doubts)
+    return [(p.reading, doubts.get(id(p)), p.group) for p in path]
+
+
+def trace(ahead: list[tuple[float, Piece | None]], node: int) -> list[Piece]:
+    """The best path's pieces from the row's left end to `node`."""
+    path: list[Piece] = []
+    while (piece := ahead[node][1]) is not None:
+        path.append(piece)
+        node = piece.start
+    return path[::-1]
+
+
+def ahead_from(pieces: list[Piece], node: int, behind: list[float], score) -> list[Piece]:
+    """The best path's pieces from `node` to the row's right end."""
+    path: list[Piece] = []
+    while node < len(behind) - 1:
+        path.append(max((p for p in pieces if p.start == node), key=lambda p: score(p) + behind[p.end]))
+        node = path[-1].end
+    return path
 
 
 def read_digits(model, pixels: np.ndarray, k: int = 1, deadline: float | None = None,
                 scale: float = 1.0) -> NumberReading:
     """A row of digits in one image: the number as text (with a leading minus and a decimal point
     or comma where the row has them), each digit with its probability, box,
-    `unsure` flag and reasons; the whole is unsure when any digit or any cut is. Where a group of
-    marks may be one digit or several touching ones, the way whose pieces look most like digits
-    is kept (`piece_score`: the model's probability and the rejector's p(one digit)); a way close
-    behind it that reads otherwise makes the cut doubtful. Every distinct piece is predicted once,
-    in one batched pass. A row of more than MAX_DIGITS digits is refused.
+    `unsure` flag and reasons; the whole is unsure when any digit or any cut is. Of the ways to
+    cut the row (`read_row`'s pieces: groups whole or cut, neighbours joined or bridged), the path
+    whose pieces look most like digits is kept (`piece_score`: the model's probability and the
+    rejector's p(one digit), less `shape_cost`, SPLIT_COST and BRIDGE_COST); a path close behind it that reads
+    otherwise makes the cut doubtful. Every distinct piece is predicted once, in one batched pass.
+    A row of more than MAX_DIGITS digits is refused.
     `scale` as for `read_digit`: the boxes in the coordinates of the image as given."""
     row = read_row(pixels, deadline)
-    groups = row.groups
-    unique = list({id(r): r for ways in groups for readings in ways for r in readings}.values())
-    unique += [r for r in row.joined if r is not None]
+    unique = [p.reading for p in row.pieces]
     check_time(deadline)
     images = np.stack([r.image for r in unique])
     predictions = dict(zip((id(r) for r in unique), predict_images(model, images, k), strict=True))
     junk = dict(zip((id(r) for r in unique), (float(p) for p in junk_of(images)), strict=True))
     scores = {i: piece_score(predictions[i], junk[i]) for i in predictions}
-    height = max(r.box[3] - r.box[1] for r in unique)
-    for r in unique:  # a sliver cut off a digit's side reads as a confident 1: a narrow piece pays
-        if r.box[2] - r.box[0] < NARROW * height:
-            scores[id(r)] -= NARROW_COST
-    ways_of = [best_way(ways, scores, predictions) for ways in groups]
-    chosen = joined_or_apart(ways_of, row.joined, scores, predictions)
+    height = max(r.box.height for r in unique)
+    for piece in row.pieces:
+        scores[id(piece.reading)] -= shape_cost(piece.reading.box, height) + (BRIDGE_COST if piece.joins else 0.0)
+    chosen = best_path(row.pieces, row.nodes, scores, predictions)
     if len(chosen) > MAX_DIGITS:
         raise TooManyDigits(f"{len(chosen)} digits in a row: at most {MAX_DIGITS} are read; "
                             f"crop the image to fewer digits")
