@@ -214,30 +214,34 @@ def read_now(model, data: bytes, several: bool) -> tuple[str, bool]:
         pixels = load_image(data)
         if several:
             result = read_digits(model, pixels)
-            return result["number"], result["unsure"]
+            return result.number, result.unsure
         reading = read_digit(pixels)
     except ValueError:
         return "", True
     prediction = judged(model, predict_images(model, reading.image[None])[0], reading)
-    return str(prediction["digit"]), prediction["unsure"]
+    return str(prediction.digit), prediction.unsure
 
 
 @contextmanager
 def without_rejector():
     """The number reader as it was before the rejector: ways chosen by the digits' probabilities
-    alone, pieces at least 0.2 of the row's height wide, no broken digits joined, no "not a digit"
-    or doubtful-cut doubts."""
+    alone (no costs for a piece's shape or for one more digit), pieces at least 0.2 of the row's
+    height wide, no broken digits joined or bridged, no "not a digit" (rejector or crossings) or
+    doubtful-cut doubts."""
     from lenet.reading import number, predict
 
-    saved = (predict.JUNK_WEIGHT, predict.JUNK_ABOVE, predict.CUT_MARGIN, predict.NARROW_COST, number.NARROWEST,
-             number.JOIN_GAP)
-    predict.JUNK_WEIGHT, predict.JUNK_ABOVE, predict.CUT_MARGIN, predict.NARROW_COST = 0.0, 1.0, -1.0, 0.0
+    names = ("JUNK_WEIGHT", "JUNK_ABOVE", "CUT_MARGIN", "NARROW_COST", "BROAD_COST", "SHORT_COST", "SPLIT_COST",
+             "BRIDGE_COST", "MAX_CROSSINGS")
+    saved = [getattr(predict, name) for name in names], (number.NARROWEST, number.JOIN_GAP)
+    for name, value in zip(names, (0.0, 1.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 28), strict=True):
+        setattr(predict, name, value)
     number.NARROWEST, number.JOIN_GAP = 0.2, -float("inf")
     try:
         yield
     finally:
-        (predict.JUNK_WEIGHT, predict.JUNK_ABOVE, predict.CUT_MARGIN, predict.NARROW_COST, number.NARROWEST,
-         number.JOIN_GAP) = saved
+        for name, value in zip(names, saved[0], strict=True):
+            setattr(predict, name, value)
+        number.NARROWEST, number.JOIN_GAP = saved[1]
 
 
 def read_number_now(model, data: bytes) -> tuple[str, bool, float]:
@@ -246,7 +250,7 @@ def read_number_now(model, data: bytes) -> tuple[str, bool, float]:
         result = read_digits(model, load_image(data))
     except ValueError:
         return "", True, 0.0
-    return result["number"], result["unsure"], min(d["probability"] for d in result["digits"])
+    return result.number, result.unsure, min(d.probability for d in result.digits)
 
 
 def coverage(answers: list[tuple[str, bool, float]], truth: list[str]) -> str:
@@ -328,11 +332,11 @@ def main() -> int:
             print(f"{'':<15} coverage previous: {coverage(before, truth)}; previous caught "
                   f"{b_unsure[~b_right].mean() if (~b_right).any() else 0:.2f}, false alarms "
                   f"{b_unsure[b_right].mean() if b_right.any() else 0:.3f}")
-    from lenet.reading.predict import JUNK_ABOVE, junk_of
+    from lenet.reading.predict import JUNK_ABOVE, MAX_CROSSINGS, crossings, junk_of
 
     probs = model.probabilities(ds.test_images)
     right = probs.argmax(1) == ds.test_labels
-    not_digit = junk_of(ds.test_images) > JUNK_ABOVE
+    not_digit = (junk_of(ds.test_images) > JUNK_ABOVE) | (crossings(ds.test_images) > MAX_CROSSINGS)
     flagged = (probs.max(1) < model.config.unsure_below) | not_digit
     print(f"{'MNIST test':<15} {len(right):>4} {'':>9} {'':>9} {right.mean():>7.4f} "
           f"{flagged[~right].mean():>7.2f} {flagged[right].mean():>12.3f}")

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -102,3 +103,43 @@ def test_a_prediction_as_json_is_what_the_command_prints(clf, photo, tmp_path):
     printed = json.loads(r.stdout)
     assert printed.pop("file") == str(path)
     assert printed == clf.predict(path).to_json()
+
+
+NUMBER = Path(__file__).parent.parent / "docs/examples/number-2026.png"
+
+
+def test_one_type_per_result_is_what_the_command_the_api_and_the_server_give(clf, capsys):
+    """A Prediction and a NumberReading are built once, where the image is read: the command's
+    JSON, the server's answers and the API's objects are their to_json(), nothing added or removed
+    but the file's name and the 28x28s the server is asked for."""
+    from fastapi.testclient import TestClient
+
+    from lenet.cli.main import main
+    from lenet.serving.app import create_app
+
+    one, row = clf.predict(NUMBER), clf.read_number(NUMBER)
+    assert isinstance(row, lenet.NumberReading) and row.number == "2026"
+    assert row.unsure == any(d.unsure for d in row.digits) and row.boxes == [d.box for d in row.digits]
+    assert all(d.probabilities == () and d.seen.shape == (28, 28) for d in row.digits)
+    data, headers = NUMBER.read_bytes(), {"content-type": "image/png"}
+    with TestClient(create_app(), base_url="http://127.0.0.1") as client:
+        assert client.post("/predict", content=data, headers=headers).json() == one.to_json()
+        number = client.post("/predict/number", content=data, headers=headers).json()
+        assert number.pop("preprocessed") == [d.seen.tolist() for d in row.digits]
+        assert number == row.to_json()
+        explained = client.post("/explain", content=data, headers=headers).json()
+        assert {key: explained[key] for key in one.to_json()} == one.to_json()
+    capsys.readouterr()
+    assert main(["predict", "--number", "--json", str(NUMBER)]) == 0
+    assert json.loads(capsys.readouterr().out) == {"file": str(NUMBER), **row.to_json()}
+
+
+def test_a_box_is_left_top_right_bottom_and_written_as_a_list():
+    from lenet.reading.morphology import Box
+    from lenet.reading.prediction import FileReading
+
+    box = Box(3, 5, 10, 25)
+    assert (box.width, box.height) == (7, 20) and json.dumps(box) == "[3, 5, 10, 25]"
+    assert FileReading("x.png", error="not an image").to_json() == {"file": "x.png", "error": "not an image"}
+    with pytest.raises(ValueError, match="either"):  # an entry holds what was read or why not, never both
+        FileReading("x.png")

@@ -49,9 +49,9 @@ def test_saliency_is_about_the_ink(mnist):
     from lenet.pretrained import bundled_model_path
 
     result = explain(NumpyModel.load(bundled_model_path()), mnist.test_images[0])
-    assert result["digit"] == int(mnist.test_labels[0])
-    sal = result["saliency"][result["digit"]]
-    ink = result["seen"] > 64
+    assert result.digit == int(mnist.test_labels[0])
+    sal = result.saliency[result.digit]
+    ink = result.seen > 64
     assert sal[ink].mean() > 5 * abs(sal[~ink].mean())  # blanking ink matters, blanking background hardly
 
 

@@ -35,7 +35,7 @@ def test_onnx_matches_pytorch_on_the_test_set(mnist, tmp_path):
     split = Split.of(mnist.test_images, mnist.test_labels, "test")
     ref = score(model, split, config, return_probabilities=True)
     assert got.shape == (10_000, 10)
-    assert (got.argmax(1) == ref["predictions"]).mean() >= 0.999
-    assert np.abs(got - ref["probabilities"]).max() < 1e-4
+    assert (got.argmax(1) == ref.predictions).mean() >= 0.999
+    assert np.abs(got - ref.probabilities).max() < 1e-4
     # The batch axis is dynamic: one image works too.
     assert session.run(None, {"pixels": pixels[:1]})[0].shape == (1, 10)

@@ -80,8 +80,8 @@ def test_ordinary_inputs_are_read_or_refused_never_crash(mnist, model):
         except ValueError as e:  # a refusal with a message; anything else fails the test
             assert str(e), name
             continue
-        assert 1 <= len(result["digits"]) <= MAX_DIGITS, (name, result["number"])
-        assert len(result["number"]) == len(result["digits"])
+        assert 1 <= len(result.digits) <= MAX_DIGITS, (name, result.number)
+        assert len(result.number) == len(result.digits)
 
 
 def test_a_row_longer_than_the_limit_is_refused_not_read_short(mnist, model):
@@ -95,7 +95,7 @@ def test_a_row_longer_than_the_limit_is_refused_not_read_short(mnist, model):
 def test_a_long_touching_run_is_read_in_full_or_doubted(mnist, model):
     digits, labels = list(mnist.test_images[20:32]), mnist.test_labels[20:32]
     result = read_digits(model, row_of(digits, -4, 60))
-    assert result["number"] == "".join(map(str, labels)) or result["unsure"], result["number"]
+    assert result.number == "".join(map(str, labels)) or result.unsure, result.number
 
 
 def test_every_piece_is_read_once_and_the_readings_are_bounded():
@@ -169,7 +169,7 @@ def test_boxes_are_in_the_coordinates_of_the_image_as_given(mnist, tmp_path, mod
         left, top, _right, bottom = box
         assert abs(left - 1200) <= 8 and abs(top - 1800) <= 8 and abs(bottom - 2200) <= 12, box
     number = read_digits(model, pixels, scale=scale)
-    assert abs(number["digits"][0]["box"][1] - 1800) <= 8
+    assert abs(number.digits[0].box.top - 1800) <= 8
     from fastapi.testclient import TestClient
 
     from lenet.serving.app import create_app
@@ -181,3 +181,72 @@ def test_boxes_are_in_the_coordinates_of_the_image_as_given(mnist, tmp_path, mod
             body = r.json()
             box = body["box"] if route == "/predict" else body["digits"][0]["box"]
             assert abs(box[0] - 1200) <= 8 and abs(box[1] - 1800) <= 8, (route, box)
+
+
+def first_of(mnist, label: int, k: int) -> np.ndarray:
+    return mnist.test_images[np.flatnonzero(mnist.test_labels == label)[k]]
+
+
+def placed(inks_gaps: list, height: int) -> np.ndarray:
+    """Inks side by side, each followed by its gap in pixels (negative: overlapping, so touching)."""
+    page = np.zeros((2 * height, 3 * height + sum(ink.shape[1] + gap for ink, gap in inks_gaps)), np.float32)
+    x = height
+    for ink, gap in inks_gaps:
+        region = page[height // 2:height // 2 + ink.shape[0], x:x + ink.shape[1]]
+        np.maximum(region, ink, out=region)
+        x += ink.shape[1] + gap
+    return paper(page)
+
+
+@pytest.mark.parametrize("k", [0, 2, 4, 5])
+def test_a_digit_broken_in_two_whose_left_part_touches_its_neighbour_is_read_whole(mnist, model, k):
+    """A 4 touching the left half of a 0 whose right half stands apart: the 0's two halves lie in
+    two groups (the first too wide to join whole), so only a piece bridging the first group's last
+    cut and the second group reads the 0 (the reader without bridges read 47, 411 or 481)."""
+    height = 60
+    four, zero = ink_of(first_of(mnist, 4, k), height), ink_of(first_of(mnist, 0, k), height)
+    half = zero.shape[1] // 2
+    row = placed([(four, -3), (zero[:, :half], 5), (zero[:, half:], 0)], height)
+    assert read_digits(model, row).number == "40"
+
+
+def close_chains(links: int, chains: int = 20, tall: int = 30, wide: int = 14, step: int = 12) -> np.ndarray:
+    """`chains` chains of `links` touching oval blobs, 3 px apart: each chain one group with many
+    cuts, each two neighbouring chains close enough for bridges."""
+    length = step * (links - 1) + wide
+    ink = np.zeros((tall * 3, chains * (length + 3) + 2 * tall), np.float32)
+    yy, xx = np.mgrid[0:tall, 0:wide]
+    blob = ((yy - (tall - 1) / 2) ** 2 / (tall / 2) ** 2 + (xx - (wide - 1) / 2) ** 2 / (wide / 2) ** 2) < 1
+    for c in range(chains):
+        for link in range(links):
+            x = tall + c * (length + 3) + link * step
+            np.maximum(ink[tall:2 * tall, x:x + wide], blob, out=ink[tall:2 * tall, x:x + wide])
+    return paper(ink)
+
+
+def test_bridges_keep_a_row_within_its_readings(monkeypatch):
+    """Bridges are read only while the row's readings stay within MAX_READINGS, narrowest first,
+    and each piece is read once."""
+    from lenet.reading import number
+
+    row = number.read_row(close_chains(4))
+    within = {id(r) for ways in row.groups for way in ways for r in way}
+    bridges = [p for p in row.pieces if id(p.reading) not in within]
+    assert len(row.groups) == 20 and bridges
+    assert len(row.pieces) <= number.MAX_READINGS
+    assert len({id(p.reading) for p in row.pieces}) == len(row.pieces)
+    assert all(row.nodes > p.end > p.start >= 0 for p in row.pieces)
+    monkeypatch.setattr(number, "MAX_READINGS", len(within) + 3)  # room for three bridges only
+    assert len(number.read_row(close_chains(4)).pieces) == len(within) + 3
+
+
+def test_shape_costs_a_sliver_a_fragment_and_two_digits_run_together():
+    from lenet.reading.morphology import Box
+    from lenet.reading.predict import shape_cost
+
+    height = 100
+    assert shape_cost(Box(0, 0, 60, 95), height) == 0.0      # a digit's shape: no cost
+    assert shape_cost(Box(0, 0, 20, 95), height) == 0.0      # a 1 is narrow but no sliver
+    assert shape_cost(Box(0, 0, 10, 95), height) > 0.0       # a sliver cut off a digit's side
+    assert shape_cost(Box(0, 0, 40, 30), height) > 0.0       # a fragment, far lower than the row
+    assert shape_cost(Box(0, 0, 150, 95), height) > shape_cost(Box(0, 0, 110, 95), height) > 0.0  # run together

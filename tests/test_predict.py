@@ -88,8 +88,8 @@ def test_numpy_and_torch_agree_on_the_test_set(mnist):
     split = Split.of(mnist.test_images, mnist.test_labels, "test")
     ref = score(model, split, config, return_probabilities=True)
     probs = NumpyModel.load(path).probabilities(mnist.test_images)
-    assert (probs.argmax(1) == ref["predictions"]).mean() == 1.0
-    assert np.abs(probs - ref["probabilities"]).max() < 1e-4
+    assert (probs.argmax(1) == ref.predictions).mean() == 1.0
+    assert np.abs(probs - ref.probabilities).max() < 1e-4
 
 
 @pytest.mark.parametrize("config", [ModelConfig("lenet5", "sigmoid"), ModelConfig("lenet5", "relu"),
@@ -147,10 +147,10 @@ ONE_PROCESS = """
 import json, sys
 from pathlib import Path
 from lenet.nn.numpy_model import NumpyModel
-from lenet.reading.predict import public, stream_files
+from lenet.reading.predict import stream_files
 from lenet.pretrained import bundled_model_path
 paths = sorted(Path(sys.argv[1]).iterdir())
-print(json.dumps([public(x) for x in stream_files(NumpyModel.load(bundled_model_path()), paths, workers=1)]))
+print(json.dumps([x.to_json() for x in stream_files(NumpyModel.load(bundled_model_path()), paths, workers=1)]))
 """
 
 

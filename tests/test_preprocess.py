@@ -166,6 +166,7 @@ def test_declared_pixels_of_a_png_as_pillow_reads_them(mnist):
 def test_a_plain_canvas_skips_the_background_estimate_and_finds_the_same_ink(mnist):
     """The shortcut for ink on one exact grey (a canvas export, a clean scan) against the full
     estimate it replaces: the same ink and contrast, dark ink chosen."""
+    from lenet.reading import background
     from lenet.reading import ink as ink_module
 
     rng = np.random.default_rng(3)
@@ -174,10 +175,10 @@ def test_a_plain_canvas_skips_the_background_estimate_and_finds_the_same_ink(mni
     clean_scan = np.minimum(clean_scan, 240)
     images = [disguise(d, "canvas", rng) for d in mnist.test_images[:6]] + [clean_scan]
     for pixels in images:
-        small, _ = ink_module.reduced(ink_module.grey(pixels), ink_module.analysis_side(pixels.shape))
+        small, _ = background.reduced(ink_module.grey(pixels), ink_module.analysis_side(pixels.shape))
         plain = ink_module.plain_ink(small)
         assert plain is not None
-        paper, _, dark_ink, light_ink, reach = ink_module.background(small, ink_module.DARK_MINORITY)
+        paper, _, dark_ink, light_ink, reach = background.background(small, ink_module.DARK_MINORITY)
         assert ink_module.dark_is_ink(small, dark_ink, light_ink, reach)
         assert np.allclose(plain[0], dark_ink, atol=1e-6) and np.allclose(plain[1], paper - small, atol=1e-6)
     noisy = (np.clip(0.9 - 0.6 * (disguise(mnist.test_images[0], "canvas", rng)[..., 3] / 255)

@@ -189,7 +189,7 @@ def test_two_digits_are_flagged_and_read_as_a_number(mnist):
     assert first.box[0] < 40 and second.box[0] >= 140
     assert similar(first.image, read_digit(as_paper(page[:, :140])).image) > 0.8
     result = read_digits(NumpyModel.load(bundled_model_path()), as_paper(page))
-    assert result["number"] == "41"
+    assert result.number == "41"
 
 
 def test_touching_digits_are_cut_apart(mnist):
@@ -200,7 +200,7 @@ def test_touching_digits_are_cut_apart(mnist):
     page[25:95, x:x + three.shape[1]] = np.maximum(page[25:95, x:x + three.shape[1]], three)
     groups = read_number(as_paper(page))
     assert len(groups) == 1 and any(len(way) == 2 for way in groups[0])   # one mark, cuttable in two
-    assert read_digits(NumpyModel.load(bundled_model_path()), as_paper(page))["number"] == "03"
+    assert read_digits(NumpyModel.load(bundled_model_path()), as_paper(page)).number == "03"
 
 
 def test_hairline_strokes_are_kept():
@@ -283,5 +283,5 @@ def test_api_read_number():
 
     import lenet
 
-    number, digits = lenet.load().read_number(Path(__file__).parent.parent / NUMBER)
-    assert number == "2026" and all(d.box for d in digits)
+    row = lenet.load().read_number(Path(__file__).parent.parent / NUMBER)
+    assert row.number == "2026" and all(d.box for d in row.digits)

@@ -77,8 +77,8 @@ def test_a_letter_is_doubted_as_not_a_digit(model):
     for letter in "AKMWx":
         reading = read_digit(draw(letter, font, rng, 80))  # type: ignore[arg-type]
         result = judged(model, predict_images(model, reading.image[None])[0], reading)
-        assert result["unsure"] and any(d.startswith("does not look like a digit") for d in result["doubts"]), \
-            (letter, result["doubts"])
+        assert result.unsure and any(d.startswith("does not look like a digit") for d in result.doubts), \
+            (letter, result.doubts)
 
 
 def test_mnist_test_digits_are_rarely_called_not_a_digit(mnist):
@@ -86,12 +86,37 @@ def test_mnist_test_digits_are_rarely_called_not_a_digit(mnist):
     assert (p_junk > JUNK_ABOVE).mean() <= 0.03
 
 
+def spiral(turns: float) -> np.ndarray:
+    """A spiral of `turns` turns drawn dark on light paper, 120 px."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("L", (120, 120), 235)
+    t = np.linspace(0, 1, 200)
+    angle = t * 2 * np.pi * turns
+    points = [(60 + 45 * a * np.cos(b), 60 + 45 * a * np.sin(b)) for a, b in zip(t, angle, strict=True)]
+    ImageDraw.Draw(image).line(points, fill=30, width=5, joint="curve")
+    return np.asarray(image)
+
+
+def test_a_spiral_is_doubted_and_mnist_digits_are_not_for_their_crossings(mnist, model):
+    """A line across a spiral crosses its strokes more often than any digit's (the rejector, never
+    trained on spirals, reads some as a confident 6 or 0)."""
+    from lenet.reading.predict import MAX_CROSSINGS, crossings, doubts_of
+
+    for turns in (2.5, 3.0):
+        reading = read_digit(spiral(turns))
+        assert crossings(reading.image[None])[0] > MAX_CROSSINGS
+        result = predict_images(model, reading.image[None])[0]
+        assert any(d.startswith("does not look like a digit") for d in doubts_of(model, result.probability, reading, 0.0))
+    assert (crossings(mnist.test_images) > MAX_CROSSINGS).mean() <= 0.001
+
+
 def test_touching_pairs_are_read_as_two_digits(mnist, model):
     from test_number import row_of
 
     images, labels = mnist.test_images, mnist.test_labels
     pairs = [(a, a + 1) for a in range(0, 24, 2)]
-    read = [read_digits(model, row_of([images[a], images[b]], gap=-3))["number"] for a, b in pairs]
+    read = [read_digits(model, row_of([images[a], images[b]], gap=-3)).number for a, b in pairs]
     right = [f"{labels[a]}{labels[b]}" for a, b in pairs]
     # Without the rejector 7 of the 12 were right, "96" read as one digit (an 8).
     assert sum(r == t for r, t in zip(read, right, strict=True)) >= 8, (read, right)
@@ -138,5 +163,5 @@ def test_a_decimal_point_a_comma_and_a_leading_minus_are_read(mnist, model, spec
             parts.append(c)
             truth += c
     result = read_digits(model, row_with_signs(parts))
-    assert result["number"] == truth
-    assert len(result["digits"]) == spec.count("d")  # the digits alone keep their entries and boxes
+    assert result.number == truth
+    assert len(result.digits) == spec.count("d")  # the digits alone keep their entries and boxes

@@ -12,10 +12,10 @@ from lenet.evaluation.report import (
     is_mnist_test_set,
     write_report,
 )
-from lenet.evaluation.scoring import confusion_matrix
+from lenet.evaluation.scoring import Evaluation, confusion_matrix
 
 
-def synthetic_result(labels: np.ndarray, wrong: dict[int, tuple[int, float]]) -> dict:
+def synthetic_result(labels: np.ndarray, wrong: dict[int, tuple[int, float]]) -> Evaluation:
     """What evaluate_models returns for a model that is right everywhere except at `wrong`
     (index -> (predicted class, its probability))."""
     probs = np.full((len(labels), 10), 0.01, dtype=np.float32)
@@ -24,8 +24,9 @@ def synthetic_result(labels: np.ndarray, wrong: dict[int, tuple[int, float]]) ->
         probs[i] = (1 - p) / 9
         probs[i, cls] = p
     pred = probs.argmax(1)
-    return {"_probabilities": probs, "_labels": labels, "_confusion": confusion_matrix(labels, pred, 10),
-            "accuracy": float((pred == labels).mean()), "n": len(labels), "models": [{"model": "synthetic"}]}
+    hit = pred == labels
+    return Evaluation(float(hit.mean()), len(labels), int(hit.sum()), [], 0.0, [{"model": "synthetic"}], probs,
+                      labels, confusion_matrix(labels, pred, 10))
 
 
 def mnist_like_labels() -> np.ndarray:
@@ -79,3 +80,16 @@ def test_known_label_errors_are_mnist_labels(mnist):
     assert is_mnist_test_set(mnist.test_labels)
     for known in KNOWN_LABEL_ERRORS.values():
         assert known.proposed != known.label and sum(known.votes) == 5 and known.votes[0] < 3
+
+
+def test_an_evaluation_is_one_type_whatever_the_flags():
+    """`lenet evaluate --json` writes Evaluation.to_json(): the same keys with or without a report
+    (which adds its own), never the arrays the report is drawn from."""
+    from dataclasses import replace
+
+    labels = np.arange(100) % 10
+    result = synthetic_result(labels, {3: (4, 0.9)})
+    keys = ["calibration_error", "accuracy", "n", "correct", "per_class_accuracy", "models", "ensemble"]
+    assert list(result.to_json()) == keys and result.correct == 99 and not result.ensemble
+    assert list(replace(result, report={"mistakes": 1}).to_json()) == [*keys, "report"]
+    json.dumps(result.to_json(), allow_nan=False)  # nothing but JSON in it

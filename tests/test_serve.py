@@ -115,8 +115,8 @@ def test_readings_ready_together_are_predicted_together(mnist):
     assert passes == [6]  # one forward pass for all six
     for result, reading, label in zip(results, readings, mnist.test_labels[:6], strict=False):
         alone = judged(model, predict_images(model, reading.image[None])[0], reading)
-        assert result["digit"] == alone["digit"] == label
-        np.testing.assert_allclose(result["probabilities"], alone["probabilities"], atol=1e-6)
+        assert result.digit == alone.digit == label
+        np.testing.assert_allclose(result.probabilities, alone.probabilities, atol=1e-6)
 
 
 @pytest.mark.parametrize("query, seen", [("", False), ("?preprocessed=true", True)])
@@ -131,6 +131,38 @@ def test_batch(client, digits, query, seen):
         check_answer(result, label, seen)
     assert results[-1]["status"] == 400 and "not an image" in results[-1]["error"]
     assert "preprocessed" not in results[-1]
+
+
+def test_every_answer_is_what_its_response_model_says(client, digits):
+    """The routes answer the results' to_json() as they are; their response models (the schema at
+    /docs) must say the same: every field there, nothing missing, nothing else."""
+    from lenet.serving import schema
+
+    def same(model, body: dict):
+        model.model_validate(body)
+        assert set(body) <= set(model.model_fields), (model.__name__, set(body) - set(model.model_fields))
+
+    data, headers = digits[0][0], {"content-type": "image/png"}
+    for query in ("", "?preprocessed=true"):
+        same(schema.PredictionAnswer, client.post("/predict" + query, content=data, headers=headers).json())
+    number = client.post("/predict/number", content=data, headers=headers).json()
+    same(schema.NumberAnswer, number)
+    for digit in number["digits"]:
+        same(schema.DigitAnswer, digit)
+    explained = client.post("/explain", content=data, headers=headers).json()
+    same(schema.ExplainAnswer, explained)
+    for layer in explained["layers"]:
+        same(schema.Layer, layer)
+    files = [("file", ("d.png", data, "image/png")), ("file", ("bad.png", b"not an image", "image/png"))]
+    batch = client.post("/predict/batch?preprocessed=true", files=files).json()
+    same(schema.BatchAnswer, batch)
+    for entry in batch["results"]:
+        same(schema.BatchEntry, entry)
+    paths = client.get("/openapi.json").json()["paths"]
+    for route, model in [("/predict", "PredictionAnswer"), ("/predict/number", "NumberAnswer"),
+                         ("/explain", "ExplainAnswer"), ("/predict/batch", "BatchAnswer")]:
+        answer = paths[route]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert answer["$ref"].endswith(model), (route, answer)
 
 
 @pytest.mark.parametrize("kwargs, status, message", [

@@ -259,12 +259,24 @@ def test_replay_favours_the_classes_the_samples_are_mistaken_for():
     assert len(set(mnist.labels[replay.draw(200, 0.0, len(mnist), torch.Generator()).tolist()].tolist())) == 10
 
 
-def test_the_page_offers_ten_buttons_and_stores_the_correction(tmp_path):
-    """In Chromium, phone-sized: draw a 7, press "1" under "Wrong? It is a ...": a sample of 1 is stored."""
-    from playwright.sync_api import expect, sync_playwright
-    from test_browser import CHROMIUM, FLAGS, SEVEN, draw
+# An Eastern Arabic eight (٨), a caret on the 280x280 pad, shifted by (dx, dy): read as a 1 today.
+def eight(dx: int = 0, dy: int = 0) -> list:
+    return [[(80 + dx, 235 + dy), (140 + dx, 45 + dy), (200 + dx, 235 + dy)]]
 
-    proc, url = start_server("--learn", "--samples", str(tmp_path))
+
+SWAP_DEADLINE = 300  # seconds for the background fine-tune and the swap: a busy machine
+
+
+def test_the_page_learns_a_digit_it_misreads_from_three_corrections(tmp_path):
+    """In Chromium, phone-sized: a ٨ read wrong, "8" tapped under "Wrong? It is a ..." for three
+    drawings of it; once the page says "yours: 3 samples", a fourth drawing is read as an 8."""
+    from playwright.sync_api import expect, sync_playwright
+    from test_browser import CHROMIUM, FLAGS, draw
+
+    from lenet.serving.learn import STEPS_VAR
+
+    # A short fine-tune: the test is of the page and the swap, benchmarks/teach.py is of the learning.
+    proc, url = start_server("--learn", "--samples", str(tmp_path), env={**os.environ, STEPS_VAR: "150"})
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
@@ -273,21 +285,41 @@ def test_the_page_offers_ten_buttons_and_stores_the_correction(tmp_path):
                 page.goto(url)
                 expect(page.locator("#model")).to_contain_text("bundled")
                 expect(page.locator("#teach")).to_be_hidden()
-                draw(page, SEVEN)
-                expect(page.locator("#digit")).to_have_text("7", timeout=10_000)
+                answer = page.locator("#digit")
+
+                def read(strokes) -> str:
+                    page.locator("#clear").click()
+                    expect(answer).to_have_text("–")
+                    draw(page, strokes)
+                    expect(answer).to_have_text(re.compile(r"^\d$"), timeout=10_000)
+                    return answer.text_content()
+
+                assert read(eight()) != "8"
                 expect(page.locator("#teach")).to_be_visible()
                 buttons = page.locator("#teach-buttons button")
                 expect(buttons).to_have_count(10)
                 assert all(buttons.nth(d).bounding_box()["height"] >= 44 for d in range(10))  # a finger's size
-                buttons.nth(1).tap()
-                expect(page.locator("#status")).to_contain_text("Stored as a 1", timeout=10_000)
-                expect(page.locator("#status")).to_contain_text("2 more corrections")
+                for i, (dx, dy) in enumerate([(0, 0), (-14, 6), (12, -8)]):
+                    if i:
+                        read(eight(dx, dy))
+                    buttons.nth(8).tap()
+                    expect(page.locator("#status")).to_contain_text("Stored as a 8", timeout=10_000)
+                    if i == 0:
+                        expect(page.locator("#status")).to_contain_text("2 more corrections")
+                try:
+                    expect(page.locator("#model")).to_contain_text("yours: 3 samples", timeout=SWAP_DEADLINE * 1000)
+                except AssertionError:
+                    learning = json.load(urllib.request.urlopen(url + "/model", timeout=10))["learning"]
+                    pytest.fail(f"no swap to the taught model within {SWAP_DEADLINE} s; /model says {learning}; "
+                                f"the page says {page.locator('#status').text_content()!r}")
+                expect(page.locator("#status")).to_contain_text("Draw it again")
+                assert read(eight(6, 10)) == "8", "the taught model still misreads the eight it was shown"
             finally:
                 browser.close()
     finally:
         stop_server(proc)
     folder = S.read_folder(tmp_path)
-    assert folder.labels.tolist() == [1] and folder.images[0].max() == 255
+    assert folder.labels.tolist() == [8, 8, 8] and folder.images.max() == 255
 
 
 def test_an_image_over_the_size_limit_is_skipped_not_read(tmp_path, monkeypatch):
@@ -343,7 +375,7 @@ def test_clean_replay_keeps_that_share_of_the_pool_undistorted(mnist, clean_repl
     from lenet.evaluation.scoring import Split
     from lenet.nn.torch_model import load_model
     from lenet.pretrained import bundled_model_path
-    from lenet.training.teach import Replay, Teaching, features, replay_pool, split
+    from lenet.training.teach import Replay, Teaching, features, replay_pool, run, split
 
     model, config, _ = load_model(bundled_model_path())
     teaching = Teaching(steps=1, replay_pool=64, clean_replay=clean_replay)
@@ -351,8 +383,11 @@ def test_clean_replay_keeps_that_share_of_the_pool_undistorted(mnist, clean_repl
     digits = Split.of(mnist.train_images[:500], mnist.train_labels[:500], "mnist")
     samples = Split.of(np.stack([digit(0)]), np.full(1, 4), "samples")
     replay = Replay(model, config, samples, digits)
-    x, y, _ = replay_pool(model, config, digits, replay, teaching, kept, trained, torch.Generator().manual_seed(0))
+    x, y, held = replay_pool(model, config, digits, replay, teaching, torch.Generator().manual_seed(0))
     pick = replay.draw(64, teaching.conflict_share, len(digits), torch.Generator().manual_seed(0))
     assert torch.equal(y, digits.labels[pick])
     same = torch.isclose(x, features(model, config, digits.images[pick], kept), atol=1e-5).flatten(1).all(1)
     assert int(same.sum()) == (64 if clean_replay else 0)
+    with torch.no_grad():  # the base's probabilities, softened by the distillation's temperature
+        soft = torch.log_softmax(run(model, x, trained) / teaching.temperature, 1)
+    assert teaching.temperature > 1 and torch.allclose(held, soft, atol=1e-5)

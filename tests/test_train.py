@@ -51,8 +51,8 @@ def test_short_run_learns(mnist, tmp_path, recipe, subset, epochs, floor):
     model, config, saved = load_model(tmp_path)
     split = Split.of(mnist.test_images, mnist.test_labels, "test")
     result = score(model, split, config)
-    assert result["n"] == 10_000
-    assert result["accuracy"] == pytest.approx(saved["metrics"]["val_accuracy"], abs=1e-12)
+    assert result.n == 10_000
+    assert result.accuracy == pytest.approx(saved["metrics"]["val_accuracy"], abs=1e-12)
 
 
 @pytest.mark.slow

@@ -22,6 +22,7 @@ from lenet.cli.main import main
 from lenet.nn.numpy_model import NumpyModel
 from lenet.pretrained import bundled_model_path
 from lenet.reading.predict import stream_files
+from lenet.reading.prediction import Prediction
 from lenet.web import ASSETS, MODEL_SCRIPT
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -135,26 +136,26 @@ def numpy_model():
     return NumpyModel.load(bundled_model_path())
 
 
-def command_reads(png: bytes, tmp_path: Path, name: str) -> dict:
+def command_reads(png: bytes, tmp_path: Path, name: str) -> Prediction:
     """What `lenet predict` reads from the canvas's PNG (its own path: stream_files), with the 28x28."""
     path = tmp_path / f"{name}.png"
     path.write_bytes(png)
-    (result,) = stream_files(numpy_model(), [path], keep_seen=True)
-    assert "error" not in result, result
-    return result
+    (result,) = stream_files(numpy_model(), [path])
+    assert result.error is None, result
+    return result.read
 
 
-def check_same_as_command(answer: dict, tmp_path: Path, name: str, expected: int) -> dict:
+def check_same_as_command(answer: dict, tmp_path: Path, name: str, expected: int) -> Prediction:
     ours = answer["last"]
     theirs = command_reads(answer["png"], tmp_path, name)
     page_image = np.array(ours["pixels"], np.int16).reshape(28, 28)
-    grey_gap = int(np.abs(page_image - theirs["_seen"].astype(np.int16)).max())
-    p_gap = float(np.abs(np.array(ours["probabilities"]) - np.array(theirs["probabilities"])).max())
+    grey_gap = int(np.abs(page_image - theirs.seen.astype(np.int16)).max())
+    p_gap = float(np.abs(np.array(ours["probabilities"]) - np.array(theirs.probabilities)).max())
     print(f"{name}: page vs command, grey levels at most {grey_gap} apart, probabilities {p_gap:.1e}")
     assert grey_gap <= 1 and p_gap <= 1e-4, (name, grey_gap, p_gap)
-    assert ours["digit"] == theirs["digit"] == expected, (name, ours["digit"], theirs["digit"])
-    assert ours["doubts"] == [d.replace(*SEVERAL_HINT) for d in theirs["doubts"]], name
-    assert ours["box"] == theirs["box"], name
+    assert ours["digit"] == theirs.digit == expected, (name, ours["digit"], theirs.digit)
+    assert ours["doubts"] == [d.replace(*SEVERAL_HINT) for d in theirs.doubts], name
+    assert ours["box"] == list(theirs.box), name
     return theirs
 
 

@@ -15,8 +15,9 @@ train (`lenet.training`, `lenet.nn.torch_model`), so inference can run without i
 
 __version__ = "0.1.0"
 
-__all__ = ["Classifier", "EvalResult", "Prediction", "TrainResult", "datasets", "evaluate", "load", "teach", "train"]
-_API = {"Classifier", "EvalResult", "Prediction", "TrainResult", "evaluate", "load", "teach", "train"}
+__all__ = ["Classifier", "EvalResult", "NumberReading", "Prediction", "TrainResult", "datasets", "evaluate", "load",
+           "teach", "train"]
+_API = {"Classifier", "EvalResult", "NumberReading", "Prediction", "TrainResult", "evaluate", "load", "teach", "train"}
 
 
 def __getattr__(name: str):

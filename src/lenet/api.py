@@ -6,6 +6,7 @@
     p = clf.predict("digit.png")                # also bytes, a PIL image or a NumPy array
     print(p.digit, p.probability, p.to_json())
     several = clf.predict_many(["a.png", "b.png"])  # one Prediction each
+    row = clf.read_number("row.png")            # a NumberReading: row.number, row.digits (Predictions)
 
     result = lenet.train("fast", data_dir="data/MNIST", out="runs/fast", epochs=1)
     print(result.accuracy, result.model_path)
@@ -26,30 +27,12 @@ from pathlib import Path
 import numpy as np
 
 from lenet.errors import ImageError, UsageError
+from lenet.evaluation.scoring import Evaluation, evaluate_models
 from lenet.nn.numpy_model import NumpyModel
 from lenet.reading.digit import read_digit
 from lenet.reading.image import decode_image
 from lenet.reading.predict import judge_readings, read_digits
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """What the network made of one image."""
-    digit: int
-    probability: float              # of `digit`
-    probabilities: tuple[float, ...]  # one per class (empty for the digits of a number)
-    seen: np.ndarray = field(repr=False, compare=False)  # the 28x28 uint8 the network saw (white ink on black)
-    unsure: bool = False            # a reason below says not to trust the answer
-    doubts: tuple[str, ...] = ()    # why: several marks, faint, small, at the border, low probability
-    # the digit's ink in the image: left, top, right, bottom (right and bottom exclusive)
-    box: tuple[int, ...] = ()
-
-    def to_json(self) -> dict:
-        """The prediction as `lenet predict --json` and POST /predict give it (without the file)."""
-        out: dict[str, object] = {"digit": self.digit, "probability": self.probability}
-        if self.probabilities:
-            out["probabilities"] = list(self.probabilities)
-        return {**out, "unsure": self.unsure, "doubts": list(self.doubts), "box": list(self.box)}
+from lenet.reading.prediction import NumberReading, Prediction
 
 
 class Classifier:
@@ -84,19 +67,14 @@ class Classifier:
         in order, the network run once over them all."""
         if not isinstance(images, (list, tuple)) or not images:
             raise ImageError("no images given: predict_many takes a non-empty list of images")
-        readings = [read_digit(*pixels_of(item)) for item in images]
-        return [Prediction(j["digit"], j["probability"], tuple(j["probabilities"]), r.image, j["unsure"],
-                           tuple(j["doubts"]), tuple(r.box))
-                for j, r in zip(judge_readings(self.model, readings), readings, strict=True)]
+        return judge_readings(self.model, [read_digit(*pixels_of(item)) for item in images])
 
-    def read_number(self, x) -> tuple[str, list[Prediction]]:
-        """The row of digits in `x` (any input `predict` takes), left to right: the number as text and
-        one Prediction per digit. Unsure where any digit is (see each Prediction's doubts)."""
+    def read_number(self, x) -> NumberReading:
+        """The row of digits in `x` (any input `predict` takes), left to right: a NumberReading, the
+        number as text and one Prediction per digit, as `lenet predict --number` reads it. Unsure
+        where any digit is (see each Prediction's doubts)."""
         pixels, scale = pixels_of(x)
-        result = read_digits(self.model, pixels, scale=scale)
-        digits = [Prediction(d["digit"], d["probability"], (), seen, d["unsure"], tuple(d["doubts"]), tuple(d["box"]))
-                  for d, seen in zip(result["digits"], result["_seen"], strict=True)]
-        return result["number"], digits
+        return read_digits(self.model, pixels, scale=scale)
 
     def add_sample(self, image, label: int, samples: str | Path | None = None) -> Path:
         """Keep `image` (any input `predict` takes) as a sample of `label` in the samples folder
@@ -214,23 +192,15 @@ def teach(samples: str | Path | None = None, model: str | Path | None = None, ou
     return TrainResult(path / MODEL if path.is_dir() else path, info["history"], info)
 
 
-@dataclass
-class EvalResult:
-    """Test-set scores of a model (or the ensemble of several)."""
-    accuracy: float
-    n: int                          # images scored: every test image
-    per_class: list[float]          # accuracy of each class
-    models: list[dict] = field(repr=False)
+EvalResult = Evaluation  # what lenet.evaluate returns, under the name it has had
 
 
 def evaluate(model: str | Path | list | None = None, data_dir: str | Path | None = None,
-             device: str = "auto") -> EvalResult:
+             device: str = "auto") -> Evaluation:
     """Score a saved model (a list of them: their ensemble) on the test set; None: the bundled model.
     Runs on torch when installed, else on NumPy."""
     from lenet.data import mnist as datasets
-    from lenet.evaluation.scoring import evaluate_models
     from lenet.pretrained import bundled_model_path
 
     paths = [str(p) for p in (model if isinstance(model, (list, tuple)) else [model or bundled_model_path()])]
-    result = evaluate_models(paths, datasets.load(data_dir), device)
-    return EvalResult(result["accuracy"], result["n"], result["per_class_accuracy"], result["models"])
+    return evaluate_models(paths, datasets.load(data_dir), device)

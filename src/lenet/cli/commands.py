@@ -101,16 +101,18 @@ def cmd_evaluate(args) -> int:
     ds = datasets.load(args.data_dir)
     result = evaluate_models(paths, ds, args.device)
     if args.report:
+        from dataclasses import replace
+
         from lenet.evaluation.report import write_report
-        result["report"] = write_report(result, ds, Path(args.report))
+        result = replace(result, report=write_report(result, ds, Path(args.report)))
     if args.json:
-        print(json.dumps({k: v for k, v in result.items() if not k.startswith("_")}, allow_nan=False))
+        print(json.dumps(result.to_json(), allow_nan=False))
         return ExitStatus.SUCCESS
     print(printable(format_table(result), keep_lines=True))
-    if args.report:
+    if result.report is not None:
         from lenet.evaluation.report import format_mistakes, format_per_class
-        print(format_per_class(result["report"]["per_class"]))
-        print(format_mistakes(result["report"]))
+        print(format_per_class(result.report["per_class"]))
+        print(format_mistakes(result.report))
         print(f"report written to {printable(args.report)}: confusion.png, mistakes.png, report.json")
     return ExitStatus.SUCCESS
 
@@ -140,7 +142,8 @@ def cmd_predict(args) -> int:
     one_blas_thread()  # a folder is spread over one process per core
     from lenet.files import printable
     from lenet.nn.numpy_model import NumpyModel
-    from lenet.reading.predict import check_save_dir, format_result, predict_numbers, public, stream_files
+    from lenet.reading.inputs import check_save_dir
+    from lenet.reading.predict import predict_numbers, stream_files
     from lenet.reading.region import Region, write_annotated
 
     region = Region.parse(args.crop) if args.crop else None
@@ -153,18 +156,18 @@ def cmd_predict(args) -> int:
     if args.number:
         stream = predict_numbers(model, paths, k, region)
     else:
-        stream = stream_files(model, paths, k, keep_seen=save is not None, region=region)
+        stream = stream_files(model, paths, k, region=region)
     # Results are printed as they come, in input order; a progress bar on stderr when it is a
     # terminal and the folder is large.
     progress = Progress(len(paths)) if sys.stderr.isatty() and len(paths) >= PROGRESS_FROM else None
     results, done, failed, drawn = [], 0, 0, 0
     for r in stream:  # printed before anything is saved: a failed save loses no prediction
-        line = json.dumps(public(r), allow_nan=False) if args.json else printable(format_result(r))
-        out = sys.stderr if "error" in r and not args.json else sys.stdout
+        line = json.dumps(r.to_json(), allow_nan=False) if args.json else printable(r.text())
+        out = sys.stderr if r.error is not None and not args.json else sys.stdout
         if progress is not None:
             progress.clear_for(out)
         print(line, file=out)
-        done, failed = done + 1, failed + ("error" in r)
+        done, failed = done + 1, failed + (r.error is not None)
         if save is not None:
             results.append(r)
         if annotate is not None:
@@ -185,7 +188,7 @@ def cmd_predict(args) -> int:
 
 def input_paths(inputs: list[str], recursive: bool) -> list[Path]:
     """The image files to read; a folder's subfolders with images are named when not read."""
-    from lenet.reading.predict import collect_inputs, subfolders_with_images
+    from lenet.reading.inputs import collect_inputs, subfolders_with_images
 
     paths = collect_inputs(inputs, recursive)
     skipped = [] if recursive else [d for item in inputs if Path(item).is_dir()
@@ -199,15 +202,14 @@ def input_paths(inputs: list[str], recursive: bool) -> list[Path]:
     return paths
 
 
-def save_and_say(save: Path, results: list[dict], number: bool) -> None:
-    """--save-preprocessed: write each 28x28 the network saw, and say where and under which names."""
+def save_and_say(save: Path, results: list, number: bool) -> None:
+    """--save-preprocessed: write each 28x28 the network saw (`results`: FileReadings), and say where
+    and under which names."""
     from lenet.files import printable
     from lenet.reading.predict import save_preprocessed
 
     written = save_preprocessed(save, results)
-    # The names save_preprocessed gives when they are free: <name>.png, or <name>-d1.png ... per digit
-    plain = [Path(r["file"]).stem + (f"-d{i + 1}" if number else "")
-             for r in results if "_seen" in r for i in range(len(r["_seen"]) if number else 1)]
+    plain = [name for r in results for name, _ in r.seen()]  # the names given when they are free
     renamed = sum(p.stem != stem for p, stem in zip(written, plain, strict=False))
     print(f"wrote {len(written)} preprocessed images{' (one per digit)' if number else ''} to {printable(save)}"
           + (f" ({renamed} under numbered names: the plain names were taken)" if renamed else ""),
@@ -215,7 +217,7 @@ def save_and_say(save: Path, results: list[dict], number: bool) -> None:
 
 
 def cmd_explain(args) -> int:
-    from lenet.evaluation.explain import draw_figure, explain, to_json
+    from lenet.evaluation.explain import draw_figure, explain
     from lenet.files import check_writable_file, printable
     from lenet.nn.numpy_model import NumpyModel
     from lenet.reading.image import load_image
@@ -228,12 +230,12 @@ def cmd_explain(args) -> int:
     pixels = load_image(args.image)
     result = explain(model, pixels)
     if args.json:
-        print(json.dumps(to_json(result), allow_nan=False))
+        print(json.dumps(result.to_json(), allow_nan=False))
         return ExitStatus.SUCCESS
     draw_figure(result, model, pixels, output)
-    p = result["probabilities"]
-    print(f"wrote {printable(output)}: {printable(args.image)} reads as {result['digit']} ({p[result['digit']]:.4f}), "
-          f"runner-up {result['runner_up']} ({p[result['runner_up']]:.4f})")
+    p = result.probabilities
+    print(f"wrote {printable(output)}: {printable(args.image)} reads as {result.digit} ({p[result.digit]:.4f}), "
+          f"runner-up {result.runner_up} ({p[result.runner_up]:.4f})")
     return ExitStatus.SUCCESS
 
 

@@ -10,19 +10,21 @@ there spoke for the class, blue: against). It needs no gradients, so no torch.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from lenet.nn.network import Layer
 from lenet.nn.numpy_model import NumpyModel, softmax
 from lenet.reading.digit import preprocess
 
 PATCH, STRIDE = 4, 2  # occlusion patch side and step, pixels of the 28x28
 
 
-def layer_outputs(model: NumpyModel, seen: np.ndarray) -> list[tuple[object, np.ndarray]]:
+def layer_outputs(model: NumpyModel, seen: np.ndarray) -> list[tuple[Layer, np.ndarray]]:
     """(Layer, output for this image) per layer: maps as (C, H, W), vectors as (N,)."""
-    outputs: list[tuple[object, np.ndarray]] = []
+    outputs: list[tuple[Layer, np.ndarray]] = []
     for layer, (_, y) in zip(model.description, model.run_layers(model.normalize(seen[None])), strict=False):
         y = y[0]
         outputs.append((layer, y.transpose(2, 0, 1) if y.ndim == 3 else y))
@@ -49,20 +51,64 @@ def occlusion(model: NumpyModel, seen: np.ndarray) -> np.ndarray:
     return total / np.maximum(count, 1)
 
 
-def explain(model: NumpyModel, pixels: np.ndarray, saliency: bool = True) -> dict:
+@dataclass(frozen=True)
+class Explanation:
+    """Inside the network for one image: what `lenet explain` draws and writes (`to_json`), and
+    POST /explain answers (`tiles`)."""
+    digit: int
+    runner_up: int
+    probabilities: np.ndarray                 # (classes,) float64
+    seen: np.ndarray                          # the 28x28 uint8 the network saw
+    layers: list[tuple[Layer, np.ndarray]]    # (Layer, its output): maps (C, H, W), vectors (N,)
+    saliency: dict[int, np.ndarray]           # (28, 28) for the answer and the runner-up; empty when not asked
+
+    def to_json(self) -> dict:
+        """As `lenet explain --json` writes it: each layer's name, shape and values (rounded)."""
+        return {
+            "digit": self.digit, "runner_up": self.runner_up,
+            "probabilities": [round(float(p), 6) for p in self.probabilities],
+            "seen": self.seen.tolist(),
+            "layers": [{"name": layer.name, "title": title(layer, v), "shape": list(v.shape),
+                        "values": np.round(v.astype(np.float64), 5).tolist()} for layer, v in self.layers],
+            "saliency": {str(k): np.round(v.astype(np.float64), 5).tolist() for k, v in self.saliency.items()},
+        }
+
+    def tiles(self, model: NumpyModel) -> dict:
+        """The compact layers of POST /explain: each layer's name, shape and values (base64 uint8,
+        C*H*W in that order), with the kernels of each convolution for the page to show when a map
+        is touched (a pooling layer's maps point at the convolution before it); the prediction
+        and its judgement are the route's (reading.predict.judged)."""
+        layers: list[dict[str, object]] = []
+        kernel = None
+        for layer, values in self.layers:
+            if layer.op == "conv":
+                k = model.w[f"{layer.name}.weight"]
+                k = k[:, 0] if k.shape[1] == 1 else k.mean(1)
+                kernel = {"of": layer.name, "shape": list(k.shape), "values": to_bytes(k)}
+            entry: dict[str, object] = {"name": layer.name, "title": title(layer, values),
+                                        "shape": list(values.shape), "values": to_bytes(values)}
+            if values.ndim == 3 and kernel is not None:
+                entry["kernel"] = kernel
+            layers.append(entry)
+        probs = self.probabilities
+        return {"digit": self.digit, "probability": round(float(probs[self.digit]), 6),
+                "probabilities": [round(float(p), 6) for p in probs], "preprocessed": self.seen.tolist(),
+                "layers": layers}
+
+
+def explain(model: NumpyModel, pixels: np.ndarray, saliency: bool = True) -> Explanation:
     """Everything the figure and `--json` show for one image array."""
     return explain_seen(model, preprocess(pixels), saliency)
 
 
-def explain_seen(model: NumpyModel, seen: np.ndarray, saliency: bool = True) -> dict:
+def explain_seen(model: NumpyModel, seen: np.ndarray, saliency: bool = True) -> Explanation:
     """The same for an image already prepared (28x28, white on black)."""
     layers = layer_outputs(model, seen)
     probs = softmax(layers[-1][1].astype(np.float64) / model.config.temperature)
     order = np.argsort(-probs)
     maps = occlusion(model, seen) if saliency else None
-    return {"digit": int(order[0]), "probabilities": probs, "runner_up": int(order[1]), "seen": seen,
-            "layers": layers,
-            "saliency": {int(c): maps[c] for c in order[:2]} if maps is not None else {}}
+    return Explanation(int(order[0]), int(order[1]), probs, seen, layers,
+                       {int(c): maps[c] for c in order[:2]} if maps is not None else {})
 
 
 def title(layer, values: np.ndarray) -> str:
@@ -71,18 +117,6 @@ def title(layer, values: np.ndarray) -> str:
         c, h, w = values.shape
         return f"{layer.name.upper() if layer.name != 'output' else 'output'} {c}@{h}x{w}"
     return f"{layer.name.upper() if layer.name != 'output' else 'output'} {values.shape[0]}"
-
-
-def to_json(result: dict) -> dict:
-    """The activations as JSON: each layer's name, shape and values (rounded)."""
-    return {
-        "digit": result["digit"], "runner_up": result["runner_up"],
-        "probabilities": [round(float(p), 6) for p in result["probabilities"]],
-        "seen": result["seen"].tolist(),
-        "layers": [{"name": layer.name, "title": title(layer, v), "shape": list(v.shape),
-                    "values": np.round(v.astype(np.float64), 5).tolist()} for layer, v in result["layers"]],
-        "saliency": {str(k): np.round(v.astype(np.float64), 5).tolist() for k, v in result["saliency"].items()},
-    }
 
 
 def to_bytes(values: np.ndarray) -> str:
@@ -95,27 +129,6 @@ def to_bytes(values: np.ndarray) -> str:
     lo, hi = maps.min(1, keepdims=True), maps.max(1, keepdims=True)
     scaled = np.where(hi > lo, (maps - lo) / np.where(hi > lo, hi - lo, 1), 0.5)
     return base64.b64encode(np.round(scaled * 255).astype(np.uint8).tobytes()).decode()
-
-
-def to_tiles(result: dict, model: NumpyModel) -> dict:
-    """The compact answer of POST /explain: the prediction, and each layer's name, shape and values
-    (base64 uint8, C*H*W in that order), with the kernels of each convolution for the page to show
-    when a map is touched (a pooling layer's maps point at the convolution before it)."""
-    layers, kernel = [], None
-    for layer, values in result["layers"]:
-        if layer.op == "conv":
-            k = model.w[f"{layer.name}.weight"]
-            k = k[:, 0] if k.shape[1] == 1 else k.mean(1)
-            kernel = {"of": layer.name, "shape": list(k.shape), "values": to_bytes(k)}
-        entry = {"name": layer.name, "title": title(layer, values), "shape": list(values.shape),
-                 "values": to_bytes(values)}
-        if values.ndim == 3 and kernel is not None:
-            entry["kernel"] = kernel
-        layers.append(entry)
-    probs = result["probabilities"]
-    return {"digit": result["digit"], "probability": round(float(probs[result["digit"]]), 6),
-            "probabilities": [round(float(p), 6) for p in probs], "preprocessed": result["seen"].tolist(),
-            "layers": layers}
 
 
 def mosaic(maps: np.ndarray, gap: int = 1) -> np.ndarray:
@@ -138,7 +151,7 @@ def kernel_mosaic(kernels: np.ndarray) -> np.ndarray:
     return out
 
 
-def draw_figure(result: dict, model: NumpyModel, pixels: np.ndarray, path: str | Path) -> Path:
+def draw_figure(result: Explanation, model: NumpyModel, pixels: np.ndarray, path: str | Path) -> Path:
     """One PNG that reads top to bottom like the text's figure (`explain_figure`)."""
     from lenet.files import write_atomic
 
@@ -148,16 +161,16 @@ def draw_figure(result: dict, model: NumpyModel, pixels: np.ndarray, path: str |
     return path
 
 
-def draw_images(top, result: dict, pixels: np.ndarray) -> None:
+def draw_images(top, result: Explanation, pixels: np.ndarray) -> None:
     """The figure's top row: the image as given, the 28x28 the network saw, and the saliency maps."""
-    probs = result["probabilities"]
+    probs = result.probabilities
     given = np.asarray(pixels)
     given = given[..., 0] if given.ndim == 3 and given.shape[2] == 2 else given
     top.axis("off")
     panels: list[tuple[np.ndarray, str, str, tuple[float, float] | None]]
     panels = [(given, "the image as given", "gray", None),
-              (result["seen"], "what the network saw, 28x28", "gray", None)]
-    for cls, sal in result["saliency"].items():
+              (result.seen, "what the network saw, 28x28", "gray", None)]
+    for cls, sal in result.saliency.items():
         bound = float(np.abs(sal).max()) or 1.0
         panels.append((sal, f"what spoke for {cls} ({probs[cls]:.2f})", "bwr", (-bound, bound)))
     for i, (image, label, cmap, lim) in enumerate(panels):
@@ -168,14 +181,14 @@ def draw_images(top, result: dict, pixels: np.ndarray) -> None:
         ax.set_yticks([])
 
 
-def explain_figure(result: dict, model: NumpyModel, pixels: np.ndarray):
+def explain_figure(result: Explanation, model: NumpyModel, pixels: np.ndarray):
     """The matplotlib Figure: the input, what the network saw, every layer by its name and shape,
     the learned C1 and C3 kernels, and the saliency maps. Each layer's maps are one row of tiles
     (one image, so the figure draws in about a second)."""
     from lenet.figures import figure
 
-    maps = [(layer, v) for layer, v in result["layers"] if v.ndim == 3 and v.shape[1] > 1]
-    vectors = [(layer, v.reshape(-1)) for layer, v in result["layers"] if v.ndim == 1 or v.shape[1] == 1]
+    maps = [(layer, v) for layer, v in result.layers if v.ndim == 3 and v.shape[1] > 1]
+    vectors = [(layer, v.reshape(-1)) for layer, v in result.layers if v.ndim == 1 or v.shape[1] == 1]
     kernels = []
     for name in ("c1", "c3"):
         k = model.w[f"{name}.weight"]  # (out, in, k, k); fast's batch norm is folded in
@@ -185,7 +198,7 @@ def explain_figure(result: dict, model: NumpyModel, pixels: np.ndarray):
     # Constrained layout makes room for every row's title and tick labels, so none overlaps the row above.
     fig = figure(figsize=(10, 1.3 * rows + 1.2), layout="constrained")
     axes = fig.subplots(rows, 1, gridspec_kw={"height_ratios": [2.2] + [1] * (rows - 1)})
-    digit, runner, probs = result["digit"], result["runner_up"], result["probabilities"]
+    digit, runner, probs = result.digit, result.runner_up, result.probabilities
     draw_images(axes[0], result, pixels)
     row = 1
     for layer, v in maps:

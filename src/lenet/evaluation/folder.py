@@ -38,7 +38,7 @@ class FolderScore:
 def labelled_images(folder: Path, num_classes: int) -> list[tuple[Path, int]]:
     """(image, label) for every image under `folder`'s class subfolders, sorted by path. A
     subfolder whose name is not a class of the model is an error, so no image is silently left out."""
-    from lenet.reading.predict import image_files
+    from lenet.reading.inputs import image_files
 
     if not folder.is_dir():
         raise DataError(f"{folder}: not a folder (expected one subfolder per digit: {folder}/7/x.png)")
@@ -69,14 +69,15 @@ def score_folder(model, folder: str | Path) -> FolderScore:
     classes = model.config.num_classes
     confusion = np.zeros((classes, classes), np.int64)
     mistakes, unreadable = [], []
-    for (path, label), r in zip(pairs, stream_files(model, paths), strict=True):
-        if "error" in r:
-            unreadable.append({"file": str(path), "label": label, "error": r["error"]})
+    for (path, label), entry in zip(pairs, stream_files(model, paths), strict=True):
+        r = entry.read
+        if r is None:
+            unreadable.append({"file": str(path), "label": label, "error": entry.error})
             continue
-        confusion[label, r["digit"]] += 1
-        if r["digit"] != label:
-            mistakes.append({"file": str(path), "label": label, "digit": r["digit"],
-                             "probability": r["probability"], "unsure": r["unsure"]})
+        confusion[label, r.digit] += 1
+        if r.digit != label:
+            mistakes.append({"file": str(path), "label": label, "digit": r.digit,
+                             "probability": r.probability, "unsure": r.unsure})
     mistakes.sort(key=lambda m: -m["probability"])
     return FolderScore(str(folder), len(pairs), int(np.trace(confusion)), confusion.tolist(), mistakes, unreadable)
 

@@ -98,14 +98,15 @@ def label_errors_summary(mistakes: list[Mistake], labels: np.ndarray, known: dic
             "accuracy_without_them": round((rest - (len(mistakes) - len(missed))) / rest, 6)}
 
 
-def write_report(result: dict, ds, directory: Path) -> dict:
-    """Write confusion.png, mistakes.png and report.json to `directory`; return the report's summary."""
-    probs, labels, cm = result["_probabilities"], result["_labels"], result["_confusion"]
+def write_report(result, ds, directory: Path) -> dict:
+    """Write confusion.png, mistakes.png and report.json to `directory` from `result` (a
+    scoring.Evaluation); return the report's summary."""
+    probs, labels, cm = result.probabilities, result.labels, result.confusion
     known = KNOWN_LABEL_ERRORS if is_mnist_test_set(labels) else {}
     mistakes = list_mistakes(probs, labels, known)
     summary = label_errors_summary(mistakes, labels, known) if known else None
     report = {
-        "accuracy": result["accuracy"], "n": result["n"], "models": [m["model"] for m in result["models"]],
+        "accuracy": result.accuracy, "n": result.n, "models": [m["model"] for m in result.models],
         "per_class": per_class(cm), "confusion_matrix": cm.tolist(),
         "known_label_errors": summary,  # None unless the test set is MNIST's
         "mistakes": [m.to_json() for m in mistakes],

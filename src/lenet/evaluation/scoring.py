@@ -6,7 +6,7 @@ torch is imported where it is used, so evaluating runs on the NumPy network wher
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -51,8 +51,22 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+@dataclass(frozen=True)
+class Score:
+    """A torch model's scores over every image of a split (`score`)."""
+    n: int
+    loss: float                     # mean cross-entropy
+    accuracy: float
+    correct: int
+    per_class_accuracy: list[float]
+    # Each image's answer (N,), and its probabilities (N, classes) when they were asked for: None
+    # under torchrun, where each rank saw only its share of the images.
+    predictions: np.ndarray | None = field(repr=False, compare=False)
+    probabilities: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+
 def score(model, split: Split, config: ModelConfig, batch_size: int = EVAL_BATCH,
-          return_probabilities: bool = False, dist=None) -> dict:
+          return_probabilities: bool = False, dist=None) -> Score:
     """Loss, accuracy and per-class accuracy over every image of `split` (no batch is dropped).
     Under torchrun (`dist`, a lenet.training.distributed.Dist) each rank scores every world-th image
     and the sums are reduced: each image is scored exactly once. Predictions and probabilities are
@@ -86,17 +100,41 @@ def score(model, split: Split, config: ModelConfig, batch_size: int = EVAL_BATCH
         dist.all_reduce(sums)
     per_class_total, per_class_hit = sums[1:1 + num_classes], sums[1 + num_classes:]
     correct = int(per_class_hit.sum())
-    result = {
-        "n": n,
-        "loss": float(sums[0]) / n,
-        "accuracy": correct / n,
-        "correct": correct,
-        "per_class_accuracy": (per_class_hit / per_class_total.clamp(min=1)).tolist(),
-        "predictions": None if world > 1 else pred.cpu().numpy(),
-    }
-    if return_probabilities and world == 1:
-        result["probabilities"] = torch.cat(probs).cpu().numpy()
-    return result
+    return Score(n, float(sums[0]) / n, correct / n, correct, (per_class_hit / per_class_total.clamp(min=1)).tolist(),
+                 None if world > 1 else pred.cpu().numpy(),
+                 torch.cat(probs).cpu().numpy() if return_probabilities and world == 1 else None)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Test-set scores of saved models (`evaluate_models`, `lenet evaluate`, `lenet.evaluate`): the
+    top-level figures are the ensemble's (averaged probabilities), or the single model's."""
+    accuracy: float
+    n: int                          # images scored: every test image
+    correct: int
+    per_class_accuracy: list[float]  # each class's recall
+    calibration_error: float        # expected calibration error, 15 bins
+    models: list[dict]              # each model alone: its path, arch, accuracy, loss, recorded accuracy
+    probabilities: np.ndarray = field(repr=False, compare=False)  # (n, classes), the ensemble's
+    labels: np.ndarray = field(repr=False, compare=False)         # (n,) the test labels
+    confusion: np.ndarray = field(repr=False, compare=False)      # counts[true, predicted]
+    report: dict | None = None      # the --report's summary, once written (report.write_report)
+
+    @property
+    def ensemble(self) -> bool:
+        return len(self.models) > 1
+
+    @property
+    def per_class(self) -> list[float]:
+        """`per_class_accuracy`, by the name lenet.evaluate's result has had."""
+        return self.per_class_accuracy
+
+    def to_json(self) -> dict:
+        """As `lenet evaluate --json` writes it."""
+        out = {"calibration_error": self.calibration_error, "accuracy": self.accuracy, "n": self.n,
+               "correct": self.correct, "per_class_accuracy": self.per_class_accuracy, "models": self.models,
+               "ensemble": self.ensemble}
+        return out if self.report is None else {**out, "report": self.report}
 
 
 def held_out_scores(model, split: Split, config: ModelConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -112,7 +150,7 @@ def held_out_scores(model, split: Split, config: ModelConfig) -> tuple[np.ndarra
         return torch.cat(logits).numpy(), split.labels.cpu().numpy()
 
 
-def evaluate_models(paths: list[str], ds, device_name: str = "auto") -> dict:
+def evaluate_models(paths: list[str], ds, device_name: str = "auto") -> Evaluation:
     """Test-set metrics of each model and, for several, of their averaged probabilities.
 
     The top-level `accuracy`, `n` and `per_class_accuracy` are the ensemble's
@@ -139,18 +177,8 @@ def evaluate_models(paths: list[str], ds, device_name: str = "auto") -> dict:
     per_class = np.diag(cm) / np.maximum(cm.sum(1), 1)  # each class's recall
     from lenet.evaluation.calibration import expected_calibration_error
 
-    return {
-        "calibration_error": round(expected_calibration_error(probs, labels), 6),  # ECE, 15 bins
-        "accuracy": float(hit.mean()),
-        "n": len(labels),
-        "correct": int(hit.sum()),
-        "per_class_accuracy": [round(float(a), 6) for a in per_class],
-        "models": models,
-        "ensemble": len(paths) > 1,
-        "_probabilities": probs,
-        "_labels": labels,
-        "_confusion": cm,
-    }
+    return Evaluation(float(hit.mean()), len(labels), int(hit.sum()), [round(float(a), 6) for a in per_class],
+                      round(expected_calibration_error(probs, labels), 6), models, probs, labels, cm)
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
@@ -175,7 +203,7 @@ def model_probabilities(path, ds, device_name: str):
     check_images(path, config, ds)
     net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs omit memory_format  # the layout the CPU convolutions are fastest in
     split = Split.of(ds.test_images, ds.test_labels, "test", device)
-    return score(net, split, config, return_probabilities=True)["probabilities"], config, info
+    return score(net, split, config, return_probabilities=True).probabilities, config, info
 
 
 def check_images(path, config, ds) -> None:
@@ -183,13 +211,13 @@ def check_images(path, config, ds) -> None:
         raise DataError(f"{path}: the model takes {config.image_size}px images, the data has {ds.image_shape}")
 
 
-def format_table(result: dict) -> str:
+def format_table(result: Evaluation) -> str:
     lines = []
-    for m in result["models"]:
+    for m in result.models:
         lines.append(f"{m['model']}: accuracy {m['accuracy']:.4f} ({m['arch']})")
-    if result["ensemble"]:
-        lines.append(f"ensemble of {len(result['models'])}: accuracy {result['accuracy']:.4f}")
-    lines.append(f"test accuracy {result['accuracy']:.4f} ({result['correct']:,} / {result['n']:,}); "
-                 f"expected calibration error {result['calibration_error']:.4f}")
-    lines.append("per class: " + "  ".join(f"{i}:{a:.4f}" for i, a in enumerate(result["per_class_accuracy"])))
+    if result.ensemble:
+        lines.append(f"ensemble of {len(result.models)}: accuracy {result.accuracy:.4f}")
+    lines.append(f"test accuracy {result.accuracy:.4f} ({result.correct:,} / {result.n:,}); "
+                 f"expected calibration error {result.calibration_error:.4f}")
+    lines.append("per class: " + "  ".join(f"{i}:{a:.4f}" for i, a in enumerate(result.per_class_accuracy)))
     return "\n".join(lines)

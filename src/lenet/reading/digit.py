@@ -26,6 +26,7 @@ import numpy as np
 
 from lenet.errors import NoDigit
 from lenet.reading import morphology as mo
+from lenet.reading.background import stroke_width
 from lenet.reading.ink import (
     STRONG,
     Box,
@@ -38,7 +39,6 @@ from lenet.reading.ink import (
     grey,
     median,
     selected,
-    stroke_width,
 )
 
 SIZE = 28          # MNIST's image side
@@ -149,7 +149,7 @@ def mnist_form(pixels: np.ndarray) -> Box | None:
     centre_x = int(by_col @ INDEX) / total
     if max(abs(centre_y - (SIZE - 1) / 2), abs(centre_x - (SIZE - 1) / 2)) > 1:
         return None
-    return int(left), int(top), int(right), int(bottom)
+    return Box(int(left), int(top), int(right), int(bottom))
 
 
 def as_is(pixels: np.ndarray, box: Box) -> Reading:
@@ -193,7 +193,7 @@ def read_marks(shape: tuple[int, int], found: Ink, marks: list[Mark], offset: tu
     if rows.size == 0:
         raise NoDigit("no ink found in the columns cut for this digit")
     top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    box = image_box((x0 + left, y0 + top, x0 + right, y0 + bottom), found.factor, offset)
+    box = image_box(Box(x0 + left, y0 + top, x0 + right, y0 + bottom), found.factor, offset)
     doubts = [SEVERAL] if several else []
     ink = found.ink[y0:y1, x0:x1]
     strong = keep & (ink > STRONG)
@@ -229,7 +229,7 @@ def image_box(box: Box, factor: float, offset: tuple[int, int]) -> Box:
     y0, x0 = offset
     image_left, image_top = int(x0 + left * factor), int(y0 + top * factor)
     width, height = max(1, round((right - left) * factor)), max(1, round((bottom - top) * factor))
-    return image_left, image_top, image_left + width, image_top + height
+    return Box(image_left, image_top, image_left + width, image_top + height)
 
 
 def even_strokes(crop: np.ndarray) -> np.ndarray:

@@ -26,24 +26,27 @@ import numpy as np
 
 from lenet.errors import ImageError, NoDigit
 from lenet.reading import morphology as mo
+from lenet.reading.background import (
+    MIN_CONTRAST,
+    background,
+    border_of,
+    reduced,
+)
 from lenet.reading.image import MIN_SIDE, stretched
 from lenet.reading.lines import form_lines
 from lenet.reading.morphology import Box
+from lenet.reading.order import median, percentiles, row_medians
 from lenet.reading.paper import framed, sheet_only, unlined
 
 ANALYSIS_SIDE = 192  # ink is found on a copy at most this big (a small digit: on its crop, again),
 LARGE_SIDE = 384     # or this, for images more than twice as big: a small digit in a big photo stays findable
-BACKGROUND_SIDE = 96  # the background is estimated on a copy this small, then smoothly enlarged
-MIN_CONTRAST = 0.08  # below this the image is blank paper (or blank canvas)
 STRONG, WEAK = 0.5, 0.22  # ink: above half the strongest ink, or above WEAK and joined to such ink
 LINE_CONTRAST = 0.04  # a paper's ruling is at least this much darker than the paper beside it
-PLAIN = 0.1        # a border whose grey varies less than this is plain paper
 DARK_MINORITY = 0.35  # plain paper is dark in less than this share of a canvas (web/lenet.js: the same)
 DARK_ON_PAPER = 0.5   # or of a photo or scan: a digit stretched to fill its box is dark in more than a third
 NO_INK = "no ink found: nothing stands out from the background"
 # grey() of a canvas's alpha, each level as NumPy computes 1 - alpha / 255 in float32: one lookup.
 CLEAR = 1 - np.arange(256, dtype=np.float32) / 255
-
 
 
 @dataclass(frozen=True)
@@ -101,67 +104,6 @@ def grey(pixels: np.ndarray) -> np.ndarray:
     return values
 
 
-def resize(values: np.ndarray, shape: tuple[int, int], how=None) -> np.ndarray:
-    """A float array resized to (H, W): by area when reducing, bilinear when enlarging."""
-    from PIL import Image
-
-    if values.shape == tuple(shape):
-        return values
-    if how is None:
-        how = Image.Resampling.BOX if shape[0] <= values.shape[0] else Image.Resampling.BILINEAR
-    image = Image.fromarray(values.astype(np.float32, copy=False), "F")
-    return np.asarray(image.resize((shape[1], shape[0]), how))
-
-
-def reduced(values: np.ndarray, side: int) -> tuple[np.ndarray, float]:
-    """`values` reduced by area so its longer side is at most `side`, and the factor it was reduced by."""
-    shape, factor = reduced_shape(values.shape, side)
-    return (values, factor) if factor == 1 else (resize(values, shape), factor)
-
-
-def reduced_shape(shape: tuple[int, ...], side: int) -> tuple[tuple[int, int], float]:
-    """The (H, W) `reduced` gives an array of `shape`, and its factor."""
-    factor = max(shape) / side
-    if factor <= 1:
-        return (shape[0], shape[1]), 1.0
-    return (max(1, round(shape[0] / factor)), max(1, round(shape[1] / factor))), factor
-
-
-def pooled(values: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, tuple]:
-    """`values` reduced to `shape` by block maximum and by block minimum (blocks cover it evenly),
-    and the blocks' edges, for `expand`."""
-    ys = np.linspace(0, values.shape[0], shape[0] + 1).round().astype(int)
-    xs = np.linspace(0, values.shape[1], shape[1] + 1).round().astype(int)
-    if tuple(shape) == values.shape:  # blocks of one pixel: the image itself
-        return values, values, (ys, xs)
-    # Each block's rows (and columns) gathered at once, the last repeated where a block is shorter:
-    # a few whole-array reductions instead of reduceat's slow walk along the second axis.
-    rows, cols = block_index(ys), block_index(xs)
-    by_rows = values[rows]  # (blocks down, rows in a block, width)
-    hi = by_rows.max(1)[:, cols].max(2)
-    lo = by_rows.min(1)[:, cols].min(2)
-    return hi, lo, (ys, xs)
-
-
-def block_index(edges: np.ndarray) -> np.ndarray:
-    """(blocks, longest block) indices of each block's members, its last member repeated to fill."""
-    starts, ends = edges[:-1], edges[1:]
-    return np.minimum(starts[:, None] + np.arange(int((ends - starts).max()))[None], (ends - 1)[:, None])
-
-
-def expand(coarse: np.ndarray, edges: tuple) -> np.ndarray:
-    """Each block's value over the block's pixels (the inverse of `pooled`'s layout). Blocks, not a
-    smooth enlargement: a smooth one would spread a board's edge into a band that looks like ink."""
-    ys, xs = edges
-    if coarse.shape == (len(ys) - 1, len(xs) - 1) and ys[-1] == len(ys) - 1 and xs[-1] == len(xs) - 1:
-        return coarse  # blocks of one pixel
-    return np.repeat(np.repeat(coarse, np.diff(ys), axis=0), np.diff(xs), axis=1)
-
-
-def border_of(values: np.ndarray) -> np.ndarray:
-    return np.concatenate([values[0], values[-1], values[:, 0], values[:, -1]])
-
-
 def analysis_side(shape: tuple[int, ...]) -> int:
     """The longer side of the copy an image of `shape` is analysed on."""
     return ANALYSIS_SIDE if max(shape) <= 2 * ANALYSIS_SIDE else LARGE_SIDE
@@ -175,8 +117,8 @@ def find_ink(image_grey: np.ndarray, side: int | None = None, crop_sized: bool |
     plain = plain_ink(small)
     framed = False
     if plain is not None:  # ink on an even background needs no estimate of it (a canvas export)
-        ink, contrast = plain
-        ink, mask = strong_ink(ink)
+        ink, contrast, peak = plain
+        ink, mask = strong_ink(ink, peak)
         mask &= ~form_lines(mask)
     elif canvas(small):
         # No paper, lines or desk to take out; and read exactly as the page's own reader
@@ -185,8 +127,9 @@ def find_ink(image_grey: np.ndarray, side: int | None = None, crop_sized: bool |
     else:
         if crop_sized is None:
             crop_sized = analysis_side(image_grey.shape) == ANALYSIS_SIDE
-        small = sheet_only(small)
-        ink, mask, contrast, framed = ink_on_paper(unruled(unlined(small, page=not crop_sized)), tight=crop_sized)
+        levels = percentiles(small, [2, 98])  # the sheet's test and, when nothing is painted over, the crop's
+        lined = unruled(unlined(sheet_only(small, levels), page=not crop_sized))
+        ink, mask, contrast, framed = ink_on_paper(lined, crop_sized, levels if lined is small else None)
     labels, marks = marks_of(mask, ink)
     return Ink(ink, mask, marks, labels, contrast, factor, framed)
 
@@ -194,23 +137,28 @@ def find_ink(image_grey: np.ndarray, side: int | None = None, crop_sized: bool |
 def canvas(small: np.ndarray) -> bool:
     """Whether `small` is a drawing on a canvas: one exact grey on at least half its border (paper,
     photographed or scanned, always has some noise)."""
-    _, counts = np.unique(border_of(small), return_counts=True)
-    return int(counts.max()) * 2 >= 2 * (small.shape[0] + small.shape[1])
+    border = np.sort(border_of(small))
+    half = border.size // 2  # the border's length is even: 2 (H + W)
+    # A grey on half the border or more covers, once sorted, the place just below or at the middle.
+    return any(np.count_nonzero(border == v) >= half for v in (border[half - 1], border[half]))
 
 
-def ink_on_paper(small: np.ndarray, tight: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+def ink_on_paper(small: np.ndarray, tight: bool,
+                 levels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
     """Steps 1-4 on an analysis copy that is not a plain canvas: (ink, mask, contrast, framed). With
     `tight` (an image small enough to be a crop of one digit), a digit that fills the image (its
     ink reaches three edges or more, or its fringe, a quarter of the way from the paper to the
     ink, all four) is found again inside a frame of paper (paper.framed), where the background's
     estimate can see past the edges. Not light paper inside a darker border: that is a sheet on
-    a desk, not a crop."""
+    a desk, not a crop. `levels`: percentiles(small, [2, 98]) when already known."""
     ink, mask, contrast = ink_and_mask(small, DARK_ON_PAPER)
-    lo, hi = np.percentile(small, [2, 98])
-    if not tight or (edges_near(mask) < 3 and edges_near(small < (lo + 3 * hi) / 4) < 4):
+    if not tight:
         return ink, mask, contrast, False
-    light = light_corners(small)
-    if light and float(np.median(border_of(small))) < (lo + hi) / 2:
+    lo, hi = levels if levels is not None else percentiles(small, [2, 98])
+    if edges_near(mask) < 3 and edges_near(small < (lo + 3 * hi) / 4) < 4:
+        return ink, mask, contrast, False
+    light = light_corners(small, (lo, hi))
+    if light and median(border_of(small)) < (lo + hi) / 2:
         return ink, mask, contrast, False
     inside, pad = framed(small, float(np.percentile(small, 98 if light else 2)))
     try:
@@ -222,23 +170,24 @@ def ink_on_paper(small: np.ndarray, tight: bool) -> tuple[np.ndarray, np.ndarray
     return ink, mask, contrast, True
 
 
-def light_corners(small: np.ndarray) -> bool:
+def light_corners(small: np.ndarray, levels) -> bool:
     """Whether the paper of a digit that fills the image is light: most of its four corners are
     (a tight crop's corners are mostly paper, whatever the digit); a tie goes to light paper,
-    as people's paper mostly is."""
-    lo, hi = np.percentile(small, [2, 98])
+    as people's paper mostly is. `levels`: percentiles(small, [2, 98])."""
+    lo, hi = levels
     k = max(1, min(small.shape) // 10)
     corners = [small[:k, :k], small[:k, -k:], small[-k:, :k], small[-k:, -k:]]
-    return sum(float(np.median(c)) > (lo + hi) / 2 for c in corners) >= 2
+    return sum(median(c) > (lo + hi) / 2 for c in corners) >= 2
 
 
 def ink_and_mask(small: np.ndarray, dark_minority: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Steps 1-4: (ink, mask, contrast) of an analysis copy (`dark_minority`: see `backgrounds`)."""
     paper, board, dark_ink, light_ink, reach = background(small, dark_minority)
-    dark = dark_is_ink(small, dark_ink, light_ink, reach)
+    peaks = peak_of(dark_ink), peak_of(light_ink)
+    dark = dark_is_ink(small, dark_ink, light_ink, reach, peaks)
     ink = dark_ink if dark else light_ink
     contrast = (paper - small) if dark else (small - board)  # grey levels between ink and background
-    ink, mask = strong_ink(ink)
+    ink, mask = strong_ink(ink, peaks[0] if dark else peaks[1])
     mask &= ~form_lines(mask)
     return ink, mask, contrast
 
@@ -271,47 +220,10 @@ def unruled(small: np.ndarray) -> np.ndarray:
     return out
 
 
-def row_medians(a: np.ndarray) -> np.ndarray:
-    """np.median(a, axis=1), the same numbers: NumPy's vectorised sort is quicker than its selection."""
-    ordered = np.sort(a, axis=1)
-    middle = a.shape[1] // 2
-    return ordered[:, middle] if a.shape[1] % 2 else (ordered[:, middle - 1] + ordered[:, middle]) / 2
-
-
-def median(a: np.ndarray) -> float:
-    """np.median of all of `a`, the same number, by one vectorised sort (np.median's own overhead
-    is most of its time on the reader's arrays)."""
-    if a.size == 0:
-        return float(np.median(a))
-    ordered = np.sort(a, axis=None)
-    middle = ordered.size // 2
-    return float(ordered[middle] if ordered.size % 2 else (ordered[middle - 1] + ordered[middle]) / 2)
-
-
-def percentiles(a: np.ndarray, qs: list[float]) -> np.ndarray:
-    """np.percentile(a, qs) (its default, linear method), the same numbers, by one vectorised sort:
-    NumPy's own index, weight and interpolation steps, written out."""
-    if a.size == 0:
-        return np.percentile(a, qs)
-    ordered = np.sort(a, axis=None)
-    n = ordered.size
-    index = (n - 1) * np.true_divide(np.asarray(qs, np.float64), 100)
-    below = np.floor(index)
-    below[index >= n - 1] = -1  # at the top: the last value, as NumPy takes it
-    below = below.astype(np.intp)
-    above = np.where(below == -1, -1, below + 1)
-    gamma = index - below
-    lo, hi = ordered[below], ordered[above]
-    step = hi - lo
-    out = np.add(lo, step * gamma)
-    np.subtract(hi, step * (1 - gamma), out=out, where=gamma >= 0.5, casting="unsafe", dtype=type(out.dtype))
-    return out
-
-
-def plain_ink(small: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """(dark ink, contrast) when the background is one exact grey, the image's lightest, all round
-    the border and under most of the image, with clear dark ink on it (an HTML canvas export, a
-    clean scan): what `background` and `dark_is_ink` would find there (the plain-paper rule makes
+def plain_ink(small: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """(dark ink, contrast, the ink's `peak_of`) when the background is one exact grey, the image's
+    lightest, all round the border and under most of the image, with clear dark ink on it (an HTML
+    canvas export, a clean scan): what `background` and `dark_is_ink` would find there (the plain-paper rule makes
     the paper that grey everywhere, and such ink wins the polarity), without estimating anything.
     None for any other image."""
     border = border_of(small)
@@ -325,44 +237,19 @@ def plain_ink(small: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         return None  # mostly dark: the plain-paper rule does not hold
     contrast = paper - small
     ink = contrast / max(paper, 0.05)
-    if cv2.minMaxLoc(mo.box_blur(ink, 3))[1] < 0.35:
+    peak = peak_of(ink)
+    if peak < 0.35:
         return None  # faint ink: the polarity must be weighed
-    return ink, contrast
+    return ink, contrast, peak
 
 
-def background(small: np.ndarray, dark_minority: float):
-    """(paper, board, dark ink, light ink, reach) of the analysis copy: step 1.
-
-    The window is an eighth of the image: wider than a pen's stroke, narrower than the light's
-    changes (and its error at the image's edge, where a closing cannot see past the border, stays
-    small). A marker's strokes can be wider: measured around the ink found, they widen the window
-    (up to a third). `reach` is half the window at the analysis scale."""
-    coarse = reduced_shape(small.shape, BACKGROUND_SIDE)[0]
-    window = max(3, round(max(coarse) / 8)) | 1
-    paper, board, dark_ink, light_ink = backgrounds(small, coarse, window, dark_minority)
-    either = np.maximum(dark_ink, light_ink)
-    if float(mo.box_blur(either, 3).max()) < MIN_CONTRAST:
-        raise NoDigit("no ink found: the image is blank or has too little contrast")
-    near = mo.max_filter(either > 0.5 * float(either.max()), max(3, window * small.shape[0] // coarse[0] // 2) | 1)
-    lo, hi = percentiles(small[near], [2, 98])
-    dark_side = (small < (lo + hi) / 2) & near
-    # Either side may be the ink: the window must be wider than the wider one's strokes (their
-    # mean width, x2.2 for the thickest places: corners and crossings).
-    width = max(stroke_width(dark_side), stroke_width(near & ~dark_side))
-    broad = round(2.2 * width * coarse[0] / small.shape[0]) | 1
-    if broad > window:
-        window = min(broad, max(3, max(coarse) // 3) | 1)
-        paper, board, dark_ink, light_ink = backgrounds(small, coarse, window, dark_minority)
-    reach = max(3, window * small.shape[0] // coarse[0] // 2) | 1
-    return paper, board, dark_ink, light_ink, reach
-
-
-def dark_is_ink(small: np.ndarray, dark_ink: np.ndarray, light_ink: np.ndarray, reach: int) -> bool:
+def dark_is_ink(small: np.ndarray, dark_ink: np.ndarray, light_ink: np.ndarray, reach: int,
+                peaks: tuple[float, float] | None = None) -> bool:
     """Step 2, the polarity. When one way finds far stronger ink than the other, that way.
     Otherwise the background is what surrounds the ink: the ring just outside the region of the
     strongest marks (whatever the marks' own mix of ink and gaps); the image's border only when
-    the marks leave no room for a ring."""
-    peak_dark, peak_light = float(mo.box_blur(dark_ink, 3).max()), float(mo.box_blur(light_ink, 3).max())
+    the marks leave no room for a ring. `peaks`: (peak_of(dark_ink), peak_of(light_ink)) when known."""
+    peak_dark, peak_light = peaks if peaks is not None else (peak_of(dark_ink), peak_of(light_ink))
     if min(peak_dark, peak_light) < 0.35 * max(peak_dark, peak_light):
         return peak_dark > peak_light
     if edges_touched(dark_ink > STRONG * peak_dark) == 4 and edges_touched(light_ink > STRONG * peak_light) == 4:
@@ -391,19 +278,28 @@ def edges_touched(mask: np.ndarray) -> int:
     return int(mask[0].any()) + int(mask[-1].any()) + int(mask[:, 0].any()) + int(mask[:, -1].any())
 
 
-def strong_ink(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Step 3: ink relative to its strongest (a 3x3 mean, so one hot pixel does not set the
-    scale), and the mask of what reaches STRONG with the fainter strokes joined to it."""
-    peak = cv2.minMaxLoc(mo.box_blur(ink, 3))[1]
+def peak_of(ink: np.ndarray) -> float:
+    """The strongest ink as a 3x3 mean, so one hot pixel does not set the scale."""
+    return cv2.minMaxLoc(mo.box_blur(ink, 3))[1]
+
+
+def strong_ink(ink: np.ndarray, peak: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Step 3: ink relative to its strongest (`peak_of`, given as `peak` when known), and the
+    mask of what reaches STRONG with the fainter strokes joined to it."""
+    peak = peak_of(ink) if peak is None else peak
     if peak < MIN_CONTRAST:
         raise NoDigit(NO_INK)
     ink = np.divide(ink, peak)
     np.clip(ink, 0, 1, out=ink)
-    labels, count = mo.label(ink > WEAK)
-    keep = np.zeros(count + 1, bool)
-    keep[labels[ink > STRONG]] = True
-    keep[0] = False
-    mask = keep[labels]
+    weak, strong = ink > WEAK, ink > STRONG
+    labels, count = mo.label(weak)
+    if count == 1:  # one piece: all of it, or none
+        mask = weak if strong.any() else np.zeros_like(weak)
+    else:
+        keep = np.zeros(count + 1, bool)
+        keep[labels[strong]] = True
+        keep[0] = False
+        mask = keep[labels]
     if not mask.any():
         raise NoDigit(NO_INK)
     return ink, mask
@@ -424,10 +320,10 @@ def marks_of(mask: np.ndarray, ink: np.ndarray) -> tuple[np.ndarray, list[Mark]]
     return labels, marks
 
 
-def as_box(values) -> tuple[int, int, int, int]:
+def as_box(values) -> Box:
     """Four numbers as a box of ints: left, top, right, bottom."""
     left, top, right, bottom = (int(v) for v in values)
-    return left, top, right, bottom
+    return Box(left, top, right, bottom)
 
 
 def components(labels: np.ndarray, count: int, weight: np.ndarray | None = None) -> list[Mark]:
@@ -436,52 +332,10 @@ def components(labels: np.ndarray, count: int, weight: np.ndarray | None = None)
     return [Mark(i + 1, int(pixels[i]), float(ink[i]), as_box(boxes[i])) for i in range(count)]
 
 
-def backgrounds(small: np.ndarray, shape: tuple[int, int], window: int, dark_minority: float):
-    """(paper, board, dark ink, light ink) of `small` with a window-wide filter on a copy of `shape`.
-
-    The closing of the copy's block minima is the paper under dark ink, the opening of its block
-    maxima the board under light ink. Pooling by the minimum keeps the paper estimate on the dark
-    side of any edge (a board's, a shadow's), so an edge is never taken for ink; the maximum does the
-    same for the board. Ink either way is relative to the light where it is: light falls on paper
-    and ink alike, so dark ink is the share of the paper's light it takes away; light ink (chalk)
-    is measured against the brightest within reach."""
-    light, darkest, blocks = pooled(small, shape)
-    paper = expand(mo.closing(darkest, window), blocks)
-    # Plain paper (an even, light border all round, and dark in less than `dark_minority` of the
-    # image: not a board on a wall): the paper is at least the border's level, even inside a
-    # marker's blot wider than the window.
-    lo, mid, hi = percentiles(border_of(small), [5, 50, 95])
-    if (hi - lo < PLAIN and mid > median(small) - PLAIN / 2
-            and (small < (lo + small.min()) / 2).mean() < dark_minority):
-        paper = np.maximum(paper, lo)
-    coarse_board = mo.opening(light, window)
-    board = expand(coarse_board, blocks)
-    dark_ink = np.divide(paper - small, np.maximum(paper, 0.05))
-    np.clip(dark_ink, 0, None, out=dark_ink)
-    # Where there is no chalk within reach, top - board is only the board's noise: a floor of a
-    # third of the strongest contrast keeps that noise from counting as ink. (Block by block: the
-    # same numbers as on the expanded arrays, with fewer of them.)
-    spread = mo.max_filter(light, window) - coarse_board
-    light_ink = np.divide(small - board, expand(np.maximum(spread, max(MIN_CONTRAST, float(spread.max()) / 3)), blocks))
-    np.clip(light_ink, 0, None, out=light_ink)
-    return paper, board, dark_ink, light_ink
-
-
 def bounds(marks: list[Mark]) -> Box:
     """The box around all of `marks`."""
-    return (min(m.box[0] for m in marks), min(m.box[1] for m in marks),
-            max(m.box[2] for m in marks), max(m.box[3] for m in marks))
-
-
-def stroke_width(mask: np.ndarray) -> float:
-    """Mean stroke width in pixels: 2 x area / length of the ink's edges (a stroke of width w and
-    length L has area wL and edges about 2L)."""
-    padded = np.zeros((mask.shape[0] + 2, mask.shape[1] + 2), bool)  # a border of background (np.pad costs more)
-    padded[1:-1, 1:-1] = mask
-    # Each ink pixel's side on background is one change between neighbours along a row or a column.
-    edges = (np.count_nonzero(padded[1:-1, 1:] != padded[1:-1, :-1])
-             + np.count_nonzero(padded[1:, 1:-1] != padded[:-1, 1:-1]))
-    return 2 * float(np.count_nonzero(mask)) / max(edges, 1)
+    return Box(min(m.box.left for m in marks), min(m.box.top for m in marks),
+               max(m.box.right for m in marks), max(m.box.bottom for m in marks))
 
 
 def closer_look(image_grey: np.ndarray, found: Ink, marks: list[Mark],

@@ -56,11 +56,11 @@ def form_lines(mask: np.ndarray) -> np.ndarray:
                 axis != other.axis and corner(box, other.box) for other in framing if other.box != box):
             lines[line.region] |= line.pixels
             continue
-        start, end = (box[0], box[2]) if axis == 1 else (box[1], box[3])
+        start, end = (box.left, box.right) if axis == 1 else (box.top, box.bottom)
         if start == 0 and end == (width if axis == 1 else height):  # across the whole image: a ruled line
             lines[line.region] |= line.pixels
             continue
-        if axis == 0 or box[1] < (rows[0] + rows[-1]) / 2:
+        if axis == 0 or box.top < (rows[0] + rows[-1]) / 2:
             continue  # alone, only a line under the digit's middle is a form's (a 7's bar is above it)
         ink_start, ink_end = cols[0], cols[-1] + 1
         # A line joined to the digit (a 2's foot) must run well past it to be taken for an underline.
@@ -72,7 +72,7 @@ def form_lines(mask: np.ndarray) -> np.ndarray:
 
 def spans(line: Line, shape: tuple[int, int]) -> bool:
     """Whether `line` runs from one edge of an image of `shape` to the opposite one."""
-    start, end = (line.box[0], line.box[2]) if line.axis == 1 else (line.box[1], line.box[3])
+    start, end = (line.box.left, line.box.right) if line.axis == 1 else (line.box.top, line.box.bottom)
     return start == 0 and end == (shape[1] if line.axis == 1 else shape[0])
 
 
@@ -112,7 +112,7 @@ def line_candidates(mask: np.ndarray) -> list[Line]:
             left, top, right, bottom = (int(v) for v in boxes[number])
             length = right - left if axis == 1 else bottom - top
             if length >= 8 * pixels[number] / max(1, length):  # thin: 8 times longer than thick
-                candidates.append(Line(axis, (left, top, right, bottom), length,
+                candidates.append(Line(axis, Box(left, top, right, bottom), length,
                                        labels[top:bottom, left:right] == number + 1))
     return candidates
 

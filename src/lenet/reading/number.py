@@ -5,9 +5,16 @@ The marks on the row of the main mark are its digits; a mark mostly above or bel
 Every way of reading a group is returned; the network decides between them
 (`predict.read_digits`): it is sure of real digits and unsure of halves of one.
 
+The row's candidate cuts form a graph (LeCun et al. 1998's segmentation graph): its nodes are the
+groups' edges and the cuts inside them, its pieces run from one node to a later one, and every way
+of reading the row is a path through it. A piece may bridge two neighbouring groups (the end of
+one, cut or whole, with the start of the next): a digit broken into parts whose part lies nearer
+its neighbour, or a 5's flag apart from its body.
+
 The work is bounded whatever the image: at most MAX_DIGITS groups (more is refused, never read
 short), at most MAX_VALLEYS cuts tried in a group, and each piece between two cuts is read once
-however many ways share it, so an image costs at most MAX_DIGITS x MAX_PIECES readings.
+however many ways share it; bridges are read only while the row's readings stay within
+MAX_DIGITS x MAX_PIECES, so an image costs at most that many readings.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ NARROWEST = 0.12   # nor narrower than this times the row's height
 MIN_CUT_HEIGHT = 12  # nor a row lower than this cut at all: a dash or a speck is not touching digits
 JOIN_GAP = 0.25    # two groups at most this far apart (times the row's height) may be one broken digit,
 JOIN_WIDTH = 1.1   # when together they are at most this wide
+MAX_READINGS = MAX_DIGITS * MAX_PIECES  # the most pieces one row is read as, bridges included
 
 Columns = tuple[int, int] | None  # a piece's column range at the analysis scale; None: the group whole
 
@@ -64,11 +72,22 @@ Signs = list[tuple[int, str]]  # (the group a sign stands before, "-", "." or ",
 
 
 @dataclass(frozen=True)
+class Piece:
+    """One candidate digit of a row: the ink between two of the row's nodes (candidate cuts)."""
+    start: int         # the node it begins at: nodes number the row's cuts left to right
+    end: int           # the node it ends at (> start)
+    reading: Reading
+    group: int         # the group of marks it begins in
+    joins: bool        # whether it joins two groups (a bridge): marks apart read as one digit
+
+
+@dataclass(frozen=True)
 class Row:
     """What a row of digits may be, for the network to choose from (`predict.read_digits`)."""
     groups: list[list[list[Reading]]]  # per group of marks, the ways to read it (see read_number)
     signs: Signs                       # a leading minus, decimal points and commas
-    joined: list[Reading | None]       # groups i and i + 1 read as one digit (a broken stroke), when close
+    pieces: list[Piece]                # every distinct piece of every way, and the bridges between groups
+    nodes: int                         # node 0 is the row's left end, nodes - 1 its right end
 
 
 def read_row(pixels: np.ndarray, deadline: float | None = None) -> Row:
@@ -94,27 +113,60 @@ def read_row(pixels: np.ndarray, deadline: float | None = None) -> Row:
     if len(groups) > MAX_DIGITS:
         raise TooManyDigits(f"more than {MAX_DIGITS} marks in a row: at most {MAX_DIGITS} digits are read; "
                             f"crop the image to fewer digits")
-    out = []
-    for marks, ways in groups:
+    out: list[list[list[Reading]]] = []
+    pieces: list[Piece] = []
+    nodes: list[dict[int, int]] = []  # per group, the node at each column where one of its pieces begins or ends
+    node = 0  # the node at the current group's left edge, which is also the last group's right edge
+    for g, (marks, ways) in enumerate(groups):
         check_time(deadline)
-        pieces: dict[Columns, Reading] = {}
+        left, _, right, _ = bounds(marks)
+        read: dict[Columns, Reading] = {}
         for way in ways:
             for columns in way:
-                if columns not in pieces:
-                    pieces[columns] = read_marks(image_grey.shape, found, marks, offset, columns=columns)
-        out.append([[pieces[columns] for columns in way] for way in ways])
+                if columns not in read:
+                    read[columns] = read_marks(image_grey.shape, found, marks, offset, columns=columns)
+        out.append([[read[columns] for columns in way] for way in ways])
+        spans = {columns: columns or (left, right) for columns in read}
+        edges = sorted({x for span in spans.values() for x in span})
+        nodes.append({x: node + i for i, x in enumerate(edges)})
+        pieces += [Piece(nodes[g][a], nodes[g][b], read[columns], g, False) for columns, (a, b) in spans.items()]
+        node += len(edges) - 1
+    pieces += bridges(image_grey.shape, found, offset, [marks for marks, _ in groups], nodes,
+                      MAX_READINGS - len(pieces), deadline)
     edges = [bounds(marks)[2] for marks, _ in groups]
     placed = [(sum(right <= x for right in edges), char) for x, char in signs]
     placed = [(g, char) for g, char in placed if (char == "-" and g == 0) or (char != "-" and 0 < g < len(groups))]
-    row_height = max(m.box[3] - m.box[1] for marks, _ in groups for m in marks)
-    joined: list[Reading | None] = []
-    for (left_marks, _), (right_marks, _) in itertools.pairwise(groups):
-        check_time(deadline)
+    return Row(out, placed, pieces, node + 1)
+
+
+def bridges(shape: tuple[int, int], found: Ink, offset: tuple[int, int], groups: list[list[Mark]],
+            nodes: list[dict[int, int]], room: int, deadline: float | None) -> list[Piece]:
+    """Pieces that join the end of a group (from one of its cuts, or whole) with the start of the
+    next (to one of its cuts, or whole), when the two are close and together no wider than one
+    digit: a digit broken into parts, one of which lies nearer its neighbour. The whole groups'
+    joins first, then the narrowest, at most `room` of them."""
+    row_height = max(m.box[3] - m.box[1] for marks in groups for m in marks)
+    candidates = []
+    for g, (left_marks, right_marks) in enumerate(itertools.pairwise(groups)):
         left, _, left_end, _ = bounds(left_marks)
         right_start, _, right, _ = bounds(right_marks)
-        close = right_start - left_end <= JOIN_GAP * row_height and right - left <= JOIN_WIDTH * row_height
-        joined.append(read_marks(image_grey.shape, found, left_marks + right_marks, offset) if close else None)
-    return Row(out, placed, joined)
+        if right_start - left_end > JOIN_GAP * row_height:
+            continue
+        for a in nodes[g]:
+            for b in nodes[g + 1]:
+                # From a cut of this group (not its right edge) to a cut of the next (not its left
+                # edge), holding all of both groups' ink between the two.
+                holds = a <= right_start and b >= left_end
+                if a < left_end and b > right_start and holds and b - a <= JOIN_WIDTH * row_height:
+                    candidates.append(((a, b) != (left, right), b - a, g, a, b))
+    out: list[Piece] = []
+    for _, _, g, a, b in sorted(candidates)[:max(0, room)]:
+        check_time(deadline)
+        left, right = bounds(groups[g])[0], bounds(groups[g + 1])[2]
+        columns = None if (a, b) == (left, right) else (a, b)
+        reading = read_marks(shape, found, groups[g] + groups[g + 1], offset, columns=columns)
+        out.append(Piece(nodes[g][a], nodes[g + 1][b], reading, g, True))
+    return out
 
 
 def number_marks(found: Ink) -> list[Mark]:

@@ -15,6 +15,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from lenet.reading.morphology import LABELLING, label_with_boxes
+from lenet.reading.order import median, percentiles
+
 TILT = 5           # a line may drift this many pixels (across its length) and still be one line
 GAP = 1 / 24       # dots and dashes closer than this share of the side make a line
 MIN_LINES = 2      # parallel lines across the whole image: the paper's, not a digit's
@@ -44,9 +47,9 @@ def lines_along(dark: np.ndarray, axis: int) -> np.ndarray:
     length = pooled.shape[axis]
     gap = max(1, round(length * GAP))
     run = max(3, round(length * SPAN * 0.6))
-    across, along_gap, along_run = ((TILT, 1), (1, gap), (1, run)) if axis == 1 else ((1, TILT), (gap, 1), (run, 1))
-    spread = cv2.dilate(pooled, np.ones(across, np.uint8), borderType=cv2.BORDER_REPLICATE)
-    spread = cv2.dilate(spread, np.ones(along_gap, np.uint8), borderType=cv2.BORDER_REPLICATE)
+    # Spread across and along at once: a rectangle's maximum is its rows' maximum of its columns'.
+    spread_by, along_run = ((TILT, gap), (1, run)) if axis == 1 else ((gap, TILT), (run, 1))
+    spread = cv2.dilate(pooled, np.ones(spread_by, np.uint8), borderType=cv2.BORDER_REPLICATE)
     opened = cv2.morphologyEx(spread, cv2.MORPH_OPEN, np.ones(along_run, np.uint8), borderType=cv2.BORDER_REPLICATE)
     return np.repeat(opened, block, axis)[:dark.shape[0], :dark.shape[1]] if block > 1 else opened
 
@@ -55,6 +58,11 @@ def pool_along(values: np.ndarray, axis: int, block: int) -> np.ndarray:
     """`values` reduced `block` times along `axis` by block maximum (the last block repeated to fill)."""
     if block == 1:
         return values
+    if values.dtype in (np.float32, np.uint8):
+        # The maximum over the `block` pixels from each one on (edges repeated), at each block's start.
+        kernel = np.ones((1, block) if axis == 1 else (block, 1), np.uint8)
+        spread = cv2.dilate(values, kernel, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
+        return np.ascontiguousarray(spread[:, ::block] if axis == 1 else spread[::block])
     n = values.shape[axis]
     blocks = -(-n // block)
     index = np.minimum(np.arange(blocks * block), n - 1)
@@ -75,10 +83,9 @@ def paper_lines(small: np.ndarray, min_lines: int = MIN_LINES) -> np.ndarray:
         # merge into one broad region that crosses nothing. Not a box's two (its sides stay whole).
         dark = np.where(added > 0, 0, dark) if axis == 0 and rows > 2 else dark
         line = lines_along(dark, axis)
-        found = (line > LINE_CONTRAST).view(np.uint8)
-        _, labels, stats, _ = cv2.connectedComponentsWithStats(found, connectivity=8)
-        extent = stats[1:, cv2.CC_STAT_WIDTH if axis == 1 else cv2.CC_STAT_HEIGHT]
-        thick = stats[1:, cv2.CC_STAT_HEIGHT if axis == 1 else cv2.CC_STAT_WIDTH]
+        labels, _, _, boxes = label_with_boxes(line > LINE_CONTRAST)
+        width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+        extent, thick = (width, height) if axis == 1 else (height, width)
         crossing = (extent >= SPAN * dark.shape[axis]) & (thick <= dark.shape[1 - axis] / 4)
         if int(crossing.sum()) < min_lines:
             continue
@@ -86,7 +93,7 @@ def paper_lines(small: np.ndarray, min_lines: int = MIN_LINES) -> np.ndarray:
         keep = np.concatenate([[False], crossing])[labels]
         on_line = keep & (dark <= 1.6 * line)
         # Lifted all the way to the paper: a faint remainder joined to a stroke would pass as ink.
-        pieces = broken_lines(dark, axis, float(np.median(line[on_line])) if on_line.any() else 0.0)
+        pieces = broken_lines(dark, axis, median(line[on_line]) if on_line.any() else 0.0)
         added = np.maximum(added, np.where(on_line | pieces, dark, 0))
     return added
 
@@ -126,7 +133,7 @@ def framed(small: np.ndarray, paper: float) -> tuple[np.ndarray, int]:
     return out, pad
 
 
-def sheet(small: np.ndarray) -> np.ndarray | None:
+def sheet(small: np.ndarray, levels: np.ndarray | None = None) -> np.ndarray | None:
     """The sheet a digit is written on when it lies on a darker desk inside the picture (a sticky
     note photographed on a table), a little inside its edge; None when there is no such sheet.
 
@@ -137,10 +144,10 @@ def sheet(small: np.ndarray) -> np.ndarray | None:
     its shadow then are not ink: only what lies inside counts. Nor is there a sheet when much of
     what lies round the hull is light too, or two of the picture's corners are (a sheet touching
     one edge leaves at least two corners to the desk): that is the paper beside a digit that
-    fills its crop."""
-    lo, hi = np.percentile(small, [2, 98])
+    fills its crop. `levels`: percentiles(small, [2, 98]) when already known."""
+    lo, hi = levels if levels is not None else percentiles(small, [2, 98])
     light = (small > (lo + hi) / 2).view(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(light, connectivity=8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(light, 8, cv2.CV_32S, LABELLING)
     if count < 2:
         return None
     biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
@@ -161,7 +168,7 @@ def sheet(small: np.ndarray) -> np.ndarray | None:
         return None  # mostly dark inside: light strokes on a board (chalk), not a sheet
     if float(light.view(bool)[~inside].mean()) > DESK_LIGHT or corners_light(light) > 1:
         return None  # paper round it: the paper beside a digit that fills its crop, not a sheet
-    if float(np.median(small[inside])) - float(np.median(small[~inside])) < 0.15:
+    if median(small[inside]) - median(small[~inside]) < 0.15:
         return None
     edge = max(3, round(min(small.shape) / 40)) | 1
     return cv2.erode(hull, np.ones((edge, edge), np.uint8)).view(bool)
@@ -174,10 +181,10 @@ def corners_light(light: np.ndarray) -> int:
     return sum(int(float(c.mean()) > 0.5) for c in corners)
 
 
-def sheet_only(small: np.ndarray) -> np.ndarray:
+def sheet_only(small: np.ndarray, levels: np.ndarray | None = None) -> np.ndarray:
     """`small` with everything off the `sheet` (the desk, the sheet's edge and shadow) painted the
-    sheet's own paper grey; `small` itself when there is no such sheet."""
-    inside = sheet(small)
+    sheet's own paper grey; `small` itself when there is no such sheet (`levels` as for `sheet`)."""
+    inside = sheet(small, levels)
     if inside is None:
         return small
-    return np.where(inside, small, np.float32(np.median(small[inside]))).astype(small.dtype)
+    return np.where(inside, small, np.float32(median(small[inside]))).astype(small.dtype)

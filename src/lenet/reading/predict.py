@@ -7,73 +7,38 @@ why that file could not be used. One bad file never stops the others.
 from __future__ import annotations
 
 import itertools
+import math
 from collections import deque
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from lenet.errors import LenetError, TooLarge, UsageError
+from lenet.errors import LenetError
 from lenet.reading.digit import Reading, at_scale, read_digit
-from lenet.reading.image import EXTENSIONS, decode_image
+from lenet.reading.image import decode_image
 from lenet.reading.ink import as_box
-from lenet.reading.number import MAX_DIGITS, TooManyDigits, check_time, read_row
-
-MAX_FILES = 10_000_000  # image files one command collects: far above any real folder, bounds a runaway walk
-
-
-def collect_inputs(inputs: list[str], recursive: bool = False) -> list[Path]:
-    """Files as given; directories expanded to their image files, sorted by name: those directly in
-    them, or with `recursive` those in their subfolders too (symbolic links to folders not followed)."""
-    paths: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            paths.extend(image_files(path, recursive))
-        else:
-            paths.append(path)  # a missing file becomes its own error entry
-        if len(paths) > MAX_FILES:
-            raise TooLarge(f"{item}: more than {MAX_FILES:,} image files; give fewer at a time")
-    return paths
+from lenet.reading.morphology import Box
+from lenet.reading.number import MAX_DIGITS, Piece, TooManyDigits, check_time, read_row
+from lenet.reading.prediction import FileReading, NumberReading, Prediction
 
 
-def image_files(folder: Path, recursive: bool = False) -> list[Path]:
-    """The image files in `folder` (and with `recursive` below it), sorted by their path."""
-    import os
-
-    if not recursive:
-        return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in EXTENSIONS)
-    found: list[Path] = []
-    for root, dirs, files in os.walk(folder):  # followlinks=False: a link loop cannot trap it
-        dirs.sort()
-        found.extend(Path(root) / f for f in files if Path(f).suffix.lower() in EXTENSIONS
-                     and (Path(root) / f).is_file())
-        if len(found) > MAX_FILES:
-            break
-    return sorted(found, key=lambda p: p.relative_to(folder).parts)
-
-
-def subfolders_with_images(folder: Path) -> list[Path]:
-    """Folders directly in `folder` that hold image files (what a non-recursive look leaves out)."""
-    return [d for d in sorted(folder.iterdir()) if d.is_dir() and not d.is_symlink() and image_files(d)]
-
-
-def top_k(probabilities: np.ndarray, k: int) -> list[dict]:
+def top_k(probabilities: np.ndarray, k: int) -> tuple[tuple[int, float], ...]:
     order = np.argsort(-probabilities)[:k]
-    return [{"digit": int(d), "probability": float(probabilities[d])} for d in order]
+    return tuple((int(d), float(probabilities[d])) for d in order)
 
 
-def predict_images(model, images: np.ndarray, k: int = 1) -> list[dict]:
-    """Results for preprocessed uint8 images (N, 28, 28), one batched forward pass."""
-    probs = model.probabilities(images)
-    results = []
-    for p in probs:
-        best = int(p.argmax())
-        r = {"digit": best, "probability": round(float(p[best]), 6),
-             "probabilities": [round(float(v), 6) for v in p]}
-        if k > 1:
-            r["top"] = top_k(p, k)
-        results.append(r)
-    return results
+def prediction_of(probabilities: np.ndarray, seen: np.ndarray, k: int = 1) -> Prediction:
+    """The network's answer for one image from its `probabilities` (one per class), before any
+    judgement: the box is the whole of `seen`, the image it was given."""
+    best = int(probabilities.argmax())
+    return Prediction(best, round(float(probabilities[best]), 6), tuple(round(float(v), 6) for v in probabilities),
+                      seen, Box(0, 0, seen.shape[1], seen.shape[0]), top=top_k(probabilities, k) if k > 1 else ())
+
+
+def predict_images(model, images: np.ndarray, k: int = 1) -> list[Prediction]:
+    """The answers for preprocessed uint8 images (N, 28, 28), one batched forward pass."""
+    return [prediction_of(p, image, k) for p, image in zip(model.probabilities(images), images, strict=True)]
 
 
 JUNK_ABOVE = 0.35  # p(not one digit) above which an answer is doubted: under 1% of right MNIST test answers
@@ -103,18 +68,38 @@ def not_a_digit(p_junk: float) -> str:
     return f"does not look like a digit (p = {p_junk:.2f} that it is not one digit)"
 
 
-def doubts_of(model, result: dict, reading: Reading, p_junk: float | None = None) -> list[str]:
-    """Why not to trust an answer: what the preprocessing saw, a probability under the model's
-    calibrated threshold (calibration.py), and the rejector's p(not one digit) over JUNK_ABOVE
-    (`p_junk`: computed here when not given)."""
+# One row or column of a digit's 28x28 crosses at most this many strokes (an 8's middle column
+# three, a few scrawled digits four); a spiral's or a coil's cross more. Ink: at least a quarter on.
+MAX_CROSSINGS, CROSSING_INK = 4, 64
+
+
+def crossings(images: np.ndarray) -> np.ndarray:
+    """The most strokes one row or one column crosses, for each (N, 28, 28) uint8 image."""
+    ink = images >= CROSSING_INK
+    across = (ink[:, :, 1:] & ~ink[:, :, :-1]).sum(2) + ink[:, :, 0]
+    down = (ink[:, 1:, :] & ~ink[:, :-1, :]).sum(1) + ink[:, 0, :]
+    return np.maximum(across.max(1), down.max(1))
+
+
+def coiled(n: int) -> str:
+    return f"does not look like a digit (one line across it crosses {n} strokes)"
+
+
+def doubts_of(model, probability: float, reading: Reading, p_junk: float | None = None) -> list[str]:
+    """Why not to trust an answer of `probability`: what the preprocessing saw, a probability under
+    the model's calibrated threshold (calibration.py), and the rejector's p(not one digit) over
+    JUNK_ABOVE (`p_junk`: computed here when not given) or, failing that, strokes crossed more
+    often than a digit's (a spiral)."""
     doubts = list(reading.doubts)
-    if result["probability"] < model.config.unsure_below:
-        p, threshold = under(result["probability"], model.config.unsure_below)
+    if probability < model.config.unsure_below:
+        p, threshold = under(probability, model.config.unsure_below)
         doubts.append(f"low probability ({p}, under {threshold})")
     if p_junk is None:
         p_junk = float(junk_of(reading.image[None])[0])
     if p_junk > JUNK_ABOVE:
         doubts.append(not_a_digit(p_junk))
+    elif (n := int(crossings(reading.image[None])[0])) > MAX_CROSSINGS:
+        doubts.append(coiled(n))
     return doubts
 
 
@@ -128,13 +113,13 @@ def under(p: float, threshold: float) -> tuple[str, str]:
     return repr(p), repr(threshold)
 
 
-def judged(model, result: dict, reading: Reading, p_junk: float | None = None) -> dict:
-    """A prediction with its `unsure` flag, the reasons, and where the digit is."""
-    doubts = doubts_of(model, result, reading, p_junk)
-    return {**result, "unsure": bool(doubts), "doubts": doubts, "box": list(reading.box)}
+def judged(model, prediction: Prediction, reading: Reading, p_junk: float | None = None) -> Prediction:
+    """`prediction` of `reading` with its `unsure` flag, the reasons, and where the digit is."""
+    doubts = doubts_of(model, prediction.probability, reading, p_junk)
+    return replace(prediction, seen=reading.image, box=reading.box, unsure=bool(doubts), doubts=tuple(doubts))
 
 
-def judge_readings(model, readings: list[Reading], k: int = 1) -> list[dict]:
+def judge_readings(model, readings: list[Reading], k: int = 1) -> list[Prediction]:
     """The judged predictions (`judged`) of `readings`, in order: the network and the rejector
     each run once over them all."""
     if not readings:
@@ -144,31 +129,32 @@ def judge_readings(model, readings: list[Reading], k: int = 1) -> list[dict]:
             for pred, reading, p_junk in zip(predict_images(model, images, k), readings, junk_of(images), strict=True)]
 
 
-def predict_each(model, items, prepare, k: int = 1, error=lambda name, e: {"error": str(e)}) -> list[dict]:
-    """One result per (name, item), in order: `prepare(item)` makes the Reading, and every image
-    that could be read is predicted in one batched pass; an item whose `prepare` raised a LenetError
-    keeps its place with `error(name, exception)` instead. One bad input never stops the others.
-    A predicted entry keeps the 28x28 the network saw under "_seen" (not printed; see `public`)."""
-    results: list[dict] = []
-    readings, where = [], []
-    for name, item in items:
+def predict_each(model, items, prepare, k: int = 1) -> list[Prediction | LenetError]:
+    """One result per item, in order: `prepare(item)` makes the Reading, and every image that could
+    be read is predicted in one batched pass; an item whose `prepare` raised a LenetError keeps its
+    place with the error instead. One bad input never stops the others."""
+    readings: dict[int, Reading] = {}
+    results: dict[int, Prediction | LenetError] = {}
+    for i, item in enumerate(items):
         try:
-            readings.append(prepare(item))
-            where.append(len(results))
-            results.append({"file": name})
+            readings[i] = prepare(item)
         except LenetError as e:
-            results.append({"file": name, **error(name, e)})
-    for i, judgement, reading in zip(where, judge_readings(model, readings, k), readings, strict=True):
-        results[i].update(judgement, _seen=reading.image)
-    return results
+            results[i] = e
+    results.update(zip(readings, judge_readings(model, list(readings.values()), k), strict=True))
+    return [results[i] for i in sorted(results)]
 
 
-SPLIT_COST = 0.0  # log-probability a cut must gain per extra digit (measured best: 0.3 and 0.1 cut too few)
+SPLIT_COST = 0.1  # log-probability each digit costs a path: one more digit must earn its place
 JUNK_WEIGHT = 1.0  # weight of a piece's log p(one digit) against log p(its digit) in a way's score
 # A way of cutting that scores within this of the best, reading other digits, makes the cut doubtful:
 # ties only, since wider margins flagged many right numbers and caught no more wrong ones.
 CUT_MARGIN = 0.0
-NARROW, NARROW_COST = 0.2, 1.0  # a piece narrower than NARROW x the row's height scores NARROW_COST less
+NARROW, NARROW_COST = 0.15, 1.0  # a piece narrower than NARROW x the row's height scores NARROW_COST less
+# A piece wider than BROAD x the row's height scores BROAD_COST less per row height beyond: the
+# rejector often takes a 1 run into its neighbour for one digit.
+BROAD, BROAD_COST = 0.9, 2.0
+SHORT, SHORT_COST = 0.7, 1.0  # a piece lower than SHORT x the row's height (a fragment) scores SHORT_COST less
+BRIDGE_COST = 0.5  # a piece joining two groups scores this less: marks apart need more evidence to be one digit
 WIDE = 1.3  # a digit wider than this times the row's height may be touching digits read as one
 WIDE_DIGIT = "wide for one digit: may be touching digits read as one"
 
@@ -177,79 +163,96 @@ def doubtful_cut(other: str) -> str:
     return f"the cut is doubtful: these marks also read as {other}"
 
 
-def piece_score(prediction: dict, p_junk: float) -> float:
+def piece_score(prediction: Prediction, p_junk: float) -> float:
     """How much a piece looks like one digit: log p(its digit) + JUNK_WEIGHT x log p(one digit),
     so a confident answer on a half or a pair (which the rejector calls junk) scores low."""
-    return float(np.log(max(prediction["probability"], 1e-9)) + JUNK_WEIGHT * np.log(max(1.0 - p_junk, 1e-9)))
+    return float(np.log(max(prediction.probability, 1e-9)) + JUNK_WEIGHT * np.log(max(1.0 - p_junk, 1e-9)))
 
 
-def best_way(ways: list[list[Reading]], scores: dict[int, float],
-             predictions: dict[int, dict]) -> tuple[list[Reading], str | None]:
-    """The way of cutting a group whose pieces look most like digits (recognition-based
-    segmentation, LeCun et al. 1998), and the digits of a runner-up close enough to doubt it."""
-    ranked = sorted(((sum(scores[id(r)] for r in readings) - SPLIT_COST * (len(readings) - 1), i)
-                     for i, readings in enumerate(ways)), key=lambda t: -t[0])
-    best_score, best = ranked[0]
-    text = "".join(str(predictions[id(r)]["digit"]) for r in ways[best])
-    for score, i in ranked[1:]:
-        if best_score - score > CUT_MARGIN:
-            break
-        other = "".join(str(predictions[id(r)]["digit"]) for r in ways[i])
-        if other != text:
-            return ways[best], other
-    return ways[best], None
+def shape_cost(box: Box, height: int) -> float:
+    """What a piece's shape takes off its score, in a row `height` tall: a sliver cut off a digit's
+    side reads as a confident 1, a broken-off stroke as a confident anything, and two digits run
+    together as one."""
+    wide = box.width / height
+    cost = NARROW_COST if wide < NARROW else 0.0
+    cost += BROAD_COST * max(0.0, wide - BROAD)
+    return cost + (SHORT_COST if box.height < SHORT * height else 0.0)
 
 
-def joined_or_apart(ways_of: list[tuple[list[Reading], str | None]], joined: list[Reading | None],
-                    scores: dict[int, float], predictions: dict[int, dict]) -> list[tuple[Reading, str | None, int]]:
-    """The row's digits as (reading, doubtful cut's other reading or None, its group): each group
-    read its best way, or two neighbouring groups read as one digit where that scores higher (a
-    digit whose strokes came apart), by dynamic programming over the groups."""
-    def total(readings: list[Reading]) -> float:
-        return sum(scores[id(r)] for r in readings) - SPLIT_COST * (len(readings) - 1)
+def best_path(pieces: list[Piece], nodes: int, scores: dict[int, float],
+              predictions: dict[int, Prediction]) -> list[tuple[Reading, str | None, int]]:
+    """The row's digits as (reading, what a path as good reads there instead or None, its group):
+    the path through the row's pieces, from its left end to its right, whose pieces look most like
+    digits (recognition-based segmentation, LeCun et al. 1998), by dynamic programming over the
+    nodes. A piece on another path within CUT_MARGIN of the best that reads otherwise makes the
+    best path's digits over the same marks doubtful."""
+    def score(p: Piece) -> float:
+        return scores[id(p.reading)] - SPLIT_COST
 
-    best: list[tuple[float, list[tuple[Reading, str | None, int]]]] = [(0.0, [])]
-    for g, (readings, other) in enumerate(ways_of):
-        score, path = best[-1]
-        option = (score + total(readings), path + [(r, other, g) for r in readings])
-        piece = joined[g - 1] if g > 0 else None
-        if piece is not None:
-            apart = total(ways_of[g - 1][0]) + total(readings)
-            score2, path2 = best[-2]
-            together = score2 + scores[id(piece)]
-            if together > option[0]:
-                text = "".join(str(predictions[id(r)]["digit"]) for r in ways_of[g - 1][0] + readings)
-                doubt = text if together - (score2 + apart) <= CUT_MARGIN else None
-                option = (together, [*path2, (piece, doubt, g - 1)])
-        best.append(option)
-    return best[-1][1]
+    ahead: list[tuple[float, Piece | None]] = [(0.0, None), *[(-math.inf, None)] * (nodes - 1)]
+    for p in sorted(pieces, key=lambda p: p.start):  # every piece's start settled before it is used
+        if ahead[p.start][0] + score(p) > ahead[p.end][0]:
+            ahead[p.end] = (ahead[p.start][0] + score(p), p)
+    behind: list[float] = [-math.inf] * (nodes - 1) + [0.0]
+    for p in sorted(pieces, key=lambda p: -p.end):
+        behind[p.start] = max(behind[p.start], score(p) + behind[p.end])
+    path = trace(ahead, nodes - 1)
+    best = ahead[-1][0]
+    doubts: dict[int, str] = {}
+    on_path = {id(p) for p in path}
+    for p in pieces:
+        if id(p) in on_path or best - (ahead[p.start][0] + score(p) + behind[p.end]) > CUT_MARGIN:
+            continue
+        other = [*trace(ahead, p.start), p, *ahead_from(pieces, p.end, behind, score)]
+        here = [q for q in path if q.start < p.end and q.end > p.start]
+        lo, hi = min(q.start for q in here), max(q.end for q in here)
+        there = [q for q in other if q.start < hi and q.end > lo]
+        text = "".join(str(predictions[id(q.reading)].digit) for q in there)
+        if text != "".join(str(predictions[id(q.reading)].digit) for q in here):
+            doubts.update((id(q), text) for q in here if id(q) not in doubts)
+    return [(p.reading, doubts.get(id(p)), p.group) for p in path]
+
+
+def trace(ahead: list[tuple[float, Piece | None]], node: int) -> list[Piece]:
+    """The best path's pieces from the row's left end to `node`."""
+    path: list[Piece] = []
+    while (piece := ahead[node][1]) is not None:
+        path.append(piece)
+        node = piece.start
+    return path[::-1]
+
+
+def ahead_from(pieces: list[Piece], node: int, behind: list[float], score) -> list[Piece]:
+    """The best path's pieces from `node` to the row's right end."""
+    path: list[Piece] = []
+    while node < len(behind) - 1:
+        path.append(max((p for p in pieces if p.start == node), key=lambda p: score(p) + behind[p.end]))
+        node = path[-1].end
+    return path
 
 
 def read_digits(model, pixels: np.ndarray, k: int = 1, deadline: float | None = None,
-                scale: float = 1.0) -> dict:
+                scale: float = 1.0) -> NumberReading:
     """A row of digits in one image: the number as text (with a leading minus and a decimal point
     or comma where the row has them), each digit with its probability, box,
-    `unsure` flag and reasons; the whole is unsure when any digit or any cut is. Where a group of
-    marks may be one digit or several touching ones, the way whose pieces look most like digits
-    is kept (`piece_score`: the model's probability and the rejector's p(one digit)); a way close
-    behind it that reads otherwise makes the cut doubtful. Every distinct piece is predicted once,
-    in one batched pass. A row of more than MAX_DIGITS digits is refused.
+    `unsure` flag and reasons; the whole is unsure when any digit or any cut is. Of the ways to
+    cut the row (`read_row`'s pieces: groups whole or cut, neighbours joined or bridged), the path
+    whose pieces look most like digits is kept (`piece_score`: the model's probability and the
+    rejector's p(one digit), less `shape_cost`, SPLIT_COST and BRIDGE_COST); a path close behind it that reads
+    otherwise makes the cut doubtful. Every distinct piece is predicted once, in one batched pass.
+    A row of more than MAX_DIGITS digits is refused.
     `scale` as for `read_digit`: the boxes in the coordinates of the image as given."""
     row = read_row(pixels, deadline)
-    groups = row.groups
-    unique = list({id(r): r for ways in groups for readings in ways for r in readings}.values())
-    unique += [r for r in row.joined if r is not None]
+    unique = [p.reading for p in row.pieces]
     check_time(deadline)
     images = np.stack([r.image for r in unique])
     predictions = dict(zip((id(r) for r in unique), predict_images(model, images, k), strict=True))
     junk = dict(zip((id(r) for r in unique), (float(p) for p in junk_of(images)), strict=True))
     scores = {i: piece_score(predictions[i], junk[i]) for i in predictions}
-    height = max(r.box[3] - r.box[1] for r in unique)
-    for r in unique:  # a sliver cut off a digit's side reads as a confident 1: a narrow piece pays
-        if r.box[2] - r.box[0] < NARROW * height:
-            scores[id(r)] -= NARROW_COST
-    ways_of = [best_way(ways, scores, predictions) for ways in groups]
-    chosen = joined_or_apart(ways_of, row.joined, scores, predictions)
+    height = max(r.box.height for r in unique)
+    for piece in row.pieces:
+        scores[id(piece.reading)] -= shape_cost(piece.reading.box, height) + (BRIDGE_COST if piece.joins else 0.0)
+    chosen = best_path(row.pieces, row.nodes, scores, predictions)
     if len(chosen) > MAX_DIGITS:
         raise TooManyDigits(f"{len(chosen)} digits in a row: at most {MAX_DIGITS} are read; "
                             f"crop the image to fewer digits")
@@ -258,20 +261,15 @@ def read_digits(model, pixels: np.ndarray, k: int = 1, deadline: float | None = 
         first = next((i for i, (_, _, g) in enumerate(chosen) if g >= at), None)
         if first is not None:
             before[first] = char
-    row_height = max(r.box[3] - r.box[1] for r, _, _ in chosen)
+    row_height = max(r.box.height for r, _, _ in chosen)
     digits = []
     for reading, other, _ in chosen:
         digit = judged(model, predictions[id(reading)], at_scale(reading, scale), junk[id(reading)])
-        del digit["probabilities"]
-        if reading.box[2] - reading.box[0] > WIDE * row_height:
-            digit["doubts"].append(WIDE_DIGIT)
-        if other is not None:
-            digit["doubts"].append(doubtful_cut(other))
-        digit["unsure"] = bool(digit["doubts"])
-        digits.append(digit)
-    text = "".join(before.get(i, "") + str(d["digit"]) for i, d in enumerate(digits))
-    return {"number": text, "digits": digits,
-            "unsure": any(d["unsure"] for d in digits), "_seen": [r.image for r, _, _ in chosen]}
+        doubts = digit.doubts + ((WIDE_DIGIT,) if reading.box.width > WIDE * row_height else ()) \
+            + ((doubtful_cut(other),) if other is not None else ())
+        digits.append(replace(digit, probabilities=(), unsure=bool(doubts), doubts=doubts))
+    text = "".join(before.get(i, "") + str(d.digit) for i, d in enumerate(digits))
+    return NumberReading(text, tuple(digits))
 
 
 def predict_numbers(model, paths: list[Path], k: int = 1, region=None):
@@ -284,15 +282,14 @@ def predict_numbers(model, paths: list[Path], k: int = 1, region=None):
         try:
             if region is None:
                 pixels, scale = decode_image(p)
-                yield {"file": str(p), **read_digits(model, pixels, k, scale=scale)}
+                yield FileReading(str(p), read_digits(model, pixels, k, scale=scale))
                 continue
             pixels, corner, scale = load_region(p, region)
             result = read_digits(model, pixels, k)
-            for d in result["digits"]:
-                d["box"] = shifted(d["box"], corner, scale)
-            yield {"file": str(p), **result}
+            digits = tuple(replace(d, box=as_box(shifted(d.box, corner, scale))) for d in result.digits)
+            yield FileReading(str(p), replace(result, digits=digits))
         except LenetError as e:
-            yield {"file": str(p), "error": str(e).removeprefix(f"{p}: ")}
+            yield FileReading(str(p), error=str(e).removeprefix(f"{p}: "))
 
 
 POOL_FROM = 64   # files from which reading them is spread over processes (a pool takes ~0.1 s to start)
@@ -308,8 +305,6 @@ def read_file(path: Path, region=None) -> Reading | str:
     try:
         if region is None:
             return read_digit(*decode_image(path))
-        from dataclasses import replace
-
         from lenet.reading.region import load_region, shifted
 
         pixels, corner, scale = load_region(path, region)
@@ -319,13 +314,12 @@ def read_file(path: Path, region=None) -> Reading | str:
         return str(e).removeprefix(f"{path}: ")
 
 
-def stream_files(model, paths: list[Path], k: int = 1, workers: int | None = None, keep_seen: bool = False,
-                 region=None):
+def stream_files(model, paths: list[Path], k: int = 1, workers: int | None = None, region=None):
     """One result per path, in input order, as they are ready: in a process pool (one process per
     core; in this process for fewer than POOL_FROM files or `workers` 1), each process reading,
     preprocessing and predicting CHUNK files at a time, so this process only passes results on.
     Nothing but the chunks in flight is held, so memory stays flat over any number of files;
-    "_seen" is kept only with `keep_seen`; `region` (a lenet.reading.region.Region) is read in each."""
+    `region` (a lenet.reading.region.Region) is read in each. Each result is a FileReading."""
     from lenet.cpu import usable_cores
 
     workers = workers or usable_cores()
@@ -337,15 +331,15 @@ def stream_files(model, paths: list[Path], k: int = 1, workers: int | None = Non
             # IN_FLIGHT chunks per process submitted, taken in input order: the processes never wait
             # for work, and results cannot pile up when printing (or saving) is slower than reading.
             ahead = itertools.islice(chunks, IN_FLIGHT * workers)
-            pending = deque(pool.submit(_predict_chunk, c, k, keep_seen, region) for c in ahead)
+            pending = deque(pool.submit(_predict_chunk, c, k, region) for c in ahead)
             while pending:
                 results = pending.popleft().result()
                 following = next(chunks, None)
                 if following is not None:
-                    pending.append(pool.submit(_predict_chunk, following, k, keep_seen, region))
+                    pending.append(pool.submit(_predict_chunk, following, k, region))
                 yield from results
     else:
-        yield from predicted(model, paths, (read_file(p, region) for p in paths), k, keep_seen)
+        yield from predicted(model, paths, (read_file(p, region) for p in paths), k)
 
 
 _model = None  # the model a pool process predicts with (set once by its initializer)
@@ -356,56 +350,38 @@ def _hold(model) -> None:
     _model = model
 
 
-def _predict_chunk(paths: list[Path], k: int, keep_seen: bool, region=None) -> list[dict]:
-    return list(predicted(_model, paths, (read_file(p, region) for p in paths), k, keep_seen))
+def _predict_chunk(paths: list[Path], k: int, region=None) -> list[FileReading]:
+    return list(predicted(_model, paths, (read_file(p, region) for p in paths), k))
 
 
-def predicted(model, paths, readings, k: int, keep_seen: bool):
+def predicted(model, paths, readings, k: int):
     batch: list = []
     for path, reading in zip(paths, readings, strict=False):
         batch.append((path, reading))
         if len(batch) == BATCH:
-            yield from predict_batch(model, batch, k, keep_seen)
+            yield from predict_batch(model, batch, k)
             batch = []
-    yield from predict_batch(model, batch, k, keep_seen)
+    yield from predict_batch(model, batch, k)
 
 
-def predict_batch(model, batch: list, k: int, keep_seen: bool):
+def predict_batch(model, batch: list, k: int):
     judgements = iter(judge_readings(model, [r for _, r in batch if not isinstance(r, str)], k))
     for path, reading in batch:
         if isinstance(reading, str):
-            yield {"file": str(path), "error": reading}
-            continue
-        result = {"file": str(path), **next(judgements)}
-        if keep_seen:
-            result["_seen"] = reading.image
-        yield result
+            yield FileReading(str(path), error=reading)
+        else:
+            yield FileReading(str(path), next(judgements))
 
 
-def check_save_dir(directory: Path, paths: list[Path], flag: str = "--save-preprocessed") -> Path:
-    """Refuse, before any work, a folder we cannot write or one that holds the inputs themselves."""
-    from lenet.files import check_writable_dir
-
-    check_writable_dir(directory, flag)
-    here = directory.resolve()
-    if any(p.resolve().parent == here for p in paths):
-        raise UsageError(f"{flag} {directory}: the folder holds input images; "
-                         f"choose another folder, so no input can be overwritten")
-    return directory
-
-
-def save_preprocessed(directory: Path, results: list[dict]) -> list[Path]:
+def save_preprocessed(directory: Path, results: list[FileReading]) -> list[Path]:
     """Write each 28x28 image the network saw as DIR/<input name>.png. Never overwrites: a name
     already taken (by an earlier run, or two inputs with one stem) gets a number, -2, -3, ..."""
     from PIL import Image
 
     written = []
     for r in results:
-        if "_seen" not in r:
-            continue
-        seen = r["_seen"] if isinstance(r["_seen"], list) else [r["_seen"]]
-        for i, image in enumerate(seen):  # a number: one image per digit, <name>-d1.png, ...
-            stem, n = Path(r["file"]).stem + (f"-d{i + 1}" if isinstance(r["_seen"], list) else ""), 1
+        for name, image in r.seen():
+            stem, n = name, 1
             while True:
                 target = directory / (f"{stem}.png" if n == 1 else f"{stem}-{n}.png")
                 try:
@@ -416,25 +392,3 @@ def save_preprocessed(directory: Path, results: list[dict]) -> list[Path]:
                     n += 1
             written.append(target)
     return written
-
-
-def public(result: dict) -> dict:
-    """A result without its private entries (the image the network saw)."""
-    return {k: v for k, v in result.items() if not k.startswith("_")}
-
-
-def format_result(r: dict) -> str:
-    if "error" in r:
-        return f"{r['file']}: error: {r['error']}"
-    if "number" in r:
-        text = f"{r['file']}: {r['number']} (" + " ".join(f"{d['probability']:.2f}" for d in r["digits"]) + ")"
-        if any("top" in d for d in r["digits"]):
-            text += "  " + " | ".join(", ".join(f"{t['digit']} ({t['probability']:.2f})" for t in d["top"])
-                                      for d in r["digits"])
-        doubts = [f"digit {i + 1}: {'; '.join(d['doubts'])}" for i, d in enumerate(r["digits"]) if d["unsure"]]
-        return text + (f"  unsure: {' | '.join(doubts)}" if doubts else "")
-    if "top" in r:
-        text = f"{r['file']}: " + ", ".join(f"{t['digit']} ({t['probability']:.4f})" for t in r["top"])
-    else:
-        text = f"{r['file']}: {r['digit']} ({r['probability']:.4f})"
-    return text + (f"  unsure: {'; '.join(r['doubts'])}" if r.get("unsure") else "")

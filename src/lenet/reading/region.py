@@ -118,12 +118,14 @@ def annotated(pixels: np.ndarray, marks: list[tuple[list[int], str, bool]], regi
     return image
 
 
-def write_annotated(directory: Path, result: dict, region: Region | None) -> Path | None:
-    """DIR/<input name>.png: the input with each digit's box and answer drawn (None for an error
-    entry). Never overwrites: a name already taken gets a number, -2, -3, ..."""
-    if "error" in result:
+def write_annotated(directory: Path, result, region: Region | None) -> Path | None:
+    """DIR/<input name>.png: the input with each digit's box and answer drawn (`result`: a
+    lenet.reading.prediction.FileReading; None for an error entry). Never overwrites: a name
+    already taken gets a number, -2, -3, ..."""
+    read = result.read
+    if read is None:
         return None
-    path = Path(result["file"])
+    path = Path(result.file)
     from lenet.reading.image import decode_image
 
     pixels, scale = decode_image(path)  # drawn at its working size: boxes scaled to it
@@ -131,10 +133,10 @@ def write_annotated(directory: Path, result: dict, region: Region | None) -> Pat
     if region is not None:
         crop, corner = region.within(pixels, image_size(path), str(path))
         frame = (corner[0], corner[1], corner[0] + crop.shape[1] - 1, corner[1] + crop.shape[0] - 1)
-    if "digits" in result:
-        marks = [(d["box"], str(d["digit"]), d["unsure"]) for d in result["digits"]]
+    if hasattr(read, "digits"):  # a NumberReading
+        marks = [(d.box, str(d.digit), d.unsure) for d in read.digits]
     else:
-        marks = [(result["box"], f"{result['digit']} ({result['probability']:.2f})", result["unsure"])]
+        marks = [(read.box, f"{read.digit} ({read.probability:.2f})", read.unsure)]
     marks = [([round(v / scale) for v in box], text, unsure) for box, text, unsure in marks]
     image = annotated(pixels, marks, frame)
     for n in range(1, MAX_NUMBERED + 1):

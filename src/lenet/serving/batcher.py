@@ -9,6 +9,7 @@ import anyio
 from fastapi import Request
 
 from lenet.reading.predict import judge_readings
+from lenet.reading.prediction import Prediction
 
 # Inference threads: the work holds the GIL most of the time, so more threads than
 # this only fight over it (benchmarks/serve_load.py compares).
@@ -33,7 +34,7 @@ class Batcher:
         self.model = model
         self.waiting: list = []
 
-    async def predict(self, reading) -> dict:
+    async def predict(self, reading) -> Prediction:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self.waiting.append((reading, future))

@@ -31,6 +31,7 @@ from lenet.serving.workers import end_with_parent
 LEARN_EVERY = 3       # new samples that start a fine-tune
 CHILD_NICENESS = 10   # the fine-tune yields the CPU to the server's requests
 LOG_TAIL = 2000       # characters of a failed fine-tune's output kept for /model
+STEPS_VAR = "LENET_TEACH_STEPS"  # the background fine-tune's --steps when set: for a test that cannot wait
 
 router = APIRouter()
 
@@ -95,6 +96,8 @@ class Learner:
         count = self.samples
         command = [sys.executable, "-m", "lenet", "teach", str(self.directory), "--model", str(self.base_model),
                    "--out", str(self.model_path), "--threads", "1"]
+        if os.environ.get(STEPS_VAR):
+            command += ["--steps", os.environ[STEPS_VAR]]
         proc = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE,
                                                     stderr=asyncio.subprocess.STDOUT, preexec_fn=lower_priority)
         output, _ = await proc.communicate()

@@ -233,18 +233,18 @@ class Trainer:
             self.dist.broadcast_buffers(self.average.model)
         metrics = score(self.kept, val, self.config, dist=self.dist)
         row = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
-               "val_loss": metrics["loss"], "val_accuracy": metrics["accuracy"], "seconds": round(seconds, 3),
+               "val_loss": metrics.loss, "val_accuracy": metrics.accuracy, "seconds": round(seconds, 3),
                "images_per_second": round((seen - self.already) / seconds),
                "lr": self.optimizer.param_groups[0]["lr"]}
         if self.average is not None:
             # The weights themselves on the same holdout: what the average adds, without the test set.
-            row["raw_val_accuracy"] = score(self.model, val, self.config, dist=self.dist)["accuracy"]
+            row["raw_val_accuracy"] = score(self.model, val, self.config, dist=self.dist).accuracy
         if self.run.options.test_each_epoch and self.run.test is not None:
             # Recorded only, never read by any choice: the evidence of what picking an epoch on the
             # test set would flatter (benchmarks/accuracy.py).
-            row["test_accuracy"] = score(self.kept, self.run.test, self.config, dist=self.dist)["accuracy"]
+            row["test_accuracy"] = score(self.kept, self.run.test, self.config, dist=self.dist).accuracy
             if self.average is not None:
-                row["raw_test_accuracy"] = score(self.model, self.run.test, self.config, dist=self.dist)["accuracy"]
+                row["raw_test_accuracy"] = score(self.model, self.run.test, self.config, dist=self.dist).accuracy
         self.history.append(row)
         self.log(f"epoch {epoch + 1}/{self.recipe.epochs}  train loss {row['train_loss']:.4f} "
                  f"acc {row['train_accuracy']:.4f}  val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f}  "
@@ -307,7 +307,7 @@ class Trainer:
                                   unsure_below=info["calibration"]["unsure_below"])
             info["model"] = self.config.to_dict()
             if self.run.test is not None:  # validation was a holdout: the test set still gets its say
-                info["test_accuracy"] = score(self.kept, self.run.test, self.config)["accuracy"]
+                info["test_accuracy"] = score(self.kept, self.run.test, self.config).accuracy
             self.log(f"calibration on {val.name}: temperature {self.config.temperature:.3f}, unsure below "
                      f"{self.config.unsure_below:.3f}; expected calibration error "
                      f"{info['calibration']['ece_before']:.4f} -> {info['calibration']['ece_after']:.4f}")

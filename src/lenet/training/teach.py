@@ -11,8 +11,8 @@ digits that look like a taught glyph are the ones lost). Four things keep what
 the model knew: half the pool is of the classes the samples are mistaken for (a
 Devanagari 1 read as a 9: the 9s are what it must not lose), the replayed
 digits are also fitted
-to the base model's own probabilities (distillation, Hinton et al. 2015;
-"learning without forgetting", Li & Hoiem 2016), batch norm keeps the
+to the base model's own probabilities, softened by a temperature (distillation,
+Hinton et al. 2015; "learning without forgetting", Li & Hoiem 2016), batch norm keeps the
 statistics it learned on MNIST (its layers stay in evaluation mode), and the
 kept layers do not move at all. MNIST's test set is scored before and after
 (through the kept layers' output, computed once), and both figures go into the
@@ -52,6 +52,8 @@ class Teaching:
     sample_share: float = 0.1875  # of each batch drawn from the samples (with replacement)
     conflict_share: float = 0.5  # of the replay pool drawn from the classes the samples are mistaken for
     distill: float = 4.0      # weight of the replayed digits' KL divergence to the base model's probabilities
+    temperature: float = 2.0  # of that distillation (Hinton et al. 2015), its loss scaled by the square: above 1 it
+    # holds how far each digit is from the other classes too, which is what a taught glyph erodes
     train_from: str = "c5"    # the first layer trained (network.describe's name); the ones before keep their weights
     clean_replay: float = 0.5  # of the replay pool left undistorted: clean digits near a taught glyph are what is lost
     replay_pool: int = 16384  # MNIST digits replayed, distorted once or not (the samples are distorted anew each step)
@@ -65,6 +67,8 @@ class Teaching:
         check_int("--steps", self.steps, 1, 10_000)
         check_int("--batch-size", self.batch_size, 2, 4096)
         check_int("replay_pool", self.replay_pool, 1, 1_000_000)
+        if not self.temperature > 0:
+            raise UsageError(f"temperature must be above 0; got {self.temperature}")
         if not 0.0 <= self.clean_replay <= 1.0:
             raise UsageError(f"clean_replay is a share of the replay pool, from 0 to 1; got {self.clean_replay}")
 
@@ -144,10 +148,11 @@ def distorted(images: torch.Tensor, config, gen: torch.Generator) -> torch.Tenso
     return roughen(distort(normalize(images, config), gen, background), gen, background, ink)
 
 
-def replay_pool(base: Described, config, mnist: Split, replay: Replay, teaching: Teaching, kept: slice,
-                trained: slice, gen: torch.Generator, batch_size: int = 1024):
+def replay_pool(base: Described, config, mnist: Split, replay: Replay, teaching: Teaching, gen: torch.Generator,
+                batch_size: int = 1024):
     """(x, y, held): `teaching.replay_pool` MNIST digits, distorted once and run through the kept
     layers, with the base model's log-probabilities for them; every step draws its replay from it."""
+    kept, trained = split(base, teaching.train_from)
     wanted = teaching.steps * (teaching.batch_size - teaching.samples_per_step)  # never more than the steps draw
     pick = replay.draw(min(teaching.replay_pool, wanted), teaching.conflict_share, len(mnist), gen)
     xs, held = [], []
@@ -160,7 +165,7 @@ def replay_pool(base: Described, config, mnist: Split, replay: Replay, teaching:
                             distorted(images, config, gen))
             x = run(base, x, kept)
             xs.append(x)
-            held.append(F.log_softmax(run(base, x, trained), 1))
+            held.append(F.log_softmax(run(base, x, trained) / teaching.temperature, 1))
     return torch.cat(xs), mnist.labels[pick], torch.cat(held)
 
 
@@ -170,7 +175,7 @@ def fine_tune(model: Described, config, samples: Split, mnist: Split, teaching: 
     base = copy.deepcopy(model).eval()  # what the replayed digits are held to
     kept, trained = split(model, teaching.train_from)
     replay = Replay(model, config, samples, mnist)
-    pool_x, pool_y, pool_held = replay_pool(base, config, mnist, replay, teaching, kept, trained, gen)
+    pool_x, pool_y, pool_held = replay_pool(base, config, mnist, replay, teaching, gen)
     frozen = {id(p) for m in kept_modules(model, kept) for p in m.parameters()}
     learning = [p for p in model.parameters() if id(p) not in frozen]
     decay = [p for p in learning if p.ndim > 1]
@@ -190,8 +195,9 @@ def fine_tune(model: Described, config, samples: Split, mnist: Split, teaching: 
         scores = run(model, torch.cat([own, pool_x[pick_r]]), trained)
         loss = F.cross_entropy(scores, torch.cat([samples.labels[pick_s], pool_y[pick_r]]))
         if teaching.distill:
-            loss = loss + teaching.distill * F.kl_div(F.log_softmax(scores[k:], 1), pool_held[pick_r],
-                                                      log_target=True, reduction="batchmean")
+            t = teaching.temperature
+            loss = loss + teaching.distill * t * t * F.kl_div(F.log_softmax(scores[k:] / t, 1), pool_held[pick_r],
+                                                              log_target=True, reduction="batchmean")
         if not torch.isfinite(loss):
             raise LenetError(f"teaching diverged at step {step + 1} (the loss is not finite); nothing was written")
         optimizer.zero_grad()
@@ -210,20 +216,26 @@ def check_samples(folder: Folder, directory: Path) -> None:
                          f"({directory}/7/a.png, ...){why}")
 
 
+def teaching_paths(samples_dir: str | Path, model_path: str | Path, out: str | Path | None) -> tuple[Path, Path, Path]:
+    """The samples folder (which must exist), the base model's file and the file to write (default:
+    the samples folder's model file; a folder means the model file inside it)."""
+    samples_dir = Path(samples_dir).expanduser()
+    if not samples_dir.is_dir():
+        raise DataError(f"{samples_dir}: no such folder (a samples folder holds DIR/0, DIR/1, ... of images)")
+    out = Path(out) if out is not None else samples_dir / MODEL
+    if out.is_dir():
+        out = out / MODEL
+    check_writable_file(out, "--out")
+    return samples_dir, resolve_model_path(model_path), out
+
+
 def teach(samples_dir: str | Path, ds: Dataset, model_path: str | Path, out: str | Path | None = None, *,
           teaching: Teaching = Teaching(), seed: int = 0, command: str = "", log=print) -> dict:
     """Fine-tune the model at `model_path` on the samples in `samples_dir`, with `ds`'s training
     digits replayed; write the new model to `out` (default: the samples folder's model file) and
     return its card (the info it records)."""
     t0 = time.perf_counter()
-    samples_dir = Path(samples_dir).expanduser()
-    if not samples_dir.is_dir():
-        raise DataError(f"{samples_dir}: no such folder (a samples folder holds DIR/0, DIR/1, ... of images)")
-    model_path = resolve_model_path(model_path)
-    out = Path(out) if out is not None else samples_dir / MODEL
-    if out.is_dir():
-        out = out / MODEL
-    check_writable_file(out, "--out")
+    samples_dir, model_path, out = teaching_paths(samples_dir, model_path, out)
     model, config, base_info = load_model(model_path)
     if config.image_size != 28:
         raise UsageError(f"{model_path}: takes {config.image_size}x{config.image_size} images; samples are 28x28")

@@ -406,7 +406,7 @@
     return cur;
   }
 
-  // ink.reduced: by area (Pillow's BOX) so the longer side is at most `side`, and the factor.
+  // background.reduced: by area (Pillow's BOX) so the longer side is at most `side`, and the factor.
   function reducedShape(h, w, side) {
     const factor = Math.max(h, w) / side;
     return factor <= 1 ? [[h, w], 1] : [[Math.max(1, pyRound(h / factor)), Math.max(1, pyRound(w / factor))], factor];
@@ -460,7 +460,7 @@
   // 1 where `a` is set and `b` is not.
   function without(a, b) { const o = like(a, Uint8Array); for (let i = 0; i < a.a.length; i++) o.a[i] = a.a[i] && !b.a[i] ? 1 : 0; return o; }
 
-  // ink.backgrounds: (paper, board, dark ink, light ink). The plain-paper rule raises the paper
+  // background.backgrounds: (paper, board, dark ink, light ink). The plain-paper rule raises the paper
   // to a float64 percentile, so NumPy makes the paper, and the dark ink from it, float64.
   function backgrounds(s, shape, window, sMedian) {
     const [light, darkest, blocks] = pooled(s, shape);
@@ -484,7 +484,7 @@
     return [paper, board, darkInk, lightInk];
   }
 
-  // ink.background: step 1, with the window widened for broad strokes, and the reach.
+  // background.background: step 1, with the window widened for broad strokes, and the reach.
   function background(s) {
     const [coarse] = reducedShape(s.h, s.w, BACKGROUND_SIDE);
     let window = Math.max(3, pyRound(Math.max(...coarse) / 8)) | 1;
