@@ -118,7 +118,7 @@ def main() -> int:
                             "matplotlib's fonts, scribbles, strokes, shapes, blobs"}}
     options = RunOptions(seed=args.seed, holdout=HOLDOUT, log_every=0, command=command, plots=False)
     test = Split.of(ds.test_images, ds.test_labels, "test")
-    info = fit(recipe, config, train, val, Run(out=out, options=options, meta=meta, test=test), start_from=start)
+    info = fit(recipe, config, train, val, Run(out=out, options=options, meta=meta, test=test, start_from=start))
     print(f"test accuracy (11 classes, junk counts as wrong): {info.get('test_accuracy')}")
     if args.bundle:
         target = ROOT / "src" / "lenet" / "weights" / REJECTOR

@@ -107,7 +107,8 @@ def test_a_spiral_is_doubted_and_mnist_digits_are_not_for_their_crossings(mnist,
         reading = read_digit(spiral(turns))
         assert crossings(reading.image[None])[0] > MAX_CROSSINGS
         result = predict_images(model, reading.image[None])[0]
-        assert any(d.startswith("does not look like a digit") for d in doubts_of(model, result.probability, reading, 0.0))
+        doubts = doubts_of(model, result.probability, reading, 0.0)
+        assert any(d.startswith("does not look like a digit") for d in doubts)
     assert (crossings(mnist.test_images) > MAX_CROSSINGS).mean() <= 0.001
 
 

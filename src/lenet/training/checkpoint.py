@@ -8,17 +8,21 @@ import math
 from collections.abc import Callable
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import NamedTuple, NoReturn
+from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
 import numpy as np
 import torch
 
 from lenet.config import MAX_LR, ModelConfig, Recipe
 from lenet.data.mnist import has_dataset
-from lenet.errors import ModelFileError
+from lenet.errors import ModelFileError, UsageError
 from lenet.files import write_atomic
 from lenet.nn.model_file import CHECKPOINT_FORMAT, check_weights, model_tensors, read_safetensors
 from lenet.nn.network import parameter_shapes
+
+if TYPE_CHECKING:
+    from lenet.data.mnist import Dataset
+    from lenet.training.run import RunOptions
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 
@@ -280,3 +284,30 @@ def _unpack_checkpoint(arrays: dict, info: dict, path: Path) -> Checkpoint:
         slots.setdefault(int(idx), {})[name] = value
     optim_sd = {"state": slots, "param_groups": info["optimizer"]["param_groups"]}
     return Checkpoint(model_sd, optim_sd, extra, info, path, average or None)
+
+
+def resumed_settings(ckpt: Checkpoint, ds: Dataset,
+                     options: RunOptions) -> tuple[Recipe, ModelConfig, RunOptions, dict]:
+    """(recipe, config, options, meta) of the run `ckpt` continues: its own, but `options.epochs`."""
+    recipe = Recipe(**ckpt.info["recipe"]).override(epochs=options.epochs)
+    config = ModelConfig.from_dict(ckpt.info["model"])
+    # The data this run loaded, which Trainer.restore checks against the checkpoint's.
+    meta = {**ckpt.info["meta"], "dataset": ds.root.name, "dataset_sha256": ds.sha256,
+            "data_dir": str(ds.root.resolve())}
+    options = replace(options, seed=ckpt.info["seed"], subset=meta["subset"], holdout=meta["holdout"],
+                      command=meta.get("command", options.command))
+    return recipe, config, options, meta
+
+
+def check_same_run(ckpt: Checkpoint, recipe: Recipe | None, ds: Dataset, options: RunOptions) -> None:
+    """A ValueError unless `ckpt` was written by a run with these settings, on this data."""
+    info, meta = ckpt.info, ckpt.info["meta"]
+    theirs = {"recipe": info["recipe"], "seed": info["seed"], "dataset": meta.get("dataset_sha256"),
+              "subset": meta.get("subset"), "holdout": meta.get("holdout")}
+    ours = {"recipe": recipe.to_dict() if recipe is not None else None, "seed": options.seed, "dataset": ds.sha256,
+            "subset": options.subset,
+            "holdout": options.holdout}
+    differ = [k for k in ours if theirs[k] != ours[k]]
+    if differ:
+        raise UsageError(f"{ckpt.path} is the checkpoint of another run ({', '.join(differ)} differ); "
+                         f"an elastic restart resumes only its own run: remove it or choose another --out")

@@ -29,7 +29,9 @@ from lenet.training.checkpoint import (
     CHECKPOINT_FILE,
     Checkpoint,
     check_checkpoint_fits,
+    check_same_run,
     load_checkpoint,
+    resumed_settings,
     save_checkpoint,
 )
 from lenet.training.distributed import Dist
@@ -76,13 +78,13 @@ class Run:
     options: RunOptions = field(default_factory=RunOptions)
     meta: dict = field(default_factory=dict)  # dataset, split and anything else to record
     test: Split | None = None   # scored once at the end when validation is a holdout
+    start_from: dict | None = None  # a state dict of the run's network to start from instead of fresh weights
 
 
 def fit(recipe: Recipe, config: ModelConfig, train: Split, val: Split, run: Run, *,
-        resume: Checkpoint | None = None, log=print, dist: Dist | None = None,
-        start_from: dict[str, torch.Tensor] | None = None) -> dict:
-    """Train from scratch (from the weights `start_from`, a state dict of `config`'s network, when
-    given; or on from the checkpoint `resume`), writing a checkpoint every epoch and
+        resume: Checkpoint | None = None, log=print, dist: Dist | None = None) -> dict:
+    """Train from scratch (from the weights `run.start_from`, a state dict of `config`'s network,
+    when given; or on from the checkpoint `resume`), writing a checkpoint every epoch and
     the final model, metrics and plots into `run.out`. Returns the saved model's info; raises
     Interrupted, with a checkpoint written, when Ctrl-C or SIGTERM stopped it.
 
@@ -90,7 +92,7 @@ def fit(recipe: Recipe, config: ModelConfig, train: Split, val: Split, run: Run,
     rank 0 alone logs and writes files, holding the output folder's lock."""
     dist = dist or Dist(device=train.labels.device)
     with output_folder(run.out, dist):
-        trainer = Trainer(recipe, config, run, dist, train.labels.device, resume, log, start_from)
+        trainer = Trainer(recipe, config, run, dist, train.labels.device, resume, log)
         trainer.log(f"{trainer.summary}; {len(train):,} training images, validation on {val.name} ({len(val):,})")
         if run.options.snapshots and dist.is_main:
             trainer.start_snapshots(val)
@@ -124,14 +126,14 @@ class Trainer:
     where training stands (a resumed run starts mid-epoch, with that epoch's sums and RNG)."""
 
     def __init__(self, recipe: Recipe, config: ModelConfig, run: Run, dist: Dist, device: torch.device,
-                 resume: Checkpoint | None, log, start_from: dict[str, torch.Tensor] | None = None):
+                 resume: Checkpoint | None, log):
         self.recipe, self.config, self.run, self.dist, self.device = recipe, config, run, dist, device
         self.log = log if dist.is_main else (lambda *a, **k: None)  # rank 0 speaks for the job
         torch.manual_seed(run.options.seed)
         self.model = build_model(config)
         init_weights(self.model, recipe.init, recipe.activation)
-        if start_from is not None:
-            self.model.load_state_dict(start_from)
+        if run.start_from is not None:
+            self.model.load_state_dict(run.start_from)
         self.model.to(device)
         if run.options.channels_last:
             self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs omit memory_format
@@ -368,19 +370,6 @@ def train_on(ds: Dataset, recipe: Recipe | None, out: str | Path, options: RunOp
     return fit(recipe, config, train, val, run, resume=ckpt, log=log, dist=dist)
 
 
-def resumed_settings(ckpt: Checkpoint, ds: Dataset,
-                     options: RunOptions) -> tuple[Recipe, ModelConfig, RunOptions, dict]:
-    """(recipe, config, options, meta) of the run `ckpt` continues: its own, but `options.epochs`."""
-    recipe = Recipe(**ckpt.info["recipe"]).override(epochs=options.epochs)
-    config = ModelConfig.from_dict(ckpt.info["model"])
-    # The data this run loaded, which Trainer.restore checks against the checkpoint's.
-    meta = {**ckpt.info["meta"], "dataset": ds.root.name, "dataset_sha256": ds.sha256,
-            "data_dir": str(ds.root.resolve())}
-    options = replace(options, seed=ckpt.info["seed"], subset=meta["subset"], holdout=meta["holdout"],
-                      command=meta.get("command", options.command))
-    return recipe, config, options, meta
-
-
 def resume_command(run: Run) -> str:
     """The command that continues `run` from its checkpoint, quoted for a shell: with --data-dir,
     so it works offline and from any folder."""
@@ -388,17 +377,3 @@ def resume_command(run: Run) -> str:
     if run.meta.get("data_dir"):
         args += ["--data-dir", run.meta["data_dir"]]
     return shlex.join(args)
-
-
-def check_same_run(ckpt: Checkpoint, recipe: Recipe | None, ds: Dataset, options: RunOptions) -> None:
-    """A ValueError unless `ckpt` was written by a run with these settings, on this data."""
-    info, meta = ckpt.info, ckpt.info["meta"]
-    theirs = {"recipe": info["recipe"], "seed": info["seed"], "dataset": meta.get("dataset_sha256"),
-              "subset": meta.get("subset"), "holdout": meta.get("holdout")}
-    ours = {"recipe": recipe.to_dict() if recipe is not None else None, "seed": options.seed, "dataset": ds.sha256,
-            "subset": options.subset,
-            "holdout": options.holdout}
-    differ = [k for k in ours if theirs[k] != ours[k]]
-    if differ:
-        raise UsageError(f"{ckpt.path} is the checkpoint of another run ({', '.join(differ)} differ); "
-                         f"an elastic restart resumes only its own run: remove it or choose another --out")
