@@ -385,10 +385,10 @@ def test_the_page_reader_uses_the_command_readers_constants():
     """lenet.js copies the reader's constants (one truth: lenet.reading); this is the check on the copy."""
     import re
 
-    from lenet.reading import digit, image, ink, lines
+    from lenet.reading import background, digit, image, ink, lines
 
     def constant(name):  # the reader's constants, in whichever of its modules they live
-        return next(getattr(m, name) for m in (digit, ink, image, lines) if hasattr(m, name))
+        return next(getattr(m, name) for m in (digit, ink, background, image, lines) if hasattr(m, name))
 
     source = (Path(digit.__file__).parent.parent / "web" / "lenet.js").read_text()
     names = ["SIZE", "BOX", "ANALYSIS_SIDE", "LARGE_SIDE", "BACKGROUND_SIDE", "MIN_SIDE", "MIN_CONTRAST", "STRONG",
