@@ -117,14 +117,14 @@ def digit_marks(marks: list[Mark]) -> tuple[list[Mark], list[Mark]]:
 
     while True:
         left, top, right, bottom = bounds(digit)
-        close = [m for m in rest if m.box[1] < bottom + reach and m.box[3] > top - reach
-                 and m.box[0] < right + reach and m.box[2] > left - reach and piece(m, left, right)]
+        close = [m for m in rest if m.box.top < bottom + reach and m.box.bottom > top - reach
+                 and m.box.left < right + reach and m.box.right > left - reach and piece(m, left, right)]
         if not close:
             break
         digit += close
         rest = [m for m in rest if m not in close]
     _, top, _, bottom = bounds(digit)
-    others = [m for m in rest if m.pixels >= 0.25 * main.pixels and m.box[3] - m.box[1] >= 0.4 * (bottom - top)]
+    others = [m for m in rest if m.pixels >= 0.25 * main.pixels and m.box.height >= 0.4 * (bottom - top)]
     return digit, others
 
 
@@ -199,7 +199,7 @@ def read_marks(shape: tuple[int, int], found: Ink, marks: list[Mark], offset: tu
     strong = keep & (ink > STRONG)
     if not strong.any() or median(found.contrast[y0:y1, x0:x1][strong]) < FAINT:
         doubts.append(FAINT_INK)
-    if box[3] - box[1] < MIN_HEIGHT and box[2] - box[0] < MIN_HEIGHT:
+    if box.height < MIN_HEIGHT and box.width < MIN_HEIGHT:
         doubts.append(SMALL)
     if cut_by_edge(box, shape, found.framed):
         doubts.append(BORDER)

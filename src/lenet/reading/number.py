@@ -145,7 +145,7 @@ def bridges(shape: tuple[int, int], found: Ink, offset: tuple[int, int], groups:
     next (to one of its cuts, or whole), when the two are close and together no wider than one
     digit: a digit broken into parts, one of which lies nearer its neighbour. The whole groups'
     joins first, then the narrowest, at most `room` of them."""
-    row_height = max(m.box[3] - m.box[1] for marks in groups for m in marks)
+    row_height = max(m.box.height for marks in groups for m in marks)
     candidates = []
     for g, (left_marks, right_marks) in enumerate(itertools.pairwise(groups)):
         left, _, left_end, _ = bounds(left_marks)
@@ -176,7 +176,7 @@ def number_marks(found: Ink) -> list[Mark]:
     height = bottom - top
     row = []
     for mark in found.marks:
-        centre = (mark.box[1] + mark.box[3]) / 2
+        centre = (mark.box.top + mark.box.bottom) / 2
         if top - 0.5 * height <= centre <= bottom + 0.5 * height and mark.pixels >= 0.04 * main.pixels:
             row.append(mark)
     return row
@@ -189,27 +189,27 @@ def signs_of(found: Ink, row: list[Mark]) -> tuple[list[Mark], list[tuple[float,
     way) low on the row, its bottom near the baseline (a comma's below it, or taller than wide)."""
     if len(row) < 2:
         return row, []
-    tops, bottoms = np.array([m.box[1] for m in row]), np.array([m.box[3] for m in row])
+    tops, bottoms = np.array([m.box.top for m in row]), np.array([m.box.bottom for m in row])
     height = float(np.median(bottoms - tops))
     top, baseline = float(np.median(tops)), float(np.median(bottoms))
     signs: list[tuple[float, str]] = []
-    left_first = sorted(row, key=lambda m: m.box[0])
+    left_first = sorted(row, key=lambda m: m.box.left)
     first = left_first[0]
     f_left, f_top, f_right, f_bottom = first.box
     f_high, f_wide = f_bottom - f_top, f_right - f_left
     middle = (f_top + f_bottom) / 2
     if (f_high < height / 3 and f_wide >= 2 * f_high and f_wide >= 0.25 * height
-            and top + 0.25 * height <= middle <= baseline - 0.25 * height and f_right <= left_first[1].box[0]):
+            and top + 0.25 * height <= middle <= baseline - 0.25 * height and f_right <= left_first[1].box.left):
         signs.append(((f_left + f_right) / 2, "-"))
         row = [m for m in row if m is not first]
     rest = []
-    candidates = row + [m for m in found.marks if m not in row and m.box[1] >= top]
+    candidates = row + [m for m in found.marks if m not in row and m.box.top >= top]
     for mark in candidates:
         left, m_top, right, bottom = mark.box
         wide, high = right - left, bottom - m_top
         small = max(wide, high) <= height / 3 and min(wide, high) >= 0.05 * height
         low = m_top >= top + 0.55 * height and abs(bottom - baseline) <= 0.25 * height
-        beside = not any(o is not mark and o.box[0] < right and o.box[2] > left and o.box[3] - o.box[1] > height / 2
+        beside = not any(o is not mark and o.box.left < right and o.box.right > left and o.box.height > height / 2
                          for o in row)
         if small and low and beside:
             signs.append(((left + right) / 2, "," if high > 1.4 * wide or bottom > baseline + 0.12 * height else "."))
@@ -220,9 +220,9 @@ def signs_of(found: Ink, row: list[Mark]) -> tuple[list[Mark], list[tuple[float,
 
 def digit_groups(found: Ink, row: list[Mark]) -> list[tuple[list[Mark], list[list[Columns]]]]:
     """The row's marks grouped, left to right: (marks, ways to cut them)."""
-    height = max(m.box[3] - m.box[1] for m in row)
+    height = max(m.box.height for m in row)
     groups: list[list[Mark]] = []
-    for mark in sorted(row, key=lambda m: m.box[0]):
+    for mark in sorted(row, key=lambda m: m.box.left):
         if groups:
             left, top, right, bottom = bounds(groups[-1])
             m_left, m_top, m_right, m_bottom = mark.box
