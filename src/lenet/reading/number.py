@@ -158,12 +158,11 @@ def bridges(shape: tuple[int, int], found: Ink, offset: tuple[int, int], groups:
                 # edge), holding all of both groups' ink between the two.
                 holds = a <= right_start and b >= left_end
                 if a < left_end and b > right_start and holds and b - a <= JOIN_WIDTH * row_height:
-                    candidates.append(((a, b) != (left, right), b - a, g, a, b))
+                    candidates.append(((a, b) != (left, right), b - a, g, a, b))  # whole joins first
     out: list[Piece] = []
-    for _, _, g, a, b in sorted(candidates)[:max(0, room)]:
+    for partial, _, g, a, b in sorted(candidates)[:max(0, room)]:
         check_time(deadline)
-        left, right = bounds(groups[g])[0], bounds(groups[g + 1])[2]
-        columns = None if (a, b) == (left, right) else (a, b)
+        columns = (a, b) if partial else None
         reading = read_marks(shape, found, groups[g] + groups[g + 1], offset, columns=columns)
         out.append(Piece(nodes[g][a], nodes[g + 1][b], reading, g, True))
     return out

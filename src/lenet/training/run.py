@@ -271,7 +271,8 @@ class Trainer:
 
     def checkpoint(self, epoch: int, step: int, sums: EpochSums | None, generator: torch.Tensor | None) -> None:
         """Write where training stands (rank 0), never a diverged state."""
-        if not all_finite(self.kept) or not all_finite(self.model) or (sums is not None and not sums.finite()):
+        average_finite = self.average is None or all_finite(self.average.model)
+        if not all_finite(self.model) or not average_finite or (sums is not None and not sums.finite()):
             raise Diverged(f"training diverged in epoch {epoch + 1}: the weights or the loss are NaN or infinite; "
                            f"nothing was saved from this epoch; try a lower --lr")
         if not self.dist.is_main:
