@@ -23,26 +23,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lenet.evaluation import scoring
+
 if TYPE_CHECKING:
     import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-VIEWS = {"none": [(0, 0)],
-         "shift4": [(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)],
-         "shift8": [(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (1, -1), (-1, 1), (-1, -1)]}
-
-
-def shifted(images, dx: int, dy: int):
-    """(N, H, W) images moved by dx columns and dy rows, the background (0) filling in."""
-    import torch
-
-    if dx == dy == 0:
-        return images
-    out = torch.zeros_like(images)
-    h, w = images.shape[1:]
-    out[:, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
-        images[:, max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
-    return out
+VIEWS = {"none": scoring.VIEWS[0], "shift4": scoring.VIEWS[4], "shift8": scoring.VIEWS[8]}  # lenet evaluate --shifts
 
 
 def probabilities(model, config, images, views) -> torch.Tensor:
@@ -54,7 +41,7 @@ def probabilities(model, config, images, views) -> torch.Tensor:
     total = None
     with torch.inference_mode():
         for dx, dy in views:
-            moved = shifted(images, dx, dy)
+            moved = torch.from_numpy(scoring.shifted(images.numpy(), dx, dy))
             p = torch.cat([torch.softmax(model(normalize(moved[i:i + 2000], config)).float() / config.temperature, 1)
                            for i in range(0, len(moved), 2000)])
             total = p if total is None else total + p

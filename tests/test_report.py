@@ -89,7 +89,7 @@ def test_an_evaluation_is_one_type_whatever_the_flags():
 
     labels = np.arange(100) % 10
     result = synthetic_result(labels, {3: (4, 0.9)})
-    keys = ["calibration_error", "accuracy", "n", "correct", "per_class_accuracy", "models", "ensemble"]
+    keys = ["calibration_error", "accuracy", "n", "correct", "per_class_accuracy", "models", "ensemble", "shifts"]
     assert list(result.to_json()) == keys and result.correct == 99 and not result.ensemble
     assert list(replace(result, report={"mistakes": 1}).to_json()) == [*keys, "report"]
     json.dumps(result.to_json(), allow_nan=False)  # nothing but JSON in it

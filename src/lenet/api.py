@@ -196,11 +196,12 @@ EvalResult = Evaluation  # what lenet.evaluate returns, under the name it has ha
 
 
 def evaluate(model: str | Path | list | None = None, data_dir: str | Path | None = None,
-             device: str = "auto") -> Evaluation:
+             device: str = "auto", shifts: int = 0) -> Evaluation:
     """Score a saved model (a list of them: their ensemble) on the test set; None: the bundled model.
-    Runs on torch when installed, else on NumPy."""
+    `shifts` 4 or 8: test-time augmentation over one-pixel shifts. Runs on torch when installed,
+    else on NumPy."""
     from lenet.data import mnist as datasets
     from lenet.pretrained import bundled_model_path
 
     paths = [str(p) for p in (model if isinstance(model, (list, tuple)) else [model or bundled_model_path()])]
-    return evaluate_models(paths, datasets.load(data_dir), device)
+    return evaluate_models(paths, datasets.load(data_dir), device, shifts)

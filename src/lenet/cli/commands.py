@@ -93,13 +93,15 @@ def cmd_evaluate(args) -> int:
     from lenet.files import printable
 
     if args.folder is not None:
+        if args.shifts:
+            raise UsageError("--shifts is for the MNIST test set; a folder of your images is read as predict reads it")
         return evaluate_folder(args)
     paths = args.model or [default_model()]
     if args.report:
         from lenet.files import check_writable_dir
         check_writable_dir(args.report, "--report")  # now, not after the evaluation
     ds = datasets.load(args.data_dir)
-    result = evaluate_models(paths, ds, args.device)
+    result = evaluate_models(paths, ds, args.device, args.shifts)
     if args.report:
         from dataclasses import replace
 

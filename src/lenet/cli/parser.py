@@ -125,6 +125,9 @@ def add_evaluate(sub) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--report", metavar="DIR", help="also write a confusion matrix, per-class precision/recall "
                    "and every mistake (the known mislabelled MNIST test images marked) to DIR")
+    p.add_argument("--shifts", type=int, choices=(0, 4, 8), default=0,
+                   help="test-time augmentation: average each model's probabilities over the image and its 4 or "
+                        "8 one-pixel shifts (default: 0, none); MNIST test set only")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.set_defaults(func=commands.cmd_evaluate)
 

@@ -19,6 +19,11 @@ if TYPE_CHECKING:
     from lenet.config import ModelConfig
 
 EVAL_BATCH = 256  # batches whose activations stay in cache
+# Test-time augmentation: each image and its one-pixel shifts, the probabilities averaged over them.
+# benchmarks/tta.py chooses among these on a holdout; a figure that uses them says so.
+VIEWS = {0: [(0, 0)],
+         4: [(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)],
+         8: [(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (1, -1), (-1, 1), (-1, -1)]}
 
 
 @dataclass
@@ -119,6 +124,7 @@ class Evaluation:
     labels: np.ndarray = field(repr=False, compare=False)         # (n,) the test labels
     confusion: np.ndarray = field(repr=False, compare=False)      # counts[true, predicted]
     report: dict | None = None      # the --report's summary, once written (report.write_report)
+    shifts: int = 0                 # test-time augmentation: one-pixel shifts averaged in (VIEWS), 0 for none
 
     @property
     def ensemble(self) -> bool:
@@ -133,7 +139,7 @@ class Evaluation:
         """As `lenet evaluate --json` writes it."""
         out = {"calibration_error": self.calibration_error, "accuracy": self.accuracy, "n": self.n,
                "correct": self.correct, "per_class_accuracy": self.per_class_accuracy, "models": self.models,
-               "ensemble": self.ensemble}
+               "ensemble": self.ensemble, "shifts": self.shifts}
         return out if self.report is None else {**out, "report": self.report}
 
 
@@ -150,17 +156,31 @@ def held_out_scores(model, split: Split, config: ModelConfig) -> tuple[np.ndarra
         return torch.cat(logits).numpy(), split.labels.cpu().numpy()
 
 
-def evaluate_models(paths: list[str], ds, device_name: str = "auto") -> Evaluation:
+def shifted(images: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """(N, H, W) images moved by dx columns and dy rows, the background (0) filling in."""
+    if dx == dy == 0:
+        return images
+    out = np.zeros_like(images)
+    h, w = images.shape[1:]
+    out[:, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+        images[:, max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    return out
+
+
+def evaluate_models(paths: list[str], ds, device_name: str = "auto", shifts: int = 0) -> Evaluation:
     """Test-set metrics of each model and, for several, of their averaged probabilities.
 
     The top-level `accuracy`, `n` and `per_class_accuracy` are the ensemble's
-    (or the single model's). Runs on torch when it is installed, else on the
-    NumPy forward pass (the inference-only install)."""
+    (or the single model's). With `shifts` 4 or 8, each model's probabilities are the mean over
+    the image and its one-pixel shifts (test-time augmentation). Runs on torch when it is
+    installed, else on the NumPy forward pass (the inference-only install)."""
+    if shifts not in VIEWS:
+        raise UsageError(f"shifts {shifts}: choose one of {', '.join(map(str, VIEWS))}")
     labels = ds.test_labels.astype(np.int64)
     models: list[dict] = []
     total: np.ndarray | None = None
     for path in paths:
-        probs, config, info = model_probabilities(path, ds, device_name)
+        probs, config, info = model_probabilities(path, ds, device_name, VIEWS[shifts])
         if config.num_classes < ds.num_classes:
             raise DataError(f"{path}: the model knows {config.num_classes} classes, the data has {ds.num_classes}")
         hit = probs.argmax(1) == labels
@@ -178,7 +198,8 @@ def evaluate_models(paths: list[str], ds, device_name: str = "auto") -> Evaluati
     from lenet.evaluation.calibration import expected_calibration_error
 
     return Evaluation(float(hit.mean()), len(labels), int(hit.sum()), [round(float(a), 6) for a in per_class],
-                      round(expected_calibration_error(probs, labels), 6), models, probs, labels, cm)
+                      round(expected_calibration_error(probs, labels), 6), models, probs, labels, cm,
+                      shifts=shifts)
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
@@ -186,15 +207,17 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: i
     return np.bincount(labels * num_classes + predictions, minlength=num_classes**2).reshape(num_classes, -1)
 
 
-def model_probabilities(path, ds, device_name: str):
-    """(probabilities (N, classes) on the test set, config, info) of one saved model."""
+def model_probabilities(path, ds, device_name: str, views=VIEWS[0]):
+    """(probabilities (N, classes) on the test set, the mean over `views` (dx, dy), config, info) of one
+    saved model."""
     try:
         import torch
     except ImportError:
         from lenet.nn.numpy_model import NumpyModel
         model = NumpyModel.load(path)
         check_images(path, model.config, ds)
-        return model.probabilities(ds.test_images), model.config, model.info
+        each = [model.probabilities(shifted(ds.test_images, dx, dy)) for dx, dy in views]
+        return np.mean(each, axis=0), model.config, model.info
 
     from lenet.nn.torch_model import load_model
 
@@ -202,8 +225,13 @@ def model_probabilities(path, ds, device_name: str):
     net, config, info = load_model(path, device)
     check_images(path, config, ds)
     net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs omit memory_format  # the layout the CPU convolutions are fastest in
-    split = Split.of(ds.test_images, ds.test_labels, "test", device)
-    return score(net, split, config, return_probabilities=True).probabilities, config, info
+    each = []
+    for dx, dy in views:
+        probs = score(net, Split.of(shifted(ds.test_images, dx, dy), ds.test_labels, "test", device), config,
+                      return_probabilities=True).probabilities
+        assert probs is not None  # asked for, in one process
+        each.append(probs)
+    return np.mean(each, axis=0), config, info
 
 
 def check_images(path, config, ds) -> None:
@@ -217,6 +245,8 @@ def format_table(result: Evaluation) -> str:
         lines.append(f"{m['model']}: accuracy {m['accuracy']:.4f} ({m['arch']})")
     if result.ensemble:
         lines.append(f"ensemble of {len(result.models)}: accuracy {result.accuracy:.4f}")
+    if result.shifts:
+        lines.append(f"with test-time augmentation: each image and its {result.shifts} one-pixel shifts")
     lines.append(f"test accuracy {result.accuracy:.4f} ({result.correct:,} / {result.n:,}); "
                  f"expected calibration error {result.calibration_error:.4f}")
     lines.append("per class: " + "  ".join(f"{i}:{a:.4f}" for i, a in enumerate(result.per_class_accuracy)))
