@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -175,6 +176,20 @@ def test_a_folder_is_read_on_every_core_in_order_and_the_same_as_one_process(tmp
     assert lines == json.loads(one.stdout)
     right = [line["digit"] == int(mnist.test_labels[i]) for i, line in enumerate(lines) if "digit" in line]
     assert sum(right) >= 0.95 * len(right)
+
+
+def test_a_folder_is_cut_into_chunks_that_shrink_towards_the_end():
+    """Every path once, in order; chunks of at most CHUNK that shrink to LAST_CHUNK at the end, so
+    no process is left with a big last chunk while the others wait."""
+    from lenet.reading.predict import CHUNK, LAST_CHUNK, chunked
+
+    paths = [Path(f"{i:05d}.png") for i in range(2000)]
+    chunks = list(chunked(paths, 2))
+    assert [p for chunk in chunks for p in chunk] == paths
+    sizes = [len(chunk) for chunk in chunks]
+    assert sizes[0] == CHUNK and max(sizes) == CHUNK and sizes == sorted(sizes, reverse=True)
+    assert all(size == LAST_CHUNK for size in sizes[-8:-1]) and sizes[-1] <= LAST_CHUNK
+    assert [len(c) for c in chunked(paths[:5], 2)] == [5]
 
 
 def run_on_terminal(args, stdout_too: bool) -> tuple[str, str]:

@@ -294,7 +294,8 @@ def predict_numbers(model, paths: list[Path], k: int = 1, region=None):
 
 POOL_FROM = 64   # files from which reading them is spread over processes (a pool takes ~0.1 s to start)
 BATCH = 256      # readings per forward pass
-CHUNK = 128      # files per task of a pool process: read, preprocessed and predicted together
+CHUNK = 128      # files per task of a pool process at most: read, preprocessed and predicted together
+LAST_CHUNK = 8   # the smallest: the last tasks shrink so that the processes finish together
 IN_FLIGHT = 2    # chunks per pool process submitted ahead: enough to keep it busy, few enough to bound memory
 
 
@@ -326,7 +327,7 @@ def stream_files(model, paths: list[Path], k: int = 1, workers: int | None = Non
     if workers > 1 and len(paths) >= POOL_FROM:
         from concurrent.futures import ProcessPoolExecutor
 
-        chunks = (paths[i:i + CHUNK] for i in range(0, len(paths), CHUNK))
+        chunks = chunked(paths, workers)
         with ProcessPoolExecutor(max_workers=workers, initializer=_hold, initargs=(model,)) as pool:
             # IN_FLIGHT chunks per process submitted, taken in input order: the processes never wait
             # for work, and results cannot pile up when printing (or saving) is slower than reading.
@@ -340,6 +341,17 @@ def stream_files(model, paths: list[Path], k: int = 1, workers: int | None = Non
                 yield from results
     else:
         yield from predicted(model, paths, (read_file(p, region) for p in paths), k)
+
+
+def chunked(paths: list[Path], workers: int):
+    """`paths` in consecutive chunks of at most CHUNK, each a share of those left (a quarter of
+    each process's), never under LAST_CHUNK: one process's last big chunk would otherwise keep
+    the others waiting idle at the end."""
+    start = 0
+    while start < len(paths):
+        size = max(LAST_CHUNK, min(CHUNK, (len(paths) - start) // (4 * workers)))
+        yield paths[start:start + size]
+        start += size
 
 
 _model = None  # the model a pool process predicts with (set once by its initializer)
