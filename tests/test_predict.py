@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -179,17 +178,17 @@ def test_a_folder_is_read_on_every_core_in_order_and_the_same_as_one_process(tmp
 
 
 def test_a_folder_is_cut_into_chunks_that_shrink_towards_the_end():
-    """Every path once, in order; chunks of at most CHUNK that shrink to LAST_CHUNK at the end, so
-    no process is left with a big last chunk while the others wait."""
-    from lenet.reading.predict import CHUNK, LAST_CHUNK, chunked
+    """Chunks of at most CHUNK that shrink to LAST_CHUNK at the end, so no process is left with a
+    big last chunk while the others wait."""
+    from lenet.reading.predict import CHUNK, LAST_CHUNK, chunk_size
 
-    paths = [Path(f"{i:05d}.png") for i in range(2000)]
-    chunks = list(chunked(paths, 2))
-    assert [p for chunk in chunks for p in chunk] == paths
-    sizes = [len(chunk) for chunk in chunks]
+    sizes, left = [], 2000
+    while left > 0:
+        sizes.append(min(left, chunk_size(left, 2)))
+        left -= sizes[-1]
     assert sizes[0] == CHUNK and max(sizes) == CHUNK and sizes == sorted(sizes, reverse=True)
     assert all(size == LAST_CHUNK for size in sizes[-8:-1]) and sizes[-1] <= LAST_CHUNK
-    assert [len(c) for c in chunked(paths[:5], 2)] == [5]
+    assert chunk_size(5, 2) == LAST_CHUNK
 
 
 def run_on_terminal(args, stdout_too: bool) -> tuple[str, str]:

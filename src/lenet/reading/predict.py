@@ -6,7 +6,6 @@ why that file could not be used. One bad file never stops the others.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections import deque
 from dataclasses import replace
@@ -327,31 +326,24 @@ def stream_files(model, paths: list[Path], k: int = 1, workers: int | None = Non
     if workers > 1 and len(paths) >= POOL_FROM:
         from concurrent.futures import ProcessPoolExecutor
 
-        chunks = chunked(paths, workers)
+        start, pending = 0, deque()
         with ProcessPoolExecutor(max_workers=workers, initializer=_hold, initargs=(model,)) as pool:
             # IN_FLIGHT chunks per process submitted, taken in input order: the processes never wait
             # for work, and results cannot pile up when printing (or saving) is slower than reading.
-            ahead = itertools.islice(chunks, IN_FLIGHT * workers)
-            pending = deque(pool.submit(_predict_chunk, c, k, region) for c in ahead)
-            while pending:
-                results = pending.popleft().result()
-                following = next(chunks, None)
-                if following is not None:
-                    pending.append(pool.submit(_predict_chunk, following, k, region))
-                yield from results
+            while start < len(paths) or pending:
+                while start < len(paths) and len(pending) < IN_FLIGHT * workers:
+                    size = chunk_size(len(paths) - start, workers)
+                    pending.append(pool.submit(_predict_chunk, paths[start:start + size], k, region))
+                    start += size
+                yield from pending.popleft().result()
     else:
         yield from predicted(model, paths, (read_file(p, region) for p in paths), k)
 
 
-def chunked(paths: list[Path], workers: int):
-    """`paths` in consecutive chunks of at most CHUNK, each a share of those left (a quarter of
-    each process's), never under LAST_CHUNK: one process's last big chunk would otherwise keep
-    the others waiting idle at the end."""
-    start = 0
-    while start < len(paths):
-        size = max(LAST_CHUNK, min(CHUNK, (len(paths) - start) // (4 * workers)))
-        yield paths[start:start + size]
-        start += size
+def chunk_size(left: int, workers: int) -> int:
+    """Files in the next chunk when `left` remain: a share of them, so the chunks shrink towards
+    the end and the processes finish together, not one still at a big last chunk."""
+    return max(LAST_CHUNK, min(CHUNK, left // (4 * workers)))
 
 
 _model = None  # the model a pool process predicts with (set once by its initializer)
