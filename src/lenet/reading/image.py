@@ -8,6 +8,7 @@ DRAFT_SIDE. Every failure is a `ValueError` that names the file.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import struct
@@ -139,14 +140,23 @@ def plain_pixels(pixels: np.ndarray | None, width: int, height: int, channels: i
 def spng_decode(data: bytes) -> np.ndarray | None:
     """A PNG's pixels by libspng (pyspng), which decodes a canvas drawing in two thirds of libpng's
     time; None when pyspng is not installed or cannot decode it."""
+    spng = pyspng()
+    if spng is None:
+        return None
+    try:
+        return spng.load(data)
+    except (RuntimeError, ValueError):  # corrupt or unusual: Pillow says what is wrong
+        return None
+
+
+@functools.cache
+def pyspng():
+    """The pyspng module, or None: looked for once, since a failed import searches the path each time."""
     try:
         import pyspng
     except ImportError:  # optional (lenet[png]): OpenCV decodes the same pixels
         return None
-    try:
-        return pyspng.load(data)
-    except (RuntimeError, ValueError):  # corrupt or unusual: Pillow says what is wrong
-        return None
+    return pyspng
 
 
 def declared_pixels(data: bytes) -> int:
