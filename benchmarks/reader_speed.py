@@ -96,7 +96,8 @@ def scanned_digits(ds, n: int, rng) -> tuple[np.ndarray, np.ndarray, str]:
         pick = rng.choice(len(ds.test_labels), n, replace=False)
         return ds.test_images[pick], ds.test_labels[pick], "MNIST test digits"
     uci = load_digits()
-    pick = rng.choice(len(uci.target), n, replace=False)
+    # Its 1,797 digits, each once while there are enough (a folder of 2,000 repeats some).
+    pick = rng.choice(len(uci.target), n, replace=n > len(uci.target))
     return (uci.images[pick] / 16 * 255).astype(np.uint8), uci.target[pick], "UCI digits (scikit-learn)"
 
 

@@ -177,6 +177,20 @@ def test_a_folder_is_read_on_every_core_in_order_and_the_same_as_one_process(tmp
     assert sum(right) >= 0.95 * len(right)
 
 
+def test_a_folder_is_cut_into_chunks_that_shrink_towards_the_end():
+    """Chunks of at most CHUNK that shrink to LAST_CHUNK at the end, so no process is left with a
+    big last chunk while the others wait."""
+    from lenet.reading.predict import CHUNK, LAST_CHUNK, chunk_size
+
+    sizes, left = [], 2000
+    while left > 0:
+        sizes.append(min(left, chunk_size(left, 2)))
+        left -= sizes[-1]
+    assert sizes[0] == CHUNK and max(sizes) == CHUNK and sizes == sorted(sizes, reverse=True)
+    assert all(size == LAST_CHUNK for size in sizes[-8:-1]) and sizes[-1] <= LAST_CHUNK
+    assert chunk_size(5, 2) == LAST_CHUNK
+
+
 def run_on_terminal(args, stdout_too: bool) -> tuple[str, str]:
     """`lenet *args` with stderr (and stdout too when `stdout_too`) a pseudo-terminal; (what the
     terminal received, stdout when it is a pipe)."""

@@ -217,10 +217,20 @@ def test_digit_on_squared_paper_and_tight_crop_read_right():
     assert right_tight >= 9, right_tight
 
 
-def test_quick_decoding_gives_pillows_pixels(monkeypatch):
-    """OpenCV decodes the plainest PNGs and JPEGs; every file gives the pixels Pillow gives (the
-    files OpenCV may not take, Pillow decodes), and a truncated JPEG is still an error."""
+@pytest.mark.parametrize("spng", [True, False])
+def test_quick_decoding_gives_pillows_pixels(monkeypatch, spng):
+    """OpenCV (or libspng, for PNGs, when pyspng is installed) decodes the plainest PNGs and JPEGs;
+    every file gives the pixels Pillow gives (the files they may not take, Pillow decodes), and a
+    truncated JPEG or PNG is still an error."""
     from lenet.reading import image
+
+    by_spng = []
+    if spng:
+        pytest.importorskip("pyspng")
+        spng_decode = image.spng_decode
+        monkeypatch.setattr(image, "spng_decode", lambda data: by_spng.append(spng_decode(data)) or by_spng[-1])
+    else:
+        monkeypatch.setattr(image, "spng_decode", lambda data: None)
 
     rng = np.random.default_rng(5)
     colour = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
@@ -249,5 +259,32 @@ def test_quick_decoding_gives_pillows_pixels(monkeypatch):
         assert np.array_equal(pixels, pillows[name][0]) and pixels.shape == pillows[name][0].shape, name
         assert scale == pillows[name][1]
     assert quick == [True] * 5 + [False] * 5  # the plain five by OpenCV, the rest by Pillow
-    with pytest.raises(ValueError, match="cannot decode"):
-        image.decode_image(files["jpeg"][:len(files["jpeg"]) // 2])
+    assert sum(p is not None for p in by_spng) == (2 * 3 if spng else 0)  # the three plain PNGs, twice
+    for name in ("jpeg", "rgba png"):
+        with pytest.raises(ValueError, match="cannot decode"):
+            image.decode_image(files[name][:len(files[name]) // 2])
+
+
+def test_a_large_jpeg_is_decoded_at_a_reduced_scale_never_below_the_draft_side():
+    """A JPEG over the working side is decoded at 1/2, 1/4 or 1/8 scale (draft mode), its longer
+    side kept at DRAFT_SIDE or more (one too small to halve: reduced after decoding), turned by its
+    orientation tag, and the scale given back says by how much; one within the working side is whole."""
+    from lenet.reading.image import DRAFT_SIDE, WORK_SIDE, decode_image
+
+    def jpeg(width: int, height: int, **options) -> bytes:
+        ramp = np.linspace(0, 255, width, dtype=np.float32)[None, :] * np.ones((height, 1), np.float32)
+        buf = io.BytesIO()
+        Image.fromarray(ramp.astype(np.uint8)).save(buf, "JPEG", **options)
+        return buf.getvalue()
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated a quarter turn
+    for (width, height), shape, scale in (((2000, 1500), (750, 1000), 2.0), ((4000, 3000), (750, 1000), 4.0),
+                                          ((1900, 900), (758, 1600), 1900 / 1600),
+                                          ((1600, 1200), (1200, 1600), 1.0)):
+        pixels, given = decode_image(jpeg(width, height))
+        assert pixels.shape == shape and given == scale, (width, height)
+        assert DRAFT_SIDE <= max(pixels.shape) <= WORK_SIDE
+    pixels, given = decode_image(jpeg(2000, 1500, exif=exif))
+    assert pixels.shape == (1000, 750) and given == 2.0  # turned: the ramp now runs down
+    assert pixels[10, 375] < 60 < 200 < pixels[-10, 375]

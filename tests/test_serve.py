@@ -119,6 +119,36 @@ def test_readings_ready_together_are_predicted_together(mnist):
         np.testing.assert_allclose(result.probabilities, alone.probabilities, atol=1e-6)
 
 
+def test_readings_made_in_the_thread_together_are_predicted_together(mnist):
+    import anyio
+
+    from lenet.errors import ImageError
+
+    model = NumpyModel.load(bundled_model_path())
+    batcher = Batcher(model, most=4)
+    passes = []
+    flush = batcher.flush
+    batcher.flush = lambda: (passes.append(len(batcher.waiting)), flush())
+    images = [np.asarray(Image.fromarray(255 - d).resize((200, 200))) for d in mnist.test_images[:7]]
+
+    def read(image):
+        if image is None:
+            raise ImageError("upload: cannot decode the image")
+        return read_digit(image)
+
+    async def together():
+        request = type("Request", (), {"app": type("App", (), {"state": type("State", (), {})})})
+        request.app.state.limiter = anyio.CapacityLimiter(1)
+        return await asyncio.gather(*(batcher.read_and_predict(request, read, image) for image in [*images, None]),
+                                    return_exceptions=True)
+
+    results = asyncio.run(together())
+    assert passes == [4, 3]  # at most `most` a pass; the last one failing does not hold the others back
+    assert isinstance(results[-1], ImageError) and batcher.reading == 0 and not batcher.waiting
+    for result, label in zip(results[:-1], mnist.test_labels[:7], strict=True):
+        assert result.digit == label
+
+
 @pytest.mark.parametrize("query, seen", [("", False), ("?preprocessed=true", True)])
 def test_batch(client, digits, query, seen):
     files = [("file", (f"d{i}.png", data, "image/png")) for i, (data, _) in enumerate(digits)]

@@ -188,7 +188,10 @@ def read_bounded(path: str | Path, limit: int, what: str = "file") -> bytes:
         size = os.fstat(f.fileno()).st_size
         if size > limit:
             raise TooLarge(f"{path}: {size:,} bytes is larger than the limit of {limit:,} for a {what}")
-        data = f.read(limit + 1)
+        # Its size and one byte more asked for: read(limit + 1) would allocate the whole limit first.
+        data = f.read(size + 1)
+        if len(data) > size:  # it grew since: the rest, up to the limit
+            data += f.read(limit + 1 - len(data))
     if len(data) > limit:
         raise TooLarge(f"{path}: larger than the limit of {limit:,} bytes for a {what}")
     return data

@@ -2,12 +2,15 @@
 
 Bounded: at most MAX_FILE_BYTES, MAX_PIXELS pixels (checked from the header, before any
 decoding), formats in FORMATS. Larger images are reduced (anti-aliased) to WORK_SIDE on the
-longer side. Every failure is a `ValueError` that names the file.
+longer side; a larger JPEG is first decoded at a reduced scale (draft mode), never below
+DRAFT_SIDE. Every failure is a `ValueError` that names the file.
 """
 
 from __future__ import annotations
 
+import functools
 import io
+import math
 import struct
 import warnings
 from pathlib import Path
@@ -17,6 +20,7 @@ import numpy as np
 from lenet.errors import ImageError, LenetError, TooLarge
 
 WORK_SIDE = 1600   # decoded images are reduced to this: a 60 px digit in a 4000 px photo is 24 px
+DRAFT_SIDE = 1000  # a JPEG over WORK_SIDE is decoded at a DCT scale that keeps this: a 60 px digit in 2000 stays 30
 MIN_SIDE = 8       # smaller than this holds no legible digit
 MAX_PIXELS = 40_000_000  # our own decompression-bomb limit (a 48 MP phone photo is rejected)
 MAX_FILE_BYTES = 20 * 1024**2
@@ -60,12 +64,12 @@ def decode_image(source: str | Path | bytes, name: str | None = None) -> tuple[n
             if min(width, height) < MIN_SIDE:
                 raise ImageError(f"{name}: {width}x{height} is too small to hold a digit "
                                  f"(at least {MIN_SIDE}x{MIN_SIDE})")
-            im.draft("L", (WORK_SIDE, WORK_SIDE))  # JPEG: decode at a reduced scale when it is big
-            quick = quick_decode(im, data)
+            im.draft("L", draft_size(width, height))  # JPEG: decoded at a reduced scale when it is big
+            quick = quick_decode(im, data) if im.size == (width, height) else None
             if quick is not None:
                 return quick, 1.0
             im.load()
-            im = ImageOps.exif_transpose(im)  # phone photos: honour the orientation tag
+            ImageOps.exif_transpose(im, in_place=True)  # phone photos: honour the orientation tag
             try:
                 im = to_array_mode(im)
             except ValueError as e:  # its pixels: not finite
@@ -85,33 +89,74 @@ def decode_image(source: str | Path | bytes, name: str | None = None) -> tuple[n
     return np.asarray(im), given / max(im.size)
 
 
+def draft_size(width: int, height: int) -> tuple[int, int]:
+    """The size to ask of a JPEG's draft mode (decoding at 1/2, 1/4 or 1/8 scale in the DCT, far
+    cheaper than decoding whole and reducing after): for an image over WORK_SIDE, one whose longer
+    side stays at least DRAFT_SIDE, which draft mode never goes below; else the image's own size."""
+    if max(width, height) <= WORK_SIDE:
+        return width, height
+    factor = max(width, height) / DRAFT_SIDE
+    return max(1, math.ceil(width / factor)), max(1, math.ceil(height / factor))
+
+
 def quick_decode(im, data: bytes) -> np.ndarray | None:
     """The pixels Pillow would give for the plainest files (an 8-bit grey, RGB or RGBA PNG with no
     orientation or transparency chunk; a grey-decoded JPEG, whole, upright, not to be reduced),
-    decoded by OpenCV, which does the same decoding with less around it. None for anything else,
-    or when OpenCV fails: Pillow then decodes it, and says what is wrong."""
+    decoded by OpenCV (a PNG by libspng when pyspng is installed), which do the same decoding with
+    less around it. None for anything else, or when they fail: Pillow then decodes it, and says
+    what is wrong."""
     import cv2
 
-    if max(im.size) > WORK_SIDE:
+    width, height = im.size
+    if max(width, height) > WORK_SIDE:
         return None
     if im.format == "PNG" and im.mode in ("L", "RGB", "RGBA") and "transparency" not in im.info \
             and b"eXIf" not in data and im.info.get("bits", 8) == 8:
         flag, channels = cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION, len(im.mode)
+        pixels = spng_decode(data)
+        if pixels is not None:  # in Pillow's channel order already
+            return pixels if plain_pixels(pixels, width, height, channels) else None
     elif (im.format == "JPEG" and im.mode == "L" and data.endswith(b"\xff\xd9")
           and im.getexif().get(0x0112, 1) == 1):
         flag, channels = cv2.IMREAD_GRAYSCALE | cv2.IMREAD_IGNORE_ORIENTATION, 1
     else:
         return None
     pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
-    width, height = im.size
-    if pixels is None or pixels.dtype != np.uint8 or pixels.shape[:2] != (height, width) \
-            or (pixels.shape[2] if pixels.ndim == 3 else 1) != channels:
+    if not plain_pixels(pixels, width, height, channels):
         return None
     if channels == 3:
         return cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
     if channels == 4:
         return cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGBA)
     return pixels
+
+
+def plain_pixels(pixels: np.ndarray | None, width: int, height: int, channels: int) -> bool:
+    """Whether a decoder's `pixels` are what the header promised: 8 bits, its size, its channels."""
+    return pixels is not None and pixels.dtype == np.uint8 and pixels.shape[:2] == (height, width) \
+        and (pixels.shape[2] if pixels.ndim == 3 else 1) == channels
+
+
+def spng_decode(data: bytes) -> np.ndarray | None:
+    """A PNG's pixels by libspng (pyspng), which decodes a canvas drawing in two thirds of libpng's
+    time; None when pyspng is not installed or cannot decode it."""
+    spng = pyspng()
+    if spng is None:
+        return None
+    try:
+        return spng.load(data)
+    except (RuntimeError, ValueError):  # corrupt or unusual: Pillow says what is wrong
+        return None
+
+
+@functools.cache
+def pyspng():
+    """The pyspng module, or None: looked for once, since a failed import searches the path each time."""
+    try:
+        import pyspng
+    except ImportError:  # optional (lenet[png]): OpenCV decodes the same pixels
+        return None
+    return pyspng
 
 
 def declared_pixels(data: bytes) -> int:

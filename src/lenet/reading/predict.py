@@ -6,7 +6,6 @@ why that file could not be used. One bad file never stops the others.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections import deque
 from dataclasses import replace
@@ -294,7 +293,8 @@ def predict_numbers(model, paths: list[Path], k: int = 1, region=None):
 
 POOL_FROM = 64   # files from which reading them is spread over processes (a pool takes ~0.1 s to start)
 BATCH = 256      # readings per forward pass
-CHUNK = 128      # files per task of a pool process: read, preprocessed and predicted together
+CHUNK = 128      # files per task of a pool process at most: read, preprocessed and predicted together
+LAST_CHUNK = 8   # the smallest: the last tasks shrink so that the processes finish together
 IN_FLIGHT = 2    # chunks per pool process submitted ahead: enough to keep it busy, few enough to bound memory
 
 
@@ -326,20 +326,24 @@ def stream_files(model, paths: list[Path], k: int = 1, workers: int | None = Non
     if workers > 1 and len(paths) >= POOL_FROM:
         from concurrent.futures import ProcessPoolExecutor
 
-        chunks = (paths[i:i + CHUNK] for i in range(0, len(paths), CHUNK))
+        start, pending = 0, deque()
         with ProcessPoolExecutor(max_workers=workers, initializer=_hold, initargs=(model,)) as pool:
             # IN_FLIGHT chunks per process submitted, taken in input order: the processes never wait
             # for work, and results cannot pile up when printing (or saving) is slower than reading.
-            ahead = itertools.islice(chunks, IN_FLIGHT * workers)
-            pending = deque(pool.submit(_predict_chunk, c, k, region) for c in ahead)
-            while pending:
-                results = pending.popleft().result()
-                following = next(chunks, None)
-                if following is not None:
-                    pending.append(pool.submit(_predict_chunk, following, k, region))
-                yield from results
+            while start < len(paths) or pending:
+                while start < len(paths) and len(pending) < IN_FLIGHT * workers:
+                    size = chunk_size(len(paths) - start, workers)
+                    pending.append(pool.submit(_predict_chunk, paths[start:start + size], k, region))
+                    start += size
+                yield from pending.popleft().result()
     else:
         yield from predicted(model, paths, (read_file(p, region) for p in paths), k)
+
+
+def chunk_size(left: int, workers: int) -> int:
+    """Files in the next chunk when `left` remain: a share of them, so the chunks shrink towards
+    the end and the processes finish together, not one still at a big last chunk."""
+    return max(LAST_CHUNK, min(CHUNK, left // (4 * workers)))
 
 
 _model = None  # the model a pool process predicts with (set once by its initializer)

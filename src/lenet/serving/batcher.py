@@ -15,6 +15,7 @@ from lenet.reading.prediction import Prediction
 # this only fight over it (benchmarks/serve_load.py compares).
 INFERENCE_THREADS = 1
 INLINE_PIXELS = 128 * 128  # /predict reads images up to this size on the event loop (Batcher); larger in the thread
+MOST = 8  # readings one forward pass waits for: more saves little and makes the first one wait longer
 
 
 async def in_worker(request: Request, fn, *args):
@@ -28,21 +29,39 @@ class Batcher:
     Runs on the event loop. The first reading to arrive schedules `flush` with call_soon, which
     runs after the callbacks already queued: the other requests whose bytes came in the same
     turn of the loop add their readings first: one forward pass of several images costs less
-    than one each."""
+    than one each. Readings of larger images, made in the inference thread (`read_and_predict`),
+    wait for the others being read there, up to `most` together: those requests came together."""
 
-    def __init__(self, model):
-        self.model = model
+    def __init__(self, model, most: int = MOST):
+        self.model, self.most = model, most
         self.waiting: list = []
+        self.reading = 0  # requests reading in (or waiting for) the inference thread
+        self.due = False  # a flush is scheduled
 
     async def predict(self, reading) -> Prediction:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self.waiting.append((reading, future))
-        if len(self.waiting) == 1:
-            loop.call_soon(self.flush)
+        self.schedule()
         return await future
 
+    async def read_and_predict(self, request: Request, read, *args) -> Prediction:
+        """`read(*args)` in the inference thread, then predicted with the readings made beside it."""
+        self.reading += 1
+        try:
+            reading = await in_worker(request, read, *args)
+        finally:
+            self.reading -= 1
+            self.schedule()  # the readings that waited for this one go now if it was the last
+        return await self.predict(reading)
+
+    def schedule(self) -> None:
+        if self.waiting and not self.due and (self.reading == 0 or len(self.waiting) >= self.most):
+            self.due = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
     def flush(self) -> None:
+        self.due = False
         waiting, self.waiting = self.waiting, []
         try:
             results = judge_readings(self.model, [reading for reading, _ in waiting])

@@ -13,7 +13,7 @@ from lenet import __version__
 from lenet.evaluation.explain import explain_seen
 from lenet.nn.model_file import test_accuracy
 from lenet.reading.number import MAX_DIGITS
-from lenet.reading.predict import judge_readings, judged, predict_each, prediction_of, read_digits
+from lenet.reading.predict import judged, predict_each, prediction_of, read_digits
 from lenet.reading.prediction import Prediction
 from lenet.serving.batcher import INLINE_PIXELS, in_worker
 from lenet.serving.inputs import MAX_BATCH, RequestError, check_pixel_budget, content_type, decode, form_files, prepared
@@ -63,14 +63,13 @@ async def model_info(request: Request):
                          'content type), or JSON `{"pixels": 28x28 numbers 0..255 (or 0..1)}`. '
                          "With `?preprocessed=true` the answer also holds the 28x28 the network saw.")
 async def predict(request: Request, preprocessed: bool = False):
-    model = request.app.state.model
     prepare, args, pixels = await prepared(request)
     if pixels <= INLINE_PIXELS:
         # A small image: read on the event loop, predicted with whatever else is ready. A thread
         # hop would cost more than the work, and its thread would fight the loop for the GIL.
         prediction = await request.app.state.batcher.predict(prepare(*args))
-    else:
-        prediction = await in_worker(request, lambda: judge_readings(model, [prepare(*args)])[0])
+    else:  # read in the thread, predicted with the others read beside it
+        prediction = await request.app.state.batcher.read_and_predict(request, prepare, *args)
     result = prediction.to_json()
     if preprocessed:
         result["preprocessed"] = prediction.seen.tolist()
