@@ -103,8 +103,11 @@ def test_quick_profiles_are_numpys_own():
         a = rng.random((5, n)).astype(np.float32)
         assert np.array_equal(row_medians(a), np.median(a, axis=1))
         assert np.array_equal(row_medians(a.T), np.median(a.T, axis=1))
+    paper = np.where(rng.random((300, 201)) < 0.9, np.float32(0.88), rng.random((300, 201))).astype(np.float32)
+    narrow = (0.5 + 1e-4 * rng.random((151, 200))).astype(np.float32)  # a range small beside its level
     for n in [1, 2, 3, 50, 51, 1000, 37_001]:
-        for a in (rng.random(n).astype(np.float32), rng.random(n), np.round(rng.random((n, 1)) * 255) / 255):
+        for a in (rng.random(n).astype(np.float32), rng.random(n), np.round(rng.random((n, 1)) * 255) / 255,
+                  *((paper.T, narrow, np.round(paper * 255).astype(np.float32) / 255) if n == 37_001 else ())):
             assert median(a) == np.median(a)
             for qs in ([2, 98], [5, 50, 95], [0, 100]):
                 got, want = percentiles(a, qs), np.percentile(a, qs)

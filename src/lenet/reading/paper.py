@@ -83,7 +83,12 @@ def paper_lines(small: np.ndarray, min_lines: int = MIN_LINES) -> np.ndarray:
         # merge into one broad region that crosses nothing. Not a box's two (its sides stay whole).
         dark = np.where(added > 0, 0, dark) if axis == 0 and rows > 2 else dark
         line = lines_along(dark, axis)
-        labels, _, _, boxes = label_with_boxes(line > LINE_CONTRAST)
+        marked = line > LINE_CONTRAST
+        # A run crosses the image only over as many rows (columns) holding some of it: without
+        # them, nothing to label.
+        if np.count_nonzero(marked.any(1 - axis)) < SPAN * dark.shape[axis]:
+            continue
+        labels, _, _, boxes = label_with_boxes(marked)
         width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
         extent, thick = (width, height) if axis == 1 else (height, width)
         crossing = (extent >= SPAN * dark.shape[axis]) & (thick <= dark.shape[1 - axis] / 4)
