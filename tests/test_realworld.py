@@ -62,13 +62,19 @@ def test_label_matches_a_flood_fill():
 
 def test_label_with_boxes_counts_and_boxes_each_component():
     """Each component's pixel count and box, from the labels returned, on masks whose ink sits
-    anywhere (it is labelled on its own bounding box), and an empty one."""
+    anywhere (it is labelled on its own bounding box), many components or a few lines (measured
+    apart), and an empty one."""
     rng = np.random.default_rng(1)
     assert mo.label_with_boxes(np.zeros((5, 7), bool))[1] == 0
-    for _ in range(20):
+    for trial in range(40):
         mask = np.zeros((int(rng.integers(8, 50)), int(rng.integers(8, 50))), bool)
         y, x = int(rng.integers(0, mask.shape[0] - 3)), int(rng.integers(0, mask.shape[1] - 3))
-        mask[y:, x:] = rng.random(mask[y:, x:].shape) < rng.uniform(0.1, 0.5)
+        if trial % 2:
+            mask[y:, x:] = rng.random(mask[y:, x:].shape) < rng.uniform(0.1, 0.5)
+        else:  # one to FEW + 1 thin lines
+            for _ in range(int(rng.integers(1, mo.FEW + 2))):
+                row, start = int(rng.integers(y, mask.shape[0])), int(rng.integers(x, mask.shape[1]))
+                mask[row, start:start + int(rng.integers(1, 30))] = True
         labels, count, pixels, boxes = mo.label_with_boxes(mask)
         assert count == mo.label(mask)[1] and np.array_equal(labels > 0, mask)
         for number in range(count):
