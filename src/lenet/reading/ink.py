@@ -263,7 +263,7 @@ def dark_is_ink(small: np.ndarray, dark_ink: np.ndarray, light_ink: np.ndarray, 
     inner = mo.max_filter(either > 0.5 * float(either.max()), reach)
     ring = mo.max_filter(inner, reach) & ~inner
     lo, hi = percentiles(small[inner], [2, 98])
-    around = small[ring] if np.count_nonzero(ring) >= 20 else border_of(small)
+    around = small[ring] if ring.sum() >= 20 else border_of(small)
     return median(around) > (lo + hi) / 2
 
 
