@@ -78,6 +78,29 @@ def test_pool_along_is_the_block_maximum():
                 assert np.array_equal(paper.pool_along(values, axis, block), want)
 
 
+def test_lines_along_skips_only_openings_with_nothing_above_the_floor():
+    """With a floor, lines_along gives None only where the opening would hold nothing above it, and
+    otherwise the opening itself: on noise, faint and dark lines, short dashes, runs at the ends."""
+    rng = np.random.default_rng(5)
+    skipped = kept = 0
+    for trial in range(300):
+        shape = tuple(int(v) for v in rng.integers(20, 260, 2))
+        dark = (rng.random(shape) * rng.uniform(0.01, 0.08)).astype(np.float32)
+        for _ in range(int(rng.integers(0, 3))):  # lines or dashes, some from an edge, some faint
+            row, start = int(rng.integers(0, shape[0])), int(rng.integers(-shape[1] // 2, shape[1]))
+            dark[row, max(0, start):start + int(rng.integers(5, shape[1] + 1))] = rng.uniform(0.03, 0.3)
+        for axis in (0, 1):
+            values = dark if axis == 1 else np.ascontiguousarray(dark.T)
+            full, floored = paper.lines_along(values, axis), paper.lines_along(values, axis, paper.LINE_CONTRAST)
+            if floored is None:
+                skipped += 1
+                assert not (full > paper.LINE_CONTRAST).any(), trial
+            else:
+                kept += 1
+                assert np.array_equal(floored, full), trial
+    assert skipped > 50 and kept > 50
+
+
 def test_canvas_is_one_grey_on_half_the_border():
     rng = np.random.default_rng(4)
     for i in range(500):

@@ -75,7 +75,7 @@ def test_label_with_boxes_counts_and_boxes_each_component():
             for _ in range(int(rng.integers(1, mo.FEW + 2))):
                 row, start = int(rng.integers(y, mask.shape[0])), int(rng.integers(x, mask.shape[1]))
                 mask[row, start:start + int(rng.integers(1, 30))] = True
-        labels, count, pixels, boxes = mo.label_with_boxes(mask)
+        labels, count, pixels, boxes = mo.label_with_boxes(mask, lines=trial % 4 < 2)
         assert count == mo.label(mask)[1] and np.array_equal(labels > 0, mask)
         for number in range(count):
             ys, xs = np.nonzero(labels == number + 1)

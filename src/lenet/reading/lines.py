@@ -107,7 +107,7 @@ def line_candidates(mask: np.ndarray) -> list[Line]:
         run = mo.line_opening(mask, max(MIN_LINE, side // 4), axis)
         if not run.any():
             continue
-        labels, count, pixels, boxes = mo.label_with_boxes(run)
+        labels, count, pixels, boxes = mo.label_with_boxes(run, lines=True)
         for number, (left, top, right, bottom), area in zip(range(count), boxes.tolist(), pixels.tolist(), strict=True):
             length = right - left if axis == 1 else bottom - top
             if length >= 8 * area / max(1, length):  # thin: 8 times longer than thick

@@ -38,7 +38,7 @@ class Box(NamedTuple):
 # Grana's block-based labelling numbers components as the default (Spaghetti) does, and gathers
 # the statistics in a fraction of the default's time.
 LABELLING = cv2.CCL_GRANA
-FEW = 4  # up to this many components, `label_with_boxes` measures each one itself
+FEW = 4  # up to this many lines, `label_with_boxes` measures each one itself
 
 _SQUARES: dict[int, np.ndarray] = {}
 
@@ -153,21 +153,24 @@ def label(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return labels, count - 1
 
 
-def label_with_boxes(mask: np.ndarray) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
+def label_with_boxes(mask: np.ndarray, lines: bool = False) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
     """`label`'s (labels, count) with each component's pixel count and box (left, top, right,
-    bottom), in one pass."""
+    bottom), in one pass. `lines`: the mask holds a few lines, most likely (runs of a line
+    opening): up to FEW components are then measured apart, quicker than OpenCV's statistics."""
     src = np.ascontiguousarray(mask).view(np.uint8)
     # Labelled on the pixels' bounding box (in no promised order, so any offset will do).
     x0, y0, w, h = cv2.boundingRect(src)
     if w == 0:
         return np.zeros(mask.shape, np.int32), 0, np.zeros(0, np.int64), np.zeros((0, 4), np.int64)
     crop = src[y0:y0 + h, x0:x0 + w]
-    n, part = cv2.connectedComponentsWithAlgorithm(crop, 8, cv2.CV_32S, LABELLING)
+    n = FEW + 2
+    if lines:
+        n, part = cv2.connectedComponentsWithAlgorithm(crop, 8, cv2.CV_32S, LABELLING)
     if n - 1 > FEW:
         n, part, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(crop, 8, cv2.CV_32S, LABELLING)
     labels = np.zeros(mask.shape, np.int32)
     labels[y0:y0 + h, x0:x0 + w] = part
-    if n - 1 <= FEW:  # a few lines: each one's box and count directly, quicker than OpenCV's statistics
+    if n - 1 <= FEW:  # each line's box and count directly
         pieces = [crop] if n == 2 else [(part == i).view(np.uint8) for i in range(1, n)]
         rects = [cv2.boundingRect(p) for p in pieces]
         boxes = np.array([(x0 + x, y0 + y, x0 + x + bw, y0 + y + bh) for x, y, bw, bh in rects], np.int64)

@@ -1,6 +1,6 @@
 """Order statistics of the reader's arrays: NumPy's medians and percentiles, the same numbers, by
-one vectorised sort (np.median's and np.percentile's own overhead is most of their time on arrays
-of a few thousand pixels)."""
+one vectorised sort, or on large arrays by sorting one bin of a histogram (np.median's and
+np.percentile's own overhead is most of their time on arrays of a few thousand pixels)."""
 
 from __future__ import annotations
 
@@ -21,31 +21,34 @@ def row_medians(a: np.ndarray) -> np.ndarray:
 
 
 def median(a: np.ndarray) -> float:
-    """np.median of all of `a`, the same number, by one vectorised sort (np.median's own overhead
-    is most of its time on the reader's arrays)."""
+    """np.median of all of `a`, the same number, by one vectorised sort or `ranked` (np.median's own
+    overhead is most of its time on the reader's arrays)."""
     if a.size == 0:
         return float(np.median(a))
     middle = a.size // 2
+    if not selects(a):
+        ordered = np.sort(a, axis=None)
+        return float(ordered[middle] if ordered.size % 2 else (ordered[middle - 1] + ordered[middle]) / 2)
     lower, upper = ranked(a, [middle - 1, middle] if a.size % 2 == 0 else [middle, middle])
     return float(upper if a.size % 2 else (lower + upper) / 2)
 
 
 def percentiles(a: np.ndarray, qs: list[float]) -> np.ndarray:
-    """np.percentile(a, qs) (its default, linear method), the same numbers, by one vectorised sort:
-    NumPy's own index, weight and interpolation steps, written out (for float arrays, one q at a
-    time in Python floats: the same IEEE operations, without a dozen tiny array operations)."""
+    """np.percentile(a, qs) (its default, linear method), the same numbers, by one vectorised sort
+    (or `ranked`): NumPy's own index, weight and interpolation steps, written out (for float arrays,
+    one q at a time in Python floats: the same IEEE operations, without a dozen tiny array operations)."""
     if a.size == 0:
         return np.percentile(a, qs)
     n = a.size
     if a.dtype in (np.float32, np.float64):
-        spans = []  # each q's index, and the ranks of the two values it falls between
+        spans = []  # each q's index and the rank below it (-1: at the top, the last value)
         for q in qs:
             index = (n - 1) * (float(q) / 100)
-            below = -1 if index >= n - 1 else int(np.floor(index))  # at the top: the last value
-            spans.append((index, below, n - 1 if below == -1 else below, n - 1 if below == -1 else below + 1))
-        values = ranked(a, [rank for span in spans for rank in span[2:]])
+            spans.append((index, -1 if index >= n - 1 else int(np.floor(index))))
+        ranks = [rank for _, below in spans for rank in ((n - 1, n - 1) if below == -1 else (below, below + 1))]
+        values = ranked(a, ranks) if selects(a) else np.sort(a, axis=None)[ranks]
         out = []
-        for i, (index, below, _, _) in enumerate(spans):
+        for i, (index, below) in enumerate(spans):
             gamma = index - below
             lo, hi = values[2 * i], values[2 * i + 1]
             step = float(hi - lo)  # in the array's own precision, as NumPy takes it
@@ -65,13 +68,16 @@ def percentiles(a: np.ndarray, qs: list[float]) -> np.ndarray:
     return result
 
 
+def selects(a: np.ndarray) -> bool:
+    """Whether `ranked` picks the values of `a` (large, float32, finite), rather than one sort."""
+    return a.size >= SELECT and a.dtype == np.float32 and a.ndim <= 2 and cv2.checkRange(a)
+
+
 def ranked(a: np.ndarray, ranks: list[int]) -> np.ndarray:
-    """The values at `ranks` (0: the smallest) of all of `a` in sorted order, as np.sort places
-    them. A large float32 array is mapped to 256 bins by a non-decreasing map (IEEE subtraction and
+    """The values at `ranks` (0: the smallest) of all of `a` (`selects(a)`) in sorted order, as
+    np.sort places them. The array is mapped to 256 bins by a non-decreasing map (IEEE subtraction and
     multiplication, then rounding), so each bin holds one stretch of the sorted order: the bins'
     counts say which bin holds each rank, and only that bin's values are sorted."""
-    if a.size < SELECT or a.dtype != np.float32 or a.ndim > 2 or not cv2.checkRange(a):
-        return np.sort(a, axis=None)[ranks]
     lo, hi = cv2.minMaxLoc(a)[:2]
     if lo == hi:
         return np.full(len(ranks), a.flat[0], a.dtype)

@@ -36,12 +36,13 @@ def thin_dark(small: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return paper - small, paper
 
 
-def lines_along(dark: np.ndarray, axis: int) -> np.ndarray:
+def lines_along(dark: np.ndarray, axis: int, floor: float | None = None) -> np.ndarray | None:
     """The darkness of straight runs along `axis` (1: horizontal) that cross the image: `dark`
     spread TILT pixels across the run (a turned sheet) and GAP along it (dots, dashes), then
     opened with a run SPAN of the image long, at each pixel the weakest darkness along the run.
     Along the run, on blocks of a few pixels (their strongest darkness): a line is as dark in the
-    block as in its pixels, and the long opening costs a fraction."""
+    block as in its pixels, and the long opening costs a fraction. With a `floor`: None when no run
+    can be darker than it (the opening, skipped, would be at most the floor everywhere)."""
     block = max(1, dark.shape[axis] // 96)
     pooled = pool_along(dark, axis, block)
     length = pooled.shape[axis]
@@ -50,6 +51,10 @@ def lines_along(dark: np.ndarray, axis: int) -> np.ndarray:
     # Spread across and along at once: a rectangle's maximum is its rows' maximum of its columns'.
     spread_by, along_run = ((TILT, gap), (1, run)) if axis == 1 else ((gap, TILT), (run, 1))
     spread = cv2.dilate(pooled, np.ones(spread_by, np.uint8), borderType=cv2.BORDER_REPLICATE)
+    # A pixel of the opening above the floor needs every pixel of its run's window within the image
+    # above it: at the image's ends, at least half a run of them in its row (column).
+    if floor is not None and np.count_nonzero(spread > floor, axis=axis).max() < min(length, run - run // 2):
+        return None
     opened = cv2.morphologyEx(spread, cv2.MORPH_OPEN, np.ones(along_run, np.uint8), borderType=cv2.BORDER_REPLICATE)
     return np.repeat(opened, block, axis)[:dark.shape[0], :dark.shape[1]] if block > 1 else opened
 
@@ -82,7 +87,9 @@ def paper_lines(small: np.ndarray, min_lines: int = MIN_LINES) -> np.ndarray:
         # A ruling's lines first taken out: bridged along a run, ruled lines close together would
         # merge into one broad region that crosses nothing. Not a box's two (its sides stay whole).
         dark = np.where(added > 0, 0, dark) if axis == 0 and rows > 2 else dark
-        line = lines_along(dark, axis)
+        line = lines_along(dark, axis, LINE_CONTRAST)
+        if line is None:
+            continue  # nothing darker than a printed line runs far enough
         marked = line > LINE_CONTRAST
         # A run crosses the image only over as many rows (columns) holding some of it: without
         # them, nothing to label.
