@@ -50,6 +50,26 @@ def test_line_opening_is_the_runs_of_at_least_its_length():
             assert np.array_equal(got, want if axis == 1 else want.T), (axis, length)
 
 
+def test_transposed_is_a_contiguous_transpose():
+    rng = np.random.default_rng(6)
+    for shape in [(1, 7), (9, 1), (31, 17), (192, 175)]:
+        for values in (rng.random(shape) < 0.3, (rng.random(shape) * 255).astype(np.uint8),
+                       rng.random(shape).astype(np.float32), rng.random(shape)):
+            for a in (values, values[:, ::-1], values.T):
+                got = mo.transposed(a)
+                assert got.dtype == a.dtype and got.flags.c_contiguous and np.array_equal(got, a.T)
+
+
+def test_closing_and_opening_are_the_two_filters_in_turn():
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        shape = tuple(int(v) for v in rng.integers(1, 70, 2))
+        size = int(rng.integers(1, 12)) | 1
+        for a in (rng.random(shape).astype(np.float32), rng.random(shape) < 0.3, rng.random(shape)):
+            assert np.array_equal(mo.closing(a, size), mo.min_filter(mo.max_filter(a, size), size))
+            assert np.array_equal(mo.opening(a, size), mo.max_filter(mo.min_filter(a, size), size))
+
+
 def test_pooled_blocks_are_each_blocks_extremes():
     """Block maxima and minima, for sides that divide evenly (OpenCV's filters) and that do not."""
     rng = np.random.default_rng(2)

@@ -202,7 +202,7 @@ def unruled(small: np.ndarray) -> np.ndarray:
     out = small
     for axis in (0, 1):
         side = out.shape[axis]
-        along = out if axis == 0 else out.T
+        along = out if axis == 0 else mo.transposed(out)  # the columns as contiguous rows
         profile = row_medians(along)
         reach = max(3, side // 16)
         local = mo.max_filter_1d(profile, 2 * reach + 1)
@@ -312,7 +312,7 @@ def marks_of(mask: np.ndarray, ink: np.ndarray) -> tuple[np.ndarray, list[Mark]]
     a faint stretch (a pencil's light touch) is one mark when its pieces are a few pixels apart,
     so gaps under 1% of the image are closed for the labelling."""
     gap = max(3, round(min(mask.shape) / 100)) | 1
-    labels, count = mo.label(mo.min_filter(mo.max_filter(mask, gap), gap))
+    labels, count = mo.label(mo.closing(mask, gap))
     np.multiply(labels, mask, out=labels)  # the closing's bridges are no mark's pixels
     marks = sorted(components(labels, count, ink), key=lambda mark: -mark.ink)
     biggest = marks[0].pixels if marks else 0

@@ -87,13 +87,17 @@ def min_filter(a: np.ndarray, size: int) -> np.ndarray:
 
 
 def closing(a: np.ndarray, size: int) -> np.ndarray:
-    """Removes dark features narrower than `size`: on light paper, the paper under the ink."""
-    return min_filter(max_filter(a, size), size)
+    """Removes dark features narrower than `size`: on light paper, the paper under the ink
+    (`max_filter`, then `min_filter`, in one OpenCV call)."""
+    return _morph(a, size, lambda src, kernel, borderType: cv2.morphologyEx(src, cv2.MORPH_CLOSE, kernel,
+                                                                             borderType=borderType))
 
 
 def opening(a: np.ndarray, size: int) -> np.ndarray:
-    """Removes light features narrower than `size`: on a dark board, the board under the chalk."""
-    return max_filter(min_filter(a, size), size)
+    """Removes light features narrower than `size`: on a dark board, the board under the chalk
+    (`min_filter`, then `max_filter`, in one OpenCV call)."""
+    return _morph(a, size, lambda src, kernel, borderType: cv2.morphologyEx(src, cv2.MORPH_OPEN, kernel,
+                                                                             borderType=borderType))
 
 
 def line_opening(mask: np.ndarray, length: int, axis: int) -> np.ndarray:
@@ -103,7 +107,7 @@ def line_opening(mask: np.ndarray, length: int, axis: int) -> np.ndarray:
     if length > mask.shape[axis]:
         return np.zeros_like(mask)
     if axis == 0:  # OpenCV opens rows of contiguous pixels faster than columns: by rows of the transpose
-        return np.ascontiguousarray(line_opening(np.ascontiguousarray(mask.T), length, 1).T)
+        return transposed(line_opening(transposed(mask), length, 1))
     # Each row (column) is opened on its own: only those holding `length` pixels can keep any.
     counts = cv2.reduce(np.ascontiguousarray(mask).view(np.uint8), axis, cv2.REDUCE_SUM, dtype=cv2.CV_32S)
     full = np.flatnonzero(counts.ravel() >= length)
@@ -114,6 +118,14 @@ def line_opening(mask: np.ndarray, length: int, axis: int) -> np.ndarray:
         else:
             out[:, full] = _line_opening(mask[:, full], length, axis)
     return out
+
+
+def transposed(a: np.ndarray) -> np.ndarray:
+    """`a.T` as a contiguous array (OpenCV's transpose for masks and float32: a fraction of NumPy's copy)."""
+    if a.ndim == 2 and a.dtype in (np.bool_, np.uint8, np.float32):
+        out = cv2.transpose(np.ascontiguousarray(a).view(np.uint8) if a.dtype == np.bool_ else np.ascontiguousarray(a))
+        return out.view(bool) if a.dtype == np.bool_ else out
+    return np.ascontiguousarray(a.T)
 
 
 def _line_opening(mask: np.ndarray, length: int, axis: int) -> np.ndarray:
