@@ -98,9 +98,9 @@ def test_pool_along_is_the_block_maximum():
                 assert np.array_equal(paper.pool_along(values, axis, block), want)
 
 
-def test_lines_along_skips_only_openings_with_nothing_above_the_floor():
-    """With a floor, lines_along gives None only where the opening would hold nothing above it, and
-    otherwise the opening itself: on noise, faint and dark lines, short dashes, runs at the ends."""
+def test_runs_above_are_where_lines_along_is_above_the_floor():
+    """runs_above (in bytes) marks exactly where lines_along's darkness is above the floor, and is
+    None only where it is nowhere: on noise, faint and dark lines, short dashes, runs at the ends."""
     rng = np.random.default_rng(5)
     skipped = kept = 0
     for trial in range(300):
@@ -111,13 +111,14 @@ def test_lines_along_skips_only_openings_with_nothing_above_the_floor():
             dark[row, max(0, start):start + int(rng.integers(5, shape[1] + 1))] = rng.uniform(0.03, 0.3)
         for axis in (0, 1):
             values = dark if axis == 1 else np.ascontiguousarray(dark.T)
-            full, floored = paper.lines_along(values, axis), paper.lines_along(values, axis, paper.LINE_CONTRAST)
-            if floored is None:
+            want = paper.lines_along(values, axis) > paper.LINE_CONTRAST
+            got = paper.runs_above(values, axis, paper.LINE_CONTRAST)
+            if got is None:
                 skipped += 1
-                assert not (full > paper.LINE_CONTRAST).any(), trial
+                assert not want.any(), trial
             else:
                 kept += 1
-                assert np.array_equal(floored, full), trial
+                assert np.array_equal(got, want), trial
     assert skipped > 50 and kept > 50
 
 
