@@ -28,7 +28,9 @@ def resize(values: np.ndarray, shape: tuple[int, int], how=None) -> np.ndarray:
         return values
     if how is None:
         how = Image.Resampling.BOX if shape[0] <= values.shape[0] else Image.Resampling.BILINEAR
-    image = Image.fromarray(values.astype(np.float32, copy=False), "F")
+    floats = np.ascontiguousarray(values, np.float32)
+    # Pillow reads the array where it lies (no copy), as its "F" mode lays floats out.
+    image = Image.frombuffer("F", (floats.shape[1], floats.shape[0]), floats, "raw", "F", 0, 1)
     return np.asarray(image.resize((shape[1], shape[0]), how))
 
 
