@@ -50,6 +50,26 @@ def test_line_opening_is_the_runs_of_at_least_its_length():
             assert np.array_equal(got, want if axis == 1 else want.T), (axis, length)
 
 
+def test_transposed_is_a_contiguous_transpose():
+    rng = np.random.default_rng(6)
+    for shape in [(1, 7), (9, 1), (31, 17), (192, 175)]:
+        for values in (rng.random(shape) < 0.3, (rng.random(shape) * 255).astype(np.uint8),
+                       rng.random(shape).astype(np.float32), rng.random(shape)):
+            for a in (values, values[:, ::-1], values.T):
+                got = mo.transposed(a)
+                assert got.dtype == a.dtype and got.flags.c_contiguous and np.array_equal(got, a.T)
+
+
+def test_closing_and_opening_are_the_two_filters_in_turn():
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        shape = tuple(int(v) for v in rng.integers(1, 70, 2))
+        size = int(rng.integers(1, 12)) | 1
+        for a in (rng.random(shape).astype(np.float32), rng.random(shape) < 0.3, rng.random(shape)):
+            assert np.array_equal(mo.closing(a, size), mo.min_filter(mo.max_filter(a, size), size))
+            assert np.array_equal(mo.opening(a, size), mo.max_filter(mo.min_filter(a, size), size))
+
+
 def test_pooled_blocks_are_each_blocks_extremes():
     """Block maxima and minima, for sides that divide evenly (OpenCV's filters) and that do not."""
     rng = np.random.default_rng(2)
@@ -76,6 +96,30 @@ def test_pool_along_is_the_block_maximum():
                 want = (taken.reshape(-1, block, shape[1]).max(1) if axis == 0
                         else taken.reshape(shape[0], -1, block).max(2))
                 assert np.array_equal(paper.pool_along(values, axis, block), want)
+
+
+def test_runs_above_are_where_lines_along_is_above_the_floor():
+    """runs_above (in bytes) marks exactly where lines_along's darkness is above the floor, and is
+    None only where it is nowhere: on noise, faint and dark lines, short dashes, runs at the ends."""
+    rng = np.random.default_rng(5)
+    skipped = kept = 0
+    for trial in range(300):
+        shape = tuple(int(v) for v in rng.integers(20, 260, 2))
+        dark = (rng.random(shape) * rng.uniform(0.01, 0.08)).astype(np.float32)
+        for _ in range(int(rng.integers(0, 3))):  # lines or dashes, some from an edge, some faint
+            row, start = int(rng.integers(0, shape[0])), int(rng.integers(-shape[1] // 2, shape[1]))
+            dark[row, max(0, start):start + int(rng.integers(5, shape[1] + 1))] = rng.uniform(0.03, 0.3)
+        for axis in (0, 1):
+            values = dark if axis == 1 else np.ascontiguousarray(dark.T)
+            want = paper.lines_along(values, axis) > paper.LINE_CONTRAST
+            got = paper.runs_above(values, axis, paper.LINE_CONTRAST)
+            if got is None:
+                skipped += 1
+                assert not want.any(), trial
+            else:
+                kept += 1
+                assert np.array_equal(got, want), trial
+    assert skipped > 50 and kept > 50
 
 
 def test_canvas_is_one_grey_on_half_the_border():

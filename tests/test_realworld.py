@@ -62,14 +62,20 @@ def test_label_matches_a_flood_fill():
 
 def test_label_with_boxes_counts_and_boxes_each_component():
     """Each component's pixel count and box, from the labels returned, on masks whose ink sits
-    anywhere (it is labelled on its own bounding box), and an empty one."""
+    anywhere (it is labelled on its own bounding box), many components or a few lines (measured
+    apart), and an empty one."""
     rng = np.random.default_rng(1)
     assert mo.label_with_boxes(np.zeros((5, 7), bool))[1] == 0
-    for _ in range(20):
+    for trial in range(40):
         mask = np.zeros((int(rng.integers(8, 50)), int(rng.integers(8, 50))), bool)
         y, x = int(rng.integers(0, mask.shape[0] - 3)), int(rng.integers(0, mask.shape[1] - 3))
-        mask[y:, x:] = rng.random(mask[y:, x:].shape) < rng.uniform(0.1, 0.5)
-        labels, count, pixels, boxes = mo.label_with_boxes(mask)
+        if trial % 2:
+            mask[y:, x:] = rng.random(mask[y:, x:].shape) < rng.uniform(0.1, 0.5)
+        else:  # one to FEW + 1 thin lines
+            for _ in range(int(rng.integers(1, mo.FEW + 2))):
+                row, start = int(rng.integers(y, mask.shape[0])), int(rng.integers(x, mask.shape[1]))
+                mask[row, start:start + int(rng.integers(1, 30))] = True
+        labels, count, pixels, boxes = mo.label_with_boxes(mask, lines=trial % 4 < 2)
         assert count == mo.label(mask)[1] and np.array_equal(labels > 0, mask)
         for number in range(count):
             ys, xs = np.nonzero(labels == number + 1)
@@ -103,8 +109,11 @@ def test_quick_profiles_are_numpys_own():
         a = rng.random((5, n)).astype(np.float32)
         assert np.array_equal(row_medians(a), np.median(a, axis=1))
         assert np.array_equal(row_medians(a.T), np.median(a.T, axis=1))
+    paper = np.where(rng.random((300, 201)) < 0.9, np.float32(0.88), rng.random((300, 201))).astype(np.float32)
+    narrow = (0.5 + 1e-4 * rng.random((151, 200))).astype(np.float32)  # a range small beside its level
     for n in [1, 2, 3, 50, 51, 1000, 37_001]:
-        for a in (rng.random(n).astype(np.float32), rng.random(n), np.round(rng.random((n, 1)) * 255) / 255):
+        for a in (rng.random(n).astype(np.float32), rng.random(n), np.round(rng.random((n, 1)) * 255) / 255,
+                  *((paper.T, narrow, np.round(paper * 255).astype(np.float32) / 255) if n == 37_001 else ())):
             assert median(a) == np.median(a)
             for qs in ([2, 98], [5, 50, 95], [0, 100]):
                 got, want = percentiles(a, qs), np.percentile(a, qs)

@@ -28,7 +28,9 @@ def resize(values: np.ndarray, shape: tuple[int, int], how=None) -> np.ndarray:
         return values
     if how is None:
         how = Image.Resampling.BOX if shape[0] <= values.shape[0] else Image.Resampling.BILINEAR
-    image = Image.fromarray(values.astype(np.float32, copy=False), "F")
+    floats = np.ascontiguousarray(values, np.float32)
+    # Pillow reads the array where it lies (no copy), as its "F" mode lays floats out.
+    image = Image.frombuffer("F", (floats.shape[1], floats.shape[0]), floats, "raw", "F", 0, 1)
     return np.asarray(image.resize((shape[1], shape[0]), how))
 
 
@@ -86,7 +88,10 @@ def expand(coarse: np.ndarray, edges: tuple) -> np.ndarray:
     ys, xs = edges
     if coarse.shape == (len(ys) - 1, len(xs) - 1) and ys[-1] == len(ys) - 1 and xs[-1] == len(xs) - 1:
         return coarse  # blocks of one pixel
-    return np.repeat(np.repeat(coarse, np.diff(ys), axis=0), np.diff(xs), axis=1)
+    # Each pixel's block by index, the columns gathered first (on the small array), then whole
+    # rows: quicker than repeating along both axes.
+    rows, cols = np.repeat(np.arange(len(ys) - 1), np.diff(ys)), np.repeat(np.arange(len(xs) - 1), np.diff(xs))
+    return np.take(coarse[:, cols], rows, 0)
 
 
 

@@ -192,7 +192,7 @@ def read_marks(shape: tuple[int, int], found: Ink, marks: list[Mark], offset: tu
     rows, cols = np.flatnonzero(keep.any(1)), np.flatnonzero(keep.any(0))
     if rows.size == 0:
         raise NoDigit("no ink found in the columns cut for this digit")
-    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
     box = image_box(Box(x0 + left, y0 + top, x0 + right, y0 + bottom), found.factor, offset)
     doubts = [SEVERAL] if several else []
     ink = found.ink[y0:y1, x0:x1]
@@ -256,11 +256,13 @@ def fit_box(crop: np.ndarray) -> np.ndarray:
     height, width = crop.shape
     scale = BOX / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    im = Image.fromarray(crop.astype(np.float32), "F").resize(size, Image.Resampling.LANCZOS)
-    out = np.clip(np.asarray(im), 0, None)
+    values = np.ascontiguousarray(crop, np.float32)
+    # Pillow reads the array where it lies (no copy), as its "F" mode lays floats out.
+    im = Image.frombuffer("F", (width, height), values, "raw", "F", 0, 1).resize(size, Image.Resampling.LANCZOS)
+    out = np.maximum(np.asarray(im), 0)  # Lanczos rings below zero
     # Thin strokes fade when a large image is reduced; MNIST's strokes reach full white.
     peak = float(out.max())
-    return np.clip(out / peak, 0, 1) if peak > 0 else out
+    return out / peak if peak > 0 else out  # within 0..1: no value is above the peak
 
 
 def centre_of_mass_place(digit: np.ndarray) -> np.ndarray:
@@ -268,10 +270,10 @@ def centre_of_mass_place(digit: np.ndarray) -> np.ndarray:
     height, width = digit.shape
     by_row, by_col = digit.sum(1, dtype=np.float64), digit.sum(0, dtype=np.float64)
     total = by_row.sum()
-    centre_y, centre_x = (by_row @ np.arange(height)) / total, (by_col @ np.arange(width)) / total
+    centre_y, centre_x = (by_row @ INDEX[:height]) / total, (by_col @ INDEX[:width]) / total
     # Pixel centres: the image centre is at (SIZE - 1) / 2 in index coordinates.
-    top = int(np.clip(round((SIZE - 1) / 2 - centre_y), 0, SIZE - height))
-    left = int(np.clip(round((SIZE - 1) / 2 - centre_x), 0, SIZE - width))
+    top = min(max(round((SIZE - 1) / 2 - centre_y), 0), SIZE - height)
+    left = min(max(round((SIZE - 1) / 2 - centre_x), 0), SIZE - width)
     out = np.zeros((SIZE, SIZE), np.float32)
     out[top:top + height, left:left + width] = digit
     return np.round(out * 255).astype(np.uint8)

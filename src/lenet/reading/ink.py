@@ -72,9 +72,11 @@ class Ink:
 
 def selected(labels: np.ndarray, marks: list[Mark]) -> np.ndarray:
     """The pixels of `labels` that belong to `marks` (a lookup table: one pass, no sorting)."""
+    if len(marks) == 1:  # most digits are one mark: a comparison is quicker than a lookup
+        return labels == marks[0].label
     table = np.zeros(int(labels.max()) + 1, bool)
     table[[m.label for m in marks]] = True
-    return table[labels]
+    return np.take(table, labels)
 
 
 def grey(pixels: np.ndarray) -> np.ndarray:
@@ -200,7 +202,7 @@ def unruled(small: np.ndarray) -> np.ndarray:
     out = small
     for axis in (0, 1):
         side = out.shape[axis]
-        along = out if axis == 0 else out.T
+        along = out if axis == 0 else mo.transposed(out)  # the columns as contiguous rows
         profile = row_medians(along)
         reach = max(3, side // 16)
         local = mo.max_filter_1d(profile, 2 * reach + 1)
@@ -299,7 +301,7 @@ def strong_ink(ink: np.ndarray, peak: float | None = None) -> tuple[np.ndarray, 
         keep = np.zeros(count + 1, bool)
         keep[labels[strong]] = True
         keep[0] = False
-        mask = keep[labels]
+        mask = np.take(keep, labels)
     if not mask.any():
         raise NoDigit(NO_INK)
     return ink, mask
@@ -310,8 +312,8 @@ def marks_of(mask: np.ndarray, ink: np.ndarray) -> tuple[np.ndarray, list[Mark]]
     a faint stretch (a pencil's light touch) is one mark when its pieces are a few pixels apart,
     so gaps under 1% of the image are closed for the labelling."""
     gap = max(3, round(min(mask.shape) / 100)) | 1
-    labels, count = mo.label(mo.min_filter(mo.max_filter(mask, gap), gap))
-    labels[~mask] = 0
+    labels, count = mo.label(mo.closing(mask, gap))
+    np.multiply(labels, mask, out=labels)  # the closing's bridges are no mark's pixels
     marks = sorted(components(labels, count, ink), key=lambda mark: -mark.ink)
     biggest = marks[0].pixels if marks else 0
     marks = [mark for mark in marks if mark.pixels >= max(3, 0.01 * biggest)]  # specks are not ink

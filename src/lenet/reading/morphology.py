@@ -38,6 +38,7 @@ class Box(NamedTuple):
 # Grana's block-based labelling numbers components as the default (Spaghetti) does, and gathers
 # the statistics in a fraction of the default's time.
 LABELLING = cv2.CCL_GRANA
+FEW = 4  # up to this many lines, `label_with_boxes` measures each one itself
 
 _SQUARES: dict[int, np.ndarray] = {}
 
@@ -86,13 +87,17 @@ def min_filter(a: np.ndarray, size: int) -> np.ndarray:
 
 
 def closing(a: np.ndarray, size: int) -> np.ndarray:
-    """Removes dark features narrower than `size`: on light paper, the paper under the ink."""
-    return min_filter(max_filter(a, size), size)
+    """Removes dark features narrower than `size`: on light paper, the paper under the ink
+    (`max_filter`, then `min_filter`, in one OpenCV call)."""
+    return _morph(a, size, lambda src, kernel, borderType: cv2.morphologyEx(src, cv2.MORPH_CLOSE, kernel,
+                                                                             borderType=borderType))
 
 
 def opening(a: np.ndarray, size: int) -> np.ndarray:
-    """Removes light features narrower than `size`: on a dark board, the board under the chalk."""
-    return max_filter(min_filter(a, size), size)
+    """Removes light features narrower than `size`: on a dark board, the board under the chalk
+    (`min_filter`, then `max_filter`, in one OpenCV call)."""
+    return _morph(a, size, lambda src, kernel, borderType: cv2.morphologyEx(src, cv2.MORPH_OPEN, kernel,
+                                                                             borderType=borderType))
 
 
 def line_opening(mask: np.ndarray, length: int, axis: int) -> np.ndarray:
@@ -102,7 +107,7 @@ def line_opening(mask: np.ndarray, length: int, axis: int) -> np.ndarray:
     if length > mask.shape[axis]:
         return np.zeros_like(mask)
     if axis == 0:  # OpenCV opens rows of contiguous pixels faster than columns: by rows of the transpose
-        return np.ascontiguousarray(line_opening(np.ascontiguousarray(mask.T), length, 1).T)
+        return transposed(line_opening(transposed(mask), length, 1))
     # Each row (column) is opened on its own: only those holding `length` pixels can keep any.
     counts = cv2.reduce(np.ascontiguousarray(mask).view(np.uint8), axis, cv2.REDUCE_SUM, dtype=cv2.CV_32S)
     full = np.flatnonzero(counts.ravel() >= length)
@@ -113,6 +118,14 @@ def line_opening(mask: np.ndarray, length: int, axis: int) -> np.ndarray:
         else:
             out[:, full] = _line_opening(mask[:, full], length, axis)
     return out
+
+
+def transposed(a: np.ndarray) -> np.ndarray:
+    """`a.T` as a contiguous array (OpenCV's transpose for masks and float32: a fraction of NumPy's copy)."""
+    if a.ndim == 2 and a.dtype in (np.bool_, np.uint8, np.float32):
+        out = cv2.transpose(np.ascontiguousarray(a).view(np.uint8) if a.dtype == np.bool_ else np.ascontiguousarray(a))
+        return out.view(bool) if a.dtype == np.bool_ else out
+    return np.ascontiguousarray(a.T)
 
 
 def _line_opening(mask: np.ndarray, length: int, axis: int) -> np.ndarray:
@@ -152,22 +165,32 @@ def label(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return labels, count - 1
 
 
-def label_with_boxes(mask: np.ndarray) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
+def label_with_boxes(mask: np.ndarray, lines: bool = False) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
     """`label`'s (labels, count) with each component's pixel count and box (left, top, right,
-    bottom), in one pass."""
+    bottom), in one pass. `lines`: the mask holds a few lines, most likely (runs of a line
+    opening): up to FEW components are then measured apart, quicker than OpenCV's statistics."""
     src = np.ascontiguousarray(mask).view(np.uint8)
     # Labelled on the pixels' bounding box (in no promised order, so any offset will do).
     x0, y0, w, h = cv2.boundingRect(src)
     if w == 0:
         return np.zeros(mask.shape, np.int32), 0, np.zeros(0, np.int64), np.zeros((0, 4), np.int64)
-    n, part, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(src[y0:y0 + h, x0:x0 + w], 8, cv2.CV_32S,
-                                                                        LABELLING)
+    crop = src[y0:y0 + h, x0:x0 + w]
+    n = FEW + 2
+    if lines:
+        n, part = cv2.connectedComponentsWithAlgorithm(crop, 8, cv2.CV_32S, LABELLING)
+    if n - 1 > FEW:
+        n, part, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(crop, 8, cv2.CV_32S, LABELLING)
     labels = np.zeros(mask.shape, np.int32)
     labels[y0:y0 + h, x0:x0 + w] = part
-    stats = stats[1:].astype(np.int64)
-    left, top = x0 + stats[:, cv2.CC_STAT_LEFT], y0 + stats[:, cv2.CC_STAT_TOP]
-    boxes = np.stack([left, top, left + stats[:, cv2.CC_STAT_WIDTH], top + stats[:, cv2.CC_STAT_HEIGHT]], 1)
-    return labels, n - 1, stats[:, cv2.CC_STAT_AREA], boxes
+    if n - 1 <= FEW:  # each line's box and count directly
+        pieces = [crop] if n == 2 else [(part == i).view(np.uint8) for i in range(1, n)]
+        rects = [cv2.boundingRect(p) for p in pieces]
+        boxes = np.array([(x0 + x, y0 + y, x0 + x + bw, y0 + y + bh) for x, y, bw, bh in rects], np.int64)
+        return labels, n - 1, np.array([cv2.countNonZero(p) for p in pieces], np.int64), boxes
+    boxes = stats[1:, :4].astype(np.int64)  # left, top, width, height
+    boxes[:, :2] += (x0, y0)
+    boxes[:, 2:] += boxes[:, :2]
+    return labels, n - 1, stats[1:, cv2.CC_STAT_AREA].astype(np.int64), boxes
 
 
 def components(labels: np.ndarray, count: int, weight: np.ndarray | None = None):

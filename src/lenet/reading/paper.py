@@ -42,6 +42,29 @@ def lines_along(dark: np.ndarray, axis: int) -> np.ndarray:
     opened with a run SPAN of the image long, at each pixel the weakest darkness along the run.
     Along the run, on blocks of a few pixels (their strongest darkness): a line is as dark in the
     block as in its pixels, and the long opening costs a fraction."""
+    spread, block, run = spread_along(dark, axis)
+    opened = cv2.morphologyEx(spread, cv2.MORPH_OPEN, np.ones(run, np.uint8), borderType=cv2.BORDER_REPLICATE)
+    return np.repeat(opened, block, axis)[:dark.shape[0], :dark.shape[1]] if block > 1 else opened
+
+
+def runs_above(dark: np.ndarray, axis: int, floor: float) -> np.ndarray | None:
+    """Where `lines_along(dark, axis)` is above `floor`, found on the mask of the spread darkness
+    above it (the opening's minimum and maximum are above the floor where all or any of their
+    pixels are: the same pixels, in bytes); None when no row (column) holds enough of the mask for
+    a run's window at the image's ends, half a run: then nothing is."""
+    spread, block, run = spread_along(dark, axis)
+    above = spread > floor
+    counts = cv2.reduce(above.view(np.uint8), axis, cv2.REDUCE_SUM, dtype=cv2.CV_32S)  # per row (column)
+    if int(counts.max()) < min(spread.shape[axis], max(run) - max(run) // 2):
+        return None
+    opened = cv2.morphologyEx(above.view(np.uint8), cv2.MORPH_OPEN, np.ones(run, np.uint8),
+                              borderType=cv2.BORDER_REPLICATE).view(bool)
+    return np.repeat(opened, block, axis)[:dark.shape[0], :dark.shape[1]] if block > 1 else opened
+
+
+def spread_along(dark: np.ndarray, axis: int) -> tuple[np.ndarray, int, tuple[int, int]]:
+    """`lines_along`'s darkness before the opening: pooled along `axis` in blocks, and spread
+    across and along; with the block's length and the run's (rows, columns) for the opening."""
     block = max(1, dark.shape[axis] // 96)
     pooled = pool_along(dark, axis, block)
     length = pooled.shape[axis]
@@ -49,9 +72,7 @@ def lines_along(dark: np.ndarray, axis: int) -> np.ndarray:
     run = max(3, round(length * SPAN * 0.6))
     # Spread across and along at once: a rectangle's maximum is its rows' maximum of its columns'.
     spread_by, along_run = ((TILT, gap), (1, run)) if axis == 1 else ((gap, TILT), (run, 1))
-    spread = cv2.dilate(pooled, np.ones(spread_by, np.uint8), borderType=cv2.BORDER_REPLICATE)
-    opened = cv2.morphologyEx(spread, cv2.MORPH_OPEN, np.ones(along_run, np.uint8), borderType=cv2.BORDER_REPLICATE)
-    return np.repeat(opened, block, axis)[:dark.shape[0], :dark.shape[1]] if block > 1 else opened
+    return cv2.dilate(pooled, np.ones(spread_by, np.uint8), borderType=cv2.BORDER_REPLICATE), block, along_run
 
 
 def pool_along(values: np.ndarray, axis: int, block: int) -> np.ndarray:
@@ -82,14 +103,19 @@ def paper_lines(small: np.ndarray, min_lines: int = MIN_LINES) -> np.ndarray:
         # A ruling's lines first taken out: bridged along a run, ruled lines close together would
         # merge into one broad region that crosses nothing. Not a box's two (its sides stay whole).
         dark = np.where(added > 0, 0, dark) if axis == 0 and rows > 2 else dark
-        line = lines_along(dark, axis)
-        labels, _, _, boxes = label_with_boxes(line > LINE_CONTRAST)
+        marked = runs_above(dark, axis, LINE_CONTRAST)  # the runs darker than a printed line
+        # A run crosses the image only over as many rows (columns) holding some of it: without
+        # them, nothing to label.
+        if marked is None or np.count_nonzero(marked.any(1 - axis)) < SPAN * dark.shape[axis]:
+            continue
+        labels, _, _, boxes = label_with_boxes(marked)
         width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
         extent, thick = (width, height) if axis == 1 else (height, width)
         crossing = (extent >= SPAN * dark.shape[axis]) & (thick <= dark.shape[1 - axis] / 4)
         if int(crossing.sum()) < min_lines:
             continue
         rows = int(crossing.sum()) if axis == 1 else rows
+        line = lines_along(dark, axis)
         keep = np.concatenate([[False], crossing])[labels]
         on_line = keep & (dark <= 1.6 * line)
         # Lifted all the way to the paper: a faint remainder joined to a stroke would pass as ink.
