@@ -230,10 +230,10 @@ def without_rejector():
     doubtful-cut doubts."""
     from lenet.reading import number, predict
 
-    names = ("JUNK_WEIGHT", "JUNK_ABOVE", "CUT_MARGIN", "NARROW_COST", "BROAD_COST", "SHORT_COST", "SPLIT_COST",
-             "BRIDGE_COST", "MAX_CROSSINGS")
+    names = ("JUNK_WEIGHT", "JUNK_ABOVE", "IN_NUMBER_JUNK_ABOVE", "CUT_MARGIN", "NARROW_COST", "BROAD_COST",
+             "SHORT_COST", "SPLIT_COST", "BRIDGE_COST", "MAX_CROSSINGS")
     saved = [getattr(predict, name) for name in names], (number.NARROWEST, number.JOIN_GAP)
-    for name, value in zip(names, (0.0, 1.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 28), strict=True):
+    for name, value in zip(names, (0.0, 1.0, 1.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 28), strict=True):
         setattr(predict, name, value)
     number.NARROWEST, number.JOIN_GAP = 0.2, -float("inf")
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import deque
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -146,9 +146,12 @@ def predict_each(model, items, prepare, k: int = 1) -> list[Prediction | LenetEr
 
 SPLIT_COST = 0.1  # log-probability each digit costs a path: one more digit must earn its place
 JUNK_WEIGHT = 1.0  # weight of a piece's log p(one digit) against log p(its digit) in a way's score
-# A way of cutting that scores within this of the best, reading other digits, makes the cut doubtful:
-# ties only, since wider margins flagged many right numbers and caught no more wrong ones.
+# A way of cutting that scores within this of the best, reading other digits, makes the cut doubtful
+# (chosen on numbers of held-out training digits: scripts/number_doubts.py).
 CUT_MARGIN = 0.0
+MARGIN_SEEN = 4.0  # rivals farther behind than this are not looked for (the widest CUT_MARGIN tried)
+IN_NUMBER_BELOW = 0.944657  # a digit of a number under this probability is doubted (number_doubts)
+IN_NUMBER_JUNK_ABOVE = JUNK_ABOVE  # and over this p(not one digit)
 NARROW, NARROW_COST = 0.15, 1.0  # a piece narrower than NARROW x the row's height scores NARROW_COST less
 # A piece wider than BROAD x the row's height scores BROAD_COST less per row height beyond: the
 # rejector often takes a 1 run into its neighbour for one digit.
@@ -180,12 +183,13 @@ def shape_cost(box: Box, height: int) -> float:
 
 
 def best_path(pieces: list[Piece], nodes: int, scores: dict[int, float],
-              predictions: dict[int, Prediction]) -> list[tuple[Reading, str | None, int]]:
-    """The row's digits as (reading, what a path as good reads there instead or None, its group):
-    the path through the row's pieces, from its left end to its right, whose pieces look most like
-    digits (recognition-based segmentation, LeCun et al. 1998), by dynamic programming over the
-    nodes. A piece on another path within CUT_MARGIN of the best that reads otherwise makes the
-    best path's digits over the same marks doubtful."""
+              predictions: dict[int, Prediction]) -> list[tuple[Reading, str | None, float, int]]:
+    """The row's digits as (reading, what the nearest other path reads there or None, how far that
+    path scores behind, its group): the path through the row's pieces, from its left end to its
+    right, whose pieces look most like digits (recognition-based segmentation, LeCun et al. 1998),
+    by dynamic programming over the nodes. Of the paths through each piece off the best path that
+    score within MARGIN_SEEN of it, one that reads otherwise over the same marks is the best path's
+    rival there: the nearer such rival gives each digit's `other` and its margin (inf: none)."""
     def score(p: Piece) -> float:
         return scores[id(p.reading)] - SPLIT_COST
 
@@ -194,23 +198,29 @@ def best_path(pieces: list[Piece], nodes: int, scores: dict[int, float],
         if ahead[p.start][0] + score(p) > ahead[p.end][0]:
             ahead[p.end] = (ahead[p.start][0] + score(p), p)
     behind: list[float] = [-math.inf] * (nodes - 1) + [0.0]
+    onward: list[Piece | None] = [None] * nodes  # the best piece to go on with from each node
     for p in sorted(pieces, key=lambda p: -p.end):
-        behind[p.start] = max(behind[p.start], score(p) + behind[p.end])
+        if score(p) + behind[p.end] > behind[p.start]:
+            behind[p.start], onward[p.start] = score(p) + behind[p.end], p
     path = trace(ahead, nodes - 1)
     best = ahead[-1][0]
-    doubts: dict[int, str] = {}
+    rivals: dict[int, tuple[float, str]] = {}
     on_path = {id(p) for p in path}
     for p in pieces:
-        if id(p) in on_path or best - (ahead[p.start][0] + score(p) + behind[p.end]) > CUT_MARGIN:
+        gap = best - (ahead[p.start][0] + score(p) + behind[p.end])
+        if id(p) in on_path or not gap <= MARGIN_SEEN:
             continue
-        other = [*trace(ahead, p.start), p, *ahead_from(pieces, p.end, behind, score)]
+        other = [*trace(ahead, p.start), p, *ahead_from(onward, p.end)]
         here = [q for q in path if q.start < p.end and q.end > p.start]
         lo, hi = min(q.start for q in here), max(q.end for q in here)
         there = [q for q in other if q.start < hi and q.end > lo]
         text = "".join(str(predictions[id(q.reading)].digit) for q in there)
         if text != "".join(str(predictions[id(q.reading)].digit) for q in here):
-            doubts.update((id(q), text) for q in here if id(q) not in doubts)
-    return [(p.reading, doubts.get(id(p)), p.group) for p in path]
+            for q in here:
+                if gap < rivals.get(id(q), (math.inf, ""))[0]:
+                    rivals[id(q)] = (gap, text)
+    return [(p.reading, rivals[id(p)][1] if id(p) in rivals else None, rivals.get(id(p), (math.inf, ""))[0], p.group)
+            for p in path]
 
 
 def trace(ahead: list[tuple[float, Piece | None]], node: int) -> list[Piece]:
@@ -222,26 +232,33 @@ def trace(ahead: list[tuple[float, Piece | None]], node: int) -> list[Piece]:
     return path[::-1]
 
 
-def ahead_from(pieces: list[Piece], node: int, behind: list[float], score) -> list[Piece]:
+def ahead_from(onward: list[Piece | None], node: int) -> list[Piece]:
     """The best path's pieces from `node` to the row's right end."""
     path: list[Piece] = []
-    while node < len(behind) - 1:
-        path.append(max((p for p in pieces if p.start == node), key=lambda p: score(p) + behind[p.end]))
-        node = path[-1].end
+    while (piece := onward[node]) is not None:
+        path.append(piece)
+        node = piece.end
     return path
 
 
-def read_digits(model, pixels: np.ndarray, k: int = 1, deadline: float | None = None,
-                scale: float = 1.0) -> NumberReading:
-    """A row of digits in one image: the number as text (with a leading minus and a decimal point
-    or comma where the row has them), each digit with its probability, box,
-    `unsure` flag and reasons; the whole is unsure when any digit or any cut is. Of the ways to
-    cut the row (`read_row`'s pieces: groups whole or cut, neighbours joined or bridged), the path
-    whose pieces look most like digits is kept (`piece_score`: the model's probability and the
-    rejector's p(one digit), less `shape_cost`, SPLIT_COST and BRIDGE_COST); a path close behind it that reads
-    otherwise makes the cut doubtful. Every distinct piece is predicted once, in one batched pass.
-    A row of more than MAX_DIGITS digits is refused.
-    `scale` as for `read_digit`: the boxes in the coordinates of the image as given."""
+@dataclass(frozen=True)
+class RowDigit:
+    """One digit of a row's best path with the evidence its judgement weighs (`number_doubts`)."""
+    reading: Reading          # at the analysis scale
+    prediction: Prediction    # the network's answer, before any judgement
+    p_junk: float             # the rejector's p(not one digit)
+    rival: str | None         # what the nearest path reading otherwise reads over these marks
+    margin: float             # how far that path scores behind the best (inf: no such path)
+    wide: bool                # wider than WIDE x the row's height
+    sign: str                 # the minus, point or comma standing before it, or ""
+
+
+def weigh_row(model, pixels: np.ndarray, k: int = 1, deadline: float | None = None) -> list[RowDigit]:
+    """The digits of the row in `pixels` on the path whose pieces look most like digits: of the ways
+    to cut the row (`read_row`'s pieces: groups whole or cut, neighbours joined or bridged), the one
+    whose pieces score best (`piece_score`: the model's probability and the rejector's p(one digit),
+    less `shape_cost`, SPLIT_COST and BRIDGE_COST). Every distinct piece is predicted once, in one
+    batched pass. A row of more than MAX_DIGITS digits is refused."""
     row = read_row(pixels, deadline)
     unique = [p.reading for p in row.pieces]
     check_time(deadline)
@@ -258,17 +275,51 @@ def read_digits(model, pixels: np.ndarray, k: int = 1, deadline: float | None = 
                             f"crop the image to fewer digits")
     before: dict[int, str] = {}  # the digit a sign stands before -> the sign
     for at, char in row.signs:
-        first = next((i for i, (_, _, g) in enumerate(chosen) if g >= at), None)
+        first = next((i for i, (_, _, _, g) in enumerate(chosen) if g >= at), None)
         if first is not None:
             before[first] = char
-    row_height = max(r.box.height for r, _, _ in chosen)
+    row_height = max(r.box.height for r, _, _, _ in chosen)
+    return [RowDigit(reading, predictions[id(reading)], junk[id(reading)], rival, margin,
+                     reading.box.width > WIDE * row_height, before.get(i, ""))
+            for i, (reading, rival, margin, _) in enumerate(chosen)]
+
+
+def number_doubts(model, digit: RowDigit) -> list[str]:
+    """Why not to trust one digit of a number: what the preprocessing saw, a probability under
+    IN_NUMBER_BELOW (or the model's own calibrated threshold, when lower), the rejector's
+    p(not one digit) over IN_NUMBER_JUNK_ABOVE, strokes crossed more often than a digit's, a
+    width of touching digits, and another way of cutting within CUT_MARGIN that reads otherwise."""
+    doubts = list(digit.reading.doubts)
+    below = min(IN_NUMBER_BELOW, model.config.unsure_below)
+    if digit.prediction.probability < below:
+        p, threshold = under(digit.prediction.probability, below)
+        doubts.append(f"low probability ({p}, under {threshold})")
+    if digit.p_junk > IN_NUMBER_JUNK_ABOVE:
+        doubts.append(not_a_digit(digit.p_junk))
+    elif (n := int(crossings(digit.reading.image[None])[0])) > MAX_CROSSINGS:
+        doubts.append(coiled(n))
+    if digit.wide:
+        doubts.append(WIDE_DIGIT)
+    if digit.rival is not None and digit.margin <= CUT_MARGIN:
+        doubts.append(doubtful_cut(digit.rival))
+    return doubts
+
+
+def read_digits(model, pixels: np.ndarray, k: int = 1, deadline: float | None = None,
+                scale: float = 1.0) -> NumberReading:
+    """A row of digits in one image: the number as text (with a leading minus and a decimal point
+    or comma where the row has them), each digit with its probability, box,
+    `unsure` flag and reasons (`number_doubts`); the whole is unsure when any digit or any cut is.
+    The digits are those of `weigh_row`'s best path. A row of more than MAX_DIGITS digits is refused.
+    `scale` as for `read_digit`: the boxes in the coordinates of the image as given."""
     digits = []
-    for reading, other, _ in chosen:
-        digit = judged(model, predictions[id(reading)], at_scale(reading, scale), junk[id(reading)])
-        doubts = digit.doubts + ((WIDE_DIGIT,) if reading.box.width > WIDE * row_height else ()) \
-            + ((doubtful_cut(other),) if other is not None else ())
-        digits.append(replace(digit, probabilities=(), unsure=bool(doubts), doubts=doubts))
-    text = "".join(before.get(i, "") + str(d.digit) for i, d in enumerate(digits))
+    text = ""
+    for digit in weigh_row(model, pixels, k, deadline):
+        doubts = tuple(number_doubts(model, digit))
+        reading = at_scale(digit.reading, scale)
+        digits.append(replace(digit.prediction, probabilities=(), seen=reading.image, box=reading.box,
+                              unsure=bool(doubts), doubts=doubts))
+        text += digit.sign + str(digit.prediction.digit)
     return NumberReading(text, tuple(digits))
 
 
