@@ -231,9 +231,9 @@ def without_rejector():
     from lenet.reading import number, predict
 
     names = ("JUNK_WEIGHT", "JUNK_ABOVE", "IN_NUMBER_JUNK_ABOVE", "CUT_MARGIN", "NARROW_COST", "BROAD_COST",
-             "SHORT_COST", "SPLIT_COST", "BRIDGE_COST", "MAX_CROSSINGS")
+             "SHORT_COST", "SPLIT_COST", "BRIDGE_COST", "MAX_CROSSINGS", "REWEIGH_JUNK")
     saved = [getattr(predict, name) for name in names], (number.NARROWEST, number.JOIN_GAP)
-    for name, value in zip(names, (0.0, 1.0, 1.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 28), strict=True):
+    for name, value in zip(names, (0.0, 1.0, 1.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 28, ()), strict=True):
         setattr(predict, name, value)
     number.NARROWEST, number.JOIN_GAP = 0.2, -float("inf")
     try:
