@@ -22,7 +22,7 @@ import numpy as np
 HOLDOUT = 5000  # the last training images, as scripts/train_reject.py holds out
 BELOW = (0.5, 0.7, 0.8, 0.9, 0.944657, 0.97, 0.99)
 JUNK = (0.2, 0.35, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
-MARGINS = (-1.0, 0.0, 0.25, 0.5, 1.0)  # up to predict.MARGIN_SEEN
+MARGINS = (-1.0, 0.0, 0.25, 0.5, 1.0)  # up to search.MARGIN_SEEN
 
 
 def evidence(model, n: int, seed: int, images: np.ndarray, labels: np.ndarray):

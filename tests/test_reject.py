@@ -219,7 +219,7 @@ def test_the_best_path_names_its_nearest_rival_and_how_far_behind_it_scores():
     from types import SimpleNamespace
 
     from lenet.reading.number import Piece
-    from lenet.reading.predict import SPLIT_COST, best_path
+    from lenet.reading.search import SPLIT_COST, best_path
 
     eight, one, three, seven = (SimpleNamespace(name=n) for n in "8137")
     pieces = [Piece(0, 2, eight, 0, False, False), Piece(0, 1, one, 0, False, True),
@@ -248,7 +248,7 @@ def test_two_paths_differ_where_their_digits_between_shared_nodes_do():
     from types import SimpleNamespace
 
     from lenet.reading.number import Piece
-    from lenet.reading.predict import differences
+    from lenet.reading.search import differences
 
     def piece(start, end, digit):
         return Piece(start, end, SimpleNamespace(digit=digit), 0, False, False)

@@ -174,6 +174,23 @@ def letter(fonts: list, rng) -> np.ndarray:
                            weight)).image
 
 
+def close_call(pen, kind: str, at, c: float, r: float, width: int, rng) -> None:
+    """Draw a polygon or a chevron with `pen` (`at`: a point at an angle and radius from the centre c)."""
+    if kind == "polygon":  # straight sides and corners, as wide as tall or wider: never a 0's oval
+        n = int(rng.integers(5, 9))
+        stretch = rng.uniform(1.0, 1.1)
+        pen.polygon([(c + (x - c) * stretch, y) for x, y in
+                     (at(2 * math.pi * (i + rng.uniform(-0.1, 0.1)) / n, r * rng.uniform(0.9, 1.0)) for i in range(n))],
+                    outline=255, width=width)
+    elif kind == "chevron":  # < > ^ v: two arms meeting at mid side, neither level (a 7's bar is)
+        half = rng.uniform(0.45, 0.8)  # half the angle between the arms, radians
+        point = rng.choice([0.0, math.pi / 2, math.pi, 3 * math.pi / 2]) + rng.uniform(-0.08, 0.08)
+        tip = (c + 0.8 * r * math.cos(point), c + 0.8 * r * math.sin(point))
+        arms = [(tip[0] - 1.6 * r * math.cos(point + s * half), tip[1] - 1.6 * r * math.sin(point + s * half))
+                for s in (-1, 1)]
+        pen.line([arms[0], tip, arms[1]], fill=255, width=width, joint="curve")
+
+
 def drawing(kind: str, rng, side: int = 96) -> np.ndarray:
     """A scribble, random strokes, a shape or a blob (ink, float, side x side)."""
     from PIL import Image, ImageDraw
@@ -217,19 +234,8 @@ def drawing(kind: str, rng, side: int = 96) -> np.ndarray:
             pen.line([(c - r, c + s * r * 2), (c + r, c + s * r * 2)], fill=255, width=width)
     elif kind == "check":
         pen.line([at(math.pi, r * 0.6), at(math.pi / 2, r * 0.5), at(-math.pi / 4, r)], fill=255, width=width)
-    elif kind == "polygon":  # straight sides and corners, as wide as tall or wider: never a 0's oval
-        n = int(rng.integers(5, 9))
-        stretch = rng.uniform(1.0, 1.1)
-        pen.polygon([(c + (x - c) * stretch, y) for x, y in
-                     (at(2 * math.pi * (i + rng.uniform(-0.1, 0.1)) / n, r * rng.uniform(0.9, 1.0)) for i in range(n))],
-                    outline=255, width=width)
-    elif kind == "chevron":  # < > ^ v: two arms meeting at mid side, neither level (a 7's bar is)
-        half = rng.uniform(0.45, 0.8)  # half the angle between the arms, radians
-        point = rng.choice([0.0, math.pi / 2, math.pi, 3 * math.pi / 2]) + rng.uniform(-0.08, 0.08)
-        tip = (c + 0.8 * r * math.cos(point), c + 0.8 * r * math.sin(point))
-        arms = [(tip[0] - 1.6 * r * math.cos(point + s * half), tip[1] - 1.6 * r * math.sin(point + s * half))
-                for s in (-1, 1)]
-        pen.line([arms[0], tip, arms[1]], fill=255, width=width, joint="curve")
+    elif kind in CLOSE_CALLS:
+        close_call(pen, kind, at, c, r, width, rng)
     elif kind == "zigzag":
         n = int(rng.integers(3, 6))
         pen.line([(side * 0.1 + side * 0.8 * i / n, c + (r if i % 2 else -r) * 0.6) for i in range(n + 1)],
