@@ -152,12 +152,11 @@ REWEIGH_JUNK = (0.3, 3.0)
 # A way of cutting that scores within this of the best, reading other digits, makes the cut doubtful
 # (chosen on numbers of held-out training digits: scripts/number_doubts.py).
 CUT_MARGIN = 0.0
-# A digit of a number under this probability is doubted (number_doubts), or over this p(not one
-# digit): the rule that caught most wrong numbers of held-out training digits while flagging at most
-# a tenth of the right ones (scripts/number_doubts.py --n 1200 --seed 1).
-IN_NUMBER_BELOW, IN_NUMBER_JUNK_ABOVE = 0.9, 0.5
-WIDE = 1.3  # a digit wider than this times the row's height may be touching digits read as one
-WIDE_DIGIT = "wide for one digit: may be touching digits read as one"
+# A digit of a number over this p(not one digit) is doubted (number_doubts): with the model's own
+# threshold on its probability and REWEIGH_JUNK, the rule that caught most wrong numbers of held-out
+# training digits while flagging at most a tenth of the right ones (scripts/number_doubts.py --n 1200
+# --seed 1). A doubt for digits over 1.3 row heights wide, tried there too, spent that budget better unused.
+IN_NUMBER_JUNK_ABOVE = 0.5
 
 
 def doubtful_cut(other: str) -> str:
@@ -177,7 +176,6 @@ class RowDigit:
     rival: str | None         # what the nearest path reading otherwise reads over these marks
     margin: float             # how far that path scores behind the best (inf: no such path)
     reweighed: str | None     # what the best path weighing the rejector by REWEIGH_JUNK reads here, if otherwise
-    wide: bool                # wider than WIDE x the row's height
     sign: str                 # the minus, point or comma standing before it, or ""
 
 
@@ -215,19 +213,18 @@ def weigh_row(model, pixels: np.ndarray, k: int = 1, deadline: float | None = No
         first = next((i for i, (p, _, _) in enumerate(chosen) if p.group >= at), None)
         if first is not None:
             before[first] = char
-    row_height = max(p.reading.box.height for p, _, _ in chosen)
     return [RowDigit(p, predictions[id(p.reading)], junk[id(p.reading)], rival, margin, reweighed.get(id(p)),
-                     p.reading.box.width > WIDE * row_height, before.get(i, ""))
+                     before.get(i, ""))
             for i, (p, rival, margin) in enumerate(chosen)]
 
 
 def number_doubts(model, digit: RowDigit) -> list[str]:
-    """Why not to trust one digit of a number: what the preprocessing saw, a probability under
-    IN_NUMBER_BELOW (or the model's own calibrated threshold, when lower), the rejector's
-    p(not one digit) over IN_NUMBER_JUNK_ABOVE, strokes crossed more often than a digit's, a
-    width of touching digits, and another way of cutting within CUT_MARGIN that reads otherwise."""
+    """Why not to trust one digit of a number: what the preprocessing saw, a probability under the
+    model's calibrated threshold, the rejector's p(not one digit) over IN_NUMBER_JUNK_ABOVE, strokes
+    crossed more often than a digit's, another way of cutting within CUT_MARGIN that reads
+    otherwise, or the best path at another weighing of the rejector (REWEIGH_JUNK) reading otherwise."""
     doubts = list(digit.piece.reading.doubts)
-    below = min(IN_NUMBER_BELOW, model.config.unsure_below)
+    below = model.config.unsure_below
     if digit.prediction.probability < below:
         p, threshold = under(digit.prediction.probability, below)
         doubts.append(f"low probability ({p}, under {threshold})")
@@ -235,8 +232,6 @@ def number_doubts(model, digit: RowDigit) -> list[str]:
         doubts.append(not_a_digit(digit.p_junk))
     elif (n := int(crossings(digit.piece.reading.image[None])[0])) > MAX_CROSSINGS:
         doubts.append(coiled(n))
-    if digit.wide:
-        doubts.append(WIDE_DIGIT)
     if digit.rival is not None and digit.margin <= CUT_MARGIN:
         doubts.append(doubtful_cut(digit.rival))
     elif digit.reweighed is not None:
