@@ -273,3 +273,18 @@ def test_a_broken_digit_in_the_junk_rows_keeps_its_ink_in_two_marks_apart():
     assert 0.05 < len(two) / len(made) < 0.3  # BROKEN of them, about
     for m in two:
         assert m.sum() == ink.sum() and mo.label(m > 0.5)[1] == 2
+
+
+@pytest.mark.parametrize(("first", "gap"), [(58, -6), (134, -3)])
+def test_a_pair_read_as_one_digit_is_read_right_or_doubted_by_another_weighing(mnist, model, first, gap):
+    """A 9 overlapping a 5, an 8 touching a 1: the best path reads one digit where a path weighing
+    the rejector otherwise reads two; the number is right or its digit says so."""
+    from test_number import row_of
+
+    images, labels = mnist.test_images, mnist.test_labels
+    truth = f"{labels[first]}{labels[first + 1]}"
+    result = read_digits(model, row_of([images[first], images[first + 1]], gap=gap))
+    doubts = [d for digit in result.digits for d in digit.doubts]
+    assert result.number == truth or any("weighing the rejector otherwise" in d for d in doubts), \
+        (result.number, doubts)
+    assert result.number == truth or result.unsure
