@@ -228,20 +228,21 @@ def without_rejector():
     alone (no costs for a piece's shape or for one more digit), pieces at least 0.2 of the row's
     height wide, no broken digits joined or bridged, no "not a digit" (rejector or crossings) or
     doubtful-cut doubts."""
-    from lenet.reading import number, predict
+    from lenet.reading import number, predict, search
 
-    names = ("JUNK_WEIGHT", "JUNK_ABOVE", "CUT_MARGIN", "NARROW_COST", "BROAD_COST", "SHORT_COST", "SPLIT_COST",
-             "BRIDGE_COST", "MAX_CROSSINGS")
-    saved = [getattr(predict, name) for name in names], (number.NARROWEST, number.JOIN_GAP)
-    for name, value in zip(names, (0.0, 1.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 28), strict=True):
-        setattr(predict, name, value)
-    number.NARROWEST, number.JOIN_GAP = 0.2, -float("inf")
+    changes = [(search, "JUNK_WEIGHT", 0.0), (predict, "JUNK_ABOVE", 1.0), (predict, "IN_NUMBER_JUNK_ABOVE", 1.0),
+               (predict, "CUT_MARGIN", -1.0), (search, "NARROW_COST", 0.0), (search, "BROAD_COST", 0.0),
+               (search, "SHORT_COST", 0.0), (search, "SPLIT_COST", 0.0), (search, "BRIDGE_COST", 0.0),
+               (predict, "MAX_CROSSINGS", 28), (predict, "REWEIGH_JUNK", ()),
+               (number, "NARROWEST", 0.2), (number, "JOIN_GAP", -float("inf"))]
+    saved = [(module, name, getattr(module, name)) for module, name, _ in changes]
+    for module, name, value in changes:
+        setattr(module, name, value)
     try:
         yield
     finally:
-        for name, value in zip(names, saved[0], strict=True):
-            setattr(predict, name, value)
-        number.NARROWEST, number.JOIN_GAP = saved[1]
+        for module, name, value in saved:
+            setattr(module, name, value)
 
 
 def read_number_now(model, data: bytes) -> tuple[str, bool, float]:

@@ -242,7 +242,7 @@ def test_bridges_keep_a_row_within_its_readings(monkeypatch):
 
 def test_shape_costs_a_sliver_a_fragment_and_two_digits_run_together():
     from lenet.reading.morphology import Box
-    from lenet.reading.predict import shape_cost
+    from lenet.reading.search import shape_cost
 
     height = 100
     assert shape_cost(Box(0, 0, 60, 95), height) == 0.0      # a digit's shape: no cost

@@ -79,6 +79,7 @@ class Piece:
     reading: Reading
     group: int         # the group of marks it begins in
     joins: bool        # whether it joins two groups (a bridge): marks apart read as one digit
+    cut: bool          # whether it ends or begins at a cut inside a group (not at a group's edge)
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,8 @@ def read_row(pixels: np.ndarray, deadline: float | None = None) -> Row:
         spans = {columns: columns or (left, right) for columns in read}
         edges = sorted({x for span in spans.values() for x in span})
         nodes.append({x: node + i for i, x in enumerate(edges)})
-        pieces += [Piece(nodes[g][a], nodes[g][b], read[columns], g, False) for columns, (a, b) in spans.items()]
+        pieces += [Piece(nodes[g][a], nodes[g][b], read[columns], g, False, columns is not None)
+                   for columns, (a, b) in spans.items()]
         node += len(edges) - 1
     pieces += bridges(image_grey.shape, found, offset, [marks for marks, _ in groups], nodes,
                       MAX_READINGS - len(pieces), deadline)
@@ -164,7 +166,7 @@ def bridges(shape: tuple[int, int], found: Ink, offset: tuple[int, int], groups:
         check_time(deadline)
         columns = (a, b) if partial else None
         reading = read_marks(shape, found, groups[g] + groups[g + 1], offset, columns=columns)
-        out.append(Piece(nodes[g][a], nodes[g + 1][b], reading, g, True))
+        out.append(Piece(nodes[g][a], nodes[g + 1][b], reading, g, True, partial))
     return out
 
 

@@ -6,14 +6,14 @@ why that file could not be used. One bad file never stops the others.
 
 from __future__ import annotations
 
-import math
 from collections import deque
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from lenet.errors import LenetError
+from lenet.reading import search
 from lenet.reading.digit import Reading, at_scale, read_digit
 from lenet.reading.image import decode_image
 from lenet.reading.ink import as_box
@@ -40,7 +40,9 @@ def predict_images(model, images: np.ndarray, k: int = 1) -> list[Prediction]:
     return [prediction_of(p, image, k) for p, image in zip(model.probabilities(images), images, strict=True)]
 
 
-JUNK_ABOVE = 0.35  # p(not one digit) above which an answer is doubted: under 1% of right MNIST test answers
+# p(not one digit) above which an answer is doubted: 0.3% of the right answers on the last 5,000
+# training digits (which neither network trains on) score higher.
+JUNK_ABOVE = 0.35
 
 _rejector = None  # the bundled rejector, loaded on first use and kept
 
@@ -143,131 +145,114 @@ def predict_each(model, items, prepare, k: int = 1) -> list[Prediction | LenetEr
     return [results[i] for i in sorted(results)]
 
 
-SPLIT_COST = 0.1  # log-probability each digit costs a path: one more digit must earn its place
-JUNK_WEIGHT = 1.0  # weight of a piece's log p(one digit) against log p(its digit) in a way's score
-# A way of cutting that scores within this of the best, reading other digits, makes the cut doubtful:
-# ties only, since wider margins flagged many right numbers and caught no more wrong ones.
+# A digit whose marks the best path weighing the rejector by one of these reads otherwise is doubted:
+# a reading that holds only at one weighing of the two networks is a guess between them.
+REWEIGH_JUNK = (0.3, 3.0)
+# A way of cutting that scores within this of the best, reading other digits, makes the cut doubtful
+# (chosen on numbers of held-out training digits: scripts/number_doubts.py).
 CUT_MARGIN = 0.0
-NARROW, NARROW_COST = 0.15, 1.0  # a piece narrower than NARROW x the row's height scores NARROW_COST less
-# A piece wider than BROAD x the row's height scores BROAD_COST less per row height beyond: the
-# rejector often takes a 1 run into its neighbour for one digit.
-BROAD, BROAD_COST = 0.9, 2.0
-SHORT, SHORT_COST = 0.7, 1.0  # a piece lower than SHORT x the row's height (a fragment) scores SHORT_COST less
-BRIDGE_COST = 0.5  # a piece joining two groups scores this less: marks apart need more evidence to be one digit
-WIDE = 1.3  # a digit wider than this times the row's height may be touching digits read as one
-WIDE_DIGIT = "wide for one digit: may be touching digits read as one"
+# A digit of a number over this p(not one digit) is doubted (number_doubts): with the model's own
+# threshold on its probability and REWEIGH_JUNK, the rule that caught most wrong numbers of held-out
+# training digits while flagging at most a tenth of the right ones (scripts/number_doubts.py --n 1200
+# --seed 1). A doubt for digits over 1.3 row heights wide, tried there too, spent that budget better unused.
+IN_NUMBER_JUNK_ABOVE = 0.5
 
 
 def doubtful_cut(other: str) -> str:
     return f"the cut is doubtful: these marks also read as {other}"
 
 
-def piece_score(prediction: Prediction, p_junk: float) -> float:
-    """How much a piece looks like one digit: log p(its digit) + JUNK_WEIGHT x log p(one digit),
-    so a confident answer on a half or a pair (which the rejector calls junk) scores low."""
-    return float(np.log(max(prediction.probability, 1e-9)) + JUNK_WEIGHT * np.log(max(1.0 - p_junk, 1e-9)))
+def reweighed_cut(other: str) -> str:
+    return f"the cut is doubtful: weighing the rejector otherwise reads these marks as {other}"
 
 
-def shape_cost(box: Box, height: int) -> float:
-    """What a piece's shape takes off its score, in a row `height` tall: a sliver cut off a digit's
-    side reads as a confident 1, a broken-off stroke as a confident anything, and two digits run
-    together as one."""
-    wide = box.width / height
-    cost = NARROW_COST if wide < NARROW else 0.0
-    cost += BROAD_COST * max(0.0, wide - BROAD)
-    return cost + (SHORT_COST if box.height < SHORT * height else 0.0)
+@dataclass(frozen=True)
+class RowDigit:
+    """One digit of a row's best path with the evidence its judgement weighs (`number_doubts`)."""
+    piece: Piece              # its piece of the row: its reading at the analysis scale, whether cut or bridged
+    prediction: Prediction    # the network's answer, before any judgement
+    p_junk: float             # the rejector's p(not one digit)
+    rival: str | None         # what the nearest path reading otherwise reads over these marks
+    margin: float             # how far that path scores behind the best (inf: no such path)
+    reweighed: str | None     # what the best path weighing the rejector by REWEIGH_JUNK reads here, if otherwise
+    sign: str                 # the minus, point or comma standing before it, or ""
 
 
-def best_path(pieces: list[Piece], nodes: int, scores: dict[int, float],
-              predictions: dict[int, Prediction]) -> list[tuple[Reading, str | None, int]]:
-    """The row's digits as (reading, what a path as good reads there instead or None, its group):
-    the path through the row's pieces, from its left end to its right, whose pieces look most like
-    digits (recognition-based segmentation, LeCun et al. 1998), by dynamic programming over the
-    nodes. A piece on another path within CUT_MARGIN of the best that reads otherwise makes the
-    best path's digits over the same marks doubtful."""
-    def score(p: Piece) -> float:
-        return scores[id(p.reading)] - SPLIT_COST
-
-    ahead: list[tuple[float, Piece | None]] = [(0.0, None), *[(-math.inf, None)] * (nodes - 1)]
-    for p in sorted(pieces, key=lambda p: p.start):  # every piece's start settled before it is used
-        if ahead[p.start][0] + score(p) > ahead[p.end][0]:
-            ahead[p.end] = (ahead[p.start][0] + score(p), p)
-    behind: list[float] = [-math.inf] * (nodes - 1) + [0.0]
-    for p in sorted(pieces, key=lambda p: -p.end):
-        behind[p.start] = max(behind[p.start], score(p) + behind[p.end])
-    path = trace(ahead, nodes - 1)
-    best = ahead[-1][0]
-    doubts: dict[int, str] = {}
-    on_path = {id(p) for p in path}
-    for p in pieces:
-        if id(p) in on_path or best - (ahead[p.start][0] + score(p) + behind[p.end]) > CUT_MARGIN:
-            continue
-        other = [*trace(ahead, p.start), p, *ahead_from(pieces, p.end, behind, score)]
-        here = [q for q in path if q.start < p.end and q.end > p.start]
-        lo, hi = min(q.start for q in here), max(q.end for q in here)
-        there = [q for q in other if q.start < hi and q.end > lo]
-        text = "".join(str(predictions[id(q.reading)].digit) for q in there)
-        if text != "".join(str(predictions[id(q.reading)].digit) for q in here):
-            doubts.update((id(q), text) for q in here if id(q) not in doubts)
-    return [(p.reading, doubts.get(id(p)), p.group) for p in path]
-
-
-def trace(ahead: list[tuple[float, Piece | None]], node: int) -> list[Piece]:
-    """The best path's pieces from the row's left end to `node`."""
-    path: list[Piece] = []
-    while (piece := ahead[node][1]) is not None:
-        path.append(piece)
-        node = piece.start
-    return path[::-1]
-
-
-def ahead_from(pieces: list[Piece], node: int, behind: list[float], score) -> list[Piece]:
-    """The best path's pieces from `node` to the row's right end."""
-    path: list[Piece] = []
-    while node < len(behind) - 1:
-        path.append(max((p for p in pieces if p.start == node), key=lambda p: score(p) + behind[p.end]))
-        node = path[-1].end
-    return path
-
-
-def read_digits(model, pixels: np.ndarray, k: int = 1, deadline: float | None = None,
-                scale: float = 1.0) -> NumberReading:
-    """A row of digits in one image: the number as text (with a leading minus and a decimal point
-    or comma where the row has them), each digit with its probability, box,
-    `unsure` flag and reasons; the whole is unsure when any digit or any cut is. Of the ways to
-    cut the row (`read_row`'s pieces: groups whole or cut, neighbours joined or bridged), the path
-    whose pieces look most like digits is kept (`piece_score`: the model's probability and the
-    rejector's p(one digit), less `shape_cost`, SPLIT_COST and BRIDGE_COST); a path close behind it that reads
-    otherwise makes the cut doubtful. Every distinct piece is predicted once, in one batched pass.
-    A row of more than MAX_DIGITS digits is refused.
-    `scale` as for `read_digit`: the boxes in the coordinates of the image as given."""
+def weigh_row(model, pixels: np.ndarray, k: int = 1, deadline: float | None = None) -> list[RowDigit]:
+    """The digits of the row in `pixels` on the path whose pieces look most like digits: of the ways
+    to cut the row (`read_row`'s pieces: groups whole or cut, neighbours joined or bridged), the one
+    whose pieces score best (`piece_score`: the model's probability and the rejector's p(one digit),
+    less `shape_cost`, SPLIT_COST and BRIDGE_COST). Every distinct piece is predicted once, in one
+    batched pass. A row of more than MAX_DIGITS digits is refused."""
     row = read_row(pixels, deadline)
     unique = [p.reading for p in row.pieces]
     check_time(deadline)
     images = np.stack([r.image for r in unique])
     predictions = dict(zip((id(r) for r in unique), predict_images(model, images, k), strict=True))
     junk = dict(zip((id(r) for r in unique), (float(p) for p in junk_of(images)), strict=True))
-    scores = {i: piece_score(predictions[i], junk[i]) for i in predictions}
     height = max(r.box.height for r in unique)
-    for piece in row.pieces:
-        scores[id(piece.reading)] -= shape_cost(piece.reading.box, height) + (BRIDGE_COST if piece.joins else 0.0)
-    chosen = best_path(row.pieces, row.nodes, scores, predictions)
+    costs = {id(p.reading): search.shape_cost(p.reading.box, height) + (search.BRIDGE_COST if p.joins else 0.0)
+             for p in row.pieces}
+
+    def scores_with(weight: float) -> dict[int, float]:
+        return {i: search.piece_score(predictions[i], junk[i], weight) - costs[i] for i in predictions}
+
+    chosen = search.best_path(row.pieces, row.nodes, scores_with(search.JUNK_WEIGHT), predictions)
+    path = [p for p, _, _ in chosen]
+    reweighed: dict[int, str] = {}  # per piece of the path, what a path weighing the rejector otherwise reads
+    for weight in REWEIGH_JUNK:
+        for piece, text in search.differences(path, search.plain_path(row.pieces, row.nodes, scores_with(weight)),
+                                       predictions).items():
+            reweighed.setdefault(piece, text)
     if len(chosen) > MAX_DIGITS:
         raise TooManyDigits(f"{len(chosen)} digits in a row: at most {MAX_DIGITS} are read; "
                             f"crop the image to fewer digits")
     before: dict[int, str] = {}  # the digit a sign stands before -> the sign
     for at, char in row.signs:
-        first = next((i for i, (_, _, g) in enumerate(chosen) if g >= at), None)
+        first = next((i for i, (p, _, _) in enumerate(chosen) if p.group >= at), None)
         if first is not None:
             before[first] = char
-    row_height = max(r.box.height for r, _, _ in chosen)
+    return [RowDigit(p, predictions[id(p.reading)], junk[id(p.reading)], rival, margin, reweighed.get(id(p)),
+                     before.get(i, ""))
+            for i, (p, rival, margin) in enumerate(chosen)]
+
+
+def number_doubts(model, digit: RowDigit) -> list[str]:
+    """Why not to trust one digit of a number: what the preprocessing saw, a probability under the
+    model's calibrated threshold, the rejector's p(not one digit) over IN_NUMBER_JUNK_ABOVE, strokes
+    crossed more often than a digit's, another way of cutting within CUT_MARGIN that reads
+    otherwise, or the best path at another weighing of the rejector (REWEIGH_JUNK) reading otherwise."""
+    doubts = list(digit.piece.reading.doubts)
+    below = model.config.unsure_below
+    if digit.prediction.probability < below:
+        p, threshold = under(digit.prediction.probability, below)
+        doubts.append(f"low probability ({p}, under {threshold})")
+    if digit.p_junk > IN_NUMBER_JUNK_ABOVE:
+        doubts.append(not_a_digit(digit.p_junk))
+    elif (n := int(crossings(digit.piece.reading.image[None])[0])) > MAX_CROSSINGS:
+        doubts.append(coiled(n))
+    if digit.rival is not None and digit.margin <= CUT_MARGIN:
+        doubts.append(doubtful_cut(digit.rival))
+    elif digit.reweighed is not None:
+        doubts.append(reweighed_cut(digit.reweighed))
+    return doubts
+
+
+def read_digits(model, pixels: np.ndarray, k: int = 1, deadline: float | None = None,
+                scale: float = 1.0) -> NumberReading:
+    """A row of digits in one image: the number as text (with a leading minus and a decimal point
+    or comma where the row has them), each digit with its probability, box,
+    `unsure` flag and reasons (`number_doubts`); the whole is unsure when any digit or any cut is.
+    The digits are those of `weigh_row`'s best path. A row of more than MAX_DIGITS digits is refused.
+    `scale` as for `read_digit`: the boxes in the coordinates of the image as given."""
     digits = []
-    for reading, other, _ in chosen:
-        digit = judged(model, predictions[id(reading)], at_scale(reading, scale), junk[id(reading)])
-        doubts = digit.doubts + ((WIDE_DIGIT,) if reading.box.width > WIDE * row_height else ()) \
-            + ((doubtful_cut(other),) if other is not None else ())
-        digits.append(replace(digit, probabilities=(), unsure=bool(doubts), doubts=doubts))
-    text = "".join(before.get(i, "") + str(d.digit) for i, d in enumerate(digits))
+    text = ""
+    for digit in weigh_row(model, pixels, k, deadline):
+        doubts = tuple(number_doubts(model, digit))
+        reading = at_scale(digit.piece.reading, scale)
+        digits.append(replace(digit.prediction, probabilities=(), seen=reading.image, box=reading.box,
+                              unsure=bool(doubts), doubts=doubts))
+        text += digit.sign + str(digit.prediction.digit)
     return NumberReading(text, tuple(digits))
 
 

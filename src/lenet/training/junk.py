@@ -7,12 +7,14 @@ normalisation (20x20 box keeping the aspect, centre of mass at the centre of 28x
 sees what inference sees:
 
 - rows of MNIST training digits, composed as people write them (gaps, touching, overlapping,
-  size and baseline changes), cut by the number reader itself (`reading.number.read_number`):
+  size and baseline changes, some digits in two parts), cut by the number reader itself (`reading.number.read_number`):
   every piece whose columns do not hold one digit (a half, a digit and part of its neighbour, two
-  or three digits as one) is junk; the pieces that do hold one digit are kept as that digit;
+  or three digits as one, a bridge joining two groups) is junk; the pieces that do hold one digit
+  are kept as that digit;
 - fragments of one digit (a half, a corner, a stroke's part), and two or three digits as one piece;
 - letters drawn in the fonts matplotlib ships, digit look-alikes left out (LOOK_ALIKES);
-- scribbles, random strokes, shapes (triangles, stars, crosses, squares, arrows, hashes) and blobs.
+- scribbles, random strokes, shapes (triangles, stars, crosses, squares, arrows, hashes, polygons
+  of five to eight straight sides, chevrons) and blobs.
 
 Only training images are ever used: the caller passes them (never the test set), and every draw
 comes from a seeded generator.
@@ -29,7 +31,8 @@ JUNK = 10  # the class index of "not one digit"
 # B (8), b G (6), g q (9). Left out, so the network is never taught that a digit is junk.
 LOOK_ALIKES = "OoQDIlijSsZzBbGgq"
 LETTERS = "".join(c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" if c not in LOOK_ALIKES)
-SHAPES = ("triangle", "star", "plus", "cross", "square", "arrow", "hash", "check", "zigzag")
+SHAPES = ("triangle", "star", "plus", "cross", "square", "arrow", "hash", "check", "zigzag", "polygon", "chevron")
+CLOSE_CALLS = ("polygon", "chevron")  # shapes drawn more often: read as a 0 and a 7 when rarely seen
 # A piece holds one digit when this share of that digit's ink, and nothing more than NEIGHBOUR of
 # any other, lies in its columns; it is junk when no digit has HALF of it in, or another has PART.
 WHOLE, NEIGHBOUR, HALF, PART = 0.92, 0.04, 0.7, 0.2
@@ -49,11 +52,26 @@ def ink_crop(digit: np.ndarray, height: int) -> np.ndarray:
     return ink_of(digit, height)
 
 
+BROKEN = 0.15  # share of a row's digits written in two parts, a thin gap between them
+
+
+def broken(ink: np.ndarray, height: int, rng) -> np.ndarray:
+    """`ink` as written, or (BROKEN of the time) cut down a column near its middle and its right
+    part moved a little away: a digit in two marks, which the reader bridges back into one."""
+    if rng.random() >= BROKEN or ink.shape[1] < 8:
+        return ink
+    cut = int(ink.shape[1] * rng.uniform(0.35, 0.65))
+    gap = max(2, int(height * rng.uniform(0.03, 0.1)))
+    out = np.zeros((ink.shape[0], ink.shape[1] + gap), ink.dtype)
+    out[:, :cut], out[:, cut + gap:] = ink[:, :cut], ink[:, cut:]
+    return out
+
+
 def compose_row(digits: list[np.ndarray], rng) -> tuple[np.ndarray, list[np.ndarray]]:
     """A row of `digits` on a page (ink, float) and, for each digit, its ink per column of the page.
     Gaps run from overlapping to wide; sizes and baselines vary from digit to digit."""
     height = int(rng.integers(40, 90))
-    inks = [ink_crop(d, max(8, int(height * rng.uniform(0.75, 1.1)))) for d in digits]
+    inks = [broken(ink_crop(d, max(8, int(height * rng.uniform(0.75, 1.1)))), height, rng) for d in digits]
     gaps = [int(height * g) for g in rng.choice([rng.uniform(-0.2, 0.0), rng.uniform(0.0, 0.1),
                                                   rng.uniform(0.1, 0.4)], len(inks), p=[0.35, 0.35, 0.3])]
     width = sum(i.shape[1] for i in inks) + sum(max(g, 0) for g in gaps) + 2 * height
@@ -86,21 +104,20 @@ def label_piece(box, columns: list[np.ndarray], labels: list[int]) -> int | None
 
 
 def row_pieces(images: np.ndarray, labels: np.ndarray, rows: int, rng) -> tuple[list, list]:
-    """Pieces of `rows` composed rows of 2-6 digits, as the number reader cuts them, each labelled
-    (`label_piece`): (images, classes)."""
+    """Pieces of `rows` composed rows of 2-6 digits, as the number reader offers them (its cuts and
+    its bridges between groups), each labelled (`label_piece`): (images, classes)."""
     from lenet.errors import LenetError
-    from lenet.reading.number import read_number
+    from lenet.reading.number import read_row
 
     out, classes = [], []
     for _ in range(rows):
         pick = rng.choice(len(labels), int(rng.integers(2, 7)), replace=False)
         page, columns = compose_row(list(images[pick]), rng)
         try:
-            groups = read_number(paper(page, rng))
+            row = read_row(paper(page, rng))
         except LenetError:
             continue
-        seen = {id(r): r for ways in groups for readings in ways for r in readings}
-        for reading in seen.values():
+        for reading in (p.reading for p in row.pieces):
             y = label_piece(reading.box, columns, [int(v) for v in labels[pick]])
             if y is not None:
                 out.append(reading.image)
@@ -157,6 +174,23 @@ def letter(fonts: list, rng) -> np.ndarray:
                            weight)).image
 
 
+def close_call(pen, kind: str, at, c: float, r: float, width: int, rng) -> None:
+    """Draw a polygon or a chevron with `pen` (`at`: a point at an angle and radius from the centre c)."""
+    if kind == "polygon":  # straight sides and corners, as wide as tall or wider: never a 0's oval
+        n = int(rng.integers(5, 9))
+        stretch = rng.uniform(1.0, 1.1)
+        pen.polygon([(c + (x - c) * stretch, y) for x, y in
+                     (at(2 * math.pi * (i + rng.uniform(-0.1, 0.1)) / n, r * rng.uniform(0.9, 1.0)) for i in range(n))],
+                    outline=255, width=width)
+    elif kind == "chevron":  # < > ^ v: two arms meeting at mid side, neither level (a 7's bar is)
+        half = rng.uniform(0.45, 0.8)  # half the angle between the arms, radians
+        point = rng.choice([0.0, math.pi / 2, math.pi, 3 * math.pi / 2]) + rng.uniform(-0.08, 0.08)
+        tip = (c + 0.8 * r * math.cos(point), c + 0.8 * r * math.sin(point))
+        arms = [(tip[0] - 1.6 * r * math.cos(point + s * half), tip[1] - 1.6 * r * math.sin(point + s * half))
+                for s in (-1, 1)]
+        pen.line([arms[0], tip, arms[1]], fill=255, width=width, joint="curve")
+
+
 def drawing(kind: str, rng, side: int = 96) -> np.ndarray:
     """A scribble, random strokes, a shape or a blob (ink, float, side x side)."""
     from PIL import Image, ImageDraw
@@ -200,6 +234,8 @@ def drawing(kind: str, rng, side: int = 96) -> np.ndarray:
             pen.line([(c - r, c + s * r * 2), (c + r, c + s * r * 2)], fill=255, width=width)
     elif kind == "check":
         pen.line([at(math.pi, r * 0.6), at(math.pi / 2, r * 0.5), at(-math.pi / 4, r)], fill=255, width=width)
+    elif kind in CLOSE_CALLS:
+        close_call(pen, kind, at, c, r, width, rng)
     elif kind == "zigzag":
         n = int(rng.integers(3, 6))
         pen.line([(side * 0.1 + side * 0.8 * i / n, c + (r if i % 2 else -r) * 0.6) for i in range(n + 1)],
@@ -226,7 +262,7 @@ def junk_set(images: np.ndarray, labels: np.ndarray, n: int, seed: int = 0, font
     fonts = fonts if fonts is not None else matplotlib_fonts()
     out: list[np.ndarray] = []
     classes: list[int] = []
-    # Shares of n: row pieces (a row gives a dozen or so), fragments, several as one, letters, drawings.
+    # Shares of n: row pieces (a row gives two dozen or so), fragments, several as one, letters, drawings.
     pieces, piece_classes = row_pieces(images, labels, max(1, n * 4 // 10 // 8), rng)
     out += pieces
     classes += piece_classes
@@ -242,6 +278,9 @@ def junk_set(images: np.ndarray, labels: np.ndarray, n: int, seed: int = 0, font
     kinds = ("scribble", "strokes", "blob", *SHAPES)
     for i in range(n * 15 // 100):
         out.append(on_paper_read(drawing(kinds[i % len(kinds)], rng), rng))
+    # Polygons and chevrons again: the nearest things to a 0 and a 7 that are neither.
+    for i in range(n * 6 // 100):
+        out.append(on_paper_read(drawing(CLOSE_CALLS[i % len(CLOSE_CALLS)], rng), rng))
     classes += [JUNK] * (len(out) - len(classes))
     kept = [i for i, (x, y) in enumerate(zip(out, classes, strict=True)) if y != JUNK or not one_like(x)]
     out, classes = [out[i] for i in kept], [classes[i] for i in kept]
