@@ -256,7 +256,7 @@ def against(other: Path, rounds: int, n: int) -> int:
 # The reader's steps, each timed on its own (its own CPU time, without the steps it calls). A step is
 # looked up in each module named (an older checkout holds the background's steps in ink.py).
 STEPS = {"image": ("decode_image",),
-         "ink": ("grey", "reduced", "plain_ink", "canvas", "unruled", "ink_on_paper", "ink_and_mask", "background",
+         "ink": ("grey", "transparent_canvas", "canvas_ink", "reduced", "plain_ink", "canvas", "unruled", "ink_on_paper", "ink_and_mask", "background",
                  "backgrounds", "plain_floor", "pooled", "expand", "dark_is_ink", "strong_ink", "light_corners",
                  "marks_of", "components", "closer_look", "stroke_width", "find_ink"),
          "background": ("reduced", "background", "backgrounds", "plain_floor", "pooled", "expand", "stroke_width"),

@@ -34,11 +34,13 @@ from lenet.reading.ink import (
     Mark,
     as_box,
     bounds,
+    canvas_ink,
     closer_look,
     find_ink,
     grey,
     median,
     selected,
+    transparent_canvas,
 )
 
 SIZE = 28          # MNIST's image side
@@ -88,7 +90,13 @@ def preprocess(pixels: np.ndarray) -> np.ndarray:
 
 
 def find_digit(pixels: np.ndarray) -> Reading:
-    """`read_digit`'s full path: find the digit, whatever the image (the module's steps)."""
+    """`read_digit`'s full path: find the digit, whatever the image (the module's steps); a drawing
+    on a clean transparent canvas on the canvas itself (`ink.canvas_ink`)."""
+    alpha = transparent_canvas(pixels)
+    found = canvas_ink(alpha) if alpha is not None else None
+    if found is not None:
+        digit, others = digit_marks(found.marks)
+        return read_marks(alpha.shape, found, digit, (0, 0), several=bool(others))
     image_grey = grey(pixels)
     found = find_ink(image_grey)
     digit, others = digit_marks(found.marks)

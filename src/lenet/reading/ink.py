@@ -47,6 +47,7 @@ DARK_ON_PAPER = 0.5   # or of a photo or scan: a digit stretched to fill its box
 NO_INK = "no ink found: nothing stands out from the background"
 # grey() of a canvas's alpha, each level as NumPy computes 1 - alpha / 255 in float32: one lookup.
 CLEAR = 1 - np.arange(256, dtype=np.float32) / 255
+OPAQUE = np.arange(256, dtype=np.float32) / 255  # a clean canvas's ink: its alpha, 0..1
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,38 @@ def grey(pixels: np.ndarray) -> np.ndarray:
     if min(values.shape) < MIN_SIDE:
         raise ImageError(f"{values.shape[1]}x{values.shape[0]} is too small to hold a digit")
     return values
+
+
+def transparent_canvas(pixels: np.ndarray) -> np.ndarray | None:
+    """The alpha channel of a drawing on a clean transparent canvas (an HTML canvas export: ink
+    where it is opaque, every pixel of the edge fully transparent, alpha spanning over half its
+    range), small enough to be read whole; else None. An RGBA photo (opaque everywhere), a
+    drawing that runs off the edge, or any other image takes the full path."""
+    values = np.asarray(pixels)
+    if (values.dtype != np.uint8 or values.ndim != 3 or values.shape[2] not in (2, 4)
+            or min(values.shape[:2]) < MIN_SIDE or max(values.shape[:2]) > 2 * ANALYSIS_SIDE):
+        return None
+    alpha = np.ascontiguousarray(values[..., -1])
+    if alpha[0].any() or alpha[-1].any() or alpha[:, 0].any() or alpha[:, -1].any():
+        return None
+    return alpha if cv2.minMaxLoc(alpha)[1] > 127 else None  # grey()'s rule for reading the alpha
+
+
+def canvas_ink(alpha: np.ndarray) -> Ink | None:
+    """`find_ink`'s result for a clean transparent canvas (`transparent_canvas`'s alpha), found on
+    the canvas itself: a canvas holds no paper, ruled or form lines and no uneven light, so the
+    ink is the alpha, and it is not reduced (nor looked at again closer) when it needs no
+    reducing. None when the plain-paper rule does not hold (mostly ink, or faint ink): the full
+    path weighs those."""
+    ink = cv2.LUT(alpha, OPAQUE)  # also its contrast with the clear canvas, in grey levels
+    if np.count_nonzero(alpha > cv2.minMaxLoc(alpha)[1] / 2) / alpha.size >= 0.35:
+        return None  # mostly ink: the polarity must be weighed, as plain_ink says
+    peak = peak_of(ink)
+    if peak < 0.35:
+        return None  # faint ink: as plain_ink says
+    strong, mask = strong_ink(ink, peak)
+    labels, marks = marks_of(mask, strong)
+    return Ink(strong, mask, marks, labels, ink, 1.0)
 
 
 def analysis_side(shape: tuple[int, ...]) -> int:
