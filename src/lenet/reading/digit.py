@@ -93,10 +93,11 @@ def find_digit(pixels: np.ndarray) -> Reading:
     """`read_digit`'s full path: find the digit, whatever the image (the module's steps); a drawing
     on a clean transparent canvas on the canvas itself (`ink.canvas_ink`)."""
     alpha = transparent_canvas(pixels)
-    found = canvas_ink(alpha) if alpha is not None else None
-    if found is not None:
+    on_canvas = canvas_ink(alpha) if alpha is not None else None
+    if on_canvas is not None:
+        found, offset = on_canvas
         digit, others = digit_marks(found.marks)
-        return read_marks(alpha.shape, found, digit, (0, 0), several=bool(others))
+        return read_marks(alpha.shape, found, digit, offset, several=bool(others))
     image_grey = grey(pixels)
     found = find_ink(image_grey)
     digit, others = digit_marks(found.marks)

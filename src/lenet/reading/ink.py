@@ -48,6 +48,7 @@ NO_INK = "no ink found: nothing stands out from the background"
 # grey() of a canvas's alpha, each level as NumPy computes 1 - alpha / 255 in float32: one lookup.
 CLEAR = 1 - np.arange(256, dtype=np.float32) / 255
 OPAQUE = np.arange(256, dtype=np.float32) / 255  # a clean canvas's ink: its alpha, 0..1
+CANVAS_MARGIN = 8  # a canvas's ink is found on its box and this much clear canvas round it (over marks_of's gap)
 
 
 @dataclass(frozen=True)
@@ -116,27 +117,39 @@ def transparent_canvas(pixels: np.ndarray) -> np.ndarray | None:
     if (values.dtype != np.uint8 or values.ndim != 3 or values.shape[2] not in (2, 4)
             or min(values.shape[:2]) < MIN_SIDE or max(values.shape[:2]) > 2 * ANALYSIS_SIDE):
         return None
-    alpha = np.ascontiguousarray(values[..., -1])
-    if alpha[0].any() or alpha[-1].any() or alpha[:, 0].any() or alpha[:, -1].any():
+    edge = values[..., -1]  # a view: the edges are looked at before the channel is copied out
+    if edge[0].any() or edge[-1].any() or edge[:, 0].any() or edge[:, -1].any():
         return None
+    alpha = cv2.extractChannel(values, values.shape[2] - 1) if values.flags.c_contiguous \
+        else np.ascontiguousarray(edge)
     return alpha if cv2.minMaxLoc(alpha)[1] > 127 else None  # grey()'s rule for reading the alpha
 
 
-def canvas_ink(alpha: np.ndarray) -> Ink | None:
-    """`find_ink`'s result for a clean transparent canvas (`transparent_canvas`'s alpha), found on
-    the canvas itself: a canvas holds no paper, ruled or form lines and no uneven light, so the
-    ink is the alpha, and it is not reduced (nor looked at again closer) when it needs no
-    reducing. None when the plain-paper rule does not hold (mostly ink, or faint ink): the full
-    path weighs those."""
-    ink = cv2.LUT(alpha, OPAQUE)  # also its contrast with the clear canvas, in grey levels
-    if np.count_nonzero(alpha > cv2.minMaxLoc(alpha)[1] / 2) / alpha.size >= 0.35:
+def canvas_ink(alpha: np.ndarray) -> tuple[Ink, tuple[int, int]] | None:
+    """`find_ink`'s result for a clean transparent canvas (`transparent_canvas`'s alpha), and where
+    (top, left) its copy lies in the canvas. A canvas holds no paper, ruled or form lines and no
+    uneven light, so the ink is the alpha (`strong_ink`'s steps done on its 256 levels), found on
+    the ink's box and a margin of clear canvas round it, not reduced (nor looked at again closer)
+    when it needs no reducing. None when the plain-paper rule does not hold (mostly ink, or faint
+    ink): the full path weighs those."""
+    x, y, w, h = cv2.boundingRect(alpha)  # the box of every pixel with any ink
+    y0, x0 = max(0, y - CANVAS_MARGIN), max(0, x - CANVAS_MARGIN)
+    part = alpha[y0:y + h + CANVAS_MARGIN, x0:x + w + CANVAS_MARGIN]
+    if np.count_nonzero(part > cv2.minMaxLoc(part)[1] / 2) / alpha.size >= 0.35:
         return None  # mostly ink: the polarity must be weighed, as plain_ink says
-    peak = peak_of(ink)
+    # peak_of on the alpha's levels: the 3x3 mean of ink = alpha / 255.
+    blurred = cv2.boxFilter(part, cv2.CV_32F, (3, 3), borderType=cv2.BORDER_REPLICATE)
+    peak = cv2.minMaxLoc(blurred)[1] / 255
     if peak < 0.35:
         return None  # faint ink: as plain_ink says
-    strong, mask = strong_ink(ink, peak)
-    labels, marks = marks_of(mask, strong)
-    return Ink(strong, mask, marks, labels, ink, 1.0)
+    levels = np.minimum(OPAQUE / np.float32(peak), 1)  # strong_ink's ink, level by level
+    ink = cv2.LUT(part, levels)
+    # Levels rise with alpha: WEAK and STRONG are each reached from one alpha on.
+    weak = part >= np.count_nonzero(levels <= WEAK)
+    strong = part >= np.count_nonzero(levels <= STRONG)
+    mask = joined(weak, strong)
+    labels, marks = marks_of(mask, ink, min(alpha.shape))
+    return Ink(ink, mask, marks, labels, cv2.LUT(part, OPAQUE), 1.0), (y0, x0)
 
 
 def analysis_side(shape: tuple[int, ...]) -> int:
@@ -326,7 +339,11 @@ def strong_ink(ink: np.ndarray, peak: float | None = None) -> tuple[np.ndarray, 
         raise NoDigit(NO_INK)
     ink = np.divide(ink, peak)
     np.clip(ink, 0, 1, out=ink)
-    weak, strong = ink > WEAK, ink > STRONG
+    return ink, joined(ink > WEAK, ink > STRONG)
+
+
+def joined(weak: np.ndarray, strong: np.ndarray) -> np.ndarray:
+    """Step 3's mask: the `weak` ink's pieces that hold some `strong` ink."""
     labels, count = mo.label(weak)
     if count == 1:  # one piece: all of it, or none
         mask = weak if strong.any() else np.zeros_like(weak)
@@ -337,14 +354,15 @@ def strong_ink(ink: np.ndarray, peak: float | None = None) -> tuple[np.ndarray, 
         mask = np.take(keep, labels)
     if not mask.any():
         raise NoDigit(NO_INK)
-    return ink, mask
+    return mask
 
 
-def marks_of(mask: np.ndarray, ink: np.ndarray) -> tuple[np.ndarray, list[Mark]]:
+def marks_of(mask: np.ndarray, ink: np.ndarray, side: int | None = None) -> tuple[np.ndarray, list[Mark]]:
     """Step 5: the connected marks of `mask`, most ink first, specks left out. A stroke broken by
     a faint stretch (a pencil's light touch) is one mark when its pieces are a few pixels apart,
-    so gaps under 1% of the image are closed for the labelling."""
-    gap = max(3, round(min(mask.shape) / 100)) | 1
+    so gaps under 1% of the image are closed for the labelling (`side`: the image's shorter
+    side, when `mask` is a part of it)."""
+    gap = max(3, round((side or min(mask.shape)) / 100)) | 1
     labels, count = mo.label(mo.closing(mask, gap))
     np.multiply(labels, mask, out=labels)  # the closing's bridges are no mark's pixels
     marks = sorted(components(labels, count, ink), key=lambda mark: -mark.ink)
