@@ -137,9 +137,8 @@ def canvas_ink(alpha: np.ndarray) -> tuple[Ink, tuple[int, int]] | None:
     part = alpha[y0:y + h + CANVAS_MARGIN, x0:x + w + CANVAS_MARGIN]
     if np.count_nonzero(part > cv2.minMaxLoc(part)[1] / 2) / alpha.size >= 0.35:
         return None  # mostly ink: the polarity must be weighed, as plain_ink says
-    # peak_of on the alpha's levels: the 3x3 mean of ink = alpha / 255.
-    blurred = cv2.boxFilter(part, cv2.CV_32F, (3, 3), borderType=cv2.BORDER_REPLICATE)
-    peak = cv2.minMaxLoc(blurred)[1] / 255
+    contrast = cv2.LUT(part, OPAQUE)  # also plain_ink's ink: the canvas is clear, 1.0 in grey
+    peak = peak_of(contrast)
     if peak < 0.35:
         return None  # faint ink: as plain_ink says
     levels = np.minimum(OPAQUE / np.float32(peak), 1)  # strong_ink's ink, level by level
@@ -149,7 +148,7 @@ def canvas_ink(alpha: np.ndarray) -> tuple[Ink, tuple[int, int]] | None:
     strong = part >= np.count_nonzero(levels <= STRONG)
     mask = joined(weak, strong)
     labels, marks = marks_of(mask, ink, min(alpha.shape))
-    return Ink(ink, mask, marks, labels, cv2.LUT(part, OPAQUE), 1.0), (y0, x0)
+    return Ink(ink, mask, marks, labels, contrast, 1.0), (y0, x0)
 
 
 def analysis_side(shape: tuple[int, ...]) -> int:
