@@ -31,6 +31,7 @@ from lenet.reading.background import (
     background,
     border_of,
     reduced,
+    reduced_shape,
 )
 from lenet.reading.image import MIN_SIDE, stretched
 from lenet.reading.lines import form_lines
@@ -147,8 +148,15 @@ def canvas_ink(alpha: np.ndarray) -> tuple[Ink, tuple[int, int]] | None:
     weak = part >= np.count_nonzero(levels <= WEAK)
     strong = part >= np.count_nonzero(levels <= STRONG)
     mask = joined(weak, strong)
-    labels, marks = marks_of(mask, ink, min(alpha.shape))
+    labels, marks = marks_of(mask, ink, canvas_gap(alpha.shape))
     return Ink(ink, mask, marks, labels, contrast, 1.0), (y0, x0)
+
+
+def canvas_gap(shape: tuple[int, int]) -> int:
+    """The gap `marks_of` closes on a canvas read at its own size: the one it closes on the
+    canvas's analysis copy, in the canvas's pixels (odd), so a stroke's pieces join as they did."""
+    small, factor = reduced_shape(shape, analysis_side(shape))
+    return round(marks_gap(small) * factor) | 1
 
 
 def analysis_side(shape: tuple[int, ...]) -> int:
@@ -356,12 +364,16 @@ def joined(weak: np.ndarray, strong: np.ndarray) -> np.ndarray:
     return mask
 
 
-def marks_of(mask: np.ndarray, ink: np.ndarray, side: int | None = None) -> tuple[np.ndarray, list[Mark]]:
+def marks_gap(shape: tuple[int, ...]) -> int:
+    """The gap (odd, in pixels) `marks_of` closes by default in an image of `shape`: 1% of it."""
+    return max(3, round(min(shape) / 100)) | 1
+
+
+def marks_of(mask: np.ndarray, ink: np.ndarray, gap: int | None = None) -> tuple[np.ndarray, list[Mark]]:
     """Step 5: the connected marks of `mask`, most ink first, specks left out. A stroke broken by
     a faint stretch (a pencil's light touch) is one mark when its pieces are a few pixels apart,
-    so gaps under 1% of the image are closed for the labelling (`side`: the image's shorter
-    side, when `mask` is a part of it)."""
-    gap = max(3, round((side or min(mask.shape)) / 100)) | 1
+    so gaps under 1% of the image (`marks_gap`, or `gap`) are closed for the labelling."""
+    gap = marks_gap(mask.shape) if gap is None else gap
     labels, count = mo.label(mo.closing(mask, gap))
     np.multiply(labels, mask, out=labels)  # the closing's bridges are no mark's pixels
     marks = sorted(components(labels, count, ink), key=lambda mark: -mark.ink)

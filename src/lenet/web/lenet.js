@@ -565,8 +565,9 @@
   }
 
   // ink.marks_of: step 5, the marks (gaps under 1% closed for the labelling), most ink first.
-  function marksOf(mask, ink, side) {  // side: the image's shorter side, when mask is a part of it
-    const { h, w } = mask, gap = Math.max(3, pyRound((side || Math.min(h, w)) / 100)) | 1;
+  const marksGap = (h, w) => Math.max(3, pyRound(Math.min(h, w) / 100)) | 1;
+  function marksOf(mask, ink, closing) {  // closing: the gap to close, when not marksGap's
+    const { h, w } = mask, gap = closing || marksGap(h, w);
     // The closing and labelling on the mask's box and a margin only: outside it the closing is
     // empty, and the box starts on an even row and column so the labels' 2x2 blocks are the same.
     const [top, bottom, left, right] = inkArea(mask);
@@ -621,7 +622,9 @@
     for (let i = 0; i < part.a.length; i++) contrast.a[i] = f32(part.a[i] / 255);
     if (blurPeak(contrast) < 0.35) return null;  // faint ink
     const [strong, mask] = strongInk(contrast);
-    const [labels, marks] = marksOf(mask, strong, Math.min(h, w));
+    // ink.canvas_gap: the gap closed on the canvas's analysis copy, in the canvas's pixels.
+    const [[sh, sw], factor] = reducedShape(h, w, analysisSide(h, w));
+    const [labels, marks] = marksOf(mask, strong, pyRound(marksGap(sh, sw) * factor) | 1);
     return [{ ink: strong, mask, marks, labels, contrast, factor: 1 }, [y0, x0]];
   }
 
