@@ -24,14 +24,14 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import reader_speed  # noqa: E402
+import reader_speed
 
-from lenet.data import mnist as datasets  # noqa: E402
-from lenet.errors import LenetError  # noqa: E402
-from lenet.nn.numpy_model import NumpyModel  # noqa: E402
-from lenet.pretrained import bundled_model_path  # noqa: E402
-from lenet.reading import load_image, read_digit  # noqa: E402
-from lenet.reading.predict import judge_readings  # noqa: E402
+from lenet.data import mnist as datasets
+from lenet.errors import LenetError
+from lenet.nn.numpy_model import NumpyModel
+from lenet.pretrained import bundled_model_path
+from lenet.reading import load_image, read_digit
+from lenet.reading.predict import judge_readings
 
 PAD = 280  # the web page's pad
 

@@ -305,7 +305,7 @@ def drawn_seven(side: int = 280, width: int = 22) -> np.ndarray:
 
 def test_a_transparent_canvas_takes_the_fast_path_and_an_opaque_rgba_photo_does_not(monkeypatch):
     from lenet.reading import digit
-    from lenet.reading.ink import transparent_canvas
+    from lenet.reading.canvas import transparent_canvas
 
     canvas = drawn_seven()
     assert transparent_canvas(canvas) is not None

@@ -348,8 +348,8 @@ def test_the_page_reader_is_the_command_reader_on_hard_drawings(site, browser):
 def test_the_page_reader_reads_transparent_canvases_as_the_command_does(site, browser):
     """The same hard drawings as black strokes on transparent pixels (a canvas exported without its
     white fill): the command's canvas path (ink.canvas_ink) and the page's copy of it agree."""
+    from lenet.reading.canvas import transparent_canvas
     from lenet.reading.digit import read_digit
-    from lenet.reading.ink import transparent_canvas
 
     _, url, _ = site
     page = open_page(browser, url + "/", url, {"width": 800, "height": 600})
@@ -422,10 +422,10 @@ def test_the_page_reader_uses_the_command_readers_constants():
     """lenet.js copies the reader's constants (one truth: lenet.reading); this is the check on the copy."""
     import re
 
-    from lenet.reading import background, digit, image, ink, lines
+    from lenet.reading import background, canvas, digit, image, ink, lines
 
     def constant(name):  # the reader's constants, in whichever of its modules they live
-        return next(getattr(m, name) for m in (digit, ink, background, image, lines) if hasattr(m, name))
+        return next(getattr(m, name) for m in (digit, ink, background, image, lines, canvas) if hasattr(m, name))
 
     source = (Path(digit.__file__).parent.parent / "web" / "lenet.js").read_text()
     names = ["SIZE", "BOX", "ANALYSIS_SIDE", "LARGE_SIDE", "BACKGROUND_SIDE", "MIN_SIDE", "MIN_CONTRAST", "STRONG",

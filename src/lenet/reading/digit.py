@@ -27,6 +27,7 @@ import numpy as np
 from lenet.errors import NoDigit
 from lenet.reading import morphology as mo
 from lenet.reading.background import stroke_width
+from lenet.reading.canvas import canvas_ink, transparent_canvas
 from lenet.reading.ink import (
     STRONG,
     Box,
@@ -34,13 +35,11 @@ from lenet.reading.ink import (
     Mark,
     as_box,
     bounds,
-    canvas_ink,
     closer_look,
     find_ink,
     grey,
     median,
     selected,
-    transparent_canvas,
 )
 
 SIZE = 28          # MNIST's image side

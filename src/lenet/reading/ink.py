@@ -31,7 +31,6 @@ from lenet.reading.background import (
     background,
     border_of,
     reduced,
-    reduced_shape,
 )
 from lenet.reading.image import MIN_SIDE, stretched
 from lenet.reading.lines import form_lines
@@ -48,8 +47,6 @@ DARK_ON_PAPER = 0.5   # or of a photo or scan: a digit stretched to fill its box
 NO_INK = "no ink found: nothing stands out from the background"
 # grey() of a canvas's alpha, each level as NumPy computes 1 - alpha / 255 in float32: one lookup.
 CLEAR = 1 - np.arange(256, dtype=np.float32) / 255
-OPAQUE = np.arange(256, dtype=np.float32) / 255  # a clean canvas's ink: its alpha, 0..1
-CANVAS_MARGIN = 8  # a canvas's ink is found on its box and this much clear canvas round it (over marks_of's gap)
 
 
 @dataclass(frozen=True)
@@ -107,56 +104,6 @@ def grey(pixels: np.ndarray) -> np.ndarray:
     if min(values.shape) < MIN_SIDE:
         raise ImageError(f"{values.shape[1]}x{values.shape[0]} is too small to hold a digit")
     return values
-
-
-def transparent_canvas(pixels: np.ndarray) -> np.ndarray | None:
-    """The alpha channel of a drawing on a clean transparent canvas (an HTML canvas export: ink
-    where it is opaque, every pixel of the edge fully transparent, alpha spanning over half its
-    range), small enough to be read whole; else None. An RGBA photo (opaque everywhere), a
-    drawing that runs off the edge, or any other image takes the full path."""
-    values = np.asarray(pixels)
-    if (values.dtype != np.uint8 or values.ndim != 3 or values.shape[2] not in (2, 4)
-            or min(values.shape[:2]) < MIN_SIDE or max(values.shape[:2]) > 2 * ANALYSIS_SIDE):
-        return None
-    edge = values[..., -1]  # a view: the edges are looked at before the channel is copied out
-    if edge[0].any() or edge[-1].any() or edge[:, 0].any() or edge[:, -1].any():
-        return None
-    alpha = cv2.extractChannel(values, values.shape[2] - 1) if values.flags.c_contiguous \
-        else np.ascontiguousarray(edge)
-    return alpha if cv2.minMaxLoc(alpha)[1] > 127 else None  # grey()'s rule for reading the alpha
-
-
-def canvas_ink(alpha: np.ndarray) -> tuple[Ink, tuple[int, int]] | None:
-    """`find_ink`'s result for a clean transparent canvas (`transparent_canvas`'s alpha), and where
-    (top, left) its copy lies in the canvas. A canvas holds no paper, ruled or form lines and no
-    uneven light, so the ink is the alpha (`strong_ink`'s steps done on its 256 levels), found on
-    the ink's box and a margin of clear canvas round it, not reduced (nor looked at again closer)
-    when it needs no reducing. None when the plain-paper rule does not hold (mostly ink, or faint
-    ink): the full path weighs those."""
-    x, y, w, h = cv2.boundingRect(alpha)  # the box of every pixel with any ink
-    y0, x0 = max(0, y - CANVAS_MARGIN), max(0, x - CANVAS_MARGIN)
-    part = alpha[y0:y + h + CANVAS_MARGIN, x0:x + w + CANVAS_MARGIN]
-    if np.count_nonzero(part > cv2.minMaxLoc(part)[1] / 2) / alpha.size >= 0.35:
-        return None  # mostly ink: the polarity must be weighed, as plain_ink says
-    contrast = cv2.LUT(part, OPAQUE)  # also plain_ink's ink: the canvas is clear, 1.0 in grey
-    peak = peak_of(contrast)
-    if peak < 0.35:
-        return None  # faint ink: as plain_ink says
-    levels = np.minimum(OPAQUE / np.float32(peak), 1)  # strong_ink's ink, level by level
-    ink = cv2.LUT(part, levels)
-    # Levels rise with alpha: WEAK and STRONG are each reached from one alpha on.
-    weak = part >= np.count_nonzero(levels <= WEAK)
-    strong = part >= np.count_nonzero(levels <= STRONG)
-    mask = joined(weak, strong)
-    labels, marks = marks_of(mask, ink, canvas_gap(alpha.shape))
-    return Ink(ink, mask, marks, labels, contrast, 1.0), (y0, x0)
-
-
-def canvas_gap(shape: tuple[int, int]) -> int:
-    """The gap `marks_of` closes on a canvas read at its own size: the one it closes on the
-    canvas's analysis copy, in the canvas's pixels (odd), so a stroke's pieces join as they did."""
-    small, factor = reduced_shape(shape, analysis_side(shape))
-    return round(marks_gap(small) * factor) | 1
 
 
 def analysis_side(shape: tuple[int, ...]) -> int:
