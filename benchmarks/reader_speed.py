@@ -257,8 +257,9 @@ def against(other: Path, rounds: int, n: int) -> int:
 # looked up in each module named (an older checkout holds the background's steps in ink.py).
 STEPS = {"image": ("decode_image",),
          "ink": ("grey", "reduced", "plain_ink", "canvas", "unruled", "ink_on_paper", "ink_and_mask", "background",
-                 "backgrounds", "plain_floor", "pooled", "expand", "dark_is_ink", "strong_ink", "light_corners",
-                 "marks_of", "components", "closer_look", "stroke_width", "find_ink"),
+                 "backgrounds", "plain_floor", "pooled", "expand", "dark_is_ink", "strong_ink", "joined",
+                 "light_corners", "marks_of", "components", "closer_look", "stroke_width", "find_ink"),
+         "canvas": ("transparent_canvas", "canvas_ink"),
          "background": ("reduced", "background", "backgrounds", "plain_floor", "pooled", "expand", "stroke_width"),
          "paper": ("sheet", "sheet_only", "unlined", "paper_lines", "lines_along", "broken_lines", "thin_dark"),
          "order": ("percentiles", "median", "row_medians"),

@@ -288,3 +288,53 @@ def test_a_large_jpeg_is_decoded_at_a_reduced_scale_never_below_the_draft_side()
     pixels, given = decode_image(jpeg(2000, 1500, exif=exif))
     assert pixels.shape == (1000, 750) and given == 2.0  # turned: the ramp now runs down
     assert pixels[10, 375] < 60 < 200 < pixels[-10, 375]
+
+
+SEVEN = [(70, 50), (210, 50), (180, 110), (150, 170), (125, 240)]  # on the page's 280 px pad
+
+
+def drawn_seven(side: int = 280, width: int = 22) -> np.ndarray:
+    """A 7 drawn as the web page's pen draws it: black strokes on transparent pixels."""
+    from PIL import ImageDraw
+
+    im = Image.new("RGBA", (side, side), (0, 0, 0, 0))
+    points = [(x * side / 280, y * side / 280) for x, y in SEVEN]
+    ImageDraw.Draw(im).line(points, fill=(0, 0, 0, 255), width=width, joint="curve")
+    return np.asarray(im)
+
+
+def test_a_transparent_canvas_takes_the_fast_path_and_an_opaque_rgba_photo_does_not(monkeypatch):
+    from lenet.reading import digit
+    from lenet.reading.canvas import transparent_canvas
+
+    canvas = drawn_seven()
+    assert transparent_canvas(canvas) is not None
+    photo = canvas.copy()
+    photo[..., :3] = 255 - canvas[..., 3:]  # the same 7, dark on white, saved with opaque alpha
+    photo[..., 3] = 255
+    assert transparent_canvas(photo) is None
+    off_edge = canvas.copy()
+    off_edge[140, 0, 3] = 255  # ink on the edge: the canvas is not clean all round
+    assert transparent_canvas(off_edge) is None
+    assert transparent_canvas(canvas[..., [0, 3]]) is not None  # grey + alpha too
+    assert transparent_canvas(canvas[..., :3]) is None  # no alpha at all
+
+    calls = []
+    full = digit.find_ink
+    monkeypatch.setattr(digit, "find_ink", lambda *a, **k: calls.append(1) or full(*a, **k))
+    fast = read_digit(canvas)
+    assert calls == []  # the canvas never reached the full path
+    slow = read_digit(photo)
+    assert calls  # the photo did
+    assert fast.doubts == slow.doubts == ()
+    assert max(abs(a - b) for a, b in zip(fast.box, slow.box, strict=True)) <= 2, (fast.box, slow.box)
+
+
+@pytest.mark.parametrize("side,width", [(280, 22), (280, 6), (200, 40)])
+def test_the_fast_path_reads_a_drawn_digit_right(model, side, width):
+    pixels = drawn_seven(side, width)
+    reading = read_digit(load_image(png_bytes(pixels)))
+    assert model.probabilities(reading.image[None]).argmax(1)[0] == 7
+    left, top, _, bottom = (v * 280 / side for v in reading.box)
+    assert abs(left - 70) <= width and abs(top - 50) <= width and abs(bottom - 240) <= width, reading.box
+    assert reading.image.max() == 255 and reading.image[:4].max() == 0  # fitted to MNIST's box

@@ -345,6 +345,43 @@ def test_the_page_reader_is_the_command_reader_on_hard_drawings(site, browser):
         page.context.close()
 
 
+def test_the_page_reader_reads_transparent_canvases_as_the_command_does(site, browser):
+    """The same hard drawings as black strokes on transparent pixels (a canvas exported without its
+    white fill): the command's canvas path (ink.canvas_ink) and the page's copy of it agree."""
+    from lenet.reading.canvas import transparent_canvas
+    from lenet.reading.digit import read_digit
+
+    _, url, _ = site
+    page = open_page(browser, url + "/", url, {"width": 800, "height": 600})
+    fast = set()
+    try:
+        for name, strokes in HARD.items():
+            rgba = pad_pixels(strokes)
+            rgba = np.dstack([np.zeros_like(rgba[..., :3]), 255 - rgba[..., 0]])  # the ink as alpha
+            if transparent_canvas(rgba) is not None:
+                fast.add(name)
+            try:
+                theirs = read_digit(rgba)
+            except ValueError as e:
+                theirs = str(e)
+            ours = page.evaluate("""(b64) => {
+                const bytes = Uint8ClampedArray.from(atob(b64), (c) => c.charCodeAt(0));
+                try { const r = Lenet.readDigit(bytes, 280, 280, window.LENET_MODEL.grey);
+                      return {image: Array.from(r.image), box: r.box, doubts: r.doubts}; }
+                catch (e) { return {error: e.message}; } }""", base64.b64encode(rgba.tobytes()).decode())
+            if isinstance(theirs, str):
+                assert ours.get("error") == theirs, (name, ours, theirs)
+                continue
+            assert "error" not in ours, (name, ours)
+            gap = np.abs(np.array(ours["image"]).reshape(28, 28) - theirs.image.astype(int)).max()
+            assert gap <= 1, (name, gap)
+            assert tuple(ours["box"]) == theirs.box and tuple(ours["doubts"]) == theirs.doubts, name
+    finally:
+        page.context.close()
+    # Those clear of the pad's edge took the canvas path; those that run to it, the full path.
+    assert fast == {"two-digits", "specks", "framed", "underlined", "dot", "wide-eight", "short-slash"}, fast
+
+
 def test_the_page_reader_computes_opencv_and_pillow_steps_as_they_do(site, browser):
     """lenet.js's copies of cv2.connectedComponents (its numbering), cv2.blur and Pillow's float
     resize (its coefficients and pass order), checked bit for bit on random inputs."""
@@ -385,14 +422,14 @@ def test_the_page_reader_uses_the_command_readers_constants():
     """lenet.js copies the reader's constants (one truth: lenet.reading); this is the check on the copy."""
     import re
 
-    from lenet.reading import background, digit, image, ink, lines
+    from lenet.reading import background, canvas, digit, image, ink, lines
 
     def constant(name):  # the reader's constants, in whichever of its modules they live
-        return next(getattr(m, name) for m in (digit, ink, background, image, lines) if hasattr(m, name))
+        return next(getattr(m, name) for m in (digit, ink, background, image, lines, canvas) if hasattr(m, name))
 
     source = (Path(digit.__file__).parent.parent / "web" / "lenet.js").read_text()
     names = ["SIZE", "BOX", "ANALYSIS_SIDE", "LARGE_SIDE", "BACKGROUND_SIDE", "MIN_SIDE", "MIN_CONTRAST", "STRONG",
-             "WEAK", "FAINT", "MIN_HEIGHT", "MIN_LINE", "PLAIN", "MNIST_WIDTH", "THIN", "THICK"]
+             "WEAK", "FAINT", "MIN_HEIGHT", "CANVAS_MARGIN", "MIN_LINE", "PLAIN", "MNIST_WIDTH", "THIN", "THICK"]
     for name in names:
         match = re.search(rf"\b{name} = (?:f32\()?([0-9.]+)\)?[,;]", source)
         assert match, f"{name} not found in lenet.js"

@@ -293,7 +293,11 @@ def strong_ink(ink: np.ndarray, peak: float | None = None) -> tuple[np.ndarray, 
         raise NoDigit(NO_INK)
     ink = np.divide(ink, peak)
     np.clip(ink, 0, 1, out=ink)
-    weak, strong = ink > WEAK, ink > STRONG
+    return ink, joined(ink > WEAK, ink > STRONG)
+
+
+def joined(weak: np.ndarray, strong: np.ndarray) -> np.ndarray:
+    """Step 3's mask: the `weak` ink's pieces that hold some `strong` ink."""
     labels, count = mo.label(weak)
     if count == 1:  # one piece: all of it, or none
         mask = weak if strong.any() else np.zeros_like(weak)
@@ -304,14 +308,19 @@ def strong_ink(ink: np.ndarray, peak: float | None = None) -> tuple[np.ndarray, 
         mask = np.take(keep, labels)
     if not mask.any():
         raise NoDigit(NO_INK)
-    return ink, mask
+    return mask
 
 
-def marks_of(mask: np.ndarray, ink: np.ndarray) -> tuple[np.ndarray, list[Mark]]:
+def marks_gap(shape: tuple[int, ...]) -> int:
+    """The gap (odd, in pixels) `marks_of` closes by default in an image of `shape`: 1% of it."""
+    return max(3, round(min(shape) / 100)) | 1
+
+
+def marks_of(mask: np.ndarray, ink: np.ndarray, gap: int | None = None) -> tuple[np.ndarray, list[Mark]]:
     """Step 5: the connected marks of `mask`, most ink first, specks left out. A stroke broken by
     a faint stretch (a pencil's light touch) is one mark when its pieces are a few pixels apart,
-    so gaps under 1% of the image are closed for the labelling."""
-    gap = max(3, round(min(mask.shape) / 100)) | 1
+    so gaps under 1% of the image (`marks_gap`, or `gap`) are closed for the labelling."""
+    gap = marks_gap(mask.shape) if gap is None else gap
     labels, count = mo.label(mo.closing(mask, gap))
     np.multiply(labels, mask, out=labels)  # the closing's bridges are no mark's pixels
     marks = sorted(components(labels, count, ink), key=lambda mark: -mark.ink)

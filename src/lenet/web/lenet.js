@@ -10,7 +10,7 @@
   const f32 = Math.fround;
   const SIZE = 28, BOX = 20, ANALYSIS_SIDE = 192, LARGE_SIDE = 384, BACKGROUND_SIDE = 96, MIN_SIDE = 8;
   const MIN_CONTRAST = 0.08, STRONG = 0.5, WEAK = 0.22, FAINT = 0.15, MIN_HEIGHT = 10;
-  const MIN_LINE = 16, PLAIN = 0.1, MNIST_WIDTH = 1.95, THIN = 1.3, THICK = 3.4;
+  const CANVAS_MARGIN = 8, MIN_LINE = 16, PLAIN = 0.1, MNIST_WIDTH = 1.95, THIN = 1.3, THICK = 3.4;
   const SEVERAL = "several separate marks: looks like more than one digit (use --number)";
   const SMALL = "ink too small", FAINT_INK = "ink too faint", BORDER = "ink touches the border";
   const NO_INK = "no ink found: nothing stands out from the background";
@@ -565,8 +565,9 @@
   }
 
   // ink.marks_of: step 5, the marks (gaps under 1% closed for the labelling), most ink first.
-  function marksOf(mask, ink) {
-    const { h, w } = mask, gap = Math.max(3, pyRound(Math.min(h, w) / 100)) | 1;
+  const marksGap = (h, w) => Math.max(3, pyRound(Math.min(h, w) / 100)) | 1;
+  function marksOf(mask, ink, closing) {  // closing: the gap to close, when not marksGap's
+    const { h, w } = mask, gap = closing || marksGap(h, w);
     // The closing and labelling on the mask's box and a margin only: outside it the closing is
     // empty, and the box starts on an even row and column so the labels' 2x2 blocks are the same.
     const [top, bottom, left, right] = inkArea(mask);
@@ -586,6 +587,45 @@
     marks = marks.filter((m) => m.pixels >= Math.max(3, 0.01 * biggest));
     if (!marks.length) throw new Error(NO_INK);
     return [labels, marks];
+  }
+
+  // ink.transparent_canvas: the alpha (uint8) of a drawing on a clean transparent canvas (every
+  // edge pixel transparent, alpha over half its range), small enough to be read whole; else null.
+  function transparentCanvas(rgba, w, h) {
+    if (Math.min(w, h) < MIN_SIDE || Math.max(w, h) > 2 * ANALYSIS_SIDE) return null;
+    const alpha = map(h, w, Uint8Array), a = alpha.a;
+    let hi = 0;
+    for (let i = 0; i < w * h; i++) { const v = rgba[4 * i + 3]; a[i] = v; if (v > hi) hi = v; }
+    for (let x = 0; x < w; x++) if (a[x] || a[(h - 1) * w + x]) return null;
+    for (let y = 0; y < h; y++) if (a[y * w] || a[y * w + w - 1]) return null;
+    return hi > 127 ? alpha : null;
+  }
+
+  // ink.canvas_ink: find_ink on a clean transparent canvas's alpha, on the ink's box and a margin
+  // of clear canvas, not reduced; [found, [top, left]], or null where the plain-paper rule fails.
+  function canvasInk(alpha) {
+    const { h, w } = alpha, a = alpha.a;
+    let top = h, bottom = 0, left = w, right = 0, hi = 0;
+    for (let y = 0; y < h; y++) for (let x = 0, i = y * w; x < w; x++, i++) if (a[i]) {
+      if (y < top) top = y;
+      if (y >= bottom) bottom = y + 1;
+      if (x < left) left = x;
+      if (x >= right) right = x + 1;
+      if (a[i] > hi) hi = a[i];
+    }
+    const y0 = Math.max(0, top - CANVAS_MARGIN), x0 = Math.max(0, left - CANVAS_MARGIN);
+    const part = region(alpha, y0, Math.min(h, bottom + CANVAS_MARGIN), x0, Math.min(w, right + CANVAS_MARGIN));
+    let dark = 0;
+    for (let i = 0; i < part.a.length; i++) if (part.a[i] > hi / 2) dark++;
+    if (dark / a.length >= 0.35) return null;  // mostly ink: the polarity must be weighed
+    const contrast = like(part, Float32Array);
+    for (let i = 0; i < part.a.length; i++) contrast.a[i] = f32(part.a[i] / 255);
+    if (blurPeak(contrast) < 0.35) return null;  // faint ink
+    const [strong, mask] = strongInk(contrast);
+    // ink.canvas_gap: the gap closed on the canvas's analysis copy, in the canvas's pixels.
+    const [[sh, sw], factor] = reducedShape(h, w, analysisSide(h, w));
+    const [labels, marks] = marksOf(mask, strong, pyRound(marksGap(sh, sw) * factor) | 1);
+    return [{ ink: strong, mask, marks, labels, contrast, factor: 1 }, [y0, x0]];
   }
 
   // ink.find_ink on a grey map, on a copy at most `side` long (by default ink.analysis_side).
@@ -801,6 +841,11 @@
   // digit.read_digit for a drawing (digit.find_digit: a canvas is never in MNIST's form):
   // {image: 28x28 uint8, box: [left, top, right, bottom] (right and bottom exclusive), doubts}.
   function readDigit(rgba, w, h, lut) {
+    const alpha = transparentCanvas(rgba, w, h), onCanvas = alpha && canvasInk(alpha);
+    if (onCanvas) {
+      const [found, offset] = onCanvas, [digit, others] = digitMarks(found.marks);
+      return readMarks([h, w], found, digit, offset, others.length > 0);
+    }
     const g = grey(rgba, w, h, lut);
     let found = findInk(g), offset = [0, 0];
     let [digit, others] = digitMarks(found.marks);

@@ -1,0 +1,81 @@
+"""Read a drawing on a clean transparent canvas (an HTML canvas export: ink where it is opaque,
+nothing at all round its edges) on its alpha, at its own size.
+
+A canvas holds no paper, ruled or form lines and no uneven light, so `ink.find_ink`'s steps
+for them (the background's estimate, the line search, the form lines) are skipped, and a canvas
+small enough to be analysed whole is not reduced (nor looked at again closer). Only where the
+image really is such a canvas (`transparent_canvas`): an RGBA photo, opaque everywhere, or a
+drawing that runs off the edge takes the full path. web/lenet.js reads a canvas the same way.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from lenet.reading.background import reduced_shape
+from lenet.reading.image import MIN_SIDE
+from lenet.reading.ink import (
+    ANALYSIS_SIDE,
+    STRONG,
+    WEAK,
+    Ink,
+    analysis_side,
+    joined,
+    marks_gap,
+    marks_of,
+    peak_of,
+)
+
+OPAQUE = np.arange(256, dtype=np.float32) / 255  # a clean canvas's ink: its alpha, 0..1
+CANVAS_MARGIN = 8  # the ink is found on its box and this much clear canvas round it (over marks_of's gap)
+
+
+def transparent_canvas(pixels: np.ndarray) -> np.ndarray | None:
+    """The alpha channel of a drawing on a clean transparent canvas (an HTML canvas export: ink
+    where it is opaque, every pixel of the edge fully transparent, alpha spanning over half its
+    range), small enough to be read whole; else None. An RGBA photo (opaque everywhere), a
+    drawing that runs off the edge, or any other image takes the full path."""
+    values = np.asarray(pixels)
+    if (values.dtype != np.uint8 or values.ndim != 3 or values.shape[2] not in (2, 4)
+            or min(values.shape[:2]) < MIN_SIDE or max(values.shape[:2]) > 2 * ANALYSIS_SIDE):
+        return None
+    edge = values[..., -1]  # a view: the edges are looked at before the channel is copied out
+    if edge[0].any() or edge[-1].any() or edge[:, 0].any() or edge[:, -1].any():
+        return None
+    alpha = cv2.extractChannel(values, values.shape[2] - 1) if values.flags.c_contiguous \
+        else np.ascontiguousarray(edge)
+    return alpha if cv2.minMaxLoc(alpha)[1] > 127 else None  # grey()'s rule for reading the alpha
+
+
+def canvas_ink(alpha: np.ndarray) -> tuple[Ink, tuple[int, int]] | None:
+    """`find_ink`'s result for a clean transparent canvas (`transparent_canvas`'s alpha), and where
+    (top, left) its copy lies in the canvas. A canvas holds no paper, ruled or form lines and no
+    uneven light, so the ink is the alpha (`strong_ink`'s steps done on its 256 levels), found on
+    the ink's box and a margin of clear canvas round it, not reduced (nor looked at again closer)
+    when it needs no reducing. None when the plain-paper rule does not hold (mostly ink, or faint
+    ink): the full path weighs those."""
+    x, y, w, h = cv2.boundingRect(alpha)  # the box of every pixel with any ink
+    y0, x0 = max(0, y - CANVAS_MARGIN), max(0, x - CANVAS_MARGIN)
+    part = alpha[y0:y + h + CANVAS_MARGIN, x0:x + w + CANVAS_MARGIN]
+    if np.count_nonzero(part > cv2.minMaxLoc(part)[1] / 2) / alpha.size >= 0.35:
+        return None  # mostly ink: the polarity must be weighed, as plain_ink says
+    contrast = cv2.LUT(part, OPAQUE)  # also plain_ink's ink: the canvas is clear, 1.0 in grey
+    peak = peak_of(contrast)
+    if peak < 0.35:
+        return None  # faint ink: as plain_ink says
+    levels = np.minimum(OPAQUE / np.float32(peak), 1)  # strong_ink's ink, level by level
+    ink = cv2.LUT(part, levels)
+    # Levels rise with alpha: WEAK and STRONG are each reached from one alpha on.
+    weak = part >= np.count_nonzero(levels <= WEAK)
+    strong = part >= np.count_nonzero(levels <= STRONG)
+    mask = joined(weak, strong)
+    labels, marks = marks_of(mask, ink, canvas_gap(alpha.shape))
+    return Ink(ink, mask, marks, labels, contrast, 1.0), (y0, x0)
+
+
+def canvas_gap(shape: tuple[int, int]) -> int:
+    """The gap `marks_of` closes on a canvas read at its own size: the one it closes on the
+    canvas's analysis copy, in the canvas's pixels (odd), so a stroke's pieces join as they did."""
+    small, factor = reduced_shape(shape, analysis_side(shape))
+    return round(marks_gap(small) * factor) | 1
