@@ -1,6 +1,7 @@
 """Paper as people have it: squared and ruled paper, guide lines, a notebook page, a sticky note on
 a desk, a shadow, tight crops. The lines, edges and shadows are not ink; the digit is read."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -49,6 +50,32 @@ def test_a_note_on_a_desk_is_found_and_plain_paper_is_not_a_note():
     chalk = np.full((200, 260), 0.2, np.float32)
     chalk[60:140, 120:130] = chalk[60:70, 100:150] = 0.9  # light strokes on a board: not a sheet
     assert sheet(chalk) is None
+
+
+def shadowed_zero(angle: float, offset: int) -> np.ndarray:
+    """A 0 (56x96 px) in the middle of grey paper, 280x300, and the straight, soft edge of a
+    shadow (half the light) across the paper at `angle`, `offset` px from the digit's centre."""
+    h, w = 300, 280
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    along = (xx - 140) * np.cos(angle) + (yy - 150) * np.sin(angle) - offset
+    shade = 1 - 0.5 / (1 + np.exp(-along / 4))
+    ink = np.zeros((h, w), np.uint8)
+    cv2.ellipse(ink, (140, 150), (28, 48), 0, 0, 360, 255, 9)
+    noise = np.random.default_rng(3).normal(0, 0.01, (h, w))
+    return (shade * 0.65 * (1 - 0.8 * ink / 255) + noise).astype(np.float32).clip(0, 1)
+
+
+def test_a_shadow_across_the_paper_is_not_ink():
+    """Wherever the shadow's edge falls (over a corner, beside the digit, through it), the digit's
+    box is read, not the shadow's dark side nor the lit paper beside it taken for ink."""
+    wrong = []
+    for angle in np.linspace(0, np.pi, 8, endpoint=False):
+        for offset in (-90, -60, -30, 0):
+            box = read_digit(shadowed_zero(float(angle), offset)).box
+            if not (abs(box.left - 112) <= 6 and abs(box.right - 168) <= 6
+                    and abs(box.top - 102) <= 6 and abs(box.bottom - 198) <= 6):
+                wrong.append((round(float(angle), 2), offset, tuple(box)))
+    assert not wrong, f"shadow read as ink (angle, offset, box): {wrong}"
 
 
 PAPERS = {
