@@ -78,6 +78,35 @@ def test_a_shadow_across_the_paper_is_not_ink():
     assert not wrong, f"shadow read as ink (angle, offset, box): {wrong}"
 
 
+def note_on_desk(turn: float, desk_grey: float, centre: tuple[int, int]) -> np.ndarray:
+    """A 1200x900 photo of a desk (`desk_grey`, grained) with a light note on it, 380 px a side,
+    turned `turn` degrees, its soft shadow beside it, and a 0 (about 100x190 px) written on it."""
+    h, w = 900, 1200
+    cy, cx = centre
+    desk = np.full((h, w), desk_grey, np.float32) + 0.04 * np.sin(np.arange(h, dtype=np.float32) / 9)[:, None]
+    corners = cv2.boxPoints(((cx, cy), (380, 380), turn)).astype(np.int32)
+    shadow = np.zeros((h, w), np.float32)
+    cv2.fillConvexPoly(shadow, corners + 12, 1.0)
+    grey = desk * (1 - 0.45 * cv2.GaussianBlur(shadow, (0, 0), 8))
+    note = np.zeros((h, w), np.uint8)
+    cv2.fillConvexPoly(note, corners, 1)
+    grey = np.where(note > 0, np.float32(0.9), grey)
+    ink = np.zeros((h, w), np.uint8)
+    cv2.ellipse(ink, (cx, cy), (50, 95), turn, 0, 360, 255, 16)
+    noise = np.random.default_rng(4).normal(0, 0.01, (h, w))
+    return (grey * (1 - 0.85 * ink / 255) + noise).astype(np.float32).clip(0, 1)
+
+
+@pytest.mark.parametrize("turn, desk", [(-10, 0.25), (-10, 0.55), (9, 0.4), (3, 0.25)])
+def test_a_notes_edge_on_a_desk_is_not_ink(turn, desk):
+    """The note's edge stays out of the closer look at the digit too (the crop round a small
+    digit shows the note's edge and the desk without the rest of the note)."""
+    for cy, cx in ((300, 330), (450, 600), (600, 850)):
+        box = read_digit(note_on_desk(turn, desk, (cy, cx))).box
+        assert abs((box.left + box.right) / 2 - cx) < 25 and abs((box.top + box.bottom) / 2 - cy) < 25, box
+        assert box.height < 230 and box.width < 150, box
+
+
 PAPERS = {
     "grid": disguise.grid_paper,
     "ruled through": lambda d, r: disguise.ruled_paper(d, r, through=True),

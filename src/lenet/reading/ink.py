@@ -37,7 +37,7 @@ from lenet.reading.image import MIN_SIDE, stretched
 from lenet.reading.lines import form_lines
 from lenet.reading.morphology import Box
 from lenet.reading.order import median, percentiles, row_medians
-from lenet.reading.paper import framed, sheet_only, unlined
+from lenet.reading.paper import framed, off_sheet, sheet, unlined
 
 ANALYSIS_SIDE = 192  # ink is found on a copy at most this big (a small digit: on its crop, again),
 LARGE_SIDE = 384     # or this, for images more than twice as big: a small digit in a big photo stays findable
@@ -70,6 +70,7 @@ class Ink:
     contrast: np.ndarray   # ink against its background, in grey levels (0..1)
     factor: float          # image pixels per analysis pixel
     framed: bool = False   # found again inside a frame of paper: the digit fills the image (a tight crop)
+    sheet: np.ndarray | None = None  # the note the ink lies on, on a desk (paper.sheet), else None
 
 
 def selected(labels: np.ndarray, marks: list[Mark]) -> np.ndarray:
@@ -117,7 +118,7 @@ def find_ink(image_grey: np.ndarray, side: int | None = None, crop_sized: bool |
     default when it is analysed at ANALYSIS_SIDE (a closer look inside a photo is not)."""
     small, factor = reduced(image_grey, side or analysis_side(image_grey.shape))
     plain = plain_ink(small)
-    framed = False
+    framed, inside = False, None
     if plain is not None:  # ink on an even background needs no estimate of it (a canvas export)
         ink, contrast, peak = plain
         ink, mask = strong_ink(ink, peak)
@@ -130,10 +131,12 @@ def find_ink(image_grey: np.ndarray, side: int | None = None, crop_sized: bool |
         if crop_sized is None:
             crop_sized = analysis_side(image_grey.shape) == ANALYSIS_SIDE
         levels = percentiles(small, [2, 98])  # the sheet's test and, when nothing is painted over, the crop's
-        lined = unruled(unlined(sheet_only(small, levels), page=not crop_sized))
+        inside = sheet(small, levels)
+        on_sheet = small if inside is None else off_sheet(small, inside)
+        lined = unruled(unlined(on_sheet, page=not crop_sized))
         ink, mask, contrast, framed = ink_on_paper(lined, crop_sized, levels if lined is small else None)
     labels, marks = marks_of(mask, ink)
-    return Ink(ink, mask, marks, labels, contrast, factor, framed)
+    return Ink(ink, mask, marks, labels, contrast, factor, framed, inside)
 
 
 def canvas(small: np.ndarray) -> bool:
@@ -370,4 +373,11 @@ def closer_look(image_grey: np.ndarray, found: Ink, marks: list[Mark],
     margin = int(size * 0.6) + 4
     y0, x0 = max(0, top - margin), max(0, left - margin)
     crop = image_grey[y0:min(image_grey.shape[0], bottom + margin), x0:min(image_grey.shape[1], right + margin)]
+    if found.sheet is not None:
+        # The note seen on the whole picture: in the crop its edge and the desk would pass for ink.
+        rows = np.minimum((np.arange(y0, y0 + crop.shape[0]) / found.factor).astype(int), found.sheet.shape[0] - 1)
+        cols = np.minimum((np.arange(x0, x0 + crop.shape[1]) / found.factor).astype(int), found.sheet.shape[1] - 1)
+        inside = found.sheet[np.ix_(rows, cols)]
+        if inside.any() and not inside.all():
+            crop = off_sheet(crop, inside)
     return find_ink(crop, side, crop_sized=False), y0, x0

@@ -185,6 +185,10 @@ def sheet_only(small: np.ndarray, levels: np.ndarray | None = None) -> np.ndarra
     """`small` with everything off the `sheet` (the desk, the sheet's edge and shadow) painted the
     sheet's own paper grey; `small` itself when there is no such sheet (`levels` as for `sheet`)."""
     inside = sheet(small, levels)
-    if inside is None:
-        return small
-    return np.where(inside, small, np.float32(median(small[inside]))).astype(small.dtype)
+    return small if inside is None else off_sheet(small, inside)
+
+
+def off_sheet(values: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """`values` with everything off the sheet (`inside`: a mask of the same shape, some of it
+    True) painted the sheet's own paper grey: its median there."""
+    return np.where(inside, values, np.float32(median(values[inside]))).astype(values.dtype)
