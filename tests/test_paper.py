@@ -107,6 +107,20 @@ def test_a_notes_edge_on_a_desk_is_not_ink(turn, desk):
         assert box.height < 230 and box.width < 150, box
 
 
+def test_the_upright_lines_of_squared_paper_go_on_across_the_ruling():
+    """A broad blob (a UCI 1, enlarged) on squared paper: the horizontal lines taken out first
+    must not cut the upright ones at each crossing, or these stay, joined to the digit, as ink."""
+    digit = np.zeros((64, 64), np.uint8)
+    cv2.ellipse(digit, (32, 32), (9, 22), 0, 0, 360, 255, -1)
+    right = 0
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        height = int(np.random.default_rng(seed).integers(70, 150))  # grid_paper's first draw
+        box = read_digit(load_image(disguise.grid_paper(digit, rng))).box
+        right += abs(box.height - height) + abs(box.width - round(19 * height / 45)) < 12
+    assert right >= 23, f"{right} of 30 digits' boxes found without the grid's lines"
+
+
 PAPERS = {
     "grid": disguise.grid_paper,
     "ruled through": lambda d, r: disguise.ruled_paper(d, r, through=True),
