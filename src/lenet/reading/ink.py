@@ -283,7 +283,7 @@ def dark_is_ink(small: np.ndarray, dark_ink: np.ndarray, light_ink: np.ndarray, 
     around = median(small[ring] if ring.sum() >= 20 else border_of(small))
     if shaded and abs(around - (lo + hi) / 2) < AMBIGUOUS * (hi - lo):
         # Near the middle: a shadow may darken part of the ring. Each pixel against the grey round it.
-        level = small - local_level(small, 2 * reach + 1)
+        level = small - local_level(small, 4 * reach + 1)
         lo, hi = percentiles(level[inner], [2, 98])
         around = median(level[ring] if ring.sum() >= 20 else border_of(level))
     return around > (lo + hi) / 2
