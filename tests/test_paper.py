@@ -1,6 +1,7 @@
 """Paper as people have it: squared and ruled paper, guide lines, a notebook page, a sticky note on
 a desk, a shadow, tight crops. The lines, edges and shadows are not ink; the digit is read."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -49,6 +50,75 @@ def test_a_note_on_a_desk_is_found_and_plain_paper_is_not_a_note():
     chalk = np.full((200, 260), 0.2, np.float32)
     chalk[60:140, 120:130] = chalk[60:70, 100:150] = 0.9  # light strokes on a board: not a sheet
     assert sheet(chalk) is None
+
+
+def shadowed_zero(angle: float, offset: int) -> np.ndarray:
+    """A 0 (56x96 px) in the middle of grey paper, 280x300, and the straight, soft edge of a
+    shadow (half the light) across the paper at `angle`, `offset` px from the digit's centre."""
+    h, w = 300, 280
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    along = (xx - 140) * np.cos(angle) + (yy - 150) * np.sin(angle) - offset
+    shade = 1 - 0.5 / (1 + np.exp(-along / 4))
+    ink = np.zeros((h, w), np.uint8)
+    cv2.ellipse(ink, (140, 150), (28, 48), 0, 0, 360, 255, 9)
+    noise = np.random.default_rng(3).normal(0, 0.01, (h, w))
+    return (shade * 0.65 * (1 - 0.8 * ink / 255) + noise).astype(np.float32).clip(0, 1)
+
+
+def test_a_shadow_across_the_paper_is_not_ink():
+    """Wherever the shadow's edge falls (over a corner, beside the digit, through it), the digit's
+    box is read, not the shadow's dark side nor the lit paper beside it taken for ink."""
+    wrong = []
+    for angle in np.linspace(0, np.pi, 8, endpoint=False):
+        for offset in (-90, -60, -30, 0):
+            box = read_digit(shadowed_zero(float(angle), offset)).box
+            if not (abs(box.left - 112) <= 6 and abs(box.right - 168) <= 6
+                    and abs(box.top - 102) <= 6 and abs(box.bottom - 198) <= 6):
+                wrong.append((round(float(angle), 2), offset, tuple(box)))
+    assert not wrong, f"shadow read as ink (angle, offset, box): {wrong}"
+
+
+def note_on_desk(turn: float, desk_grey: float, centre: tuple[int, int]) -> np.ndarray:
+    """A 1200x900 photo of a desk (`desk_grey`, grained) with a light note on it, 380 px a side,
+    turned `turn` degrees, its soft shadow beside it, and a 0 (about 100x190 px) written on it."""
+    h, w = 900, 1200
+    cy, cx = centre
+    desk = np.full((h, w), desk_grey, np.float32) + 0.04 * np.sin(np.arange(h, dtype=np.float32) / 9)[:, None]
+    corners = cv2.boxPoints(((cx, cy), (380, 380), turn)).astype(np.int32)
+    shadow = np.zeros((h, w), np.float32)
+    cv2.fillConvexPoly(shadow, corners + 12, 1.0)
+    grey = desk * (1 - 0.45 * cv2.GaussianBlur(shadow, (0, 0), 8))
+    note = np.zeros((h, w), np.uint8)
+    cv2.fillConvexPoly(note, corners, 1)
+    grey = np.where(note > 0, np.float32(0.9), grey)
+    ink = np.zeros((h, w), np.uint8)
+    cv2.ellipse(ink, (cx, cy), (50, 95), turn, 0, 360, 255, 16)
+    noise = np.random.default_rng(4).normal(0, 0.01, (h, w))
+    return (grey * (1 - 0.85 * ink / 255) + noise).astype(np.float32).clip(0, 1)
+
+
+@pytest.mark.parametrize("turn, desk", [(-10, 0.25), (-10, 0.55), (9, 0.4), (3, 0.25)])
+def test_a_notes_edge_on_a_desk_is_not_ink(turn, desk):
+    """The note's edge stays out of the closer look at the digit too (the crop round a small
+    digit shows the note's edge and the desk without the rest of the note)."""
+    for cy, cx in ((300, 330), (450, 600), (600, 850)):
+        box = read_digit(note_on_desk(turn, desk, (cy, cx))).box
+        assert abs((box.left + box.right) / 2 - cx) < 25 and abs((box.top + box.bottom) / 2 - cy) < 25, box
+        assert box.height < 230 and box.width < 150, box
+
+
+def test_the_upright_lines_of_squared_paper_go_on_across_the_ruling():
+    """A broad blob (a UCI 1, enlarged) on squared paper: the horizontal lines taken out first
+    must not cut the upright ones at each crossing, or these stay, joined to the digit, as ink."""
+    digit = np.zeros((64, 64), np.uint8)
+    cv2.ellipse(digit, (32, 32), (9, 22), 0, 0, 360, 255, -1)
+    right = 0
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        height = int(np.random.default_rng(seed).integers(70, 150))  # grid_paper's first draw
+        box = read_digit(load_image(disguise.grid_paper(digit, rng))).box
+        right += abs(box.height - height) + abs(box.width - round(19 * height / 45)) < 12
+    assert right >= 23, f"{right} of 30 digits' boxes found without the grid's lines"
 
 
 PAPERS = {

@@ -95,6 +95,18 @@ def expand(coarse: np.ndarray, edges: tuple) -> np.ndarray:
 
 
 
+def local_level(values: np.ndarray, size: int) -> np.ndarray:
+    """The median grey within a `size`-wide square round each pixel (on a copy reduced to a few
+    pixels a window, then enlarged): the paper (or board) where it is, as the majority of what
+    lies round the ink. A median keeps a shadow's edge where it is, as a mean would not."""
+    step = max(1, size // 8)
+    shape = (max(1, round(values.shape[0] / step)), max(1, round(values.shape[1] / step)))
+    coarse = resize(values, shape)
+    grey = cv2.medianBlur(np.clip(coarse * 255, 0, 255).astype(np.uint8), max(3, round(size / step)) | 1)
+    return resize(grey.astype(np.float32) / 255, values.shape)
+
+
+
 def border_of(values: np.ndarray) -> np.ndarray:
     return np.concatenate([values[0], values[-1], values[:, 0], values[:, -1]])
 

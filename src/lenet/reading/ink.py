@@ -30,13 +30,14 @@ from lenet.reading.background import (
     MIN_CONTRAST,
     background,
     border_of,
+    local_level,
     reduced,
 )
 from lenet.reading.image import MIN_SIDE, stretched
 from lenet.reading.lines import form_lines
 from lenet.reading.morphology import Box
 from lenet.reading.order import median, percentiles, row_medians
-from lenet.reading.paper import framed, sheet_only, unlined
+from lenet.reading.paper import framed, off_sheet, sheet, unlined
 
 ANALYSIS_SIDE = 192  # ink is found on a copy at most this big (a small digit: on its crop, again),
 LARGE_SIDE = 384     # or this, for images more than twice as big: a small digit in a big photo stays findable
@@ -44,6 +45,7 @@ STRONG, WEAK = 0.5, 0.22  # ink: above half the strongest ink, or above WEAK and
 LINE_CONTRAST = 0.04  # a paper's ruling is at least this much darker than the paper beside it
 DARK_MINORITY = 0.35  # plain paper is dark in less than this share of a canvas (web/lenet.js: the same)
 DARK_ON_PAPER = 0.5   # or of a photo or scan: a digit stretched to fill its box is dark in more than a third
+AMBIGUOUS = 0.25     # a ring this share of the ink's range from the middle grey is no clear answer
 NO_INK = "no ink found: nothing stands out from the background"
 # grey() of a canvas's alpha, each level as NumPy computes 1 - alpha / 255 in float32: one lookup.
 CLEAR = 1 - np.arange(256, dtype=np.float32) / 255
@@ -68,6 +70,7 @@ class Ink:
     contrast: np.ndarray   # ink against its background, in grey levels (0..1)
     factor: float          # image pixels per analysis pixel
     framed: bool = False   # found again inside a frame of paper: the digit fills the image (a tight crop)
+    sheet: np.ndarray | None = None  # the note the ink lies on, on a desk (paper.sheet), else None
 
 
 def selected(labels: np.ndarray, marks: list[Mark]) -> np.ndarray:
@@ -117,7 +120,7 @@ def find_ink(image_grey: np.ndarray, side: int | None = None, crop_sized: bool |
     default when it is analysed at ANALYSIS_SIDE (a closer look inside a photo is not)."""
     small, factor = reduced(image_grey, side or analysis_side(image_grey.shape))
     plain = plain_ink(small)
-    framed = False
+    framed, inside = False, None
     if plain is not None:  # ink on an even background needs no estimate of it (a canvas export)
         ink, contrast, peak = plain
         ink, mask = strong_ink(ink, peak)
@@ -130,10 +133,12 @@ def find_ink(image_grey: np.ndarray, side: int | None = None, crop_sized: bool |
         if crop_sized is None:
             crop_sized = analysis_side(image_grey.shape) == ANALYSIS_SIDE
         levels = percentiles(small, [2, 98])  # the sheet's test and, when nothing is painted over, the crop's
-        lined = unruled(unlined(sheet_only(small, levels), page=not crop_sized))
+        inside = sheet(small, levels)
+        on_sheet = small if inside is None else off_sheet(small, inside)
+        lined = unruled(unlined(on_sheet, page=not crop_sized))
         ink, mask, contrast, framed = ink_on_paper(lined, crop_sized, levels if lined is small else None)
     labels, marks = marks_of(mask, ink)
-    return Ink(ink, mask, marks, labels, contrast, factor, framed)
+    return Ink(ink, mask, marks, labels, contrast, factor, framed, inside)
 
 
 def canvas(small: np.ndarray) -> bool:
@@ -153,23 +158,32 @@ def ink_on_paper(small: np.ndarray, tight: bool,
     ink, all four) is found again inside a frame of paper (paper.framed), where the background's
     estimate can see past the edges. Not light paper inside a darker border: that is a sheet on
     a desk, not a crop. `levels`: percentiles(small, [2, 98]) when already known."""
-    ink, mask, contrast = ink_and_mask(small, DARK_ON_PAPER)
+    ink, mask, contrast = ink_and_mask(small, DARK_ON_PAPER, shaded=True)
     if not tight:
         return ink, mask, contrast, False
     lo, hi = levels if levels is not None else percentiles(small, [2, 98])
-    if edges_near(mask) < 3 and edges_near(small < (lo + 3 * hi) / 4) < 4:
-        return ink, mask, contrast, False
+    if edges_near(mask) < 3 and (edges_near(small < (lo + 3 * hi) / 4) < 4 or not spans_half(mask)):
+        return ink, mask, contrast, False  # (the fringe of ink that fills the crop: not a shadow's dark side)
     light = light_corners(small, (lo, hi))
     if light and median(border_of(small)) < (lo + hi) / 2:
         return ink, mask, contrast, False
     inside, pad = framed(small, float(np.percentile(small, 98 if light else 2)))
     try:
-        ink, mask, contrast = (a[pad:-pad, pad:-pad] for a in ink_and_mask(inside, DARK_ON_PAPER))
+        ink, mask, contrast = (a[pad:-pad, pad:-pad] for a in ink_and_mask(inside, DARK_ON_PAPER, shaded=True))
     except NoDigit:
-        return (*ink_and_mask(small, DARK_ON_PAPER), False)
+        return (*ink_and_mask(small, DARK_ON_PAPER, shaded=True), False)
     if not mask.any():
         raise NoDigit(NO_INK)
     return ink, mask, contrast, True
+
+
+def spans_half(mask: np.ndarray) -> bool:
+    """Whether the box of `mask` spans at least half the image each way: a digit cut at its fringe
+    fills most of its crop; the dark side of a shadow reaching the edges beside a smaller digit
+    does not make the crop tight."""
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    return (rows.size > 0 and 2 * (rows[-1] + 1 - rows[0]) >= mask.shape[0]
+            and 2 * (cols[-1] + 1 - cols[0]) >= mask.shape[1])
 
 
 def light_corners(small: np.ndarray, levels) -> bool:
@@ -182,11 +196,13 @@ def light_corners(small: np.ndarray, levels) -> bool:
     return sum(median(c) > (lo + hi) / 2 for c in corners) >= 2
 
 
-def ink_and_mask(small: np.ndarray, dark_minority: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Steps 1-4: (ink, mask, contrast) of an analysis copy (`dark_minority`: see `backgrounds`)."""
+def ink_and_mask(small: np.ndarray, dark_minority: float,
+                 shaded: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Steps 1-4: (ink, mask, contrast) of an analysis copy (`dark_minority`: see `backgrounds`;
+    `shaded`: see `dark_is_ink`)."""
     paper, board, dark_ink, light_ink, reach = background(small, dark_minority)
     peaks = peak_of(dark_ink), peak_of(light_ink)
-    dark = dark_is_ink(small, dark_ink, light_ink, reach, peaks)
+    dark = dark_is_ink(small, dark_ink, light_ink, reach, peaks, shaded)
     ink = dark_ink if dark else light_ink
     contrast = (paper - small) if dark else (small - board)  # grey levels between ink and background
     ink, mask = strong_ink(ink, peaks[0] if dark else peaks[1])
@@ -246,11 +262,14 @@ def plain_ink(small: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
 
 
 def dark_is_ink(small: np.ndarray, dark_ink: np.ndarray, light_ink: np.ndarray, reach: int,
-                peaks: tuple[float, float] | None = None) -> bool:
+                peaks: tuple[float, float] | None = None, shaded: bool = False) -> bool:
     """Step 2, the polarity. When one way finds far stronger ink than the other, that way.
     Otherwise the background is what surrounds the ink: the ring just outside the region of the
     strongest marks (whatever the marks' own mix of ink and gaps); the image's border only when
-    the marks leave no room for a ring. `peaks`: (peak_of(dark_ink), peak_of(light_ink)) when known."""
+    the marks leave no room for a ring. `peaks`: (peak_of(dark_ink), peak_of(light_ink)) when known.
+    `shaded` (paper or a board photographed, not a canvas): each pixel is weighed against the
+    grey round it (`local_level`), so a shadow across the paper, darkening part of the ring,
+    does not pass for the dark side of the marks."""
     peak_dark, peak_light = peaks if peaks is not None else (peak_of(dark_ink), peak_of(light_ink))
     if min(peak_dark, peak_light) < 0.35 * max(peak_dark, peak_light):
         return peak_dark > peak_light
@@ -263,8 +282,13 @@ def dark_is_ink(small: np.ndarray, dark_ink: np.ndarray, light_ink: np.ndarray, 
     inner = mo.max_filter(either > 0.5 * float(either.max()), reach)
     ring = mo.max_filter(inner, reach) & ~inner
     lo, hi = percentiles(small[inner], [2, 98])
-    around = small[ring] if ring.sum() >= 20 else border_of(small)
-    return median(around) > (lo + hi) / 2
+    around = median(small[ring] if ring.sum() >= 20 else border_of(small))
+    if shaded and abs(around - (lo + hi) / 2) < AMBIGUOUS * (hi - lo):
+        # Near the middle: a shadow may darken part of the ring. Each pixel against the grey round it.
+        level = small - local_level(small, 4 * reach + 1)
+        lo, hi = percentiles(level[inner], [2, 98])
+        around = median(level[ring] if ring.sum() >= 20 else border_of(level))
+    return around > (lo + hi) / 2
 
 
 def edges_near(mask: np.ndarray) -> int:
@@ -360,4 +384,11 @@ def closer_look(image_grey: np.ndarray, found: Ink, marks: list[Mark],
     margin = int(size * 0.6) + 4
     y0, x0 = max(0, top - margin), max(0, left - margin)
     crop = image_grey[y0:min(image_grey.shape[0], bottom + margin), x0:min(image_grey.shape[1], right + margin)]
+    if found.sheet is not None:
+        # The note seen on the whole picture: in the crop its edge and the desk would pass for ink.
+        rows = np.minimum((np.arange(y0, y0 + crop.shape[0]) / found.factor).astype(int), found.sheet.shape[0] - 1)
+        cols = np.minimum((np.arange(x0, x0 + crop.shape[1]) / found.factor).astype(int), found.sheet.shape[1] - 1)
+        inside = found.sheet[np.ix_(rows, cols)]
+        if inside.any() and not inside.all():
+            crop = off_sheet(crop, inside)
     return find_ink(crop, side, crop_sized=False), y0, x0

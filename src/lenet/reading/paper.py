@@ -98,11 +98,13 @@ def paper_lines(small: np.ndarray, min_lines: int = MIN_LINES) -> np.ndarray:
     a pixel is no darker than the line itself (a stroke over the line keeps its ink)."""
     dark, _ = thin_dark(small.astype(np.float32))
     added = np.zeros_like(dark)
-    rows = 0  # lines found across
+    rows, ruling = 0, 0  # lines found across, and the thickest
     for axis in (1, 0):
         # A ruling's lines first taken out: bridged along a run, ruled lines close together would
         # merge into one broad region that crosses nothing. Not a box's two (its sides stay whole).
-        dark = np.where(added > 0, 0, dark) if axis == 0 and rows > 2 else dark
+        # Each of its pixels takes the lighter of the darkness just above and just below it: a
+        # square's upright lines (and a stroke) stay whole where they cross the ruling.
+        dark = across_lines(dark, added > 0, ruling) if axis == 0 and rows > 2 else dark
         marked = runs_above(dark, axis, LINE_CONTRAST)  # the runs darker than a printed line
         # A run crosses the image only over as many rows (columns) holding some of it: without
         # them, nothing to label.
@@ -115,6 +117,7 @@ def paper_lines(small: np.ndarray, min_lines: int = MIN_LINES) -> np.ndarray:
         if int(crossing.sum()) < min_lines:
             continue
         rows = int(crossing.sum()) if axis == 1 else rows
+        ruling = int(thick[crossing].max()) if axis == 1 else 0
         line = lines_along(dark, axis)
         keep = np.concatenate([[False], crossing])[labels]
         on_line = keep & (dark <= 1.6 * line)
@@ -122,6 +125,16 @@ def paper_lines(small: np.ndarray, min_lines: int = MIN_LINES) -> np.ndarray:
         pieces = broken_lines(dark, axis, median(line[on_line]) if on_line.any() else 0.0)
         added = np.maximum(added, np.where(on_line | pieces, dark, 0))
     return added
+
+
+def across_lines(dark: np.ndarray, lines: np.ndarray, thick: int) -> np.ndarray:
+    """`dark` with the pixels of horizontal `lines` (a mask, each line at most `thick` pixels
+    thick) given the lesser of the strongest darkness within `thick` above and below them."""
+    out = np.where(lines, np.float32(0), dark)
+    kernel = np.ones((thick + 1, 1), np.uint8)
+    above = cv2.dilate(out, kernel, anchor=(0, thick), borderType=cv2.BORDER_REPLICATE)
+    below = cv2.dilate(out, kernel, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
+    return np.where(lines, np.minimum(above, below), out)
 
 
 def broken_lines(dark: np.ndarray, axis: int, strength: float) -> np.ndarray:
@@ -211,6 +224,10 @@ def sheet_only(small: np.ndarray, levels: np.ndarray | None = None) -> np.ndarra
     """`small` with everything off the `sheet` (the desk, the sheet's edge and shadow) painted the
     sheet's own paper grey; `small` itself when there is no such sheet (`levels` as for `sheet`)."""
     inside = sheet(small, levels)
-    if inside is None:
-        return small
-    return np.where(inside, small, np.float32(median(small[inside]))).astype(small.dtype)
+    return small if inside is None else off_sheet(small, inside)
+
+
+def off_sheet(values: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """`values` with everything off the sheet (`inside`: a mask of the same shape, some of it
+    True) painted the sheet's own paper grey: its median there."""
+    return np.where(inside, values, np.float32(median(values[inside]))).astype(values.dtype)
