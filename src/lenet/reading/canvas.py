@@ -28,6 +28,8 @@ from lenet.reading.ink import (
 )
 
 OPAQUE = np.arange(256, dtype=np.float32) / 255  # a clean canvas's ink: its alpha, 0..1
+RULE_INK = 63  # ruled() counts ink above this (a light ruled line too)
+RULE_REACH = 4  # ruled(): a line is thinner than twice this, a drawn stroke thicker (the page's pen: 22 px)
 CANVAS_MARGIN = 8  # the ink is found on its box and this much clear canvas round it (over marks_of's gap)
 
 
@@ -46,6 +48,56 @@ def transparent_canvas(pixels: np.ndarray) -> np.ndarray | None:
     alpha = cv2.extractChannel(values, values.shape[2] - 1) if values.flags.c_contiguous \
         else np.ascontiguousarray(edge)
     return alpha if cv2.minMaxLoc(alpha)[1] > 127 else None  # grey()'s rule for reading the alpha
+
+
+def white_pad(pixels: np.ndarray) -> np.ndarray | None:
+    """The ink (255 - grey) of a drawing on a clean white pad (the page's canvas: filled white,
+    grey strokes, so every pixel has R = G = B and is opaque, every pixel of the edge pure white,
+    some ink darker than mid grey), small enough to be read whole; else None. A scan or photo (a
+    border not exactly white, channels not exactly equal) takes the full path."""
+    values = np.asarray(pixels)
+    if (values.dtype != np.uint8 or values.ndim not in (2, 3) or (values.ndim == 3 and values.shape[2] > 4)
+            or min(values.shape[:2]) < MIN_SIDE or max(values.shape[:2]) > 2 * ANALYSIS_SIDE):
+        return None
+    if values.ndim == 3 and values.shape[2] in (2, 4) and cv2.minMaxLoc(  # opaque everywhere
+            np.ascontiguousarray(values[..., -1]))[0] < 255:
+        return None
+    if not (values[0] == 255).all() or not (values[-1] == 255).all() \
+            or not (values[:, 0] == 255).all() or not (values[:, -1] == 255).all():
+        return None
+    first = values if values.ndim == 2 else np.ascontiguousarray(values[..., 0])
+    if values.ndim == 3 and values.shape[2] >= 3 and not (
+            np.array_equal(first, values[..., 1]) and np.array_equal(first, values[..., 2])):
+        return None  # colour: a photo, not the page's grey strokes
+    if cv2.minMaxLoc(first)[0] >= 128:
+        return None  # no ink darker than mid grey: as transparent_canvas's alpha above 127
+    ink = cv2.bitwise_not(first)
+    return None if ruled(ink) else ink
+
+
+def ruled(ink: np.ndarray) -> bool:
+    """Whether `ink` holds a ruled line (a white scan's, stopping short of the edge): a row (or
+    column) inked over half the image's width (height) whose rows RULE_REACH away on both sides
+    hold a third of the width less ink. A drawn stroke is thicker, so its rows' neighbours are
+    inked alike. The canvas path takes no lines out: such an image takes the full path."""
+    marked = ink > RULE_INK
+    for axis in (1, 0):
+        counts = np.count_nonzero(marked, axis=axis)
+        side = ink.shape[axis]
+        if counts.max() < side / 2:
+            continue
+        padded = np.pad(counts, RULE_REACH)
+        near = np.maximum(padded[:-2 * RULE_REACH], padded[2 * RULE_REACH:])
+        if ((counts >= side / 2) & (counts - near >= side / 3)).any():
+            return True
+    return False
+
+
+def drawn_ink(pixels: np.ndarray) -> np.ndarray | None:
+    """The ink of a drawing on a clean canvas, transparent (`transparent_canvas`) or white
+    (`white_pad`), 0..255; else None."""
+    alpha = transparent_canvas(pixels)
+    return alpha if alpha is not None else white_pad(pixels)
 
 
 def canvas_ink(alpha: np.ndarray) -> tuple[Ink, tuple[int, int]] | None:
