@@ -29,6 +29,7 @@ from lenet.reading.ink import (
 
 OPAQUE = np.arange(256, dtype=np.float32) / 255  # a clean canvas's ink: its alpha, 0..1
 RULE_INK = 63  # ruled() counts ink above this (a light ruled line too)
+RULE_SPAN, RULE_STEP = 0.6, 0.4  # ruled(): a line spans most of the width, far more than beside it
 RULE_REACH = 4  # ruled(): a line is thinner than twice this, a drawn stroke thicker (the page's pen: 22 px)
 CANVAS_MARGIN = 8  # the ink is found on its box and this much clear canvas round it (over marks_of's gap)
 
@@ -77,18 +78,18 @@ def white_pad(pixels: np.ndarray) -> np.ndarray | None:
 
 def ruled(ink: np.ndarray) -> bool:
     """Whether `ink` holds a ruled line (a white scan's, stopping short of the edge): a row (or
-    column) inked over half the image's width (height) whose rows RULE_REACH away on both sides
-    hold a third of the width less ink. A drawn stroke is thicker, so its rows' neighbours are
+    column) inked over RULE_SPAN of the image's width (height) whose rows RULE_REACH away on both
+    sides hold RULE_STEP of the width less ink. A drawn stroke is thicker, so its rows' neighbours are
     inked alike. The canvas path takes no lines out: such an image takes the full path."""
     marked = ink > RULE_INK
     for axis in (1, 0):
         counts = np.count_nonzero(marked, axis=axis)
         side = ink.shape[axis]
-        if counts.max() < side / 2:
+        if counts.max() < RULE_SPAN * side:
             continue
         padded = np.pad(counts, RULE_REACH)
         near = np.maximum(padded[:-2 * RULE_REACH], padded[2 * RULE_REACH:])
-        if ((counts >= side / 2) & (counts - near >= side / 3)).any():
+        if ((counts >= RULE_SPAN * side) & (counts - near >= RULE_STEP * side)).any():
             return True
     return False
 
