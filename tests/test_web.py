@@ -9,6 +9,7 @@ the very canvas pixels (the pad exported as PNG). Timings measured in the page g
 import base64
 import functools
 import http.server
+import io
 import itertools
 import json
 import threading
@@ -181,6 +182,10 @@ def test_the_site_is_self_contained(site):
 
 
 def test_mouse_drawings_read_as_the_command_reads_them(site, browser, tmp_path):
+    from PIL import Image
+
+    from lenet.reading.canvas import white_pad
+
     _directory, url, server = site
     page = open_page(browser, url + "/", url, {"width": 1000, "height": 800})
     try:
@@ -191,6 +196,8 @@ def test_mouse_drawings_read_as_the_command_reads_them(site, browser, tmp_path):
             mouse_draw(page, strokes)
             answer = settled_answer(page)
             check_same_as_command(answer, tmp_path, name, expected)
+            # The pad as the browser exports it (white, anti-aliased strokes) is a clean white pad.
+            assert white_pad(np.asarray(Image.open(io.BytesIO(answer["png"])))) is not None, name
             assert page.locator("#digit").text_content() == str(expected)
             assert page.locator("#bars li").count() == 10
             if name == "seven":
