@@ -1,11 +1,13 @@
-"""Read a drawing on a clean transparent canvas (an HTML canvas export: ink where it is opaque,
-nothing at all round its edges) on its alpha, at its own size.
+"""Read a drawing on a clean canvas at its own size: a transparent one (an HTML canvas export: ink
+where it is opaque, nothing at all round its edges) on its alpha, or the page's white pad (filled
+white, grey strokes, R = G = B, a pure white edge) on 255 - its grey.
 
 A canvas holds no paper, ruled or form lines and no uneven light, so `ink.find_ink`'s steps
 for them (the background's estimate, the line search, the form lines) are skipped, and a canvas
 small enough to be analysed whole is not reduced (nor looked at again closer). Only where the
-image really is such a canvas (`transparent_canvas`): an RGBA photo, opaque everywhere, or a
-drawing that runs off the edge takes the full path. web/lenet.js reads a canvas the same way.
+image really is such a canvas (`drawn_ink`): an RGBA photo, a scan whose paper is not exactly
+white, colour, a drawing that runs off the edge, or a white image with a ruled line across it
+(`ruled`) takes the full path. web/lenet.js reads a canvas the same way.
 """
 
 from __future__ import annotations

@@ -90,7 +90,8 @@ def preprocess(pixels: np.ndarray) -> np.ndarray:
 
 def find_digit(pixels: np.ndarray) -> Reading:
     """`read_digit`'s full path: find the digit, whatever the image (the module's steps); a drawing
-    on a clean transparent canvas on the canvas itself (`ink.canvas_ink`)."""
+    on a clean canvas, transparent or the page's white pad, on the canvas itself
+    (`canvas.canvas_ink`)."""
     alpha = drawn_ink(pixels)
     on_canvas = canvas_ink(alpha) if alpha is not None else None
     if on_canvas is not None:
