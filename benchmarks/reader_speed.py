@@ -30,6 +30,7 @@ ratio (decoding + reading).
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib.util
 import io
 import json
@@ -150,8 +151,9 @@ def labelled_inputs(kinds: list[str], n: int, seed: int = 0,
     pick = rng.choice(len(ds.test_labels), n, replace=False)
     digits, labels = ds.test_images[pick], ds.test_labels[pick]
     scanned, scanned_labels, source = scanned_digits(ds, n, rng)
+    twin = copy.deepcopy(rng)  # the transparent drawings: the page drawings' placings, the others' draws kept
     makers = {"drawing": lambda: [drawing(d, rng) for d in digits],
-              "canvas-transparent": lambda: [transparent_drawing(d, rng) for d in digits],
+              "canvas-transparent": lambda: [transparent_drawing(d, twin) for d in digits],
               "photo": lambda: [photo(d, rng) for d in digits],
               "scan": lambda: [scan(d, rng) for d in scanned],
               "phone": lambda: [disguise.photo(d, rng) for d in digits],
