@@ -62,16 +62,22 @@ def white_pad(pixels: np.ndarray) -> np.ndarray | None:
     if (values.dtype != np.uint8 or values.ndim not in (2, 3) or (values.ndim == 3 and values.shape[2] > 4)
             or min(values.shape[:2]) < MIN_SIDE or max(values.shape[:2]) > 2 * ANALYSIS_SIDE):
         return None
-    if values.ndim == 3 and values.shape[2] in (2, 4) and cv2.minMaxLoc(  # opaque everywhere
-            np.ascontiguousarray(values[..., -1]))[0] < 255:
-        return None
-    if not (values[0] == 255).all() or not (values[-1] == 255).all() \
-            or not (values[:, 0] == 255).all() or not (values[:, -1] == 255).all():
-        return None
-    first = values if values.ndim == 2 else np.ascontiguousarray(values[..., 0])
-    if values.ndim == 3 and values.shape[2] >= 3 and not (
-            np.array_equal(first, values[..., 1]) and np.array_equal(first, values[..., 2])):
-        return None  # colour: a photo, not the page's grey strokes
+    if values.ndim == 2:
+        first = values
+    else:
+        if not values.flags.c_contiguous:
+            values = np.ascontiguousarray(values)
+        first = cv2.extractChannel(values, 0)
+        if values.shape[2] == 2:  # grey + alpha: opaque everywhere
+            if cv2.minMaxLoc(cv2.extractChannel(values, 1))[0] < 255:
+                return None
+        elif values.shape[2] > 1:  # the grey pixel rebuilt (alpha 255) is the pixel: opaque grey everywhere
+            rebuilt = cv2.cvtColor(first, cv2.COLOR_GRAY2RGBA if values.shape[2] == 4 else cv2.COLOR_GRAY2RGB)
+            if cv2.norm(values, rebuilt, cv2.NORM_INF) != 0:
+                return None  # colour (a photo), or not opaque
+    if not ((first[0] == 255).all() and (first[-1] == 255).all()
+            and (first[:, 0] == 255).all() and (first[:, -1] == 255).all()):
+        return None  # paper not exactly white, or ink running off the edge
     if cv2.minMaxLoc(first)[0] >= 128:
         return None  # no ink darker than mid grey: as transparent_canvas's alpha above 127
     ink = cv2.bitwise_not(first)
@@ -83,9 +89,9 @@ def ruled(ink: np.ndarray) -> bool:
     column) inked over RULE_SPAN of the image's width (height) whose rows RULE_REACH away on both
     sides hold RULE_STEP of the width less ink. A drawn stroke is thicker, so its rows' neighbours are
     inked alike. The canvas path takes no lines out: such an image takes the full path."""
-    marked = ink > RULE_INK
+    marked = cv2.threshold(ink, RULE_INK, 1, cv2.THRESH_BINARY)[1]
     for axis in (1, 0):
-        counts = np.count_nonzero(marked, axis=axis)
+        counts = cv2.reduce(marked, axis, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel()
         side = ink.shape[axis]
         if counts.max() < RULE_SPAN * side:
             continue
