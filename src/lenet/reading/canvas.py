@@ -62,11 +62,14 @@ def white_pad(pixels: np.ndarray) -> np.ndarray | None:
     if (values.dtype != np.uint8 or values.ndim not in (2, 3) or (values.ndim == 3 and values.shape[2] > 4)
             or min(values.shape[:2]) < MIN_SIDE or max(values.shape[:2]) > 2 * ANALYSIS_SIDE):
         return None
-    if values.ndim == 2:
-        first = values
-    else:
-        if not values.flags.c_contiguous:
-            values = np.ascontiguousarray(values)
+    first = values if values.ndim == 2 else values[..., 0]
+    if not ((first[0] == 255).all() and (first[-1] == 255).all()
+            and (first[:, 0] == 255).all() and (first[:, -1] == 255).all()):
+        return None  # paper not exactly white, or ink running off the edge: looked at before any copy
+    if not values.flags.c_contiguous:  # OpenCV reads rows of pixels side by side
+        values = np.ascontiguousarray(values)
+        first = values if values.ndim == 2 else first
+    if values.ndim == 3:
         first = cv2.extractChannel(values, 0)
         if values.shape[2] == 2:  # grey + alpha: opaque everywhere
             if cv2.minMaxLoc(cv2.extractChannel(values, 1))[0] < 255:
@@ -75,9 +78,6 @@ def white_pad(pixels: np.ndarray) -> np.ndarray | None:
             rebuilt = cv2.cvtColor(first, cv2.COLOR_GRAY2RGBA if values.shape[2] == 4 else cv2.COLOR_GRAY2RGB)
             if cv2.norm(values, rebuilt, cv2.NORM_INF) != 0:
                 return None  # colour (a photo), or not opaque
-    if not ((first[0] == 255).all() and (first[-1] == 255).all()
-            and (first[:, 0] == 255).all() and (first[:, -1] == 255).all()):
-        return None  # paper not exactly white, or ink running off the edge
     if cv2.minMaxLoc(first)[0] >= 128:
         return None  # no ink darker than mid grey: as transparent_canvas's alpha above 127
     ink = cv2.bitwise_not(first)
