@@ -1,7 +1,7 @@
 """The speed benchmark suite: predict on what users send, training, time to 99%, evaluation, the data path.
 
 The first rows are `lenet predict`, whole process, on the files users send (benchmarks/
-reader_speed.py makes them from MNIST test digits): one page drawing (280x280 RGBA canvas PNG),
+reader_speed.py makes them from MNIST test digits): one page drawing (280x280 white RGBA PNG),
 then a folder of `--n` files of each of `--kinds` (page drawings, photo-like ~330 px JPEGs, 96x96
 grey scans), and last the MNIST-form 28x28 PNGs, the reader's shortcut that skips finding the
 ink, labelled as such. Each row names its input.

@@ -6,7 +6,9 @@ Writes `n` files of each kind into a folder of its own (benchmarks/reader_speed.
 from MNIST test digits the network never trained on), then runs `lenet predict FOLDER --json >
 file`, the kinds interleaved, `rounds` times each:
 
-  drawing   page drawings: 280x280 RGBA canvas PNGs, dark strokes on transparent, as the page posts them;
+  drawing   page drawings as the page posts them: 280x280 opaque RGBA PNGs of its pad, grey
+            strokes on white;
+  canvas-transparent  the same drawings as transparent canvas PNGs, the ink as alpha (not by default);
   photo     photo-like files: ~330 px RGB JPEGs of blue ink on unevenly lit paper;
   scan      scans: 96x96 grey PNGs of real digits on paper, with noise;
   phone     phone photos: 2000x1500 JPEGs of a page with a 60 px digit (not by default: slow);

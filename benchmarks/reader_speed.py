@@ -5,8 +5,10 @@
 
 Inputs, each from digits the network never trained on (drawn or scanned by other writers):
 
-  drawing   a 280x280 RGBA PNG from the page's canvas: dark strokes on transparent pixels
-            (MNIST test digits enlarged to about 200 px, their grey as the stroke's alpha);
+  drawing   what the page posts: a 280x280 opaque RGBA PNG of its pad, grey strokes (R = G = B) on
+            white (MNIST test digits enlarged to about 200 px, 255 - their grey as the stroke);
+  canvas-transparent  the same drawings exported without the white fill: the ink as alpha on
+            transparent pixels (not in the default kinds' tables of folder.py and bench.py);
   scan      a 96x96 grey PNG of a real digit on paper: scikit-learn's UCI digits (8x8, by other
             writers) enlarged, paper grey with noise;
   photo     a ~330 px RGB JPEG of blue ink on uneven paper (light falling off across it);
@@ -28,6 +30,7 @@ ratio (decoding + reading).
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib.util
 import io
 import json
@@ -55,12 +58,28 @@ def png(pixels: np.ndarray, mode: str | None = None) -> bytes:
     return buf.getvalue()
 
 
-def drawing(digit: np.ndarray, rng) -> bytes:
+def drawn(digit: np.ndarray, rng) -> np.ndarray:
+    """`digit` enlarged to about 200 px (its strokes near the page's 22 px pen) at a random place
+    on a 280x280 pad: the ink, 0..255."""
     side = int(rng.integers(170, 230))
     big = np.asarray(Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC))
-    rgba = np.zeros((280, 280, 4), np.uint8)
+    ink = np.zeros((280, 280), np.uint8)
     y, x = (int(v) for v in rng.integers(0, 280 - side, 2))
-    rgba[y:y + side, x:x + side, 3] = big
+    ink[y:y + side, x:x + side] = big
+    return ink
+
+
+def drawing(digit: np.ndarray, rng) -> bytes:
+    """What the page posts (app.js: the pad filled white, black anti-aliased strokes, toBlob's
+    PNG): a 280x280 opaque RGBA PNG, grey strokes (255 - ink, R = G = B) on white."""
+    grey = 255 - drawn(digit, rng)
+    return png(np.dstack([grey, grey, grey, np.full_like(grey, 255)]), "RGBA")
+
+
+def transparent_drawing(digit: np.ndarray, rng) -> bytes:
+    """A canvas exported without its white fill: a 280x280 RGBA PNG, the ink as alpha on black."""
+    rgba = np.zeros((280, 280, 4), np.uint8)
+    rgba[..., 3] = drawn(digit, rng)
     return png(rgba, "RGBA")
 
 
@@ -102,7 +121,8 @@ def scanned_digits(ds, n: int, rng) -> tuple[np.ndarray, np.ndarray, str]:
 
 
 # Each kind's row name (what it is, as a user sends it) and file suffix; real inputs first.
-KINDS = {"drawing": ("page drawing, 280x280 RGBA canvas PNG", ".png"),
+KINDS = {"drawing": ("page drawing, 280x280 white RGBA PNG", ".png"),
+         "canvas-transparent": ("transparent canvas, 280x280 RGBA PNG", ".png"),
          "photo": ("photo-like file, ~330 px RGB JPEG", ".jpg"),
          "scan": ("scan, 96x96 grey PNG", ".png"),
          "phone": ("phone photo, 2000x1500 JPEG", ".jpg"),
@@ -131,7 +151,9 @@ def labelled_inputs(kinds: list[str], n: int, seed: int = 0,
     pick = rng.choice(len(ds.test_labels), n, replace=False)
     digits, labels = ds.test_images[pick], ds.test_labels[pick]
     scanned, scanned_labels, source = scanned_digits(ds, n, rng)
+    twin = copy.deepcopy(rng)  # the transparent drawings: the page drawings' placings, the others' draws kept
     makers = {"drawing": lambda: [drawing(d, rng) for d in digits],
+              "canvas-transparent": lambda: [transparent_drawing(d, twin) for d in digits],
               "photo": lambda: [photo(d, rng) for d in digits],
               "scan": lambda: [scan(d, rng) for d in scanned],
               "phone": lambda: [disguise.photo(d, rng) for d in digits],
@@ -259,7 +281,7 @@ STEPS = {"image": ("decode_image",),
          "ink": ("grey", "reduced", "plain_ink", "canvas", "unruled", "ink_on_paper", "ink_and_mask", "background",
                  "backgrounds", "plain_floor", "pooled", "expand", "dark_is_ink", "strong_ink", "joined",
                  "light_corners", "marks_of", "components", "closer_look", "stroke_width", "find_ink"),
-         "canvas": ("transparent_canvas", "canvas_ink"),
+         "canvas": ("transparent_canvas", "white_pad", "drawn_ink", "canvas_ink"),
          "background": ("reduced", "background", "backgrounds", "plain_floor", "pooled", "expand", "stroke_width"),
          "paper": ("sheet", "sheet_only", "unlined", "paper_lines", "lines_along", "broken_lines", "thin_dark"),
          "order": ("percentiles", "median", "row_medians"),

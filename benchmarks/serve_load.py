@@ -6,7 +6,8 @@ Starts the server on a free loopback port, then drives it from a bounded asyncio
 one kind in turn (benchmarks/reader_speed.py makes them, from MNIST test digits), each kind in
 its own rows, real inputs first:
 
-  drawing   page drawings: 280x280 RGBA canvas PNGs, dark strokes on transparent (the page's request);
+  drawing   page drawings: 280x280 opaque RGBA PNGs, grey strokes on white (the page's request);
+  canvas-transparent  the same drawings as transparent canvas PNGs, the ink as alpha (not by default);
   photo     photo-like files: ~330 px RGB JPEGs;
   scan      scans: 96x96 grey PNGs of real digits;
   phone     phone photos: 2000x1500 JPEGs (not by default: slow);

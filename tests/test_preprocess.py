@@ -311,6 +311,7 @@ def test_a_transparent_canvas_takes_the_fast_path_and_an_opaque_rgba_photo_does_
     assert transparent_canvas(canvas) is not None
     photo = canvas.copy()
     photo[..., :3] = 255 - canvas[..., 3:]  # the same 7, dark on white, saved with opaque alpha
+    photo[..., 2] = np.maximum(photo[..., 2], 60)  # blue ink: not the page's grey pad either
     photo[..., 3] = 255
     assert transparent_canvas(photo) is None
     off_edge = canvas.copy()
@@ -328,6 +329,76 @@ def test_a_transparent_canvas_takes_the_fast_path_and_an_opaque_rgba_photo_does_
     assert calls  # the photo did
     assert fast.doubts == slow.doubts == ()
     assert max(abs(a - b) for a, b in zip(fast.box, slow.box, strict=True)) <= 2, (fast.box, slow.box)
+
+
+def white_pad(rgba: np.ndarray) -> np.ndarray:
+    """`rgba`'s drawing as the page's pad holds it: filled white, the ink as grey strokes, opaque."""
+    grey = 255 - rgba[..., 3]
+    return np.dstack([grey, grey, grey, np.full_like(grey, 255)])
+
+
+def test_the_pages_white_pad_takes_the_fast_path_and_scans_and_photos_do_not(monkeypatch):
+    from lenet.reading import canvas as canvas_module
+    from lenet.reading import digit
+
+    pad = white_pad(drawn_seven())
+    ink = canvas_module.white_pad(pad)
+    assert ink is not None and np.array_equal(ink, drawn_seven()[..., 3])
+    assert canvas_module.white_pad(pad[..., 0]) is not None  # grey (mode L)
+    assert canvas_module.white_pad(pad[..., [0, 3]]) is not None  # grey + alpha (mode LA)
+    assert canvas_module.white_pad(pad[..., :3]) is not None  # RGB
+    photo = pad.copy()
+    photo[..., 2] = np.maximum(photo[..., 2], 60)  # blue ink: channels not equal
+    noisy = pad[..., :3].astype(int) + np.random.default_rng(0).integers(-2, 3, pad[..., :3].shape)
+    photo_like = np.clip(noisy, 0, 255).astype(np.uint8)  # a photo's noise, even on a white edge
+    photo_like[0], photo_like[-1], photo_like[:, 0], photo_like[:, -1] = 255, 255, 255, 255
+    scan = pad[..., 0].copy()
+    scan[scan == 255] = 250  # a grey scan: paper not quite white at the edge
+    see_through = pad.copy()
+    see_through[100, 100, 3] = 254  # not opaque everywhere
+    faint = np.maximum(pad, 140)  # no ink darker than mid grey
+    for name, image in {"photo": photo, "photo-like": photo_like, "scan": scan,
+                        "see-through": see_through, "faint": faint}.items():
+        assert canvas_module.drawn_ink(image) is None, name
+
+    calls = []
+    full = digit.find_ink
+    monkeypatch.setattr(digit, "find_ink", lambda *a, **k: calls.append(1) or full(*a, **k))
+    fast = read_digit(pad)
+    assert calls == []  # the pad never reached the full path
+    slow = read_digit(scan)
+    assert calls  # the scan did
+    assert fast.doubts == slow.doubts == ()
+    assert max(abs(a - b) for a, b in zip(fast.box, slow.box, strict=True)) <= 2, (fast.box, slow.box)
+
+
+@pytest.mark.parametrize("thickness,grey", [(1, 90), (2, 90), (3, 170)])
+def test_a_white_image_with_a_ruled_line_short_of_its_edge_takes_the_full_path(model, thickness, grey):
+    """A saturated white scan with a ruled line that stops short of the edge: the canvas path takes
+    no lines out, so the line would join the digit; the full path removes it."""
+    from lenet.reading.canvas import white_pad as pad_ink
+
+    pad = white_pad(drawn_seven())
+    pad[246:246 + thickness, 15:265, :3] = np.minimum(pad[246:246 + thickness, 15:265, :3], grey)
+    assert pad_ink(pad) is None
+    across = white_pad(drawn_seven()).transpose(1, 0, 2).copy()  # and a column ruled down the page
+    across[15:265, 30:30 + thickness, :3] = np.minimum(across[15:265, 30:30 + thickness, :3], grey)
+    assert pad_ink(across) is None
+    reading = read_digit(pad)
+    assert model.probabilities(reading.image[None]).argmax(1)[0] == 7
+    assert reading.box.bottom <= 246, reading.box  # the line is not part of the digit
+
+
+@pytest.mark.parametrize("side,width", [(280, 22), (280, 6), (200, 40)])
+def test_the_fast_path_reads_a_drawn_white_pad_digit_right(model, side, width):
+    from lenet.reading.canvas import white_pad as pad_ink
+
+    pixels = white_pad(drawn_seven(side, width))
+    assert pad_ink(pixels) is not None
+    reading = read_digit(load_image(png_bytes(pixels)))
+    assert model.probabilities(reading.image[None]).argmax(1)[0] == 7
+    left, top, _, bottom = (v * 280 / side for v in reading.box)
+    assert abs(left - 70) <= width and abs(top - 50) <= width and abs(bottom - 240) <= width, reading.box
 
 
 @pytest.mark.parametrize("side,width", [(280, 22), (280, 6), (200, 40)])

@@ -9,6 +9,7 @@ the very canvas pixels (the pad exported as PNG). Timings measured in the page g
 import base64
 import functools
 import http.server
+import io
 import itertools
 import json
 import threading
@@ -181,6 +182,10 @@ def test_the_site_is_self_contained(site):
 
 
 def test_mouse_drawings_read_as_the_command_reads_them(site, browser, tmp_path):
+    from PIL import Image
+
+    from lenet.reading.canvas import white_pad
+
     _directory, url, server = site
     page = open_page(browser, url + "/", url, {"width": 1000, "height": 800})
     try:
@@ -191,6 +196,8 @@ def test_mouse_drawings_read_as_the_command_reads_them(site, browser, tmp_path):
             mouse_draw(page, strokes)
             answer = settled_answer(page)
             check_same_as_command(answer, tmp_path, name, expected)
+            # The pad as the browser exports it (white, anti-aliased strokes) is a clean white pad.
+            assert white_pad(np.asarray(Image.open(io.BytesIO(answer["png"])))) is not None, name
             assert page.locator("#digit").text_content() == str(expected)
             assert page.locator("#bars li").count() == 10
             if name == "seven":
@@ -325,13 +332,22 @@ def pad_pixels(strokes) -> np.ndarray:
 
 
 def test_the_page_reader_is_the_command_reader_on_hard_drawings(site, browser):
+    """The page's own pad (white, black strokes, opaque): the command's white-pad path
+    (canvas.white_pad) and the page's copy of it agree, and so do the full paths (a pad with a
+    ruled line short of its edge, a drawing that runs to the edge)."""
+    from lenet.reading.canvas import white_pad
     from lenet.reading.digit import read_digit
 
     _, url, _ = site
     page = open_page(browser, url + "/", url, {"width": 800, "height": 600})
+    fast = set()
+    ruled_seven = pad_pixels([[(70, 50), (210, 50), (150, 170), (125, 230)]]).copy()
+    ruled_seven[250:252, 15:265, :3] = 90
     try:
-        for name, strokes in HARD.items():
-            rgba = pad_pixels(strokes)
+        for name, strokes in {**HARD, "ruled-seven": None}.items():
+            rgba = pad_pixels(strokes) if strokes is not None else ruled_seven
+            if white_pad(rgba) is not None:
+                fast.add(name)
             theirs = read_digit(rgba)
             ours = page.evaluate("""(b64) => {
                 const bytes = Uint8ClampedArray.from(atob(b64), (c) => c.charCodeAt(0));
@@ -343,6 +359,8 @@ def test_the_page_reader_is_the_command_reader_on_hard_drawings(site, browser):
             assert tuple(ours["box"]) == theirs.box and tuple(ours["doubts"]) == theirs.doubts, name
     finally:
         page.context.close()
+    # Those clear of the pad's edge took the canvas path; those that run to it, and the ruled one, the full path.
+    assert fast == {"two-digits", "specks", "framed", "underlined", "dot", "wide-eight", "short-slash"}, fast
 
 
 def test_the_page_reader_reads_transparent_canvases_as_the_command_does(site, browser):

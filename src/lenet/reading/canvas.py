@@ -1,11 +1,13 @@
-"""Read a drawing on a clean transparent canvas (an HTML canvas export: ink where it is opaque,
-nothing at all round its edges) on its alpha, at its own size.
+"""Read a drawing on a clean canvas at its own size: a transparent one (an HTML canvas export: ink
+where it is opaque, nothing at all round its edges) on its alpha, or the page's white pad (filled
+white, grey strokes, R = G = B, a pure white edge) on 255 - its grey.
 
 A canvas holds no paper, ruled or form lines and no uneven light, so `ink.find_ink`'s steps
 for them (the background's estimate, the line search, the form lines) are skipped, and a canvas
 small enough to be analysed whole is not reduced (nor looked at again closer). Only where the
-image really is such a canvas (`transparent_canvas`): an RGBA photo, opaque everywhere, or a
-drawing that runs off the edge takes the full path. web/lenet.js reads a canvas the same way.
+image really is such a canvas (`drawn_ink`): an RGBA photo, a scan whose paper is not exactly
+white, colour, a drawing that runs off the edge, or a white image with a ruled line across it
+(`ruled`) takes the full path. web/lenet.js reads a canvas the same way.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from lenet.reading.ink import (
 )
 
 OPAQUE = np.arange(256, dtype=np.float32) / 255  # a clean canvas's ink: its alpha, 0..1
+RULE_INK = 63  # ruled() counts ink above this (a light ruled line too)
+RULE_SPAN, RULE_STEP = 0.6, 0.4  # ruled(): a line spans most of the width, far more than beside it
+RULE_REACH = 4  # ruled(): a line is thinner than twice this, a drawn stroke thicker (the page's pen: 22 px)
 CANVAS_MARGIN = 8  # the ink is found on its box and this much clear canvas round it (over marks_of's gap)
 
 
@@ -46,6 +51,62 @@ def transparent_canvas(pixels: np.ndarray) -> np.ndarray | None:
     alpha = cv2.extractChannel(values, values.shape[2] - 1) if values.flags.c_contiguous \
         else np.ascontiguousarray(edge)
     return alpha if cv2.minMaxLoc(alpha)[1] > 127 else None  # grey()'s rule for reading the alpha
+
+
+def white_pad(pixels: np.ndarray) -> np.ndarray | None:
+    """The ink (255 - grey) of a drawing on a clean white pad (the page's canvas: filled white,
+    grey strokes, so every pixel has R = G = B and is opaque, every pixel of the edge pure white,
+    some ink darker than mid grey), small enough to be read whole; else None. A scan or photo (a
+    border not exactly white, channels not exactly equal) takes the full path."""
+    values = np.asarray(pixels)
+    if (values.dtype != np.uint8 or values.ndim not in (2, 3) or (values.ndim == 3 and values.shape[2] > 4)
+            or min(values.shape[:2]) < MIN_SIDE or max(values.shape[:2]) > 2 * ANALYSIS_SIDE):
+        return None
+    first = values if values.ndim == 2 else values[..., 0]
+    if not ((first[0] == 255).all() and (first[-1] == 255).all()
+            and (first[:, 0] == 255).all() and (first[:, -1] == 255).all()):
+        return None  # paper not exactly white, or ink running off the edge: looked at before any copy
+    if not values.flags.c_contiguous:  # OpenCV reads rows of pixels side by side
+        values = np.ascontiguousarray(values)
+        first = values if values.ndim == 2 else first
+    if values.ndim == 3:
+        first = cv2.extractChannel(values, 0)
+        if values.shape[2] == 2:  # grey + alpha: opaque everywhere
+            if cv2.minMaxLoc(cv2.extractChannel(values, 1))[0] < 255:
+                return None
+        elif values.shape[2] > 1:  # the grey pixel rebuilt (alpha 255) is the pixel: opaque grey everywhere
+            rebuilt = cv2.cvtColor(first, cv2.COLOR_GRAY2RGBA if values.shape[2] == 4 else cv2.COLOR_GRAY2RGB)
+            if cv2.norm(values, rebuilt, cv2.NORM_INF) != 0:
+                return None  # colour (a photo), or not opaque
+    if cv2.minMaxLoc(first)[0] >= 128:
+        return None  # no ink darker than mid grey: as transparent_canvas's alpha above 127
+    ink = cv2.bitwise_not(first)
+    return None if ruled(ink) else ink
+
+
+def ruled(ink: np.ndarray) -> bool:
+    """Whether `ink` holds a ruled line (a white scan's, stopping short of the edge): a row (or
+    column) inked over RULE_SPAN of the image's width (height) whose rows RULE_REACH away on both
+    sides hold RULE_STEP of the width less ink. A drawn stroke is thicker, so its rows' neighbours are
+    inked alike. The canvas path takes no lines out: such an image takes the full path."""
+    marked = cv2.threshold(ink, RULE_INK, 1, cv2.THRESH_BINARY)[1]
+    for axis in (1, 0):
+        counts = cv2.reduce(marked, axis, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel()
+        side = ink.shape[axis]
+        if counts.max() < RULE_SPAN * side:
+            continue
+        padded = np.pad(counts, RULE_REACH)
+        near = np.maximum(padded[:-2 * RULE_REACH], padded[2 * RULE_REACH:])
+        if ((counts >= RULE_SPAN * side) & (counts - near >= RULE_STEP * side)).any():
+            return True
+    return False
+
+
+def drawn_ink(pixels: np.ndarray) -> np.ndarray | None:
+    """The ink of a drawing on a clean canvas, transparent (`transparent_canvas`) or white
+    (`white_pad`), 0..255; else None."""
+    alpha = transparent_canvas(pixels)
+    return alpha if alpha is not None else white_pad(pixels)
 
 
 def canvas_ink(alpha: np.ndarray) -> tuple[Ink, tuple[int, int]] | None:

@@ -27,7 +27,7 @@ import numpy as np
 from lenet.errors import NoDigit
 from lenet.reading import morphology as mo
 from lenet.reading.background import stroke_width
-from lenet.reading.canvas import canvas_ink, transparent_canvas
+from lenet.reading.canvas import canvas_ink, drawn_ink
 from lenet.reading.ink import (
     STRONG,
     Box,
@@ -90,8 +90,9 @@ def preprocess(pixels: np.ndarray) -> np.ndarray:
 
 def find_digit(pixels: np.ndarray) -> Reading:
     """`read_digit`'s full path: find the digit, whatever the image (the module's steps); a drawing
-    on a clean transparent canvas on the canvas itself (`ink.canvas_ink`)."""
-    alpha = transparent_canvas(pixels)
+    on a clean canvas, transparent or the page's white pad, on the canvas itself
+    (`canvas.canvas_ink`)."""
+    alpha = drawn_ink(pixels)
     on_canvas = canvas_ink(alpha) if alpha is not None else None
     if on_canvas is not None:
         found, offset = on_canvas

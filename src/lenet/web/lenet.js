@@ -10,6 +10,7 @@
   const f32 = Math.fround;
   const SIZE = 28, BOX = 20, ANALYSIS_SIDE = 192, LARGE_SIDE = 384, BACKGROUND_SIDE = 96, MIN_SIDE = 8;
   const MIN_CONTRAST = 0.08, STRONG = 0.5, WEAK = 0.22, FAINT = 0.15, MIN_HEIGHT = 10;
+  const RULE_INK = 63, RULE_REACH = 4, RULE_SPAN = 0.6, RULE_STEP = 0.4;  // canvas.ruled's
   const CANVAS_MARGIN = 8, MIN_LINE = 16, PLAIN = 0.1, MNIST_WIDTH = 1.95, THIN = 1.3, THICK = 3.4;
   const SEVERAL = "several separate marks: looks like more than one digit (use --number)";
   const SMALL = "ink too small", FAINT_INK = "ink too faint", BORDER = "ink touches the border";
@@ -601,6 +602,40 @@
     return hi > 127 ? alpha : null;
   }
 
+  // canvas.white_pad: the ink (255 - grey, uint8) of a drawing on a clean white pad (the page's own:
+  // opaque, R = G = B everywhere, every edge pixel pure white, some ink darker than mid grey, no
+  // ruled line), small enough to be read whole; else null.
+  function whitePad(rgba, w, h) {
+    if (Math.min(w, h) < MIN_SIDE || Math.max(w, h) > 2 * ANALYSIS_SIDE) return null;
+    const ink = map(h, w, Uint8Array), a = ink.a;
+    let hi = 0;
+    for (let i = 0; i < w * h; i++) {
+      const v = rgba[4 * i];
+      if (rgba[4 * i + 1] !== v || rgba[4 * i + 2] !== v || rgba[4 * i + 3] !== 255) return null;
+      a[i] = 255 - v;
+      if (a[i] > hi) hi = a[i];
+    }
+    for (let x = 0; x < w; x++) if (a[x] || a[(h - 1) * w + x]) return null;
+    for (let y = 0; y < h; y++) if (a[y * w] || a[y * w + w - 1]) return null;
+    return hi > 127 && !ruled(ink) ? ink : null;
+  }
+
+  // canvas.ruled: a row (column) inked over RULE_SPAN of the width (height) whose rows RULE_REACH
+  // away on both sides hold RULE_STEP of the width less ink: a ruled line, which the canvas path keeps.
+  function ruled(ink) {
+    const { h, w } = ink, a = ink.a;
+    const rows = new Int32Array(h), columns = new Int32Array(w);
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) if (a[y * w + x] > RULE_INK) { rows[y]++; columns[x]++; }
+    for (const [counts, side] of [[rows, w], [columns, h]]) {
+      const n = counts.length;
+      for (let i = 0; i < n; i++) {
+        const before = i >= RULE_REACH ? counts[i - RULE_REACH] : 0, after = i + RULE_REACH < n ? counts[i + RULE_REACH] : 0;
+        if (counts[i] >= RULE_SPAN * side && counts[i] - Math.max(before, after) >= RULE_STEP * side) return true;
+      }
+    }
+    return false;
+  }
+
   // ink.canvas_ink: find_ink on a clean transparent canvas's alpha, on the ink's box and a margin
   // of clear canvas, not reduced; [found, [top, left]], or null where the plain-paper rule fails.
   function canvasInk(alpha) {
@@ -841,7 +876,7 @@
   // digit.read_digit for a drawing (digit.find_digit: a canvas is never in MNIST's form):
   // {image: 28x28 uint8, box: [left, top, right, bottom] (right and bottom exclusive), doubts}.
   function readDigit(rgba, w, h, lut) {
-    const alpha = transparentCanvas(rgba, w, h), onCanvas = alpha && canvasInk(alpha);
+    const alpha = transparentCanvas(rgba, w, h) || whitePad(rgba, w, h), onCanvas = alpha && canvasInk(alpha);
     if (onCanvas) {
       const [found, offset] = onCanvas, [digit, others] = digitMarks(found.marks);
       return readMarks([h, w], found, digit, offset, others.length > 0);
