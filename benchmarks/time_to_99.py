@@ -1,6 +1,6 @@
 """Time to 99% and to 99.5%: whole `lenet train` processes, as a user runs them, over 10 seeds.
 
-    python benchmarks/time_to_99.py [--recipes fast] [--seeds 0-9] [--holdout N] [--data-dir DIR]
+    python benchmarks/time_to_99.py [--recipes fast,sprint] [--seeds 0-9] [--holdout N] [--data-dir DIR]
                                     [-- FLAG ...]
 
 For each recipe and seed runs `lenet train --recipe R --seed S` in a fresh process, as a user runs
@@ -71,18 +71,23 @@ def spread(rows: list[dict], key: str) -> tuple[float, float, float, float]:
     return (statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0, min(values), max(values))
 
 
-def report(recipe: str, rows: list[dict], holdout: int, extra: list[str]) -> None:
+FORMATS = {"training": "{:>10.1f}", "wall": "{:>7.1f}", "images/s": "{:>9,.0f}", "test": "{:>7.2%}",
+           "holdout": "{:>9.2%}"}
+
+
+def measure(recipe: str, seeds: list[int], data_dir: str | None, holdout: int, extra: list[str]) -> None:
+    """Run each seed, printing its row as it ends (a long run shows its seeds so far), then the spread."""
     columns = ["training", "wall", "images/s", "test"] + (["holdout"] if holdout else [])
     print(f"\n{recipe}{' ' + ' '.join(extra) if extra else ''}" + (f" (holdout {holdout:,})" if holdout else ""))
     print(f"{'seed':>5} {'training s':>10} {'wall s':>7} {'images/s':>9} {'test':>7}"
-          + ("  holdout" if holdout else ""))
-    formats = {"training": "{:>10.1f}", "wall": "{:>7.1f}", "images/s": "{:>9,.0f}", "test": "{:>7.2%}",
-               "holdout": "{:>9.2%}"}
-    for r in rows:
-        print(f"{r['seed']:>5} " + " ".join(formats[c].format(r[c]) for c in columns))
+          + ("  holdout" if holdout else ""), flush=True)
+    rows = []
+    for seed in seeds:
+        rows.append(run(recipe, seed, data_dir, holdout, extra))
+        print(f"{seed:>5} " + " ".join(FORMATS[c].format(rows[-1][c]) for c in columns), flush=True)
     stats = {c: spread(rows, c) for c in columns}
     for i, name in enumerate(("mean", "std", "min", "max")):
-        print(f"{name:>5} " + " ".join(formats[c].format(stats[c][i]) for c in columns))
+        print(f"{name:>5} " + " ".join(FORMATS[c].format(stats[c][i]) for c in columns))
     target = TARGETS.get(recipe)
     if target and not extra and not holdout:
         accuracy, training, wall = target
@@ -90,12 +95,13 @@ def report(recipe: str, rows: list[dict], holdout: int, extra: list[str]) -> Non
             wall is None or stats["wall"][0] <= wall)
         print(f"target: mean >= {accuracy:.1%} with <= {training:g} s of training"
               + (f" and <= {wall:g} s in all" if wall else "")
-              + f" (means over the seeds): {'met' if met else 'not met'} (the times hold on a quiet machine only)")
+              + f" (means over the seeds): {'met' if met else 'not met'} (the times hold on a quiet machine only)",
+              flush=True)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--recipes", default="fast", help="comma-separated recipes (default: fast)")
+    ap.add_argument("--recipes", default="fast,sprint", help="comma-separated recipes (default: fast,sprint)")
     ap.add_argument("--seeds", type=seeds_of, default=list(range(10)), help="seeds: 0-9 or 0,1,2 (default: 0-9)")
     ap.add_argument("--holdout", type=int, default=0, help="score on the last N training images too, to choose "
                                                             "on (default: 0, the test set alone)")
@@ -103,10 +109,8 @@ def main() -> int:
     ap.add_argument("extra", nargs=argparse.REMAINDER, help="after --: flags for every lenet train")
     args = ap.parse_args()
     extra = args.extra[1:] if args.extra[:1] == ["--"] else args.extra
-    results = {recipe: [run(recipe, s, args.data_dir, args.holdout, extra) for s in args.seeds]
-               for recipe in args.recipes.split(",")}
-    for recipe, rows in results.items():
-        report(recipe, rows, args.holdout, extra)
+    for recipe in args.recipes.split(","):
+        measure(recipe, args.seeds, args.data_dir, args.holdout, extra)
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-c", "import torch"], check=True)
     print(f"\npython -c 'import torch' alone: {time.perf_counter() - t0:.1f} s")
