@@ -206,8 +206,8 @@ RECIPES = {
     "sprint": Recipe(
         "sprint", "fast", activation="relu", optimizer="adam", lr=1e-2, beta1=0.7, beta2=0.9,
         batch_size=256, epochs=8, schedule="onecycle", label_smoothing=0.1, augment=True,
-        summary="fast with augmentation (random affine and elastic) over 8 epochs: the time to a mean of 99.5% over 10 seeds "
-                "(benchmarks/time_to_99.py)"),
+        summary="fast with augmentation (random affine and elastic) over 8 epochs: the time to a mean of 99.5% "
+                "over 10 seeds (benchmarks/time_to_99.py)"),
     "best": Recipe(
         "best", "fast", activation="relu", optimizer="sgd", lr=0.2, momentum=0.9, nesterov=True,
         weight_decay=5e-4, batch_size=128, epochs=30, schedule="onecycle", label_smoothing=0.1, augment=True,
