@@ -16,11 +16,11 @@ def optimizer_of(name: str):
     return make_optimizer(build_model(recipe.model_config()), recipe)
 
 
-def test_fast_trains_with_adam_at_the_published_betas():
+def test_fast_adam_trains_with_adam_at_the_published_betas():
     """tuomaso's train_mnist_fast: Adam, lr 1e-2, betas (0.7, 0.9), batch 256, one epoch, one-cycle."""
-    fast = RECIPES["fast"]
-    assert (fast.batch_size, fast.epochs, fast.schedule) == (256, 1, "onecycle")
-    optimizer = optimizer_of("fast")
+    recipe = RECIPES["fast-adam"]
+    assert (recipe.arch, recipe.batch_size, recipe.epochs, recipe.schedule) == ("fast", 256, 1, "onecycle")
+    optimizer = optimizer_of("fast-adam")
     assert isinstance(optimizer, Adam)
     for group in optimizer.param_groups:
         assert group["lr"] == 1e-2 and group["betas"] == (0.7, 0.9) and not group["decoupled_weight_decay"]
@@ -34,7 +34,7 @@ def test_sprint_is_a_fixed_schedule_of_the_fast_network():
 
 
 def test_the_other_recipes_keep_sgd():
-    for name in ("lenet5", "best", "robust", "tutorial"):
+    for name in ("fast", "lenet5", "best", "robust", "tutorial"):
         assert isinstance(optimizer_of(name), SGD), name
 
 
