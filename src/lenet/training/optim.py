@@ -1,4 +1,4 @@
-"""The optimizer: its parameter groups, the learning-rate schedule, and a plain SGD."""
+"""The optimizer: its parameter groups, the learning-rate schedule, and plain SGD and Adam."""
 
 from __future__ import annotations
 
@@ -32,12 +32,9 @@ def make_optimizer(model, recipe: Recipe):
     groups = [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": rest, "weight_decay": 0.0}]
     if recipe.optimizer == "sgd":
         return SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov and recipe.momentum > 0)
-    # One fused kernel for all parameters instead of a loop over them.
-    fused = all(p.device.type in ("cpu", "cuda") for p in model.parameters())
-    if recipe.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=recipe.lr, fused=fused)
-    if recipe.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=recipe.lr, fused=fused)
+    if recipe.optimizer in ("adam", "adamw"):
+        return Adam(groups, lr=recipe.lr, betas=(recipe.beta1, recipe.beta2),
+                    decoupled_weight_decay=recipe.optimizer == "adamw")
     raise UsageError(f"unknown optimizer {recipe.optimizer!r}")
 
 
@@ -89,30 +86,104 @@ class SGD:
             torch._foreach_add_(params, grads, alpha=-group["lr"])
 
     def state_dict(self) -> dict:
-        """torch.optim.SGD's layout: parameters by their index across the groups."""
-        index, groups, state = 0, [], {}
-        for group in self.param_groups:
-            ids = list(range(index, index + len(group["params"])))
-            for i, p in zip(ids, group["params"], strict=True):
-                if p in self.state:
-                    state[i] = dict(self.state[p])
-            groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": ids})
-            index += len(ids)
-        return {"state": state, "param_groups": groups}
+        return plain_state_dict(self)
 
     def load_state_dict(self, state_dict: dict) -> None:
-        saved = state_dict["param_groups"]
-        if [len(g["params"]) for g in saved] != [len(g["params"]) for g in self.param_groups]:
-            raise ModelFileError("the checkpoint's optimizer holds other parameters than this model's")
-        self.state = {}
-        for group, old in zip(self.param_groups, saved, strict=True):
-            for key in ("lr", "momentum", "nesterov", "weight_decay", "dampening"):
-                if key in old:
-                    group[key] = old[key]
-            for p, i in zip(group["params"], old["params"], strict=True):
-                slots = state_dict["state"].get(i, state_dict["state"].get(str(i)))
-                if slots and slots.get("momentum_buffer") is not None:
-                    self.state[p] = {"momentum_buffer": slots["momentum_buffer"].to(p.device, p.dtype)}
+        load_plain_state_dict(self, state_dict, ("lr", "momentum", "nesterov", "weight_decay", "dampening"))
+
+
+class Adam:
+    """Adam (Kingma & Ba 2014), with L2 weight decay or, `decoupled_weight_decay`, AdamW's
+    (Loshchilov & Hutter 2019): torch.optim.Adam's update, written here for the reason SGD is
+    (torch.optim would import torch._dynamo at start-up). The state_dict has torch.optim.Adam's
+    layout; tests/test_train.py checks both take the same steps. For the moments m and v at step t,
+        g += d w (L2) or w *= 1 - lr d (decoupled);  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
+        w -= lr / (1 - b1^t) * m / (sqrt(v / (1 - b2^t)) + eps)."""
+
+    def __init__(self, groups: list[dict], lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 decoupled_weight_decay: bool = False):
+        defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": 0.0, "amsgrad": False,
+                    "maximize": False, "foreach": None, "capturable": False, "differentiable": False,
+                    "fused": None, "decoupled_weight_decay": decoupled_weight_decay}
+        self.param_groups = [{**defaults, **group, "params": list(group["params"])} for group in groups]
+        self.state: dict = {}  # parameter -> {"step": float32 scalar tensor, "exp_avg": m, "exp_avg_sq": v}
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            lr, (beta1, beta2), eps, decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+            grads: list[torch.Tensor] | tuple[torch.Tensor, ...] = [p.grad for p in params]
+            if decay and group["decoupled_weight_decay"]:
+                torch._foreach_mul_(params, 1 - lr * decay)
+            elif decay:
+                grads = torch._foreach_add(grads, params, alpha=decay)
+            slots = [self.state.get(p) or self.state.setdefault(p, {
+                "step": torch.zeros((), dtype=torch.float32), "exp_avg": torch.zeros_like(p),
+                "exp_avg_sq": torch.zeros_like(p)}) for p in params]
+            torch._foreach_add_([s["step"] for s in slots], 1.0)
+            means, squares = [s["exp_avg"] for s in slots], [s["exp_avg_sq"] for s in slots]
+            torch._foreach_lerp_(means, grads, 1 - beta1)
+            torch._foreach_mul_(squares, beta2)
+            torch._foreach_addcmul_(squares, grads, grads, 1 - beta2)
+            steps = [float(s["step"]) for s in slots]
+            denominators = torch._foreach_sqrt(squares)
+            torch._foreach_div_(denominators, [math.sqrt(1 - beta2 ** t) for t in steps])
+            torch._foreach_add_(denominators, eps)
+            torch._foreach_addcdiv_(params, means, denominators, [-lr / (1 - beta1 ** t) for t in steps])
+
+    def state_dict(self) -> dict:
+        return plain_state_dict(self)
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        load_plain_state_dict(self, state_dict, ("lr", "betas", "eps", "weight_decay", "decoupled_weight_decay"))
+
+
+def plain_state_dict(optimizer: SGD | Adam) -> dict:
+    """torch.optim's layout: parameters by their index across the groups."""
+    index, groups, state = 0, [], {}
+    for group in optimizer.param_groups:
+        ids = list(range(index, index + len(group["params"])))
+        for i, p in zip(ids, group["params"], strict=True):
+            if p in optimizer.state:
+                state[i] = dict(optimizer.state[p])
+        groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": ids})
+        index += len(ids)
+    return {"state": state, "param_groups": groups}
+
+
+def load_plain_state_dict(optimizer: SGD | Adam, state_dict: dict, settings: tuple[str, ...]) -> None:
+    """Read torch.optim's layout (ours or torch's own): the groups' `settings`, each parameter's slots."""
+    saved = state_dict["param_groups"]
+    if [len(g["params"]) for g in saved] != [len(g["params"]) for g in optimizer.param_groups]:
+        raise ModelFileError("the checkpoint's optimizer holds other parameters than this model's")
+    optimizer.state = {}
+    for group, old in zip(optimizer.param_groups, saved, strict=True):
+        for key in settings:
+            if key in old:
+                group[key] = tuple(old[key]) if key == "betas" else old[key]
+        for p, i in zip(group["params"], old["params"], strict=True):
+            slots = state_dict["state"].get(i, state_dict["state"].get(str(i)))
+            if not slots:
+                continue
+            slots = {name: tensor_slot(name, value, p) for name, value in slots.items() if value is not None}
+            if slots:
+                optimizer.state[p] = slots
+
+
+def tensor_slot(name: str, value, p: torch.Tensor) -> torch.Tensor:
+    """A saved slot as the step reads it: a moment on its parameter's device and dtype, Adam's step
+    count a float32 scalar (a checkpoint may hold it as a plain number)."""
+    if name == "step":
+        return torch.tensor(float(value), dtype=torch.float32)
+    return value.to(p.device, p.dtype)
 
 
 def match_parameter_layouts(optimizer) -> None:
