@@ -94,7 +94,7 @@ def find_digit(pixels: np.ndarray) -> Reading:
     (`canvas.canvas_ink`)."""
     alpha = drawn_ink(pixels)
     on_canvas = canvas_ink(alpha) if alpha is not None else None
-    if on_canvas is not None:
+    if alpha is not None and on_canvas is not None:
         found, offset = on_canvas
         digit, others = digit_marks(found.marks)
         return read_marks(alpha.shape, found, digit, offset, several=bool(others))

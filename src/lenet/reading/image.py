@@ -122,7 +122,7 @@ def quick_decode(im, data: bytes) -> np.ndarray | None:
     else:
         return None
     pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
-    if not plain_pixels(pixels, width, height, channels):
+    if pixels is None or not plain_pixels(pixels, width, height, channels):
         return None
     if channels == 3:
         return cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)

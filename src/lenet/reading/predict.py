@@ -309,9 +309,9 @@ def stream_files(model, paths: list[Path], k: int = 1, workers: int | None = Non
 
     workers = workers or usable_cores()
     if workers > 1 and len(paths) >= POOL_FROM:
-        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures import Future, ProcessPoolExecutor
 
-        start, pending = 0, deque()
+        start, pending = 0, deque[Future]()
         with ProcessPoolExecutor(max_workers=workers, initializer=_hold, initargs=(model,)) as pool:
             # IN_FLIGHT chunks per process submitted, taken in input order: the processes never wait
             # for work, and results cannot pile up when printing (or saving) is slower than reading.
