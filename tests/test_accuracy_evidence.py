@@ -4,6 +4,7 @@ import csv
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lenet.config import RECIPES
@@ -115,16 +116,17 @@ def test_combine_joins_the_seeds_of_one_setting_and_refuses_others(tmp_path):
 
 
 def test_tta_views_move_the_image_one_pixel_with_background_filling_in():
-    import torch
+    from lenet.evaluation import scoring
 
     spec = importlib.util.spec_from_file_location("tta_benchmark", ROOT / "benchmarks" / "tta.py")
     tta = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tta)
-    image = torch.zeros(1, 4, 4, dtype=torch.uint8)
+    image = np.zeros((1, 4, 4), np.uint8)
     image[0, 0, 0], image[0, 3, 3] = 7, 9
-    right_down = tta.shifted(image, 1, 1)[0]
+    right_down = scoring.shifted(image, 1, 1)[0]
     assert right_down[1, 1] == 7 and right_down.sum() == 7  # the corner pixel 9 left the image
-    left = tta.shifted(image, -1, 0)[0]
+    left = scoring.shifted(image, -1, 0)[0]
     assert left[3, 2] == 9 and left.sum() == 9
-    assert tta.shifted(image, 0, 0) is image
+    assert scoring.shifted(image, 0, 0) is image
+    assert [tta.VIEWS[name] for name in ("none", "shift4", "shift8")] == [scoring.VIEWS[n] for n in (0, 4, 8)]
     assert all(len(set(v)) == len(v) and v[0] == (0, 0) for v in tta.VIEWS.values())
