@@ -1,6 +1,7 @@
 """The reader on paper as people have it: tight crops, margins, squared and ruled paper, the disguises.
 
-Prints a digest of readings of synthetic canvas drawings (must not change: lenet.js ports that path)
+Prints a digest of readings of synthetic canvas drawings (a change there must be made in lenet.js too, which
+ports the canvas path; tests/test_web.py compares the two)
 and accuracy per set with the bundled model. Usage: python benchmarks/paper.py [N] [set,set,...]
 """
 import contextlib
