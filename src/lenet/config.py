@@ -207,7 +207,7 @@ RECIPES = {
         batch_size=256, epochs=1, schedule="onecycle", label_smoothing=0.1,
         summary="fast with one-cycle Adam (lr 0.01, betas 0.7 and 0.9) at batch 256: 99.3% in one epoch "
                 "(docs/speed.md: how long)"),
-    # A fixed schedule (no score stops it), for the time to a mean of 99.5% over 10 seeds.
+    # A fixed schedule (no score stops it), for the time to a mean of 99.5% over 10 seeds (the record).
     "sprint": Recipe(
         "sprint", "fast", activation="relu", optimizer="adam", lr=1e-2, beta1=0.7, beta2=0.9,
         batch_size=256, epochs=8, schedule="onecycle", label_smoothing=0.1, augment=True,

@@ -40,8 +40,8 @@ def predict_images(model, images: np.ndarray, k: int = 1) -> list[Prediction]:
     return [prediction_of(p, image, k) for p, image in zip(model.probabilities(images), images, strict=True)]
 
 
-# p(not one digit) above which an answer is doubted: 0.3% of the right answers on the last 5,000
-# training digits (which neither network trains on) score higher.
+# p(not one digit) above which an answer is doubted: chosen so that few right answers on the last
+# 5,000 training digits (which neither network trains on) score higher (docs/reading.md).
 JUNK_ABOVE = 0.35
 
 _rejector = None  # the bundled rejector, loaded on first use and kept
