@@ -49,3 +49,15 @@ def test_a_recipe_recorded_before_the_betas_existed_reads_with_adams_defaults():
     old = {k: v for k, v in RECIPES["fast"].to_dict().items() if k not in ("beta1", "beta2")}
     recipe = Recipe(**old)
     assert (recipe.beta1, recipe.beta2) == (0.9, 0.999)
+
+
+def test_adams_decays_with_sgd_are_refused_naming_the_flags():
+    from lenet.cli.commands import choose_recipe
+    from lenet.cli.parser import build_parser
+    from lenet.errors import UsageError
+
+    parse = build_parser().parse_args
+    with pytest.raises(UsageError, match="--beta1 set Adam's decays, and the optimizer is sgd"):
+        choose_recipe(parse(["train", "--recipe", "fast", "--beta1", "0.5"]))
+    assert choose_recipe(parse(["train", "--recipe", "fast", "--optimizer", "adam", "--beta1", "0.5"])).beta1 == 0.5
+    assert choose_recipe(parse(["train", "--recipe", "sprint", "--optimizer", "sgd"])).optimizer == "sgd"

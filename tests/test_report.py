@@ -47,6 +47,7 @@ def test_every_mistake_listed_and_known_label_errors_marked(tmp_path):
     summary = write_report(synthetic_result(labels, wrong), ds, tmp_path)
 
     report = json.loads((tmp_path / "report.json").read_text())
+    assert report["shifts"] == 0  # no test-time augmentation, and the report says so
     listed = report["mistakes"]
     assert sorted(m["index"] for m in listed) == sorted(wrong)
     assert [m["probability"] for m in listed] == sorted((m["probability"] for m in listed), reverse=True)

@@ -353,3 +353,34 @@ def test_connections_are_spread_over_the_workers(digits):
         assert second.returncode == 1 and "Address already in use" in second.stderr
     finally:
         stop_server(proc)
+
+
+def test_a_small_reading_does_not_wait_for_a_large_one_in_the_thread():
+    """A small image, read on the event loop, is predicted in the next pass even while a large one
+    is still being read in the inference thread."""
+    import threading
+
+    import anyio
+
+    batcher = Batcher(None, most=4)  # flush replaced below: no model is used
+    answered = []
+    batcher.flush = lambda: (answered.append([r for r, _ in batcher.waiting]),
+                             [f.set_result(r) for r, f in batcher.waiting], batcher.waiting.clear(),
+                             setattr(batcher, "due", False), setattr(batcher, "inline", 0))
+    release = threading.Event()
+
+    def slow_read():
+        release.wait(5)
+        return "large"
+
+    async def both():
+        request = type("Request", (), {"app": type("App", (), {"state": type("State", (), {})})})
+        request.app.state.limiter = anyio.CapacityLimiter(1)
+        large = asyncio.ensure_future(batcher.read_and_predict(request, slow_read))
+        await asyncio.sleep(0.05)  # the large one is in the thread now
+        small = await asyncio.wait_for(batcher.predict("small"), 2)
+        release.set()
+        return small, await large
+
+    assert asyncio.run(both()) == ("small", "large")
+    assert answered[0] == ["small"]  # answered while the large one was still being read

@@ -18,7 +18,12 @@ MAX_DEFAULT_WORKERS = 8  # lenet serve's processes unless --workers says: one pe
 def choose_recipe(args) -> Recipe:
     """The named recipe (or --arch's own) with each flag given overriding its field."""
     recipe = RECIPES[args.recipe or DEFAULT_RECIPE[args.arch or "lenet5"]]
-    return recipe.override(**{f.name: getattr(args, f.name) for f in Recipe.knobs()})  # Recipe checks them
+    chosen = recipe.override(**{f.name: getattr(args, f.name) for f in Recipe.knobs()})  # Recipe checks them
+    given = [f"--{name}" for name in ("beta1", "beta2") if getattr(args, name, None) is not None]
+    if given and chosen.optimizer == "sgd":
+        raise UsageError(f"{' and '.join(given)} set Adam's decays, and the optimizer is sgd: add --optimizer adam "
+                         f"(or adamw), or leave {' and '.join(given)} out")
+    return chosen
 
 
 def cmd_train(args) -> int:

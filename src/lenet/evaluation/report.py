@@ -107,6 +107,7 @@ def write_report(result, ds, directory: Path) -> dict:
     summary = label_errors_summary(mistakes, labels, known) if known else None
     report = {
         "accuracy": result.accuracy, "n": result.n, "models": [m["model"] for m in result.models],
+        "shifts": result.shifts,  # test-time augmentation, when asked for
         "per_class": per_class(cm), "confusion_matrix": cm.tolist(),
         "known_label_errors": summary,  # None unless the test set is MNIST's
         "mistakes": [m.to_json() for m in mistakes],

@@ -31,7 +31,7 @@ from lenet.reading.ink import (
 
 OPAQUE = np.arange(256, dtype=np.float32) / 255  # a clean canvas's ink: its alpha, 0..1
 RULE_INK = 63  # ruled() counts ink above this (a light ruled line too)
-RULE_SPAN, RULE_STEP = 0.6, 0.4  # ruled(): a line spans most of the width, far more than beside it
+RULE_SPAN, RULE_STEP = 0.25, 0.2  # ruled(): a line (a box side, an underline) spans a quarter of the width
 RULE_REACH = 4  # ruled(): a line is thinner than twice this, a drawn stroke thicker (the page's pen: 22 px)
 CANVAS_MARGIN = 8  # the ink is found on its box and this much clear canvas round it (over marks_of's gap)
 

@@ -13,6 +13,7 @@ import io
 import math
 import struct
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -96,7 +97,10 @@ def draft_size(width: int, height: int) -> tuple[int, int]:
     if max(width, height) <= WORK_SIDE:
         return width, height
     factor = max(width, height) / DRAFT_SIDE
-    return max(1, math.ceil(width / factor)), max(1, math.ceil(height / factor))
+    # A long thin image keeps the short side the working size would leave it, up to 2 * MIN_SIDE:
+    # reduced further it would be too small to read.
+    keep = [min(side, 2 * MIN_SIDE, math.ceil(side * WORK_SIDE / max(width, height))) for side in (width, height)]
+    return max(keep[0], math.ceil(width / factor)), max(keep[1], math.ceil(height / factor))
 
 
 def quick_decode(im, data: bytes) -> np.ndarray | None:
@@ -138,15 +142,30 @@ def plain_pixels(pixels: np.ndarray | None, width: int, height: int, channels: i
 
 
 def spng_decode(data: bytes) -> np.ndarray | None:
-    """A PNG's pixels by libspng (pyspng), which decodes a canvas drawing in two thirds of libpng's
-    time; None when pyspng is not installed or cannot decode it."""
+    """A PNG's pixels by libspng (pyspng), faster than libpng on a canvas drawing; None when pyspng
+    is not installed, the chunks' checksums do not hold, or it cannot decode it."""
     spng = pyspng()
-    if spng is None:
+    if spng is None or not chunks_intact(data):
         return None
     try:
         return spng.load(data)
     except (RuntimeError, ValueError):  # corrupt or unusual: Pillow says what is wrong
         return None
+
+
+def chunks_intact(data: bytes) -> bool:
+    """Whether every chunk of a PNG holds its CRC: pyspng decodes without checking them, so a
+    damaged file would give wrong pixels instead of the error Pillow gives."""
+    at = 8  # past the signature
+    while at + 12 <= len(data):
+        length = int.from_bytes(data[at:at + 4], "big")
+        end = at + 8 + length
+        if end + 4 > len(data) or zlib.crc32(data[at + 4:end]) != int.from_bytes(data[end:end + 4], "big"):
+            return False
+        if data[at + 4:at + 8] == b"IEND":
+            return True
+        at = end + 4
+    return False
 
 
 @functools.cache

@@ -70,7 +70,7 @@ def percentiles(a: np.ndarray, qs: list[float]) -> np.ndarray:
 
 def selects(a: np.ndarray) -> bool:
     """Whether `ranked` picks the values of `a` (large, float32, finite), rather than one sort."""
-    return a.size >= SELECT and a.dtype == np.float32 and a.ndim <= 2 and bool(cv2.checkRange(a))
+    return a.size >= SELECT and a.dtype == np.float32 and a.ndim <= 2 and bool(cv2.checkRange(a)[0])
 
 
 def ranked(a: np.ndarray, ranks: list[int]) -> np.ndarray:

@@ -36,12 +36,16 @@ class Batcher:
         self.model, self.most = model, most
         self.waiting: list = []
         self.reading = 0  # requests reading in (or waiting for) the inference thread
+        self.inline = 0   # readings waiting that were made on the event loop
         self.due = False  # a flush is scheduled
 
-    async def predict(self, reading) -> Prediction:
+    async def predict(self, reading, inline: bool = True) -> Prediction:
+        """Predict `reading` in the next pass: at once with what else is ready when it was read on
+        the event loop (`inline`), else with the others being read in the thread."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self.waiting.append((reading, future))
+        self.inline += inline
         self.schedule()
         return await future
 
@@ -53,16 +57,18 @@ class Batcher:
         finally:
             self.reading -= 1
             self.schedule()  # the readings that waited for this one go now if it was the last
-        return await self.predict(reading)
+        return await self.predict(reading, inline=False)
 
     def schedule(self) -> None:
-        if self.waiting and not self.due and (self.reading == 0 or len(self.waiting) >= self.most):
+        # A reading made on the event loop never waits for the thread's: it goes in the next pass.
+        ready = self.inline or self.reading == 0 or len(self.waiting) >= self.most
+        if self.waiting and not self.due and ready:
             self.due = True
             asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
         self.due = False
-        waiting, self.waiting = self.waiting, []
+        waiting, self.waiting, self.inline = self.waiting, [], 0
         try:
             results = judge_readings(self.model, [reading for reading, _ in waiting])
         except Exception as e:  # each request gets the failure, as its own would

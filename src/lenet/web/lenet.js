@@ -10,7 +10,7 @@
   const f32 = Math.fround;
   const SIZE = 28, BOX = 20, ANALYSIS_SIDE = 192, LARGE_SIDE = 384, BACKGROUND_SIDE = 96, MIN_SIDE = 8;
   const MIN_CONTRAST = 0.08, STRONG = 0.5, WEAK = 0.22, FAINT = 0.15, MIN_HEIGHT = 10;
-  const RULE_INK = 63, RULE_REACH = 4, RULE_SPAN = 0.6, RULE_STEP = 0.4;  // canvas.ruled's
+  const RULE_INK = 63, RULE_REACH = 4, RULE_SPAN = 0.25, RULE_STEP = 0.2;  // canvas.ruled's
   const CANVAS_MARGIN = 8, MIN_LINE = 16, PLAIN = 0.1, MNIST_WIDTH = 1.95, THIN = 1.3, THICK = 3.4;
   const SEVERAL = "several separate marks: looks like more than one digit (use --number)";
   const SMALL = "ink too small", FAINT_INK = "ink too faint", BORDER = "ink touches the border";
