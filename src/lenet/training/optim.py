@@ -38,7 +38,52 @@ def make_optimizer(model, recipe: Recipe):
     raise UsageError(f"unknown optimizer {recipe.optimizer!r}")
 
 
-class SGD:
+class PlainOptimizer:
+    """What SGD and Adam share: parameter groups over `defaults`, per-parameter state, and torch.optim's
+    state_dict layout (parameters by their index across the groups), whose `SETTINGS` a checkpoint
+    restores."""
+    SETTINGS: tuple[str, ...] = ()
+
+    def __init__(self, groups: list[dict], defaults: dict):
+        self.param_groups = [{**defaults, **group, "params": list(group["params"])} for group in groups]
+        self.state: dict = {}  # parameter (hashed by identity) -> its slots
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.grad = None
+
+    def state_dict(self) -> dict:
+        index, groups, state = 0, [], {}
+        for group in self.param_groups:
+            ids = list(range(index, index + len(group["params"])))
+            for i, p in zip(ids, group["params"], strict=True):
+                if p in self.state:
+                    state[i] = dict(self.state[p])
+            groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": ids})
+            index += len(ids)
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Read torch.optim's layout (ours or torch's own): the groups' SETTINGS, each parameter's slots."""
+        saved = state_dict["param_groups"]
+        if [len(g["params"]) for g in saved] != [len(g["params"]) for g in self.param_groups]:
+            raise ModelFileError("the checkpoint's optimizer holds other parameters than this model's")
+        self.state = {}
+        for group, old in zip(self.param_groups, saved, strict=True):
+            for key in self.SETTINGS:
+                if key in old:
+                    group[key] = tuple(old[key]) if key == "betas" else old[key]
+            for p, i in zip(group["params"], old["params"], strict=True):
+                slots = state_dict["state"].get(i, state_dict["state"].get(str(i)))
+                if not slots:
+                    continue
+                slots = {name: tensor_slot(name, value, p) for name, value in slots.items() if value is not None}
+                if slots:
+                    self.state[p] = slots
+
+
+class SGD(PlainOptimizer):
     """Stochastic gradient descent with momentum (Nesterov's or not) and weight decay: torch.optim.SGD's
     update, dampening 0, written here because constructing any torch.optim optimizer imports
     torch._dynamo, a large part of a short run's start-up. The state_dict
@@ -49,15 +94,12 @@ class SGD:
     over parameters: for the buffer b, gradient g, weight w, decay d, momentum m and rate lr,
         g += d w;  b = m b + g (b = g at the first step);  g = g + m b (Nesterov) or b;  w -= lr g."""
 
-    def __init__(self, groups: list[dict], lr: float, momentum: float = 0.0, nesterov: bool = False):
-        defaults = {"lr": lr, "momentum": momentum, "nesterov": nesterov, "weight_decay": 0.0, "dampening": 0.0}
-        self.param_groups = [{**defaults, **group, "params": list(group["params"])} for group in groups]
-        self.state: dict = {}  # parameter -> {"momentum_buffer": tensor}
+    SETTINGS = ("lr", "momentum", "nesterov", "weight_decay", "dampening")
 
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        for group in self.param_groups:
-            for p in group["params"]:
-                p.grad = None
+    def __init__(self, groups: list[dict], lr: float, momentum: float = 0.0, nesterov: bool = False):
+        # Each parameter's slots: {"momentum_buffer": tensor}.
+        super().__init__(groups, {"lr": lr, "momentum": momentum, "nesterov": nesterov, "weight_decay": 0.0,
+                                  "dampening": 0.0})
 
     @torch.no_grad()
     def step(self) -> None:
@@ -85,14 +127,8 @@ class SGD:
                 grads = torch._foreach_add(grads, buffers, alpha=momentum) if group["nesterov"] else buffers
             torch._foreach_add_(params, grads, alpha=-group["lr"])
 
-    def state_dict(self) -> dict:
-        return plain_state_dict(self)
 
-    def load_state_dict(self, state_dict: dict) -> None:
-        load_plain_state_dict(self, state_dict, ("lr", "momentum", "nesterov", "weight_decay", "dampening"))
-
-
-class Adam:
+class Adam(PlainOptimizer):
     """Adam (Kingma & Ba 2014), with L2 weight decay or, `decoupled_weight_decay`, AdamW's
     (Loshchilov & Hutter 2019): torch.optim.Adam's update, written here for the reason SGD is
     (torch.optim would import torch._dynamo at start-up). The state_dict has torch.optim.Adam's
@@ -100,18 +136,15 @@ class Adam:
         g += d w (L2) or w *= 1 - lr d (decoupled);  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
         w -= lr / (1 - b1^t) * m / (sqrt(v / (1 - b2^t)) + eps)."""
 
+    SETTINGS = ("lr", "betas", "eps", "weight_decay", "decoupled_weight_decay")
+
     def __init__(self, groups: list[dict], lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  decoupled_weight_decay: bool = False):
-        defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": 0.0, "amsgrad": False,
-                    "maximize": False, "foreach": None, "capturable": False, "differentiable": False,
-                    "fused": None, "decoupled_weight_decay": decoupled_weight_decay}
-        self.param_groups = [{**defaults, **group, "params": list(group["params"])} for group in groups]
-        self.state: dict = {}  # parameter -> {"step": float32 scalar tensor, "exp_avg": m, "exp_avg_sq": v}
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        for group in self.param_groups:
-            for p in group["params"]:
-                p.grad = None
+        # Each parameter's slots: {"step": float32 scalar tensor, "exp_avg": m, "exp_avg_sq": v}; the
+        # groups hold torch.optim.Adam's keys, so torch's Adam reads our state_dict.
+        super().__init__(groups, {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": 0.0, "amsgrad": False,
+                                  "maximize": False, "foreach": None, "capturable": False, "differentiable": False,
+                                  "fused": None, "decoupled_weight_decay": decoupled_weight_decay})
 
     @torch.no_grad()
     def step(self) -> None:
@@ -138,44 +171,6 @@ class Adam:
             torch._foreach_div_(denominators, [math.sqrt(1 - beta2 ** t) for t in steps])
             torch._foreach_add_(denominators, eps)
             torch._foreach_addcdiv_(params, means, denominators, [-lr / (1 - beta1 ** t) for t in steps])
-
-    def state_dict(self) -> dict:
-        return plain_state_dict(self)
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        load_plain_state_dict(self, state_dict, ("lr", "betas", "eps", "weight_decay", "decoupled_weight_decay"))
-
-
-def plain_state_dict(optimizer: SGD | Adam) -> dict:
-    """torch.optim's layout: parameters by their index across the groups."""
-    index, groups, state = 0, [], {}
-    for group in optimizer.param_groups:
-        ids = list(range(index, index + len(group["params"])))
-        for i, p in zip(ids, group["params"], strict=True):
-            if p in optimizer.state:
-                state[i] = dict(optimizer.state[p])
-        groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": ids})
-        index += len(ids)
-    return {"state": state, "param_groups": groups}
-
-
-def load_plain_state_dict(optimizer: SGD | Adam, state_dict: dict, settings: tuple[str, ...]) -> None:
-    """Read torch.optim's layout (ours or torch's own): the groups' `settings`, each parameter's slots."""
-    saved = state_dict["param_groups"]
-    if [len(g["params"]) for g in saved] != [len(g["params"]) for g in optimizer.param_groups]:
-        raise ModelFileError("the checkpoint's optimizer holds other parameters than this model's")
-    optimizer.state = {}
-    for group, old in zip(optimizer.param_groups, saved, strict=True):
-        for key in settings:
-            if key in old:
-                group[key] = tuple(old[key]) if key == "betas" else old[key]
-        for p, i in zip(group["params"], old["params"], strict=True):
-            slots = state_dict["state"].get(i, state_dict["state"].get(str(i)))
-            if not slots:
-                continue
-            slots = {name: tensor_slot(name, value, p) for name, value in slots.items() if value is not None}
-            if slots:
-                optimizer.state[p] = slots
 
 
 def tensor_slot(name: str, value, p: torch.Tensor) -> torch.Tensor:
