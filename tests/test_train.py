@@ -155,11 +155,11 @@ def test_corrupt_or_foreign_checkpoint_is_a_clear_error(mnist_dir, tmp_path):
     assert r.returncode == 1 and "no checkpoint to resume from" in r.stderr
 
 
-@pytest.mark.parametrize("momentum, nesterov, decay", [(0.9, True, 5e-4), (0.9, False, 1e-3), (0.0, False, 0.0)])
-def test_our_sgd_takes_torch_sgd_steps_and_reads_its_state(momentum, nesterov, decay):
+def step_side_by_side(make_ours, make_theirs, decay: float, steps: int):
+    """Two copies of one network, trained by our optimizer and by torch's on the same batch,
+    swapping state_dicts halfway: the parameters must stay the same after every step."""
     from lenet.config import ModelConfig
     from lenet.nn.torch_model import build_model
-    from lenet.training.optim import SGD
 
     def groups(model):
         return [{"params": [p for p in model.parameters() if p.ndim > 1], "weight_decay": decay},
@@ -169,10 +169,9 @@ def test_our_sgd_takes_torch_sgd_steps_and_reads_its_state(momentum, nesterov, d
     ours = build_model(ModelConfig("fast", "relu"))
     theirs = build_model(ModelConfig("fast", "relu"))
     theirs.load_state_dict(ours.state_dict())
-    opt_ours = SGD(groups(ours), lr=0.1, momentum=momentum, nesterov=nesterov)
-    opt_theirs = torch.optim.SGD(groups(theirs), lr=0.1, momentum=momentum, nesterov=nesterov)
+    opt_ours, opt_theirs = make_ours(groups(ours)), make_theirs(groups(theirs))
     x, y = torch.randn(32, 1, 28, 28), torch.randint(0, 10, (32,))
-    for step in range(4):
+    for step in range(steps):
         if step == 2:  # swap states halfway: each reads the other's state_dict
             mine = opt_ours.state_dict()
             opt_ours.load_state_dict(opt_theirs.state_dict())
@@ -183,36 +182,23 @@ def test_our_sgd_takes_torch_sgd_steps_and_reads_its_state(momentum, nesterov, d
             opt.step()
         for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    return ours, opt_ours
+
+
+@pytest.mark.parametrize("momentum, nesterov, decay", [(0.9, True, 5e-4), (0.9, False, 1e-3), (0.0, False, 0.0)])
+def test_our_sgd_takes_torch_sgd_steps_and_reads_its_state(momentum, nesterov, decay):
+    from lenet.training.optim import SGD
+
+    step_side_by_side(lambda g: SGD(g, lr=0.1, momentum=momentum, nesterov=nesterov),
+                      lambda g: torch.optim.SGD(g, lr=0.1, momentum=momentum, nesterov=nesterov), decay, 4)
 
 
 @pytest.mark.parametrize("decoupled, decay, betas", [(False, 0.0, (0.7, 0.9)), (False, 5e-4, (0.9, 0.999)),
                                                      (True, 1e-2, (0.8, 0.95))])
 def test_our_adam_takes_torch_adam_steps_and_reads_its_state(decoupled, decay, betas):
-    from lenet.config import ModelConfig
-    from lenet.nn.torch_model import build_model
     from lenet.training.optim import Adam
 
-    def groups(model):
-        return [{"params": [p for p in model.parameters() if p.ndim > 1], "weight_decay": decay},
-                {"params": [p for p in model.parameters() if p.ndim <= 1], "weight_decay": 0.0}]
-
-    torch.manual_seed(0)
-    ours = build_model(ModelConfig("fast", "relu"))
-    theirs = build_model(ModelConfig("fast", "relu"))
-    theirs.load_state_dict(ours.state_dict())
-    opt_ours = Adam(groups(ours), lr=1e-2, betas=betas, decoupled_weight_decay=decoupled)
     kind = torch.optim.AdamW if decoupled else torch.optim.Adam
-    opt_theirs = kind(groups(theirs), lr=1e-2, betas=betas)
-    x, y = torch.randn(32, 1, 28, 28), torch.randint(0, 10, (32,))
-    for step in range(5):
-        if step == 2:  # swap states halfway: each reads the other's state_dict
-            mine = opt_ours.state_dict()
-            opt_ours.load_state_dict(opt_theirs.state_dict())
-            opt_theirs.load_state_dict(mine)
-        for model, opt in ((ours, opt_ours), (theirs, opt_theirs)):
-            opt.zero_grad(set_to_none=True)
-            torch.nn.functional.cross_entropy(model(x), y).backward()
-            opt.step()
-        for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
-            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    ours, opt_ours = step_side_by_side(lambda g: Adam(g, lr=1e-2, betas=betas, decoupled_weight_decay=decoupled),
+                                       lambda g: kind(g, lr=1e-2, betas=betas), decay, 5)
     assert float(opt_ours.state[next(ours.parameters())]["step"]) == 5
