@@ -304,7 +304,6 @@ def drawn_seven(side: int = 280, width: int = 22) -> np.ndarray:
 
 
 def test_a_transparent_canvas_takes_the_fast_path_and_an_opaque_rgba_photo_does_not(monkeypatch):
-    from lenet.reading import digit
     from lenet.reading.canvas import transparent_canvas
 
     canvas = drawn_seven()
@@ -320,13 +319,21 @@ def test_a_transparent_canvas_takes_the_fast_path_and_an_opaque_rgba_photo_does_
     assert transparent_canvas(canvas[..., [0, 3]]) is not None  # grey + alpha too
     assert transparent_canvas(canvas[..., :3]) is None  # no alpha at all
 
+    read_on_both_paths(monkeypatch, canvas, photo)  # the photo takes the full path
+
+
+def read_on_both_paths(monkeypatch, fast_input, full_input) -> None:
+    """`fast_input` never reaches the full path (find_ink), `full_input` does, and both read alike:
+    no doubts, boxes within 2 px."""
+    from lenet.reading import digit
+
     calls = []
     full = digit.find_ink
     monkeypatch.setattr(digit, "find_ink", lambda *a, **k: calls.append(1) or full(*a, **k))
-    fast = read_digit(canvas)
-    assert calls == []  # the canvas never reached the full path
-    slow = read_digit(photo)
-    assert calls  # the photo did
+    fast = read_digit(fast_input)
+    assert calls == []  # never reached the full path
+    slow = read_digit(full_input)
+    assert calls  # this one did
     assert fast.doubts == slow.doubts == ()
     assert max(abs(a - b) for a, b in zip(fast.box, slow.box, strict=True)) <= 2, (fast.box, slow.box)
 
@@ -339,7 +346,6 @@ def white_pad(rgba: np.ndarray) -> np.ndarray:
 
 def test_the_pages_white_pad_takes_the_fast_path_and_scans_and_photos_do_not(monkeypatch):
     from lenet.reading import canvas as canvas_module
-    from lenet.reading import digit
 
     pad = white_pad(drawn_seven())
     ink = canvas_module.white_pad(pad)
@@ -361,15 +367,7 @@ def test_the_pages_white_pad_takes_the_fast_path_and_scans_and_photos_do_not(mon
                         "see-through": see_through, "faint": faint}.items():
         assert canvas_module.drawn_ink(image) is None, name
 
-    calls = []
-    full = digit.find_ink
-    monkeypatch.setattr(digit, "find_ink", lambda *a, **k: calls.append(1) or full(*a, **k))
-    fast = read_digit(pad)
-    assert calls == []  # the pad never reached the full path
-    slow = read_digit(scan)
-    assert calls  # the scan did
-    assert fast.doubts == slow.doubts == ()
-    assert max(abs(a - b) for a, b in zip(fast.box, slow.box, strict=True)) <= 2, (fast.box, slow.box)
+    read_on_both_paths(monkeypatch, pad, scan)  # the scan takes the full path
 
 
 @pytest.mark.parametrize("thickness,grey", [(1, 90), (2, 90), (3, 170)])
