@@ -19,6 +19,8 @@ from lenet.reading.background import reduced_shape
 from lenet.reading.image import MIN_SIDE
 from lenet.reading.ink import (
     ANALYSIS_SIDE,
+    DARK_MINORITY,
+    FAINT_PEAK,
     STRONG,
     WEAK,
     Ink,
@@ -119,11 +121,11 @@ def canvas_ink(alpha: np.ndarray) -> tuple[Ink, tuple[int, int]] | None:
     x, y, w, h = cv2.boundingRect(alpha)  # the box of every pixel with any ink
     y0, x0 = max(0, y - CANVAS_MARGIN), max(0, x - CANVAS_MARGIN)
     part = alpha[y0:y + h + CANVAS_MARGIN, x0:x + w + CANVAS_MARGIN]
-    if np.count_nonzero(part > cv2.minMaxLoc(part)[1] / 2) / alpha.size >= 0.35:
+    if np.count_nonzero(part > cv2.minMaxLoc(part)[1] / 2) / alpha.size >= DARK_MINORITY:
         return None  # mostly ink: the polarity must be weighed, as plain_ink says
     contrast = cv2.LUT(part, OPAQUE)  # also plain_ink's ink: the canvas is clear, 1.0 in grey
     peak = peak_of(contrast)
-    if peak < 0.35:
+    if peak < FAINT_PEAK:
         return None  # faint ink: as plain_ink says
     levels = np.minimum(OPAQUE / np.float32(peak), 1)  # strong_ink's ink, level by level
     ink = cv2.LUT(part, levels)

@@ -46,6 +46,7 @@ LINE_CONTRAST = 0.04  # a paper's ruling is at least this much darker than the p
 DARK_MINORITY = 0.35  # plain paper is dark in less than this share of a canvas (web/lenet.js: the same)
 DARK_ON_PAPER = 0.5   # or of a photo or scan: a digit stretched to fill its box is dark in more than a third
 AMBIGUOUS = 0.25     # a ring this share of the ink's range from the middle grey is no clear answer
+FAINT_PEAK = 0.35    # plain paper's ink this faint at its strongest: the polarity must be weighed
 NO_INK = "no ink found: nothing stands out from the background"
 # grey() of a canvas's alpha, each level as NumPy computes 1 - alpha / 255 in float32: one lookup.
 CLEAR = 1 - np.arange(256, dtype=np.float32) / 255
@@ -251,12 +252,12 @@ def plain_ink(small: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
     darkest, lightest = cv2.minMaxLoc(small)[:2]  # one pass for both
     if lightest != paper:
         return None
-    if np.count_nonzero(small < (paper + darkest) / 2) / small.size >= 0.35:
+    if np.count_nonzero(small < (paper + darkest) / 2) / small.size >= DARK_MINORITY:
         return None  # mostly dark: the plain-paper rule does not hold
     contrast = paper - small
     ink = contrast / max(paper, 0.05)
     peak = peak_of(ink)
-    if peak < 0.35:
+    if peak < FAINT_PEAK:
         return None  # faint ink: the polarity must be weighed
     return ink, contrast, peak
 
