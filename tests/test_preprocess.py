@@ -382,6 +382,8 @@ def test_a_white_image_with_a_ruled_line_short_of_its_edge_takes_the_full_path(m
     across = white_pad(drawn_seven()).transpose(1, 0, 2).copy()  # and a column ruled down the page
     across[15:265, 30:30 + thickness, :3] = np.minimum(across[15:265, 30:30 + thickness, :3], grey)
     assert pad_ink(across) is None
+    assert pad_ink(pad[20:260].copy()) is None  # an image taller than wide, or wider than tall, too
+    assert pad_ink(across[:, 20:260].copy()) is None
     reading = read_digit(pad)
     assert model.probabilities(reading.image[None]).argmax(1)[0] == 7
     assert reading.box.bottom <= 246, reading.box  # the line is not part of the digit

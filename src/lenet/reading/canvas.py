@@ -97,7 +97,8 @@ def ruled(ink: np.ndarray) -> bool:
         side = ink.shape[axis]
         if counts.max() < RULE_SPAN * side:
             continue
-        padded = np.pad(counts, RULE_REACH)
+        padded = np.zeros(counts.size + 2 * RULE_REACH, counts.dtype)  # clear canvas past the edges (np.pad costs more)
+        padded[RULE_REACH:-RULE_REACH] = counts
         near = np.maximum(padded[:-2 * RULE_REACH], padded[2 * RULE_REACH:])
         if ((counts >= RULE_SPAN * side) & (counts - near >= RULE_STEP * side)).any():
             return True
@@ -121,7 +122,9 @@ def canvas_ink(alpha: np.ndarray) -> tuple[Ink, tuple[int, int]] | None:
     x, y, w, h = cv2.boundingRect(alpha)  # the box of every pixel with any ink
     y0, x0 = max(0, y - CANVAS_MARGIN), max(0, x - CANVAS_MARGIN)
     part = alpha[y0:y + h + CANVAS_MARGIN, x0:x + w + CANVAS_MARGIN]
-    if np.count_nonzero(part > cv2.minMaxLoc(part)[1] / 2) / alpha.size >= DARK_MINORITY:
+    # On whole levels, "over half the strongest" is "over its half rounded down" (0/1 masks: OpenCV's threshold).
+    dark = cv2.threshold(part, int(cv2.minMaxLoc(part)[1]) // 2, 1, cv2.THRESH_BINARY)[1]
+    if cv2.countNonZero(dark) / alpha.size >= DARK_MINORITY:
         return None  # mostly ink: the polarity must be weighed, as plain_ink says
     contrast = cv2.LUT(part, OPAQUE)  # also plain_ink's ink: the canvas is clear, 1.0 in grey
     peak = peak_of(contrast)
@@ -130,11 +133,17 @@ def canvas_ink(alpha: np.ndarray) -> tuple[Ink, tuple[int, int]] | None:
     levels = np.minimum(OPAQUE / np.float32(peak), 1)  # strong_ink's ink, level by level
     ink = cv2.LUT(part, levels)
     # Levels rise with alpha: WEAK and STRONG are each reached from one alpha on.
-    weak = part >= np.count_nonzero(levels <= WEAK)
-    strong = part >= np.count_nonzero(levels <= STRONG)
+    weak = at_least(part, np.count_nonzero(levels <= WEAK))
+    strong = at_least(part, np.count_nonzero(levels <= STRONG))
     mask = joined(weak, strong)
     labels, marks = marks_of(mask, ink, canvas_gap(alpha.shape))
     return Ink(ink, mask, marks, labels, contrast, 1.0), (y0, x0)
+
+
+def at_least(part: np.ndarray, level: int) -> np.ndarray:
+    """The mask of `part`'s (uint8) pixels at `level` or over, as `part >= level` gives it."""
+    return cv2.threshold(part, level - 1, 1, cv2.THRESH_BINARY)[1].view(bool) if level > 0 \
+        else np.ones(part.shape, bool)
 
 
 def canvas_gap(shape: tuple[int, int]) -> int:
