@@ -201,14 +201,15 @@ def components(labels: np.ndarray, count: int, weight: np.ndarray | None = None)
     boxes[:, 0], boxes[:, 1] = labels.shape[1], labels.shape[0]
     boxes[:, 2:] = 0
     # Everything on the labelled pixels' bounding box: raster order, so the same sums, on less.
-    x0, y0, w, h = cv2.boundingRect((labels > 0).view(np.uint8))
+    inked = labels > 0  # found once, used for the box, the one component's sums and the pieces
+    x0, y0, w, h = cv2.boundingRect(inked.view(np.uint8))
     if count == 0 or w == 0:
         return np.zeros(count, np.int64), np.zeros(count), boxes
-    labels = labels[y0:y0 + h, x0:x0 + w]
+    labels, inked = labels[y0:y0 + h, x0:x0 + w], inked[y0:y0 + h, x0:x0 + w]
     if count == 1:  # one component: its box is the bounding box, its sums need no binning
         box = np.array([[x0, y0, x0 + w, y0 + h]], np.int64)
-        pixels = np.array([cv2.countNonZero(labels)], np.int64)
-        ink = (np.array([float(weight[y0:y0 + h, x0:x0 + w][labels > 0].sum(dtype=np.float64))])
+        pixels = np.array([cv2.countNonZero(inked.view(np.uint8))], np.int64)
+        ink = (np.array([float(weight[y0:y0 + h, x0:x0 + w][inked].sum(dtype=np.float64))])
                if weight is not None else pixels.astype(np.float64))
         return pixels, ink, box
     flat = labels.ravel()
@@ -217,8 +218,8 @@ def components(labels: np.ndarray, count: int, weight: np.ndarray | None = None)
            if weight is not None else pixels.astype(np.float64))
     # Boxes from OpenCV's statistics of the connected pieces: each piece lies in one component,
     # so a component's box spans its pieces' boxes.
-    n, pieces, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm((labels > 0).view(np.uint8), 8,
-                                                                        cv2.CV_32S, LABELLING)
+    n, pieces, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(np.ascontiguousarray(inked).view(np.uint8),
+                                                                        8, cv2.CV_32S, LABELLING)
     stats = stats[1:].astype(np.int64)
     corners = np.stack([x0 + stats[:, cv2.CC_STAT_LEFT], y0 + stats[:, cv2.CC_STAT_TOP],
                         x0 + stats[:, cv2.CC_STAT_LEFT] + stats[:, cv2.CC_STAT_WIDTH],
