@@ -432,6 +432,30 @@ def test_a_white_image_with_a_form_box_round_a_small_digit_takes_the_full_path(m
     assert pad_ink(underlined) is None
 
 
+def test_fit_box_resamples_as_pillows_lanczos_does():
+    """fit_box's two products give what Pillow's LANCZOS resize of a float image gave (the step they
+    replaced), to float32 rounding, for crops of the shapes a digit's can take: reduced, enlarged,
+    already BOX on a side, one pixel."""
+    from PIL import Image
+
+    from lenet.reading.digit import BOX, fit_box
+
+    rng = np.random.default_rng(0)
+    shapes = [(1, 1), (1, 30), (5, 3), (BOX, BOX), (BOX, 7), (19, 25), (144, 116), (280, 40), (383, 200)]
+    shapes += [tuple(int(v) for v in rng.integers(1, 300, 2)) for _ in range(40)]
+    for height, width in shapes:
+        crop = (rng.random((height, width)) * (rng.random((height, width)) > 0.4)).astype(np.float32)
+        crop[height // 2, width // 2] = 1.0  # some ink
+        scale = BOX / max(height, width)
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        im = Image.frombuffer("F", (width, height), crop, "raw", "F", 0, 1).resize(size, Image.Resampling.LANCZOS)
+        expected = np.maximum(np.asarray(im), 0)
+        expected = expected / expected.max()
+        got = fit_box(crop)
+        assert got.shape == expected.shape and got.dtype == np.float32, (height, width)
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7, err_msg=f"{height}x{width}")
+
+
 def test_a_damaged_png_is_refused_with_or_without_libspng():
     from lenet.errors import ImageError
     from lenet.reading.image import chunks_intact
