@@ -250,15 +250,25 @@ def test_quick_decoding_gives_pillows_pixels(monkeypatch, spng):
              "transparent png": encoded(base, "PNG", transparency=(0, 0, 0)),
              "rotated jpeg": encoded(base, "JPEG", exif=exif), "rotated png": encoded(base, "PNG", exif=exif)}
     quick = []
-    decode = image.quick_decode
+    decode, plain_png = image.quick_decode, image.plain_png
     monkeypatch.setattr(image, "quick_decode", lambda im, data: quick.append(decode(im, data) is not None) or None)
-    pillows = {name: image.decode_image(data) for name, data in files.items()}
+    monkeypatch.setattr(image, "plain_png", lambda data: None)
+    pillows = {name: image.decode_image(data) for name, data in files.items()}  # all by Pillow
+    assert quick == [True] * 5 + [False] * 5  # the plain five taken by quick_decode, the rest not
+    headers = []
+
+    def header(data: bytes):
+        headers.append(plain_png(data))
+        return headers[-1]
+
+    monkeypatch.setattr(image, "plain_png", header)
     monkeypatch.setattr(image, "quick_decode", decode)
     for name, data in files.items():
         pixels, scale = image.decode_image(data)
         assert np.array_equal(pixels, pillows[name][0]) and pixels.shape == pillows[name][0].shape, name
         assert scale == pillows[name][1]
-    assert quick == [True] * 5 + [False] * 5  # the plain five by OpenCV, the rest by Pillow
+    # The three plain PNGs read from their header (libspng, or Pillow when it is missing), the rest by Pillow.
+    assert [h is not None for h in headers] == [True] * 3 + [False] * 7
     assert sum(p is not None for p in by_spng) == (2 * 3 if spng else 0)  # the three plain PNGs, twice
     for name in ("jpeg", "rgba png"):
         with pytest.raises(ValueError, match="cannot decode"):

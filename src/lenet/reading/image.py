@@ -52,6 +52,13 @@ def decode_image(source: str | Path | bytes, name: str | None = None) -> tuple[n
         raise ImageError(f"{name}: empty file")
     if len(data) > MAX_FILE_BYTES:
         raise TooLarge(f"{name}: larger than {MAX_FILE_BYTES // 1024**2} MB")
+    plain = plain_png(data)
+    if plain is not None:  # the header read here, the pixels by libspng: no Pillow image at all
+        width, height, channels = plain
+        check_size(name, width, height)
+        pixels = spng_decode(data)
+        if pixels is not None and plain_pixels(pixels, width, height, channels):
+            return pixels, 1.0
     try:
         with warnings.catch_warnings():
             # Our pixel limit is checked from the header, before any decoding; Pillow's own
@@ -59,12 +66,7 @@ def decode_image(source: str | Path | bytes, name: str | None = None) -> tuple[n
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im: Image.Image = Image.open(io.BytesIO(data), formats=FORMATS)
             width, height = im.size
-            if width * height > MAX_PIXELS:
-                raise TooLarge(f"{name}: {width}x{height} is {width * height:,} pixels, "
-                                 f"over the limit of {MAX_PIXELS:,}")
-            if min(width, height) < MIN_SIDE:
-                raise ImageError(f"{name}: {width}x{height} is too small to hold a digit "
-                                 f"(at least {MIN_SIDE}x{MIN_SIDE})")
+            check_size(name, width, height)
             im.draft("L", draft_size(width, height))  # JPEG: decoded at a reduced scale when it is big
             quick = quick_decode(im, data) if im.size == (width, height) else None
             if quick is not None:
@@ -88,6 +90,32 @@ def decode_image(source: str | Path | bytes, name: str | None = None) -> tuple[n
     except (OSError, SyntaxError, EOFError, ValueError) as e:  # truncated or corrupt (some plugins: ValueError)
         raise ImageError(f"{name}: cannot decode the image ({e})") from None
     return np.asarray(im), given / max(im.size)
+
+
+def check_size(name: str, width: int, height: int) -> None:
+    """Refuse an image whose header declares more than MAX_PIXELS, or a side under MIN_SIDE."""
+    if width * height > MAX_PIXELS:
+        raise TooLarge(f"{name}: {width}x{height} is {width * height:,} pixels, "
+                       f"over the limit of {MAX_PIXELS:,}")
+    if min(width, height) < MIN_SIDE:
+        raise ImageError(f"{name}: {width}x{height} is too small to hold a digit "
+                         f"(at least {MIN_SIDE}x{MIN_SIDE})")
+
+
+PNG_MODES = {0: 1, 2: 3, 6: 4}  # a PNG's colour type -> its channels: grey (L), RGB, RGBA
+
+
+def plain_png(data: bytes) -> tuple[int, int, int] | None:
+    """(width, height, channels) of the plainest PNG, read from its IHDR chunk: 8 bits a channel,
+    grey, RGB or RGBA, no transparency or orientation chunk, not to be reduced (what `quick_decode`
+    takes from Pillow's header); None for any other file, or a header that does not parse."""
+    if len(data) < 33 or data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        return None
+    width, height, depth, colour, compression, filtering, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    if (depth != 8 or colour not in PNG_MODES or compression or filtering or interlace > 1
+            or max(width, height) > WORK_SIDE or b"tRNS" in data or b"eXIf" in data):
+        return None
+    return width, height, PNG_MODES[colour]
 
 
 def draft_size(width: int, height: int) -> tuple[int, int]:
