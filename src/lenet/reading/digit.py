@@ -306,6 +306,7 @@ def lanczos_windows(size: int, new_size: int) -> tuple[np.ndarray, np.ndarray]:
     window = np.where(inside, lanczos((x - centres[:, None] + 0.5) * (1.0 / widening)), 0.0)
     totals = np.cumsum(window, axis=1)[:, -1:]  # summed in order, as Pillow's loop sums them
     np.divide(window, totals, out=window, where=totals != 0)
+    first.flags.writeable = window.flags.writeable = False  # shared by every call that hits the cache
     return first, window
 
 
