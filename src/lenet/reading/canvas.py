@@ -133,8 +133,8 @@ def canvas_ink(alpha: np.ndarray) -> tuple[Ink, tuple[int, int]] | None:
     levels = np.minimum(OPAQUE / np.float32(peak), 1)  # strong_ink's ink, level by level
     ink = cv2.LUT(part, levels)
     # Levels rise with alpha: WEAK and STRONG are each reached from one alpha on.
-    weak = at_least(part, np.count_nonzero(levels <= WEAK))
-    strong = at_least(part, np.count_nonzero(levels <= STRONG))
+    weak = at_least(part, int(np.count_nonzero(levels <= WEAK)))
+    strong = at_least(part, int(np.count_nonzero(levels <= STRONG)))
     mask = joined(weak, strong)
     labels, marks = marks_of(mask, ink, canvas_gap(alpha.shape))
     return Ink(ink, mask, marks, labels, contrast, 1.0), (y0, x0)
