@@ -28,19 +28,16 @@ from lenet.errors import ImageError, NoDigit
 from lenet.reading import morphology as mo
 from lenet.reading.background import (
     MIN_CONTRAST,
-    PLAIN,
     background,
     border_of,
     local_level,
-    pooled,
     reduced,
-    reduced_shape,
 )
 from lenet.reading.image import MIN_SIDE, stretched
 from lenet.reading.lines import form_lines
 from lenet.reading.morphology import Box
 from lenet.reading.order import median, percentiles, row_medians
-from lenet.reading.paper import TILT, framed, off_sheet, sheet, unlined
+from lenet.reading.paper import framed, off_sheet, sheet, unlined
 
 ANALYSIS_SIDE = 192  # ink is found on a copy at most this big (a small digit: on its crop, again),
 LARGE_SIDE = 384     # or this, for images more than twice as big: a small digit in a big photo stays findable
@@ -50,10 +47,6 @@ DARK_MINORITY = 0.35  # plain paper is dark in less than this share of a canvas 
 DARK_ON_PAPER = 0.5   # or of a photo or scan: a digit stretched to fill its box is dark in more than a third
 AMBIGUOUS = 0.25     # a ring this share of the ink's range from the middle grey is no clear answer
 FAINT_PEAK = 0.35    # plain paper's ink this faint at its strongest: the polarity must be weighed
-EVEN_BLOCKS = 12     # even paper's level is looked at on blocks this many a side at most
-EVEN_SIDE = 96      # nor on images smaller than this: too few pixels a block to tell paper from ink
-EVEN_PAPER = 0.05    # paper whose level varies less than this is even: its level is one number
-END, LINE_ENDS = 0.1, 0.25  # a line across reaches this share of both end stretches of a row
 NO_INK = "no ink found: nothing stands out from the background"
 # grey() of a canvas's alpha, each level as NumPy computes 1 - alpha / 255 in float32: one lookup.
 CLEAR = 1 - np.arange(256, dtype=np.float32) / 255
@@ -140,11 +133,6 @@ def find_ink(image_grey: np.ndarray, side: int | None = None, crop_sized: bool |
     else:
         if crop_sized is None:
             crop_sized = analysis_side(image_grey.shape) == ANALYSIS_SIDE
-        even = even_paper_ink(small) if crop_sized else None
-        if even is not None:  # even paper, no line across it, ink clear of the edges (a clean scan)
-            ink, mask, contrast = even
-            labels, marks = marks_of(mask, ink)
-            return Ink(ink, mask, marks, labels, contrast, factor)
         levels = percentiles(small, [2, 98])  # the sheet's test and, when nothing is painted over, the crop's
         inside = sheet(small, levels)
         on_sheet = small if inside is None else off_sheet(small, inside)
@@ -272,60 +260,6 @@ def plain_ink(small: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
     if peak < FAINT_PEAK:
         return None  # faint ink: the polarity must be weighed
     return ink, contrast, peak
-
-
-def even_paper_ink(small: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """(ink, mask, contrast) of a crop on even paper (a clean scan): light paper whose level, the
-    closing of EVEN_BLOCKS block maxima, varies less than EVEN_PAPER across the image, no dark run
-    reaching both ends of a row or column (a printed line, `lines_across`), dark in less than
-    DARK_ON_PAPER of it, and clear dark ink that comes near no edge. There the paper's level is one
-    number, so the local background, the sheet, the paper's lines and the polarity need no estimate,
-    and a crop that is not tight needs no frame; form lines (a box, an underline) are still taken
-    out. None for any other image: the full path weighs it."""
-    lo, mid, hi = percentiles(border_of(small), [5, 50, 95])
-    if hi - lo >= PLAIN or mid < 0.5:
-        return None  # a border uneven (a shadow, a desk) or dark (a board)
-    if min(small.shape) < EVEN_SIDE:
-        return None  # a few pixels a stroke (a low-resolution scan enlarged): the full path weighs them
-    shape = reduced_shape(small.shape, EVEN_BLOCKS)[0]
-    # The paper under strokes narrower than half the image (a digit's loops hold paper).
-    light = mo.closing(pooled(small, shape)[0], max(3, min(shape) // 2 | 1))
-    low, high = cv2.minMaxLoc(light)[:2]
-    if high - low >= EVEN_PAPER:
-        return None  # light falling off, a shadow: the local background is needed
-    paper = median(light)
-    if lines_across(small < mid - LINE_CONTRAST):
-        return None
-    darkest = cv2.minMaxLoc(small)[0]
-    if np.count_nonzero(small < (paper + darkest) / 2) >= DARK_ON_PAPER * small.size:
-        return None  # mostly dark: the polarity must be weighed
-    contrast = np.float32(paper) - small
-    ink = contrast / np.float32(max(paper, 0.05))
-    np.clip(ink, 0, None, out=ink)
-    peak = peak_of(ink)
-    if peak < FAINT_PEAK:
-        return None  # faint ink: the polarity must be weighed
-    ink, mask = strong_ink(ink, peak)
-    mask &= ~form_lines(mask)
-    if not mask.any() or edges_near(mask) > 0:
-        return None  # ink at an edge: maybe a tight crop, which the full path frames
-    return ink, mask, contrast
-
-
-def lines_across(dark: np.ndarray) -> bool:
-    """Whether `dark` (a mask) may hold a line across the image: some row (column), give or take
-    paper.TILT rows (a turned sheet), dark in LINE_ENDS of both its end stretches (each END of the
-    side long). A digit clear of the edges reaches neither end; noise reaches one rarely."""
-    for axis in (1, 0):
-        side = dark.shape[axis]
-        end = max(2, round(END * side))
-        first = np.count_nonzero(dark[:, :end] if axis == 1 else dark[:end], axis=axis)
-        last = np.count_nonzero(dark[:, -end:] if axis == 1 else dark[-end:], axis=axis)
-        first = mo.max_filter_1d(first.astype(np.float32), TILT)
-        last = mo.max_filter_1d(last.astype(np.float32), TILT)
-        if ((first >= LINE_ENDS * end) & (last >= LINE_ENDS * end)).any():
-            return True
-    return False
 
 
 def dark_is_ink(small: np.ndarray, dark_ink: np.ndarray, light_ink: np.ndarray, reach: int,
