@@ -134,9 +134,9 @@ def draft_size(width: int, height: int) -> tuple[int, int]:
 def quick_decode(im, data: bytes) -> np.ndarray | None:
     """The pixels Pillow would give for the plainest files (an 8-bit grey, RGB or RGBA PNG with no
     orientation or transparency chunk; a grey-decoded JPEG, whole, upright, not to be reduced),
-    decoded by OpenCV (a PNG by libspng when pyspng is installed), which do the same decoding with
-    less around it. None for anything else, or when they fail: Pillow then decodes it, and says
-    what is wrong."""
+    decoded by OpenCV, which does the same decoding with less around it (libspng, when installed,
+    has had its try in `decode_image` already). None for anything else, or when it fails: Pillow
+    then decodes it, and says what is wrong."""
     import cv2
 
     width, height = im.size
@@ -145,9 +145,6 @@ def quick_decode(im, data: bytes) -> np.ndarray | None:
     if im.format == "PNG" and im.mode in ("L", "RGB", "RGBA") and "transparency" not in im.info \
             and b"eXIf" not in data and im.info.get("bits", 8) == 8:
         flag, channels = cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION, len(im.mode)
-        pixels = spng_decode(data)
-        if pixels is not None:  # in Pillow's channel order already
-            return pixels if plain_pixels(pixels, width, height, channels) else None
     elif (im.format == "JPEG" and im.mode == "L" and data.endswith(b"\xff\xd9")
           and im.getexif().get(0x0112, 1) == 1):
         flag, channels = cv2.IMREAD_GRAYSCALE | cv2.IMREAD_IGNORE_ORIENTATION, 1
